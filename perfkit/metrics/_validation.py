@@ -1,0 +1,359 @@
+"""Boundary validation: turns user input into clean arrays or raises a named error."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from perfkit.exceptions import (
+    EmptyBatchError,
+    InputTypeError,
+    LabelError,
+    NonFiniteError,
+    ProbabilityError,
+    ShapeError,
+    UnknownTaskError,
+)
+
+__all__ = ["TASKS", "PreparedClassification", "PreparedRegression", "prepare"]
+
+TASKS = ("binary", "multiclass", "regression")
+
+
+def _to_1d(x: Any, name: str) -> np.ndarray:
+    if isinstance(x, pd.DataFrame):
+        if x.shape[1] != 1:
+            raise ShapeError(
+                f"{name} must be one-dimensional, got a DataFrame with {x.shape[1]} columns",
+                parameter=name,
+            )
+        x = x.iloc[:, 0]
+    if isinstance(x, pd.Series):
+        x = x.to_numpy()
+    if isinstance(x, (str, bytes)) or np.isscalar(x):
+        raise InputTypeError(
+            f"{name} must be an array-like of values, got {type(x).__name__}", parameter=name
+        )
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise InputTypeError(f"{name} could not be converted to an array: {exc}", parameter=name) from exc
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ShapeError(f"{name} must be one-dimensional, got shape {arr.shape}", parameter=name)
+    return arr
+
+
+def _check_finite(arr: np.ndarray, name: str) -> None:
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            bad = int(np.count_nonzero(~np.isfinite(arr)))
+            raise NonFiniteError(f"{name} contains {bad} NaN or infinite value(s)", parameter=name)
+    elif arr.dtype.kind == "O":
+        try:
+            missing = pd.isna(arr)
+        except (TypeError, ValueError):
+            missing = np.zeros(arr.shape, dtype=bool)
+        if np.any(missing):
+            raise NonFiniteError(
+                f"{name} contains {int(np.count_nonzero(missing))} missing (None/NaN) label(s)",
+                parameter=name,
+            )
+        floats = [v for v in arr[:1000] if isinstance(v, float)]
+        if floats and not np.isfinite(np.asarray(floats)).all():
+            raise NonFiniteError(f"{name} contains infinite values", parameter=name)
+
+
+def _python_label(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return v
+
+
+def _is_continuous(arr: np.ndarray) -> bool:
+    if arr.dtype.kind != "f":
+        return False
+    return bool(np.any(arr != np.round(arr)))
+
+
+@dataclass(frozen=True)
+class PreparedClassification:
+    task: str
+    classes: tuple
+    positive_index: int  # index into classes (binary); -1 for multiclass
+    y_idx: np.ndarray | None  # int64 class index of the truth, None when unlabelled
+    p_idx: np.ndarray  # int64 class index of the prediction
+    proba: np.ndarray | None  # (n, k) float64 C-order, columns = classes
+    eps: float  # clipping epsilon for log loss (from the input dtype, as scikit-learn)
+    n: int
+
+
+@dataclass(frozen=True)
+class PreparedRegression:
+    y: np.ndarray | None
+    yhat: np.ndarray
+    n: int
+
+
+def _encode(arr: np.ndarray, classes: tuple, name: str) -> np.ndarray:
+    """Map labels to indices of ``classes`` (fast path for small non-negative ints)."""
+    if arr.dtype.kind in "iub" and all(isinstance(c, (int, bool)) for c in classes):
+        a = arr.astype(np.int64, copy=False)
+        lo, hi = int(a.min()), int(a.max())
+        cls = np.asarray([int(c) for c in classes], dtype=np.int64)
+        if lo >= min(0, int(cls.min())) and hi - lo < 10_000_000:
+            base = min(lo, int(cls.min()))
+            table = np.full(max(hi, int(cls.max())) - base + 1, -1, dtype=np.int64)
+            table[cls - base] = np.arange(len(cls))
+            idx = table[a - base]
+            if (idx < 0).any():
+                unknown = np.unique(a[idx < 0])[:5].tolist()
+                raise LabelError(
+                    f"{name} contains labels {unknown} that are not among the classes {list(classes)}",
+                    parameter=name,
+                )
+            return idx
+    codes, uniques = pd.factorize(arr, sort=False)
+    lookup = {c: i for i, c in enumerate(classes)}
+    mapping = np.empty(len(uniques), dtype=np.int64)
+    for j, u in enumerate(uniques):
+        key = _python_label(u)
+        if key not in lookup:
+            raise LabelError(
+                f"{name} contains label {key!r} that is not among the classes {list(classes)}",
+                parameter=name,
+            )
+        mapping[j] = lookup[key]
+    return mapping[codes]
+
+
+def _sorted_labels(values: set) -> tuple:
+    try:
+        return tuple(sorted(values))
+    except TypeError as exc:
+        raise LabelError(
+            f"labels of mixed types cannot be ordered: {sorted(map(repr, values))[:6]}",
+            parameter="y_true",
+        ) from exc
+
+
+def _unique_labels(arr: np.ndarray) -> set:
+    if arr.dtype.kind in "iub":
+        return {_python_label(v) for v in np.unique(arr)}
+    return {_python_label(v) for v in pd.unique(arr)}
+
+
+def prepare(
+    y_true: Any,
+    y_pred: Any,
+    y_proba: Any,
+    *,
+    task: str | None,
+    classes: Sequence | None,
+    positive_label: Any,
+    proba_tol: float,
+) -> PreparedClassification | PreparedRegression:
+    """Validate one batch and return clean arrays (raises a ValidationError subclass)."""
+    if task is not None and task not in TASKS:
+        raise UnknownTaskError(f"task must be one of {TASKS}, got {task!r}", parameter="task")
+    if y_pred is None and y_proba is None:
+        raise InputTypeError("y_pred (or y_proba) is required", parameter="y_pred")
+    yt = None if y_true is None else _to_1d(y_true, "y_true")
+    yp = None if y_pred is None else _to_1d(y_pred, "y_pred")
+    n = len(yp) if yp is not None else len(y_proba)
+    if yt is not None and yp is not None and len(yt) != len(yp):
+        raise ShapeError(
+            f"y_true and y_pred have different lengths: {len(yt)} != {len(yp)}", parameter="y_pred"
+        )
+    if n == 0 or (yt is not None and len(yt) == 0):
+        raise EmptyBatchError("the batch is empty: y_true / y_pred have no rows", parameter="y_true")
+    if yt is not None:
+        _check_finite(yt, "y_true")
+    if yp is not None:
+        _check_finite(yp, "y_pred")
+
+    if task is None:
+        if y_proba is not None or classes is not None:
+            task = "classification"
+        elif (yt is not None and _is_continuous(yt)) or (yp is not None and _is_continuous(yp)):
+            task = "regression"
+        elif (yt is not None and yt.dtype.kind == "f") or (yp is not None and yp.dtype.kind == "f"):
+            # integral floats without scores: counts are regression targets more often than labels
+            task = "regression"
+        else:
+            task = "classification"
+
+    if task == "regression":
+        if y_proba is not None:
+            raise InputTypeError("y_pred_proba is not used for regression", parameter="y_pred_proba")
+        if yp is None:
+            raise InputTypeError("y_pred is required for regression", parameter="y_pred")
+        for arr, name in ((yt, "y_true"), (yp, "y_pred")):
+            if arr is not None and arr.dtype.kind not in "fiub":
+                raise InputTypeError(
+                    f"{name} must be numeric for regression, got dtype {arr.dtype}", parameter=name
+                )
+        y = None if yt is None else np.ascontiguousarray(yt, dtype=np.float64)
+        yhat = np.ascontiguousarray(yp, dtype=np.float64)
+        return PreparedRegression(y=y, yhat=yhat, n=n)
+
+    return _prepare_classification(yt, yp, y_proba, task, classes, positive_label, proba_tol, n)
+
+
+def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, proba_tol, n):
+    proba_cols = None
+    proba = None
+    eps = float(np.finfo(np.float64).eps)
+    if y_proba is not None:
+        if isinstance(y_proba, pd.DataFrame):
+            proba_cols = tuple(_python_label(c) for c in y_proba.columns)
+            proba_arr = y_proba.to_numpy()
+        elif isinstance(y_proba, pd.Series):
+            proba_arr = y_proba.to_numpy()
+        else:
+            try:
+                proba_arr = np.asarray(y_proba)
+            except (TypeError, ValueError) as exc:
+                raise InputTypeError(
+                    f"y_pred_proba could not be converted to an array: {exc}", parameter="y_pred_proba"
+                ) from exc
+        if proba_arr.dtype.kind not in "fiub":
+            raise InputTypeError(
+                f"y_pred_proba must be numeric, got dtype {proba_arr.dtype}", parameter="y_pred_proba"
+            )
+        if proba_arr.ndim not in (1, 2):
+            raise ShapeError(
+                f"y_pred_proba must be 1-D or 2-D, got shape {proba_arr.shape}", parameter="y_pred_proba"
+            )
+        if proba_arr.shape[0] != n:
+            raise ShapeError(
+                f"y_pred_proba has {proba_arr.shape[0]} rows but the batch has {n}",
+                parameter="y_pred_proba",
+            )
+        if proba_arr.dtype.kind == "f":
+            eps = float(np.finfo(proba_arr.dtype).eps)
+        proba = np.asarray(proba_arr, dtype=np.float64)
+        if not np.isfinite(proba).all():
+            raise NonFiniteError("y_pred_proba contains NaN or infinite values", parameter="y_pred_proba")
+        lo, hi = float(proba.min()), float(proba.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ProbabilityError(
+                f"y_pred_proba must lie in [0, 1], found values in [{lo:g}, {hi:g}]",
+                parameter="y_pred_proba",
+            )
+        if proba.ndim == 2 and proba.shape[1] == 1:
+            proba = proba[:, 0]
+        if proba.ndim == 2:
+            dev = float(np.max(np.abs(proba.sum(axis=1) - 1.0)))
+            if dev > proba_tol:
+                raise ProbabilityError(
+                    f"rows of y_pred_proba must sum to 1 (tolerance {proba_tol:g}); the worst row is "
+                    f"off by {dev:.3g}",
+                    parameter="y_pred_proba",
+                )
+
+    # ---- the class set
+    if classes is not None:
+        cls = _sorted_labels({_python_label(c) for c in classes})
+        if len(cls) != len(list(classes)):
+            raise LabelError("classes contains duplicates", parameter="classes")
+    elif proba_cols is not None:
+        cls = _sorted_labels(set(proba_cols))
+    else:
+        seen: set = set()
+        if yt is not None:
+            seen |= _unique_labels(yt)
+        if yp is not None:
+            seen |= _unique_labels(yp)
+        if proba is not None and proba.ndim == 2 and len(seen) < proba.shape[1]:
+            if all(isinstance(c, (int, bool)) and not isinstance(c, bool) for c in seen) and (
+                not seen or (min(seen) >= 0 and max(seen) < proba.shape[1])
+            ):
+                seen = set(range(proba.shape[1]))
+        if len(seen) == 1:
+            (only,) = seen
+            if isinstance(only, bool):
+                seen = {False, True}
+            elif isinstance(only, int) and only in (0, 1):
+                seen = {0, 1}
+            elif proba is not None:
+                raise LabelError(
+                    f"only one class ({only!r}) is present; pass classes=[...] so the scores can be "
+                    "interpreted",
+                    parameter="classes",
+                )
+        cls = _sorted_labels(seen)
+    k = len(cls)
+    if k < 2:
+        raise LabelError(f"classification needs at least two classes, got {list(cls)}", parameter="classes")
+    if task == "binary" and k != 2:
+        raise LabelError(f"task='binary' needs exactly two classes, got {list(cls)}", parameter="classes")
+    if task == "multiclass" and k < 3 and classes is None:
+        pass  # a multiclass model whose batch shows two classes stays multiclass
+    final_task = task if task in ("binary", "multiclass") else ("binary" if k == 2 else "multiclass")
+
+    if proba is not None and proba.ndim == 2:
+        if proba.shape[1] != k:
+            raise LabelError(
+                f"y_pred_proba has {proba.shape[1]} columns but there are {k} classes {list(cls)}",
+                parameter="y_pred_proba",
+            )
+        if proba_cols is not None:
+            if set(proba_cols) != set(cls):
+                raise LabelError(
+                    f"y_pred_proba columns {list(proba_cols)} do not match the classes {list(cls)}",
+                    parameter="y_pred_proba",
+                )
+            order = [proba_cols.index(c) for c in cls]
+            proba = proba[:, order]
+
+    pos_index = -1
+    if final_task == "binary":
+        if positive_label is None:
+            pos_index = 1
+        else:
+            pl = _python_label(positive_label)
+            if pl not in cls:
+                raise LabelError(
+                    f"positive_label {pl!r} is not one of the classes {list(cls)}", parameter="positive_label"
+                )
+            pos_index = cls.index(pl)
+        if proba is not None and proba.ndim == 1:
+            p = proba
+            proba = np.empty((n, 2))
+            proba[:, pos_index] = p
+            proba[:, 1 - pos_index] = 1.0 - p
+    elif proba is not None and proba.ndim == 1:
+        raise ShapeError(
+            f"y_pred_proba must have one column per class ({k}) for multiclass", parameter="y_pred_proba"
+        )
+
+    y_idx = None if yt is None else _encode(yt, cls, "y_true")
+    if yp is not None:
+        p_idx = _encode(yp, cls, "y_pred")
+    else:
+        p_idx = np.argmax(proba, axis=1).astype(np.int64)
+    if proba is not None:
+        proba = np.ascontiguousarray(proba)
+    return PreparedClassification(
+        task=final_task,
+        classes=cls,
+        positive_index=pos_index,
+        y_idx=y_idx,
+        p_idx=p_idx,
+        proba=proba,
+        eps=eps,
+        n=n,
+    )
+
+
+def is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)

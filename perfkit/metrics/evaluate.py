@@ -1,0 +1,203 @@
+"""From a state to metric values with confidence intervals."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from perfkit.exceptions import ValidationError
+from perfkit.metrics.registry import METRICS, EvalContext, MetricValue, resolve_metric_name
+from perfkit.metrics.state import ClassificationState, State, compute_state, state_from_dict
+
+__all__ = ["MetricReport", "compute_metrics", "evaluate", "performance_score"]
+
+
+@dataclass(frozen=True)
+class MetricReport(Mapping[str, MetricValue]):
+    """Metric values of one state: a read-only mapping ``name -> MetricValue``.
+
+    Examples
+    --------
+    >>> r = compute_metrics([0, 1, 1, 0], [0, 1, 0, 0], [0.2, 0.9, 0.4, 0.1])
+    >>> r["accuracy"].value
+    0.75
+    >>> list(r.to_frame().columns)[:4]
+    ['metric', 'value', 'ci_lower', 'ci_upper']
+    """
+
+    task: str
+    level: float
+    n: int
+    values: Mapping[str, MetricValue]
+
+    def __getitem__(self, key: str) -> MetricValue:
+        return self.values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def value_dict(self) -> dict[str, float]:
+        """``{name: value}`` (NaN for undefined)."""
+        return {k: v.value for k, v in self.values.items()}
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """``{name: MetricValue.to_dict()}``, JSON-safe."""
+        return {k: v.to_dict() for k, v in self.values.items()}
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy frame: one row per metric with stable columns."""
+        rows = [
+            {
+                "metric": v.name,
+                "value": v.value,
+                "ci_lower": v.ci_lower,
+                "ci_upper": v.ci_upper,
+                "se": v.se,
+                "n": v.n,
+                "level": v.level,
+                "method": v.method,
+                "reason": v.reason,
+            }
+            for v in self.values.values()
+        ]
+        return pd.DataFrame(
+            rows, columns=["metric", "value", "ci_lower", "ci_upper", "se", "n", "level", "method", "reason"]
+        )
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(v.name)}</td><td>{v.value:.4g}</td>"
+            f"<td>[{v.ci_lower:.4g}, {v.ci_upper:.4g}]</td><td>{html.escape(v.reason or '')}</td></tr>"
+            for v in self.values.values()
+        )
+        return (
+            f"<table><caption>{html.escape(self.task)} metrics, n={self.n}, "
+            f"{self.level:.0%} intervals</caption><tr><th>metric</th><th>value</th>"
+            f"<th>interval</th><th>note</th></tr>{rows}</table>"
+        )
+
+
+def evaluate(
+    state: State | dict,
+    *,
+    metrics: Iterable[str] | None = None,
+    level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+    zero_division: float = 0.0,
+) -> MetricReport:
+    """Every metric (or the chosen ones) of a state, with confidence intervals.
+
+    Parameters
+    ----------
+    state : ClassificationState, RegressionState or dict
+        A state from :func:`compute_state` / :func:`merge_states` (or its ``to_dict()``).
+    metrics : iterable of str, optional
+        Names (or aliases such as ``"auc"``); default: every metric of the task.
+    level : float, default 0.95
+        Confidence level of the intervals.
+    n_boot : int, default 2000
+        Multinomial bootstrap draws for macro precision / recall / F1.
+    seed : int, default 0
+        Seed of the bootstrap (results are reproducible).
+    zero_division : float, default 0.0
+        Value of a per-class precision / recall whose denominator is zero (scikit-learn's
+        default); the affected classes are named in ``reason``.
+
+    Examples
+    --------
+    >>> s = compute_state([1.0, 2.0, 3.0, 4.0], [1.1, 1.9, 3.2, 3.7])
+    >>> round(evaluate(s)["mse"].value, 4)
+    0.0375
+    """
+    if isinstance(state, dict):
+        state = state_from_dict(state)
+    if not (0.0 < level < 1.0):
+        raise ValidationError(f"level must be in (0, 1), got {level!r}", parameter="level")
+    if n_boot < 10:
+        raise ValidationError(f"n_boot must be at least 10, got {n_boot!r}", parameter="n_boot")
+    task = state.task
+    if metrics is None:
+        names = [
+            n for n, s in METRICS.items() if task in s.tasks and (state.labelled or not s.needs_labels)
+        ]
+    else:
+        names = [resolve_metric_name(m) for m in metrics]
+    ctx = EvalContext(level=level, n_boot=n_boot, seed=seed, zero_division=zero_division)
+    out: dict[str, MetricValue] = {}
+    for name in names:
+        spec = METRICS.get(name)
+        if spec is None:
+            continue  # custom metrics are computed from raw data by the tracker
+        if task not in spec.tasks:
+            out[name] = MetricValue(name, math.nan, n=state.n, level=level, reason=f"not_defined_for_{task}")
+            continue
+        if spec.needs_scores and isinstance(state, ClassificationState) and not state.has_scores:
+            out[name] = MetricValue(name, math.nan, n=state.n, level=level, reason="no_scores")
+            continue
+        mv = spec.compute(state, ctx)
+        if mv.higher_is_better is None and spec.higher_is_better is not None:
+            mv = MetricValue(**{**mv.__dict__, "higher_is_better": spec.higher_is_better})
+        out[name] = mv
+    return MetricReport(task=task, level=level, n=state.n, values=out)
+
+
+def compute_metrics(
+    y_true: Any,
+    y_pred: Any = None,
+    y_pred_proba: Any = None,
+    *,
+    task: str | None = None,
+    classes: Any = None,
+    positive_label: Any = None,
+    metrics: Iterable[str] | None = None,
+    level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+    zero_division: float = 0.0,
+) -> MetricReport:
+    """Validate a batch, compute its state and evaluate it (see :func:`evaluate`).
+
+    Examples
+    --------
+    >>> r = compute_metrics(["cat", "dog", "dog"], ["cat", "dog", "cat"])
+    >>> round(r["accuracy"].value, 4), r.task
+    (0.6667, 'binary')
+    """
+    state = compute_state(
+        y_true, y_pred, y_pred_proba, task=task, classes=classes, positive_label=positive_label
+    )
+    return evaluate(
+        state, metrics=metrics, level=level, n_boot=n_boot, seed=seed, zero_division=zero_division
+    )
+
+
+def performance_score(report: Mapping[str, MetricValue], task: str | None = None) -> float:
+    """One number in [0, 1] summarising a batch (higher is better).
+
+    Classification: the mean of accuracy, macro F1 and ROC AUC (those defined).
+    Regression: R² clipped to [0, 1]. NaN when none of them is defined (labels pending).
+
+    Examples
+    --------
+    >>> r = compute_metrics([0, 1, 1, 0], [0, 1, 1, 0], [0.1, 0.8, 0.9, 0.3])
+    >>> performance_score(r)
+    1.0
+    """
+    task = task or getattr(report, "task", None)
+    if task == "regression":
+        r2 = report.get("r2")
+        if r2 is None or not math.isfinite(r2.value):
+            return math.nan
+        return min(1.0, max(0.0, r2.value))
+    vals = [report[k].value for k in ("accuracy", "f1_macro", "roc_auc") if k in report]
+    vals = [v for v in vals if math.isfinite(v)]
+    return sum(vals) / len(vals) if vals else math.nan

@@ -1,0 +1,591 @@
+"""Metric registry: every metric declares its semantics and is a function of a state.
+
+Degradation detection, trends and charts read ``higher_is_better`` and the bounds from
+here; nothing else in perfkit hard-codes a metric's direction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from perfkit.exceptions import UnknownMetricError, ValidationError
+from perfkit.metrics import _kernels
+from perfkit.metrics.intervals import (
+    bootstrap_confusion,
+    logit_auc_interval,
+    macro_prf,
+    newcombe_auc_interval,
+    normal_interval,
+    wilson_interval,
+)
+from perfkit.metrics.state import ClassificationState, RegressionState
+
+__all__ = [
+    "ALIASES",
+    "CLASSIFICATION",
+    "METRICS",
+    "REGRESSION",
+    "CustomMetric",
+    "MetricSpec",
+    "MetricValue",
+    "get_metric",
+    "metric_names",
+    "register_custom_metric",
+    "register_metric",
+    "resolve_metric_name",
+]
+
+CLASSIFICATION = frozenset({"binary", "multiclass"})
+REGRESSION = frozenset({"regression"})
+ALL_TASKS = CLASSIFICATION | REGRESSION
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """A metric value with its confidence interval.
+
+    Attributes
+    ----------
+    name : str
+    value : float
+        NaN when undefined; ``reason`` then says why.
+    ci_lower, ci_upper : float
+        Confidence bounds at ``level`` (NaN when not available).
+    se : float
+        Standard error (NaN when not available).
+    level : float
+    n : int
+        Rows the value is computed from.
+    reason : str or None
+        Machine-readable note: why the value is NaN, or a caveat (``"zero_targets_skipped:3"``).
+    method : str
+        How the interval was computed.
+    error_bound : float or None
+        Hard bound on the approximation error (AUC from merged histograms).
+    successes, trials : float or None
+        Counts behind a proportion (used by the degradation tests).
+    higher_is_better : bool or None
+    """
+
+    name: str
+    value: float
+    ci_lower: float = math.nan
+    ci_upper: float = math.nan
+    se: float = math.nan
+    level: float = 0.95
+    n: int = 0
+    reason: str | None = None
+    method: str = ""
+    error_bound: float | None = None
+    successes: float | None = None
+    trials: float | None = None
+    higher_is_better: bool | None = None
+
+    @property
+    def is_defined(self) -> bool:
+        return math.isfinite(self.value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (NaN and inf become ``None``)."""
+        def f(x):
+            return None if x is None or not math.isfinite(x) else float(x)
+
+        return {
+            "name": self.name,
+            "value": f(self.value),
+            "ci_lower": f(self.ci_lower),
+            "ci_upper": f(self.ci_upper),
+            "se": f(self.se),
+            "level": self.level,
+            "n": self.n,
+            "reason": self.reason,
+            "method": self.method,
+            "error_bound": f(self.error_bound),
+            "successes": f(self.successes),
+            "trials": f(self.trials),
+            "higher_is_better": self.higher_is_better,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MetricValue:
+        def f(x):
+            return math.nan if x is None else float(x)
+
+        return cls(
+            name=d["name"],
+            value=f(d.get("value")),
+            ci_lower=f(d.get("ci_lower")),
+            ci_upper=f(d.get("ci_upper")),
+            se=f(d.get("se")),
+            level=float(d.get("level", 0.95)),
+            n=int(d.get("n", 0)),
+            reason=d.get("reason"),
+            method=d.get("method", ""),
+            error_bound=d.get("error_bound"),
+            successes=d.get("successes"),
+            trials=d.get("trials"),
+            higher_is_better=d.get("higher_is_better"),
+        )
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __repr__(self) -> str:
+        if not self.is_defined:
+            return f"MetricValue({self.name}=nan, reason={self.reason!r})"
+        return f"MetricValue({self.name}={self.value:.6g} [{self.ci_lower:.6g}, {self.ci_upper:.6g}])"
+
+
+@dataclass
+class EvalContext:
+    """Per-evaluation options and a cache shared by metrics of one state."""
+
+    level: float = 0.95
+    n_boot: int = 2000
+    seed: int = 0
+    zero_division: float = 0.0
+    cache: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric computed from a state.
+
+    Attributes
+    ----------
+    name : str
+    tasks : frozenset of str
+    higher_is_better : bool or None
+        ``None`` for descriptive statistics without a good direction (sample count).
+    lower, upper : float
+        Bounds of the value.
+    needs_scores : bool
+    needs_labels : bool
+    description : str
+    compute : callable (state, EvalContext) -> MetricValue
+    """
+
+    name: str
+    tasks: frozenset
+    higher_is_better: bool | None
+    lower: float
+    upper: float
+    needs_scores: bool
+    description: str
+    compute: Callable[[Any, EvalContext], MetricValue]
+    needs_labels: bool = True
+    binary_only: bool = False
+
+
+METRICS: dict[str, MetricSpec] = {}
+
+#: Names used by the seed's threshold keys (``auc_drop``) and common spellings.
+ALIASES = {
+    "auc": "roc_auc",
+    "f1": "f1_macro",
+    "precision": "precision_macro",
+    "recall": "recall_macro",
+    "logloss": "log_loss",
+    "n": "sample_count",
+}
+
+
+def register_metric(spec: MetricSpec, *, overwrite: bool = False) -> MetricSpec:
+    """Add a state-based metric to the registry."""
+    if spec.name in METRICS and not overwrite:
+        raise ValidationError(f"metric {spec.name!r} is already registered", parameter="spec")
+    METRICS[spec.name] = spec
+    return spec
+
+
+def metric_names(task: str | None = None) -> list[str]:
+    """Registered metric names (for a task)."""
+    return [n for n, s in METRICS.items() if task is None or task in s.tasks]
+
+
+def resolve_metric_name(name: str) -> str:
+    """Canonical metric name for a name or alias (``auc`` -> ``roc_auc``)."""
+    if name in METRICS or name in CUSTOM_METRICS:
+        return name
+    if name in ALIASES:
+        return ALIASES[name]
+    valid = sorted(set(METRICS) | set(CUSTOM_METRICS))
+    raise UnknownMetricError(f"unknown metric {name!r}; valid names: {', '.join(valid)}")
+
+
+def get_metric(name: str) -> MetricSpec:
+    """The spec of a registered metric (raises UnknownMetricError listing valid names).
+
+    Examples
+    --------
+    >>> get_metric("log_loss").higher_is_better
+    False
+    >>> get_metric("auc").name
+    'roc_auc'
+    """
+    canonical = resolve_metric_name(name)
+    if canonical in METRICS:
+        return METRICS[canonical]
+    raise UnknownMetricError(f"{name!r} is a custom metric, not a state-based one")
+
+
+# --------------------------------------------------------------------------- custom metrics
+@dataclass(frozen=True)
+class CustomMetric:
+    """A metric computed from the raw batch (not mergeable: windows cannot re-aggregate it).
+
+    ``func(y_true, y_pred, y_pred_proba) -> float``.
+    """
+
+    name: str
+    func: Callable[..., float]
+    higher_is_better: bool
+    tasks: frozenset = ALL_TASKS
+    description: str = ""
+
+
+CUSTOM_METRICS: dict[str, CustomMetric] = {}
+
+
+def register_custom_metric(
+    name: str,
+    func: Callable[..., float],
+    *,
+    higher_is_better: bool,
+    tasks: frozenset | set | tuple = ALL_TASKS,
+    description: str = "",
+    overwrite: bool = False,
+) -> CustomMetric:
+    """Register a metric computed from raw ``(y_true, y_pred, y_pred_proba)``.
+
+    Custom metrics are stored and reported like built-ins, but they are not mergeable:
+    weekly windows show the sample-weighted mean of batch values, and no interval.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = register_custom_metric(
+    ...     "false_positive_count",
+    ...     lambda y, p, proba: float(np.sum((np.asarray(p) == 1) & (np.asarray(y) == 0))),
+    ...     higher_is_better=False, tasks={"binary"}, overwrite=True)
+    >>> m.name
+    'false_positive_count'
+    """
+    if not callable(func):
+        raise ValidationError("func must be callable", parameter="func")
+    if (name in CUSTOM_METRICS and not overwrite) or name in METRICS:
+        raise ValidationError(f"metric {name!r} is already registered", parameter="name")
+    cm = CustomMetric(name, func, bool(higher_is_better), frozenset(tasks), description)
+    CUSTOM_METRICS[name] = cm
+    return cm
+
+
+# --------------------------------------------------------------------------- built-ins
+def _undefined(name: str, reason: str, n: int = 0, level: float = 0.95) -> MetricValue:
+    return MetricValue(name, math.nan, n=n, reason=reason, level=level, method="none")
+
+
+def _present(state: ClassificationState) -> np.ndarray:
+    cm = state.confusion
+    return (cm.sum(axis=0) + cm.sum(axis=1)) > 0
+
+
+def _accuracy(state: ClassificationState, ctx: EvalContext) -> MetricValue:
+    cm = state.confusion
+    correct = float(np.trace(cm))
+    n = float(cm.sum())
+    lo, hi = wilson_interval(correct, n, ctx.level)
+    p = correct / n
+    return MetricValue(
+        "accuracy", p, lo, hi, math.sqrt(p * (1 - p) / n), ctx.level, int(n),
+        method="wilson", successes=correct, trials=n,
+    )
+
+
+def _boot_prf(state: ClassificationState, ctx: EvalContext) -> np.ndarray:
+    key = ("boot_prf", ctx.n_boot, ctx.seed, ctx.zero_division)
+    if key not in ctx.cache:
+        draws = bootstrap_confusion(state.confusion, ctx.n_boot, ctx.seed)
+        ctx.cache[key] = macro_prf(draws, _present(state), ctx.zero_division)
+    return ctx.cache[key]
+
+
+def _macro(idx: int, name: str):
+    def compute(state: ClassificationState, ctx: EvalContext) -> MetricValue:
+        present = _present(state)
+        value = float(macro_prf(state.confusion, present, ctx.zero_division)[idx])
+        boot = _boot_prf(state, ctx)[:, idx]
+        alpha = 1.0 - ctx.level
+        lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+        cm = state.confusion
+        reasons = []
+        pred = cm.sum(axis=0)
+        true = cm.sum(axis=1)
+        for j, c in enumerate(state.classes):
+            if not present[j]:
+                continue
+            if idx in (0, 2) and pred[j] == 0 and idx == 0:
+                reasons.append(f"precision_zero_division:{c}")
+            if idx == 1 and true[j] == 0:
+                reasons.append(f"recall_zero_division:{c}")
+        return MetricValue(
+            name, value, float(min(lo, value)), float(max(hi, value)), float(boot.std(ddof=1)),
+            ctx.level, state.n, reason=";".join(reasons) or None, method="multinomial_bootstrap",
+        )
+
+    return compute
+
+
+def _positive(kind: str):
+    def compute(state: ClassificationState, ctx: EvalContext) -> MetricValue:
+        cm = state.confusion
+        j = state.positive_index
+        tp = float(cm[j, j])
+        pred = float(cm[:, j].sum())
+        true = float(cm[j, :].sum())
+        if kind == "precision":
+            num, den = tp, pred
+        elif kind == "recall":
+            num, den = tp, true
+        else:
+            num, den = 2 * tp, pred + true
+        if den == 0:
+            return MetricValue(
+                kind, ctx.zero_division, n=state.n, level=ctx.level,
+                reason=f"{kind}_zero_division", method="none",
+            )
+        value = num / den
+        if kind == "f1":
+            # delta-method-free: bootstrap the 2x2 counts
+            draws = bootstrap_confusion(cm, ctx.n_boot, ctx.seed)
+            tpb = draws[:, j, j].astype(float)
+            denb = draws[:, :, j].sum(1) + draws[:, j, :].sum(1)
+            fb = np.where(denb > 0, 2 * tpb / np.maximum(denb, 1), ctx.zero_division)
+            alpha = 1 - ctx.level
+            lo, hi = np.quantile(fb, [alpha / 2, 1 - alpha / 2])
+            return MetricValue(
+                "f1", value, float(min(lo, value)), float(max(hi, value)), float(fb.std(ddof=1)),
+                ctx.level, state.n, method="multinomial_bootstrap",
+            )
+        lo, hi = wilson_interval(num, den, ctx.level)
+        return MetricValue(
+            kind, value, lo, hi, math.sqrt(value * (1 - value) / den), ctx.level, state.n,
+            method="wilson", successes=num, trials=den,
+        )
+
+    return compute
+
+
+def _auc_parts(state: ClassificationState) -> list[tuple[float, float, float | None, int, int]]:
+    """Per histogram class: (auc, var, error_bound, n_pos, n_neg)."""
+    out = []
+    for j, c in enumerate(state.hist_classes):
+        P = int(state.hist_pos[j].sum())
+        N = int(state.hist_neg[j].sum())
+        if state.auc_exact is not None:
+            out.append((state.auc_exact[j], state.auc_var_exact[j], 0.0, P, N))
+            continue
+        a, v, b = _kernels.delong_from_histograms(state.hist_pos[j], state.hist_neg[j])
+        out.append((float(a), float(v), float(b), P, N))
+        del c
+    return out
+
+
+def _roc_auc(state: ClassificationState, ctx: EvalContext) -> MetricValue:
+    parts = _auc_parts(state)
+    if state.task == "binary":
+        a, v, bound, P, N = parts[0]
+        if not math.isfinite(a):
+            return _undefined("roc_auc", "single_class_in_y_true", state.n, ctx.level)
+        se = math.sqrt(max(v, 0.0))
+        if min(P, N) < 100 or not (0 < a < 1) or se == 0:
+            lo, hi = newcombe_auc_interval(a, P, N, ctx.level)
+            method = "newcombe"
+        else:
+            lo, hi = logit_auc_interval(a, se, ctx.level)
+            method = "delong_logit"
+        if bound:
+            lo, hi = max(0.0, lo - bound), min(1.0, hi + bound)
+        return MetricValue(
+            "roc_auc", a, lo, hi, se, ctx.level, state.n, method=method,
+            error_bound=bound, reason=None if state.auc_exact is not None else "from_histograms",
+        )
+    defined = [(p, state.classes[c]) for p, c in zip(parts, state.hist_classes, strict=True) if math.isfinite(p[0])]
+    if not defined:
+        return _undefined("roc_auc", "no_class_with_positives_and_negatives", state.n, ctx.level)
+    skipped = [state.classes[c] for p, c in zip(parts, state.hist_classes, strict=True) if not math.isfinite(p[0])]
+    k = len(defined)
+    a = sum(p[0] for p, _ in defined) / k
+    var = sum(p[1] for p, _ in defined) / (k * k)
+    bound = sum(p[2] for p, _ in defined) / k
+    se = math.sqrt(max(var, 0.0))
+    lo, hi = logit_auc_interval(a, se, ctx.level)
+    if not math.isfinite(lo):
+        lo, hi = normal_interval(a, se, ctx.level)
+        lo, hi = max(0.0, lo), min(1.0, hi)
+    if bound:
+        lo, hi = max(0.0, lo - bound), min(1.0, hi + bound)
+    reasons = [f"class_without_positives:{c}" for c in skipped]
+    if state.auc_exact is None:
+        reasons.append("from_histograms")
+    return MetricValue(
+        "roc_auc", a, lo, hi, se, ctx.level, state.n, method="delong_ovr_macro",
+        error_bound=bound, reason=";".join(reasons) or None,
+    )
+
+
+def _log_loss(state: ClassificationState, ctx: EvalContext) -> MetricValue:
+    m = state.logloss
+    se = m.mean_se() if m.n > 1 else math.nan
+    lo, hi = normal_interval(m.mean, se, ctx.level, df=m.n - 1)
+    return MetricValue(
+        "log_loss", m.mean, max(0.0, lo) if math.isfinite(lo) else lo, hi, se, ctx.level, m.n,
+        method="t_mean",
+    )
+
+
+def _sample_count(state: Any, ctx: EvalContext) -> MetricValue:
+    n = float(state.n)
+    return MetricValue("sample_count", n, n, n, 0.0, ctx.level, state.n, method="exact")
+
+
+def _var_of_moments(m, ctx: EvalContext) -> tuple[float, float]:
+    var = m.m2 / m.n
+    if m.n < 2:
+        return var, math.nan
+    mu4 = m.m4 / m.n
+    return var, math.sqrt(max(mu4 - var * var, 0.0) / m.n)
+
+
+def _prediction_variance(state: Any, ctx: EvalContext) -> MetricValue:
+    if isinstance(state, RegressionState):
+        var, se = _var_of_moments(state.yhat, ctx)
+        method = "moments"
+    elif state.score_moments:
+        cols = state.hist_classes
+        pairs = [_var_of_moments(state.score_moments[c], ctx) for c in cols]
+        var = sum(p[0] for p in pairs) / len(pairs)
+        se = sum(p[1] for p in pairs) / len(pairs)
+        method = "moments_of_scores"
+    else:
+        q = state.pred_counts / state.n
+        cols = state.hist_classes
+        var = float(np.mean([q[c] * (1 - q[c]) for c in cols]))
+        se = math.nan
+        method = "predicted_class_indicator"
+    lo, hi = normal_interval(var, se, ctx.level)
+    if math.isfinite(lo):
+        lo = max(0.0, lo)
+    return MetricValue("prediction_variance", var, lo, hi, se, ctx.level, state.n, method=method)
+
+
+def _t_metric(name: str, attr: str, *, nonneg: bool = True):
+    def compute(state: RegressionState, ctx: EvalContext) -> MetricValue:
+        m = getattr(state, attr)
+        se = m.mean_se()
+        lo, hi = normal_interval(m.mean, se, ctx.level, df=m.n - 1)
+        if nonneg and math.isfinite(lo):
+            lo = max(0.0, lo)
+        reason = None
+        kurt = state.e.excess_kurtosis()
+        if name == "mse" and math.isfinite(kurt) and kurt > 3.0:
+            reason = f"heavy_tailed_errors:excess_kurtosis={kurt:.1f}"
+        return MetricValue(name, m.mean, lo, hi, se, ctx.level, m.n, reason=reason, method="t_mean")
+
+    return compute
+
+
+def _rmse(state: RegressionState, ctx: EvalContext) -> MetricValue:
+    mse = _t_metric("mse", "se")(state, ctx)
+    value = math.sqrt(mse.value)
+    se = mse.se / (2 * value) if value > 0 else math.nan
+    lo = math.sqrt(max(mse.ci_lower, 0.0)) if math.isfinite(mse.ci_lower) else math.nan
+    hi = math.sqrt(mse.ci_upper) if math.isfinite(mse.ci_upper) else math.nan
+    return MetricValue("rmse", value, lo, hi, se, ctx.level, state.n, reason=mse.reason, method="delta_sqrt")
+
+
+def _r2(state: RegressionState, ctx: EvalContext) -> MetricValue:
+    n = state.n
+    if n < 2:
+        return _undefined("r2", "fewer_than_two_samples", n, ctx.level)
+    sst = state.y.m2
+    mse = state.se.mean
+    sse = mse * n
+    if sst <= 0:
+        # scikit-learn's force_finite convention for a constant target
+        value = 1.0 if sse == 0 else 0.0
+        return MetricValue("r2", value, n=n, level=ctx.level, reason="constant_target", method="none")
+    value = 1.0 - sse / sst
+    A = mse
+    B = sst / n
+    var_s = state.se.m2 / n
+    var_d2 = state.y.m4 / n - B * B
+    dbar = state.y.mean - state.shift
+    sum_s = state.se.mean * n
+    e_sd2 = (state.cross2 - 2 * dbar * state.cross1 + dbar * dbar * sum_s) / n
+    cov = e_sd2 - A * B
+    v = (var_s / B**2 + A * A * var_d2 / B**4 - 2 * A * cov / B**3) / n
+    se = math.sqrt(max(v, 0.0))
+    lo, hi = normal_interval(value, se, ctx.level)
+    return MetricValue("r2", value, lo, min(hi, 1.0), se, ctx.level, n, method="influence_function")
+
+
+def _mape(state: RegressionState, ctx: EvalContext) -> MetricValue:
+    m = state.ape
+    if m.n == 0:
+        return _undefined("mape", "all_targets_zero", state.n, ctx.level)
+    se = m.mean_se()
+    lo, hi = normal_interval(m.mean, se, ctx.level, df=m.n - 1)
+    reason = f"zero_targets_skipped:{state.n_zero_target}" if state.n_zero_target else None
+    return MetricValue(
+        "mape", m.mean, max(lo, 0.0) if math.isfinite(lo) else lo, hi, se, ctx.level, m.n,
+        reason=reason, method="t_mean",
+    )
+
+
+def _guard_labels(fn):
+    def compute(state, ctx):
+        if not state.labelled:
+            return _undefined(fn_name[fn], "labels_pending", state.n, ctx.level)
+        return fn(state, ctx)
+
+    return compute
+
+
+fn_name: dict = {}
+
+
+def _builtin(name, tasks, hib, lo, hi, needs_scores, desc, fn, *, needs_labels=True, binary_only=False):
+    fn_name[fn] = name
+    register_metric(
+        MetricSpec(
+            name, tasks, hib, lo, hi, needs_scores, desc,
+            _guard_labels(fn) if needs_labels else fn,
+            needs_labels=needs_labels, binary_only=binary_only,
+        )
+    )
+
+
+# ---- the built-in metrics, in one visible block
+_builtin("accuracy", CLASSIFICATION, True, 0, 1, False, "Share of correct predictions (Wilson interval).", _accuracy)
+_builtin("precision_macro", CLASSIFICATION, True, 0, 1, False, "Unweighted mean of per-class precision.", _macro(0, "precision_macro"))
+_builtin("recall_macro", CLASSIFICATION, True, 0, 1, False, "Unweighted mean of per-class recall.", _macro(1, "recall_macro"))
+_builtin("f1_macro", CLASSIFICATION, True, 0, 1, False, "Unweighted mean of per-class F1.", _macro(2, "f1_macro"))
+_builtin("precision", frozenset({"binary"}), True, 0, 1, False, "Precision of the positive class.", _positive("precision"), binary_only=True)
+_builtin("recall", frozenset({"binary"}), True, 0, 1, False, "Recall of the positive class.", _positive("recall"), binary_only=True)
+_builtin("f1", frozenset({"binary"}), True, 0, 1, False, "F1 of the positive class.", _positive("f1"), binary_only=True)
+_builtin("roc_auc", CLASSIFICATION, True, 0, 1, True, "ROC AUC (binary; multiclass one-vs-rest macro).", _roc_auc)
+_builtin("log_loss", CLASSIFICATION, False, 0, math.inf, True, "Mean cross-entropy (scikit-learn clipping).", _log_loss)
+_builtin("mse", REGRESSION, False, 0, math.inf, False, "Mean squared error.", _t_metric("mse", "se"))
+_builtin("rmse", REGRESSION, False, 0, math.inf, False, "Root mean squared error.", _rmse)
+_builtin("mae", REGRESSION, False, 0, math.inf, False, "Mean absolute error.", _t_metric("mae", "ae"))
+_builtin("r2", REGRESSION, True, -math.inf, 1, False, "Coefficient of determination.", _r2)
+_builtin("mape", REGRESSION, False, 0, math.inf, False, "Mean absolute percentage error over non-zero targets (a fraction).", _mape)
+_builtin("smape", REGRESSION, False, 0, 2, False, "Symmetric MAPE, 2|e|/(|y|+|yhat|), 0/0 counted as 0 (a fraction in [0, 2]).", _t_metric("smape", "sape"))
+_builtin("sample_count", ALL_TASKS, None, 0, math.inf, False, "Rows in the batch or window.", _sample_count, needs_labels=False)
+_builtin("prediction_variance", ALL_TASKS, None, 0, math.inf, False, "Variance of the predictions (scores when given).", _prediction_variance, needs_labels=False)

@@ -1,0 +1,541 @@
+"""Mergeable states: the sufficient statistics of a batch.
+
+Every metric perfkit reports is a pure function of a state. States of batches merge into
+the state of their union (``merge(state(a), state(b))`` gives the metrics of ``a + b``),
+serialize to compact JSON-safe dicts and back without loss, and are what the store keeps.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from perfkit.exceptions import StateError
+from perfkit.metrics import _kernels
+from perfkit.metrics._moments import Moments
+from perfkit.metrics._validation import PreparedClassification, PreparedRegression, prepare
+
+__all__ = [
+    "ClassificationState",
+    "RegressionState",
+    "State",
+    "compute_state",
+    "merge_state_dicts",
+    "merge_states",
+    "state_from_dict",
+]
+
+STATE_VERSION = 1
+
+
+def _b64(arr: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(arr).tobytes()).decode("ascii")
+
+
+def _unb64(s: str, dtype) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(s), dtype=dtype).copy()
+
+
+def _encode_hist(h: np.ndarray) -> dict:
+    """Sparse, compact form of a (rows, HIST_BINS) int64 histogram."""
+    rows = []
+    for r in h:
+        nz = np.flatnonzero(r)
+        rows.append({"i": _b64(nz.astype(np.int32)), "c": _b64(r[nz].astype(np.int64))})
+    return {"bins": int(h.shape[1]), "rows": rows}
+
+
+def _decode_hist(d: dict) -> np.ndarray:
+    out = np.zeros((len(d["rows"]), int(d["bins"])), dtype=np.int64)
+    for j, r in enumerate(d["rows"]):
+        out[j, _unb64(r["i"], np.int32)] = _unb64(r["c"], np.int64)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class ClassificationState:
+    """Sufficient statistics of a classification batch (binary or multiclass).
+
+    Attributes
+    ----------
+    task : {"binary", "multiclass"}
+    classes : tuple
+        Sorted class labels (JSON-safe Python scalars).
+    positive_index : int
+        Index of the positive class in ``classes`` (binary), -1 for multiclass.
+    n : int
+        Rows.
+    labelled : bool
+        False for a prediction-only state (labels not yet arrived).
+    confusion : ndarray of shape (k, k) or None
+        Counts, rows = truth, columns = prediction.
+    pred_counts : ndarray of shape (k,)
+        Predicted-class counts (available without labels).
+    hist_pos, hist_neg : ndarray of shape (h, HIST_BINS) or None
+        Per histogram class (binary: the positive class; multiclass: every class) the
+        log-linear score histogram of rows of that class (``pos``) and of the others
+        (``neg``). Unlabelled states put every row in ``hist_neg``.
+    score_moments : tuple of Moments
+        Moments of each class's predicted probability.
+    logloss : Moments or None
+        Moments of the per-row log loss.
+    auc_exact : tuple of float or None
+        Exact per-class AUC of a single batch (lost on merge; histograms take over).
+    auc_var_exact : tuple of float or None
+        DeLong variance matching ``auc_exact``.
+    """
+
+    task: str
+    classes: tuple
+    positive_index: int
+    n: int
+    labelled: bool
+    confusion: np.ndarray | None
+    pred_counts: np.ndarray
+    hist_pos: np.ndarray | None = None
+    hist_neg: np.ndarray | None = None
+    score_moments: tuple = ()
+    logloss: Moments | None = None
+    eps: float = float(np.finfo(np.float64).eps)
+    auc_exact: tuple | None = None
+    auc_var_exact: tuple | None = None
+    n_batches: int = 1
+
+    @property
+    def k(self) -> int:
+        return len(self.classes)
+
+    @property
+    def has_scores(self) -> bool:
+        return self.hist_neg is not None
+
+    @property
+    def hist_classes(self) -> tuple[int, ...]:
+        return (self.positive_index,) if self.task == "binary" else tuple(range(self.k))
+
+    def score_histogram(self, class_index: int | None = None) -> np.ndarray:
+        """Histogram of all rows' score for a class (drift works on this, labels or not)."""
+        if not self.has_scores:
+            raise StateError("this state has no scores (no y_pred_proba was given)")
+        j = 0 if class_index is None else self.hist_classes.index(class_index)
+        total = self.hist_neg[j].copy()
+        if self.hist_pos is not None:
+            total += self.hist_pos[j]
+        return total
+
+    def prediction_part(self) -> ClassificationState:
+        """The label-free part of this state (prediction distribution only)."""
+        if not self.labelled:
+            return self
+        hist = None if not self.has_scores else self.hist_neg + self.hist_pos
+        return replace(
+            self,
+            labelled=False,
+            confusion=None,
+            hist_pos=None if hist is None else np.zeros_like(hist),
+            hist_neg=hist,
+            logloss=None,
+            auc_exact=None,
+            auc_var_exact=None,
+        )
+
+    def merge(self, other: ClassificationState) -> ClassificationState:
+        """State of the union of both batches."""
+        if not isinstance(other, ClassificationState):
+            raise StateError(f"cannot merge a classification state with {type(other).__name__}")
+        if other.task != self.task or other.classes != self.classes:
+            raise StateError(
+                f"cannot merge states of different tasks/classes: {self.task} {list(self.classes)} "
+                f"vs {other.task} {list(other.classes)}"
+            )
+        if other.positive_index != self.positive_index:
+            raise StateError("cannot merge binary states with different positive labels")
+        if other.labelled != self.labelled:
+            raise StateError(
+                "cannot merge a labelled state with a prediction-only one; use "
+                "state.prediction_part() on the labelled one to merge prediction distributions"
+            )
+        if self.has_scores != other.has_scores:
+            raise StateError("cannot merge a state with scores and one without y_pred_proba")
+        return ClassificationState(
+            task=self.task,
+            classes=self.classes,
+            positive_index=self.positive_index,
+            n=self.n + other.n,
+            labelled=self.labelled,
+            confusion=None if self.confusion is None else self.confusion + other.confusion,
+            pred_counts=self.pred_counts + other.pred_counts,
+            hist_pos=None if self.hist_pos is None else self.hist_pos + other.hist_pos,
+            hist_neg=None if self.hist_neg is None else self.hist_neg + other.hist_neg,
+            score_moments=tuple(a.merge(b) for a, b in zip(self.score_moments, other.score_moments, strict=True)),
+            logloss=None if self.logloss is None else self.logloss.merge(other.logloss),
+            eps=max(self.eps, other.eps),
+            auc_exact=None,
+            auc_var_exact=None,
+            n_batches=self.n_batches + other.n_batches,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Compact JSON-safe form (histograms sparse and base64-packed)."""
+        return {
+            "kind": "classification",
+            "version": STATE_VERSION,
+            "task": self.task,
+            "classes": list(self.classes),
+            "positive_index": self.positive_index,
+            "n": self.n,
+            "labelled": self.labelled,
+            "confusion": None if self.confusion is None else self.confusion.tolist(),
+            "pred_counts": self.pred_counts.tolist(),
+            "hist_pos": None if self.hist_pos is None else _encode_hist(self.hist_pos),
+            "hist_neg": None if self.hist_neg is None else _encode_hist(self.hist_neg),
+            "score_moments": [m.to_list() for m in self.score_moments],
+            "logloss": None if self.logloss is None else self.logloss.to_list(),
+            "eps": self.eps,
+            "auc_exact": None if self.auc_exact is None else [_nan_to_none(a) for a in self.auc_exact],
+            "auc_var_exact": None
+            if self.auc_var_exact is None
+            else [_nan_to_none(a) for a in self.auc_var_exact],
+            "n_batches": self.n_batches,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ClassificationState:
+        return cls(
+            task=d["task"],
+            classes=tuple(d["classes"]),
+            positive_index=int(d["positive_index"]),
+            n=int(d["n"]),
+            labelled=bool(d["labelled"]),
+            confusion=None if d["confusion"] is None else np.asarray(d["confusion"], dtype=np.int64),
+            pred_counts=np.asarray(d["pred_counts"], dtype=np.int64),
+            hist_pos=None if d["hist_pos"] is None else _decode_hist(d["hist_pos"]),
+            hist_neg=None if d["hist_neg"] is None else _decode_hist(d["hist_neg"]),
+            score_moments=tuple(Moments.from_list(m) for m in d["score_moments"]),
+            logloss=None if d["logloss"] is None else Moments.from_list(d["logloss"]),
+            eps=float(d["eps"]),
+            auc_exact=None if d["auc_exact"] is None else tuple(_none_to_nan(a) for a in d["auc_exact"]),
+            auc_var_exact=None
+            if d["auc_var_exact"] is None
+            else tuple(_none_to_nan(a) for a in d["auc_var_exact"]),
+            n_batches=int(d.get("n_batches", 1)),
+        )
+
+    def equals(self, other: object) -> bool:
+        """Exact equality of every field (arrays compared element-wise)."""
+        return isinstance(other, ClassificationState) and self.to_dict() == other.to_dict()
+
+
+@dataclass(frozen=True, eq=False)
+class RegressionState:
+    """Sufficient statistics of a regression batch.
+
+    Moments (count, mean, M2, M3, M4) of the target ``y``, the prediction ``yhat``, the
+    residual ``e = y - yhat``, ``|e|``, ``e**2``, the absolute percentage error over
+    non-zero targets and the sMAPE terms, plus shifted cross sums of ``e**2`` with ``y``
+    for the influence-function interval of R². All merge exactly (Chan / Pébay).
+    """
+
+    n: int
+    labelled: bool
+    yhat: Moments
+    y: Moments | None = None
+    e: Moments | None = None
+    ae: Moments | None = None
+    se: Moments | None = None
+    ape: Moments | None = None
+    n_zero_target: int = 0
+    sape: Moments | None = None
+    shift: float = 0.0
+    cross1: float = 0.0  # sum e^2 (y - shift)
+    cross2: float = 0.0  # sum e^2 (y - shift)^2
+    n_batches: int = 1
+    task: str = field(default="regression", init=False)
+
+    def prediction_part(self) -> RegressionState:
+        """The label-free part of this state."""
+        return RegressionState(n=self.n, labelled=False, yhat=self.yhat, n_batches=self.n_batches)
+
+    def merge(self, other: RegressionState) -> RegressionState:
+        if not isinstance(other, RegressionState):
+            raise StateError(f"cannot merge a regression state with {type(other).__name__}")
+        if other.labelled != self.labelled:
+            raise StateError(
+                "cannot merge a labelled state with a prediction-only one; use state.prediction_part()"
+            )
+        if not self.labelled:
+            return RegressionState(
+                n=self.n + other.n,
+                labelled=False,
+                yhat=self.yhat.merge(other.yhat),
+                n_batches=self.n_batches + other.n_batches,
+            )
+        # re-express the other's cross sums around this state's shift
+        delta = other.shift - self.shift  # (y - s1) = (y - s2) + delta
+        se_sum_b = other.se.n * other.se.mean
+        c1b = other.cross1 + delta * se_sum_b
+        c2b = other.cross2 + 2.0 * delta * other.cross1 + delta * delta * se_sum_b
+        return RegressionState(
+            n=self.n + other.n,
+            labelled=True,
+            yhat=self.yhat.merge(other.yhat),
+            y=self.y.merge(other.y),
+            e=self.e.merge(other.e),
+            ae=self.ae.merge(other.ae),
+            se=self.se.merge(other.se),
+            ape=self.ape.merge(other.ape),
+            n_zero_target=self.n_zero_target + other.n_zero_target,
+            sape=self.sape.merge(other.sape),
+            shift=self.shift,
+            cross1=self.cross1 + c1b,
+            cross2=self.cross2 + c2b,
+            n_batches=self.n_batches + other.n_batches,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        def m(x: Moments | None):
+            return None if x is None else x.to_list()
+
+        return {
+            "kind": "regression",
+            "version": STATE_VERSION,
+            "task": "regression",
+            "n": self.n,
+            "labelled": self.labelled,
+            "yhat": m(self.yhat),
+            "y": m(self.y),
+            "e": m(self.e),
+            "ae": m(self.ae),
+            "se": m(self.se),
+            "ape": m(self.ape),
+            "n_zero_target": self.n_zero_target,
+            "sape": m(self.sape),
+            "shift": self.shift,
+            "cross1": self.cross1,
+            "cross2": self.cross2,
+            "n_batches": self.n_batches,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RegressionState:
+        def m(x):
+            return None if x is None else Moments.from_list(x)
+
+        return cls(
+            n=int(d["n"]),
+            labelled=bool(d["labelled"]),
+            yhat=m(d["yhat"]),
+            y=m(d["y"]),
+            e=m(d["e"]),
+            ae=m(d["ae"]),
+            se=m(d["se"]),
+            ape=m(d["ape"]),
+            n_zero_target=int(d["n_zero_target"]),
+            sape=m(d["sape"]),
+            shift=float(d["shift"]),
+            cross1=float(d["cross1"]),
+            cross2=float(d["cross2"]),
+            n_batches=int(d.get("n_batches", 1)),
+        )
+
+    def equals(self, other: object) -> bool:
+        return isinstance(other, RegressionState) and self.to_dict() == other.to_dict()
+
+
+State = ClassificationState | RegressionState
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _none_to_nan(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _classification_state(p: PreparedClassification) -> ClassificationState:
+    k = len(p.classes)
+    labelled = p.y_idx is not None
+    confusion = None
+    if labelled:
+        confusion = np.bincount(p.y_idx * k + p.p_idx, minlength=k * k).reshape(k, k).astype(np.int64)
+    pred_counts = np.bincount(p.p_idx, minlength=k).astype(np.int64)
+    hist_pos = hist_neg = logloss = None
+    score_moments: tuple = ()
+    auc_exact = auc_var = None
+    if p.proba is not None:
+        hist_classes = np.array([p.positive_index] if p.task == "binary" else list(range(k)), dtype=np.int64)
+        y_idx = p.y_idx if labelled else np.zeros(1, dtype=np.int64)
+        hist_pos, hist_neg = _kernels.class_histograms(p.proba, y_idx, hist_classes, labelled)
+        pf = np.asfortranarray(p.proba)
+        score_moments = tuple(Moments.of(pf[:, c]) for c in range(k))
+        if labelled:
+            logloss = Moments(*_kernels.logloss_moments(p.proba, p.y_idx, p.eps))
+            logloss = Moments(int(logloss.n), *map(float, (logloss.mean, logloss.m2, logloss.m3, logloss.m4)))
+            aucs, vars_ = [], []
+            for c in hist_classes:
+                col = pf[:, c]
+                mask = p.y_idx == c
+                pos = np.sort(col[mask])
+                neg = np.sort(col[~mask])
+                if pos.size == 0 or neg.size == 0:
+                    aucs.append(math.nan)
+                    vars_.append(math.nan)
+                else:
+                    a, v = _kernels.auc_from_sorted(pos, neg)
+                    aucs.append(float(a))
+                    vars_.append(float(v))
+            auc_exact, auc_var = tuple(aucs), tuple(vars_)
+    return ClassificationState(
+        task=p.task,
+        classes=p.classes,
+        positive_index=p.positive_index,
+        n=p.n,
+        labelled=labelled,
+        confusion=confusion,
+        pred_counts=pred_counts,
+        hist_pos=hist_pos,
+        hist_neg=hist_neg,
+        score_moments=score_moments,
+        logloss=logloss,
+        eps=p.eps,
+        auc_exact=auc_exact,
+        auc_var_exact=auc_var,
+    )
+
+
+def _regression_state(p: PreparedRegression) -> RegressionState:
+    yhat = Moments.of(p.yhat)
+    if p.y is None:
+        return RegressionState(n=p.n, labelled=False, yhat=yhat)
+    e, ae, se, ape, sape = _kernels.regression_pass(p.y, p.yhat)
+    y = Moments.of(p.y)
+    shift = y.mean
+    d = p.y - shift
+    sd = se * d
+    return RegressionState(
+        n=p.n,
+        labelled=True,
+        yhat=yhat,
+        y=y,
+        e=Moments.of(e),
+        ae=Moments.of(ae),
+        se=Moments.of(se),
+        ape=Moments.of(ape),
+        n_zero_target=int(p.n - ape.shape[0]),
+        sape=Moments.of(sape),
+        shift=float(shift),
+        cross1=float(sd.sum()),
+        cross2=float((sd * d).sum()),
+    )
+
+
+def compute_state(
+    y_true: Any,
+    y_pred: Any = None,
+    y_pred_proba: Any = None,
+    *,
+    task: str | None = None,
+    classes: Sequence | None = None,
+    positive_label: Any = None,
+    proba_tol: float = 1e-4,
+) -> State:
+    """Sufficient statistics of one batch.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,) or None
+        True labels or values. ``None`` for a batch whose labels have not arrived: only
+        the prediction distribution is kept and no performance metric is claimed.
+    y_pred : array-like of shape (n,), optional
+        Predicted labels or values. For classification it may be omitted when
+        ``y_pred_proba`` is given (the arg-max is used).
+    y_pred_proba : array-like of shape (n,) or (n, k), or DataFrame, optional
+        Predicted probabilities. 1-D: probability of the positive class (binary). 2-D:
+        one column per class in sorted class order, or a DataFrame whose columns are the
+        class labels (any order).
+    task : {"binary", "multiclass", "regression"}, optional
+        Inferred when omitted: regression for float targets, classification otherwise.
+    classes : sequence, optional
+        The full class set (useful when a batch does not show every class).
+    positive_label : optional
+        Positive class of a binary task (default: the larger label, as scikit-learn).
+    proba_tol : float, default 1e-4
+        Tolerance for probability rows summing to one.
+
+    Returns
+    -------
+    ClassificationState or RegressionState
+
+    Raises
+    ------
+    ValidationError
+        A subclass naming the parameter: mismatched lengths, NaN / inf, probabilities out
+        of range, an empty batch, unknown classes or task.
+
+    Examples
+    --------
+    >>> s = compute_state([0, 1, 1, 0], [0, 1, 0, 0], [0.2, 0.9, 0.4, 0.1])
+    >>> s.task, s.n, s.confusion.tolist()
+    ('binary', 4, [[2, 0], [1, 1]])
+    >>> r = compute_state([1.0, 2.5, 3.0], [1.5, 2.0, 3.0])
+    >>> r.task, r.n
+    ('regression', 3)
+    """
+    prepared = prepare(
+        y_true,
+        y_pred,
+        y_pred_proba,
+        task=task,
+        classes=classes,
+        positive_label=positive_label,
+        proba_tol=proba_tol,
+    )
+    if isinstance(prepared, PreparedRegression):
+        return _regression_state(prepared)
+    return _classification_state(prepared)
+
+
+def merge_states(states: Iterable[State]) -> State:
+    """Merge any number of states (of the same task and classes) into one.
+
+    Examples
+    --------
+    >>> a = compute_state([0, 1], [0, 1])
+    >>> b = compute_state([1, 1], [0, 1])
+    >>> merge_states([a, b]).confusion.tolist()
+    [[1, 0], [1, 2]]
+    """
+    it = iter(states)
+    try:
+        acc = next(it)
+    except StopIteration:
+        raise StateError("merge_states needs at least one state") from None
+    for s in it:
+        acc = acc.merge(s)
+    return acc
+
+
+def state_from_dict(d: dict[str, Any]) -> State:
+    """Decode a state from :meth:`to_dict` output (raises StateError when malformed)."""
+    try:
+        kind = d["kind"]
+        if d.get("version", 1) > STATE_VERSION:
+            raise StateError(f"state version {d['version']} is newer than this perfkit ({STATE_VERSION})")
+        if kind == "classification":
+            return ClassificationState.from_dict(d)
+        if kind == "regression":
+            return RegressionState.from_dict(d)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StateError(f"malformed state dict: {exc}") from exc
+    raise StateError(f"unknown state kind {kind!r}")
+
+
+def merge_state_dicts(dicts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Merge states given as dicts and return the merged state as a dict."""
+    return merge_states(state_from_dict(d) for d in dicts).to_dict()
