@@ -1,0 +1,501 @@
+"""Typed configuration, loaded once from YAML (the seed's ``model_performance:`` block).
+
+The seed guide's block loads unchanged and every key in it means something:
+
+==============================  ===========================================================
+``degradation_thresholds``      ``<metric>_drop`` (higher-is-better metrics) and
+                                ``<metric>_increase`` (lower-is-better) relative thresholds
+``performance_window_days``     window of the trend analysis and of summaries by default
+``min_samples_for_trend``       fewer points give ``trend_direction = "insufficient_data"``
+``alert_cooldown_hours``        same model/segment/metric/type alerts within it are
+                                recorded as suppressed, not delivered (escalations pass)
+``auto_retraining_threshold``   a credible degradation beyond it raises a retraining trigger
+``metrics_to_track``            metrics stored, checked and reported
+``alert_channels``              delivery channels: log, file, email, webhook
+``performance_storage``         ``history_file`` (JSON-lines backup export),
+                                ``alerts_file`` (the file channel), ``reports_dir``, and
+                                ``store_url`` (SQLAlchemy URL of the history store)
+==============================  ===========================================================
+
+Secrets come from the environment: ``PERFKIT_SMTP_PASSWORD``, ``PERFKIT_WEBHOOK_URL``
+(and ``PERFKIT_STORE_URL`` overrides the store). They are never written to reports or logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from perfkit.exceptions import ConfigError, UnknownMetricError
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "DetectionSettings",
+    "EmailSettings",
+    "PerformanceConfig",
+    "StorageSettings",
+    "WebhookSettings",
+    "load_config",
+    "save_config",
+]
+
+logger = logging.getLogger("perfkit")
+
+DEFAULT_CONFIG_PATH = Path("config") / "main_config.yaml"
+DEFAULT_DATA_DIR = Path("data") / "performance"
+
+_SEED_THRESHOLDS = {
+    "accuracy_drop": 0.05,
+    "auc_drop": 0.03,
+    "f1_drop": 0.05,
+    "precision_drop": 0.05,
+    "recall_drop": 0.05,
+    "mse_increase": 0.10,
+    "mae_increase": 0.10,
+}
+_SEED_METRICS = (
+    "accuracy",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "roc_auc",
+    "log_loss",
+    "mse",
+    "rmse",
+    "mae",
+    "r2",
+)
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where perfkit keeps things (paths relative to the working directory)."""
+
+    store_url: str = f"sqlite:///{(DEFAULT_DATA_DIR / 'perfkit.db').as_posix()}"
+    history_file: str = (DEFAULT_DATA_DIR / "performance_history.json").as_posix()
+    alerts_file: str = (DEFAULT_DATA_DIR / "alerts.json").as_posix()
+    reports_dir: str = (DEFAULT_DATA_DIR / "reports").as_posix()
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    """SMTP settings of the email channel (password from ``PERFKIT_SMTP_PASSWORD``)."""
+
+    host: str | None = None
+    port: int = 25
+    sender: str | None = None
+    recipients: tuple[str, ...] = ()
+    security: str = "none"
+    username: str | None = None
+    password_env: str = "PERFKIT_SMTP_PASSWORD"
+    timeout: float = 10.0
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.host and self.sender and self.recipients)
+
+    def __repr__(self) -> str:  # never shows a secret (there is none stored here anyway)
+        return f"EmailSettings(host={self.host!r}, port={self.port}, sender={self.sender!r}, recipients={self.recipients!r})"
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Webhook channel settings (the URL usually holds a token: prefer ``PERFKIT_WEBHOOK_URL``)."""
+
+    url: str | None = None
+    format: str = "json"
+    timeout: float = 5.0
+
+    def resolved_url(self) -> str | None:
+        return os.environ.get("PERFKIT_WEBHOOK_URL") or self.url
+
+    def __repr__(self) -> str:
+        return f"WebhookSettings(url={'<set>' if self.resolved_url() else None}, format={self.format!r})"
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """How a degradation is decided.
+
+    Attributes
+    ----------
+    thresholds : dict
+        ``{metric: relative threshold}`` (canonical metric names).
+    threshold_mode : {"relative", "absolute"}
+    severity_bands : dict
+        Lower edges of ``moderate`` and ``critical`` (``minor`` starts at the threshold).
+    gating : {"minimum_effect", "significance", "none"}
+        ``minimum_effect`` (default): the batch must be credibly worse than the baseline by
+        more than the threshold (one-sided test of H0: degradation <= threshold);
+        ``significance``: credibly worse at all AND the point estimate beyond the threshold;
+        ``none``: the point estimate alone (the naive rule).
+    alpha : float
+        Significance level after false-discovery control.
+    fdr_method : str
+        ``statsmodels.stats.multitest.multipletests`` method across the metrics (and
+        segments) checked at once; ``"none"`` to switch it off.
+    auto_retraining_threshold, low_performance_threshold : float
+    """
+
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    threshold_mode: str = "relative"
+    severity_bands: Mapping[str, float] = field(default_factory=lambda: {"moderate": 0.10, "critical": 0.20})
+    gating: str = "minimum_effect"
+    alpha: float = 0.05
+    fdr_method: str = "fdr_bh"
+    auto_retraining_threshold: float = 0.15
+    low_performance_threshold: float = 0.5
+
+    def replace(self, **changes: Any) -> DetectionSettings:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class PerformanceConfig:
+    """The whole typed configuration (one object, parsed once)."""
+
+    detection: DetectionSettings = field(default_factory=DetectionSettings)
+    performance_window_days: float = 30
+    min_samples_for_trend: int = 10
+    alert_cooldown_hours: float = 24
+    metrics_to_track: tuple[str, ...] = _SEED_METRICS
+    alert_channels: tuple[str, ...] = ("log", "file")
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    email: EmailSettings = field(default_factory=EmailSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    model_name: str = "default"
+    confidence_level: float = 0.95
+    trend_tolerance: float = 0.02
+    baseline_batches: int = 5
+    retraining_hook: str | list[str] | None = None
+    source: str | None = None
+
+    @property
+    def store_url(self) -> str:
+        return os.environ.get("PERFKIT_STORE_URL") or self.storage.store_url
+
+    @property
+    def degradation_thresholds(self) -> Mapping[str, float]:
+        return self.detection.thresholds
+
+    @property
+    def auto_retraining_threshold(self) -> float:
+        return self.detection.auto_retraining_threshold
+
+    def replace(self, **changes: Any) -> PerformanceConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """The ``model_performance`` block (seed key names) for :func:`save_config`."""
+        from perfkit.metrics import get_metric
+
+        thresholds = {}
+        for m, t in self.detection.thresholds.items():
+            hib = get_metric(m).higher_is_better
+            short = {v: k for k, v in _THRESHOLD_ALIASES.items()}.get(m, m)
+            thresholds[f"{short}_{'drop' if hib else 'increase'}"] = float(t)
+        d = self.detection
+        return {
+            "degradation_thresholds": thresholds,
+            "threshold_mode": d.threshold_mode,
+            "severity_bands": dict(d.severity_bands),
+            "statistical_gating": d.gating,
+            "significance_level": d.alpha,
+            "fdr_method": d.fdr_method,
+            "low_performance_threshold": d.low_performance_threshold,
+            "performance_window_days": self.performance_window_days,
+            "min_samples_for_trend": self.min_samples_for_trend,
+            "alert_cooldown_hours": self.alert_cooldown_hours,
+            "auto_retraining_threshold": d.auto_retraining_threshold,
+            "metrics_to_track": list(self.metrics_to_track),
+            "alert_channels": list(self.alert_channels),
+            "model_name": self.model_name,
+            "confidence_level": self.confidence_level,
+            "trend_tolerance": self.trend_tolerance,
+            "baseline_batches": self.baseline_batches,
+        }
+
+
+_THRESHOLD_ALIASES = {"auc": "roc_auc", "f1": "f1_macro", "precision": "precision_macro", "recall": "recall_macro"}
+
+_KNOWN_KEYS = {
+    "degradation_thresholds",
+    "threshold_mode",
+    "severity_bands",
+    "statistical_gating",
+    "significance_level",
+    "fdr_method",
+    "low_performance_threshold",
+    "performance_window_days",
+    "min_samples_for_trend",
+    "alert_cooldown_hours",
+    "auto_retraining_threshold",
+    "metrics_to_track",
+    "alert_channels",
+    "performance_storage",
+    "model_name",
+    "confidence_level",
+    "trend_tolerance",
+    "baseline_batches",
+    "email",
+    "webhook",
+    "retraining_hook",
+}
+
+
+class _Parser:
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.source}: model_performance.{key}: {problem}")
+
+    def number(self, raw: Mapping, key: str, default: float, *, lo: float = 0.0, hi: float = math.inf,
+               integer: bool = False, open_lo: bool = False) -> float:
+        if key not in raw or raw[key] is None:
+            return default
+        v = raw[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise self.fail(key, f"must be a number, got {type(v).__name__} {v!r}")
+        if integer and not float(v).is_integer():
+            raise self.fail(key, f"must be a whole number, got {v!r}")
+        if not math.isfinite(v) or v < lo or v > hi or (open_lo and v == lo):
+            rng = f"{'(' if open_lo else '['}{lo:g}, {hi:g}]"
+            raise self.fail(key, f"must be in {rng}, got {v!r}")
+        return int(v) if integer else float(v)
+
+    def choice(self, raw: Mapping, key: str, default: str, options: tuple[str, ...]) -> str:
+        v = raw.get(key, default)
+        if v not in options:
+            raise self.fail(key, f"must be one of {list(options)}, got {v!r}")
+        return v
+
+    def string_list(self, raw: Mapping, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        if key not in raw or raw[key] is None:
+            return default
+        v = raw[key]
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise self.fail(key, f"must be a list of strings, got {v!r}")
+        return tuple(v)
+
+    def mapping(self, raw: Mapping, key: str) -> Mapping:
+        v = raw.get(key) or {}
+        if not isinstance(v, Mapping):
+            raise self.fail(key, f"must be a mapping, got {type(v).__name__}")
+        return v
+
+    def unknown(self, raw: Mapping, known: set[str], prefix: str = "") -> None:
+        extra = sorted(set(raw) - known)
+        if extra:
+            raise ConfigError(
+                f"{self.source}: unknown key(s) {', '.join(prefix + str(e) for e in extra)} in "
+                f"model_performance{'.' + prefix.rstrip('.') if prefix else ''}; valid keys: {', '.join(sorted(known))}"
+            )
+
+
+def _parse_thresholds(p: _Parser, raw: Mapping) -> dict[str, float]:
+    from perfkit.metrics import get_metric
+
+    out: dict[str, float] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str) or not (key.endswith("_drop") or key.endswith("_increase")):
+            raise p.fail(
+                f"degradation_thresholds.{key}",
+                "threshold keys are '<metric>_drop' (higher-is-better metrics) or '<metric>_increase' (lower-is-better)",
+            )
+        direction = "drop" if key.endswith("_drop") else "increase"
+        name = key.rsplit("_", 1)[0]
+        name = _THRESHOLD_ALIASES.get(name, name)
+        try:
+            spec = get_metric(name)
+        except UnknownMetricError as exc:
+            raise p.fail(f"degradation_thresholds.{key}", str(exc)) from exc
+        if spec.higher_is_better is None:
+            raise p.fail(f"degradation_thresholds.{key}", f"{spec.name} has no better direction to degrade in")
+        expected = "drop" if spec.higher_is_better else "increase"
+        if direction != expected:
+            raise p.fail(
+                f"degradation_thresholds.{key}",
+                f"{spec.name} is {'higher' if spec.higher_is_better else 'lower'}-is-better: use '{name}_{expected}'",
+            )
+        t = p.number(raw, key, 0.0, lo=0.0, open_lo=True)
+        out[spec.name] = t
+    return out
+
+
+def parse_config(section: Mapping[str, Any], *, source: str = "<dict>") -> PerformanceConfig:
+    """Build a :class:`PerformanceConfig` from a ``model_performance`` mapping.
+
+    Examples
+    --------
+    >>> cfg = parse_config({"degradation_thresholds": {"auc_drop": 0.03}, "alert_cooldown_hours": 12})
+    >>> dict(cfg.detection.thresholds), cfg.alert_cooldown_hours
+    ({'roc_auc': 0.03}, 12.0)
+    >>> parse_config({"alert_cooldown_hours": -1})
+    Traceback (most recent call last):
+    ...
+    perfkit.exceptions.ConfigError: <dict>: model_performance.alert_cooldown_hours: must be in [0, inf], got -1
+    """
+    from perfkit.metrics import resolve_metric_name
+
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{source}: model_performance must be a mapping, got {type(section).__name__}")
+    p = _Parser(source)
+    p.unknown(section, _KNOWN_KEYS)
+    raw_t = p.mapping(section, "degradation_thresholds")
+    thresholds = _parse_thresholds(p, raw_t) if "degradation_thresholds" in section else _parse_thresholds(p, _SEED_THRESHOLDS)
+    bands_raw = p.mapping(section, "severity_bands")
+    p.unknown(bands_raw, {"moderate", "critical"}, "severity_bands.")
+    bands = {
+        "moderate": p.number(bands_raw, "moderate", 0.10, lo=0.0, open_lo=True),
+        "critical": p.number(bands_raw, "critical", 0.20, lo=0.0, open_lo=True),
+    }
+    if bands["critical"] <= bands["moderate"]:
+        raise p.fail("severity_bands", f"critical ({bands['critical']}) must exceed moderate ({bands['moderate']})")
+    detection = DetectionSettings(
+        thresholds=thresholds,
+        threshold_mode=p.choice(section, "threshold_mode", "relative", ("relative", "absolute")),
+        severity_bands=bands,
+        gating=p.choice(section, "statistical_gating", "minimum_effect", ("minimum_effect", "significance", "none")),
+        alpha=p.number(section, "significance_level", 0.05, lo=0.0, hi=0.5, open_lo=True),
+        fdr_method=p.choice(section, "fdr_method", "fdr_bh", ("fdr_bh", "fdr_by", "holm", "bonferroni", "none")),
+        auto_retraining_threshold=p.number(section, "auto_retraining_threshold", 0.15, lo=0.0, open_lo=True),
+        low_performance_threshold=p.number(section, "low_performance_threshold", 0.5, lo=0.0, hi=1.0),
+    )
+    metrics = p.string_list(section, "metrics_to_track", _SEED_METRICS)
+    resolved = []
+    for m in metrics:
+        try:
+            resolved.append(resolve_metric_name(m))
+        except UnknownMetricError as exc:
+            raise p.fail("metrics_to_track", str(exc)) from exc
+    channels = p.string_list(section, "alert_channels", ("log", "file"))
+    valid_channels = ("log", "file", "email", "webhook")
+    for c in channels:
+        if c not in valid_channels:
+            raise p.fail("alert_channels", f"unknown channel {c!r}; valid: {list(valid_channels)}")
+    st = p.mapping(section, "performance_storage")
+    p.unknown(st, {"history_file", "alerts_file", "reports_dir", "store_url"}, "performance_storage.")
+    for k in st:
+        if not isinstance(st[k], str):
+            raise p.fail(f"performance_storage.{k}", f"must be a string, got {st[k]!r}")
+    storage = StorageSettings(**{k: st[k] for k in st})
+    em = p.mapping(section, "email")
+    p.unknown(em, {f.name for f in dataclasses.fields(EmailSettings)} | {"password"}, "email.")
+    if "password" in em:
+        raise p.fail("email.password", "do not put secrets in the config file; set PERFKIT_SMTP_PASSWORD (or email.password_env)")
+    email = EmailSettings(
+        host=em.get("host"),
+        port=p.number(em, "port", 25, lo=1, hi=65535, integer=True),
+        sender=em.get("sender"),
+        recipients=p.string_list(em, "recipients", ()),
+        security=p.choice(em, "security", "none", ("none", "starttls", "ssl")),
+        username=em.get("username"),
+        password_env=em.get("password_env", "PERFKIT_SMTP_PASSWORD"),
+        timeout=p.number(em, "timeout", 10.0, lo=0.0, open_lo=True),
+    )
+    wh = p.mapping(section, "webhook")
+    p.unknown(wh, {"url", "format", "timeout"}, "webhook.")
+    webhook = WebhookSettings(
+        url=wh.get("url"),
+        format=p.choice(wh, "format", "json", ("json", "slack")),
+        timeout=p.number(wh, "timeout", 5.0, lo=0.0, open_lo=True),
+    )
+    hook = section.get("retraining_hook")
+    if hook is not None and not (isinstance(hook, str) or (isinstance(hook, list) and all(isinstance(x, str) for x in hook))):
+        raise p.fail("retraining_hook", "must be a command string or a list of strings")
+    model_name = section.get("model_name", "default")
+    if not isinstance(model_name, str) or not model_name:
+        raise p.fail("model_name", f"must be a non-empty string, got {model_name!r}")
+    return PerformanceConfig(
+        detection=detection,
+        performance_window_days=p.number(section, "performance_window_days", 30, lo=0.0, open_lo=True),
+        min_samples_for_trend=p.number(section, "min_samples_for_trend", 10, lo=2, integer=True),
+        alert_cooldown_hours=p.number(section, "alert_cooldown_hours", 24, lo=0.0),
+        metrics_to_track=tuple(dict.fromkeys(resolved)),
+        alert_channels=channels,
+        storage=storage,
+        email=email,
+        webhook=webhook,
+        model_name=model_name,
+        confidence_level=p.number(section, "confidence_level", 0.95, lo=0.5, hi=0.999),
+        trend_tolerance=p.number(section, "trend_tolerance", 0.02, lo=0.0),
+        baseline_batches=p.number(section, "baseline_batches", 5, lo=1, integer=True),
+        retraining_hook=hook,
+        source=source,
+    )
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> PerformanceConfig:
+    """Load the configuration.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        A YAML file with a ``model_performance:`` section (other top-level sections, which
+        belong to the rest of a pipeline's config, are ignored), or a file holding just that
+        section. Default: ``$PERFKIT_CONFIG``, else ``config/main_config.yaml`` when it
+        exists, else the built-in defaults (the seed's values).
+
+    Raises
+    ------
+    ConfigError
+        Unknown key, wrong type or impossible value; the message names the key and file.
+    """
+    if path is None:
+        env = os.environ.get("PERFKIT_CONFIG")
+        if env:
+            path = env
+        elif DEFAULT_CONFIG_PATH.exists():
+            path = DEFAULT_CONFIG_PATH
+        else:
+            return parse_config({}, source="<defaults>")
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{p}: configuration file not found")
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, Mapping):
+        raise ConfigError(f"{p}: the top level must be a mapping, got {type(doc).__name__}")
+    section = doc.get("model_performance", doc if "model_performance" not in doc and set(doc) <= _KNOWN_KEYS else None)
+    if section is None:
+        logger.info("%s has no model_performance section; using defaults", p)
+        section = {}
+    return parse_config(section, source=str(p))
+
+
+def save_config(config: PerformanceConfig, path: str | os.PathLike[str]) -> Path:
+    """Write ``config`` as the ``model_performance`` section of ``path``, keeping other keys.
+
+    Keys of the existing section that perfkit does not manage (storage, email, webhook,
+    hooks) are kept as they were.
+    """
+    p = Path(path)
+    doc: dict[str, Any] = {}
+    if p.exists():
+        loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping")
+        doc = loaded
+    section = dict(doc.get("model_performance") or {})
+    section.update(config.to_yaml_dict())
+    doc["model_performance"] = section
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    os.replace(tmp, p)
+    return p

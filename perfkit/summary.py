@@ -1,0 +1,424 @@
+"""Summaries, the JSON report, trend charts and prediction drift over a stored history.
+
+Everything here reads the store and recomputes from states: windows are merges of the
+batches' states (a weekly value is the value of the week's merged state, never a mean of
+batch values).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from perfkit.analysis.drift import compare_distributions, drift_performance_correlation
+from perfkit.analysis.trend import analyze_trend
+from perfkit.exceptions import ValidationError
+from perfkit.metrics import ClassificationState, evaluate, get_metric, merge_states, state_from_dict
+
+if TYPE_CHECKING:
+    from perfkit.tracker import ModelPerformanceTracker
+
+__all__ = [
+    "REPORT_SCHEMA_VERSION",
+    "PerformanceSummary",
+    "build_report",
+    "build_summary",
+    "drift_analysis",
+    "metric_series",
+    "trends_chart",
+]
+
+REPORT_SCHEMA_VERSION = "1.0"
+from perfkit.store import ALL_SEGMENTS as _ALL  # noqa: E402
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe: NaN / inf -> None, numpy -> Python, datetimes -> ISO."""
+    if isinstance(x, Mapping):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(float(x)) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, (datetime, pd.Timestamp)):
+        return x.isoformat()
+    return x
+
+
+@dataclass(frozen=True)
+class PerformanceSummary(Mapping[str, Any]):
+    """The seed's summary (``total_records``, ``performance_trend['trend_direction']``,
+    ``degradation_summary['total_alerts']`` ...) as a read-only mapping."""
+
+    data: Mapping[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean(dict(self.data))
+
+    def to_frame(self) -> pd.DataFrame:
+        """Latest value and trend of each metric, one row per metric."""
+        rows = []
+        for m, v in self.data.get("latest_metrics", {}).items():
+            t = self.data.get("metric_trends", {}).get(m, {})
+            rows.append({"metric": m, **{k: v.get(k) for k in ("value", "ci_lower", "ci_upper")},
+                         "window_value": self.data.get("window_metrics", {}).get(m, {}).get("value"),
+                         "trend_direction": t.get("direction"), "slope_per_day": t.get("slope_per_day")})
+        return pd.DataFrame(rows, columns=["metric", "value", "ci_lower", "ci_upper", "window_value",
+                                           "trend_direction", "slope_per_day"])
+
+
+def _records(tracker: ModelPerformanceTracker, model: str, segment: Any, start, end, include_pending=False):
+    kw = {} if segment is _ALL else {"segment": segment}
+    return tracker.store.records(model, start=start, end=end, include_pending=include_pending, **kw)
+
+
+def _window(days: float, end: datetime | None) -> tuple[datetime, datetime]:
+    if isinstance(days, bool) or not isinstance(days, (int, float)) or not days > 0:
+        raise ValidationError(f"days must be a positive number, got {days!r}", parameter="days")
+    end = (end or datetime.now(UTC)).astimezone(UTC)
+    return end - timedelta(days=days), end + timedelta(microseconds=1)
+
+
+def metric_series(records: list, *, freq: str | None = None, level: float = 0.95,
+                  metrics: list[str] | None = None) -> pd.DataFrame:
+    """Tidy series of metric values per batch (``freq=None``) or per merged window (``"1D"``, ``"7D"``).
+
+    Columns: timestamp, metric, value, ci_lower, ci_upper, se, n, n_batches.
+    """
+    rows: list[dict] = []
+    if not records:
+        return pd.DataFrame(columns=["timestamp", "metric", "value", "ci_lower", "ci_upper", "se", "n", "n_batches"])
+    if freq is None:
+        groups = [(r.timestamp, [r]) for r in records]
+    else:
+        frame = pd.DataFrame({"ts": [r.timestamp for r in records], "i": range(len(records))})
+        frame["bucket"] = pd.to_datetime(frame["ts"], utc=True).dt.floor(freq)
+        groups = [(b, [records[i] for i in g["i"]]) for b, g in frame.groupby("bucket")]
+    for ts, recs in groups:
+        if len(recs) == 1 and freq is None:
+            report = {k: v for k, v in recs[0].metrics.items()}
+            vals = {k: (v.get("value"), v.get("ci_lower"), v.get("ci_upper"), v.get("se")) for k, v in report.items()}
+            n = recs[0].sample_count
+        else:
+            st = merge_states(state_from_dict(r.state) for r in recs)
+            rep = evaluate(st, level=level)
+            vals = {k: (v.value, v.ci_lower, v.ci_upper, v.se) for k, v in rep.items()}
+            n = st.n
+        for m, (v, lo, hi, se) in vals.items():
+            if metrics is not None and m not in metrics:
+                continue
+            rows.append({"timestamp": pd.Timestamp(ts).tz_convert("UTC") if pd.Timestamp(ts).tzinfo else pd.Timestamp(ts, tz="UTC"),
+                         "metric": m, "value": _nan(v), "ci_lower": _nan(lo), "ci_upper": _nan(hi), "se": _nan(se),
+                         "n": n, "n_batches": len(recs)})
+    return pd.DataFrame(rows, columns=["timestamp", "metric", "value", "ci_lower", "ci_upper", "se", "n", "n_batches"])
+
+
+def _nan(x: Any) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _threshold_value(tracker: ModelPerformanceTracker, metric: str, baseline_value: float | None) -> float | None:
+    t = tracker.config.detection.thresholds.get(metric)
+    if t is None or baseline_value is None or not math.isfinite(baseline_value):
+        return None
+    hib = get_metric(metric).higher_is_better
+    if tracker.config.detection.threshold_mode == "absolute":
+        return baseline_value - t if hib else baseline_value + t
+    return baseline_value - t * abs(baseline_value) if hib else baseline_value + t * abs(baseline_value)
+
+
+def _trend(tracker, series: pd.DataFrame, metric: str, baseline_value: float | None):
+    s = series[series["metric"] == metric]
+    hib = get_metric(metric).higher_is_better if metric != "performance_score" else True
+    return analyze_trend(
+        list(s["timestamp"]), s["value"].to_numpy(float), (s["se"].to_numpy(float)) ** 2,
+        higher_is_better=bool(hib), tolerance=tracker.config.trend_tolerance,
+        min_samples=tracker.config.min_samples_for_trend, threshold=_threshold_value(tracker, metric, baseline_value),
+        metric=metric,
+    ) if len(s) else analyze_trend([], [], [], higher_is_better=bool(hib),
+                                   min_samples=tracker.config.min_samples_for_trend, metric=metric)
+
+
+def _score_series(records: list) -> pd.DataFrame:
+    rows = []
+    for r in records:
+        if r.performance_score is None:
+            continue
+        comps = [r.metrics.get(k, {}).get("se") for k in (("r2",) if r.task == "regression" else ("accuracy", "f1_macro", "roc_auc"))]
+        comps = [c for c in comps if c is not None and math.isfinite(c)]
+        se = float(np.mean(comps)) if comps else math.nan  # upper bound: components fully correlated
+        rows.append({"timestamp": pd.Timestamp(r.timestamp), "metric": "performance_score",
+                     "value": r.performance_score, "se": se})
+    return pd.DataFrame(rows, columns=["timestamp", "metric", "value", "se"])
+
+
+def build_summary(tracker: ModelPerformanceTracker, *, days: float = 30, model: str, segment: Any = _ALL,
+                  end: datetime | None = None, freq: str | None = "auto") -> PerformanceSummary:
+    """See :meth:`ModelPerformanceTracker.get_performance_summary`."""
+    start, stop = _window(days, end)
+    all_recs = _records(tracker, model, segment, start, stop, include_pending=True)
+    recs = [r for r in all_recs if not r.labels_pending]
+    segments = sorted({r.segment for r in recs}, key=lambda s: (s is not None, s or ""))
+    if freq == "auto":
+        freq = "1D" if (segment is _ALL and len(segments) > 1) else None
+    baseline = tracker.store.get_baseline(model, segment=None if segment is _ALL else segment)
+    base_report = evaluate(state_from_dict(baseline.state)) if baseline is not None else None
+    tracked = list(tracker.config.metrics_to_track)
+    series = metric_series(recs, freq=freq, level=tracker.config.confidence_level)
+    latest: dict[str, Any] = {}
+    if recs:
+        for m, v in recs[-1].metrics.items():
+            latest[m] = {**v, "timestamp": recs[-1].timestamp.isoformat()}
+    window: dict[str, Any] = {}
+    if recs:
+        try:
+            wstate = merge_states(state_from_dict(r.state) for r in recs)
+            window = {k: v.to_dict() for k, v in evaluate(wstate, level=tracker.config.confidence_level).items()}
+        except ValidationError:
+            window = {}
+    trends = {}
+    available = set(series["metric"]) if len(series) else set()
+    for m in tracked:
+        if m not in available:
+            continue
+        bv = base_report[m].value if base_report is not None and m in base_report else None
+        trends[m] = _trend(tracker, series, m, bv).to_dict()
+    score_series = _score_series(recs)
+    perf = analyze_trend(
+        list(score_series["timestamp"]), score_series["value"].to_numpy(float), score_series["se"].to_numpy(float) ** 2,
+        higher_is_better=True, tolerance=tracker.config.trend_tolerance,
+        min_samples=tracker.config.min_samples_for_trend, metric="performance_score",
+    ).to_dict()
+    perf["trend_direction"] = perf.get("direction")
+    alerts = tracker.store.alerts(model, start=start, end=stop, **({} if segment is _ALL else {"segment": segment}))
+    by_type = alerts.groupby("alert_type").size().to_dict() if len(alerts) else {}
+    by_sev = alerts.groupby("severity").size().to_dict() if len(alerts) else {}
+    status = alerts["status"].value_counts().to_dict() if len(alerts) else {}
+    seg_rows = {}
+    if len(segments) > 1 or (segments and segments[0] is not None):
+        for s in segments:
+            srecs = [r for r in recs if r.segment == s]
+            st = merge_states(state_from_dict(r.state) for r in srecs)
+            rep = evaluate(st, level=tracker.config.confidence_level)
+            seg_rows[s if s is not None else "(all)"] = {
+                "records": len(srecs), "samples": st.n,
+                "metrics": {k: v.to_dict() for k, v in rep.items() if k in tracked},
+            }
+    data = {
+        "model": model,
+        "segment": None if segment is _ALL else segment,
+        "period": {"start": start.isoformat(), "end": (stop - timedelta(microseconds=1)).isoformat(), "days": days},
+        "total_records": len(all_recs),
+        "labelled_records": len(recs),
+        "pending_labels": len(all_recs) - len(recs),
+        "total_samples": int(sum(r.sample_count for r in all_recs)),
+        "task": recs[-1].task if recs else None,
+        "performance_trend": perf,
+        "metric_trends": trends,
+        "latest_metrics": latest,
+        "window_metrics": window,
+        "degradation_summary": {
+            "total_alerts": int(len(alerts)),
+            "delivered_or_pending": int(len(alerts) - status.get("suppressed", 0)),
+            "suppressed": int(status.get("suppressed", 0)),
+            "failed_deliveries": int(status.get("failed", 0)),
+            "by_type": {str(k): int(v) for k, v in by_type.items()},
+            "by_severity": {str(k): int(v) for k, v in by_sev.items()},
+            "retraining_triggers": int(by_type.get("retraining_trigger", 0)),
+        },
+        "baseline": None if baseline is None else {
+            "version": baseline.version, "source": baseline.source, "sample_count": baseline.sample_count,
+            "model_version": baseline.model_version, "created_at": baseline.created_at.isoformat(),
+            "metrics": {k: v.to_dict() for k, v in base_report.items() if k in tracked} if base_report else {},
+        },
+        "segments": seg_rows,
+        "points": "batches" if freq is None else f"windows:{freq}",
+    }
+    return PerformanceSummary(data)
+
+
+def drift_analysis(tracker: ModelPerformanceTracker, *, days: float = 30, model: str | None = None,
+                   segment: Any = _ALL, end: datetime | None = None, bins: int = 10) -> dict[str, Any]:
+    """Prediction drift of each batch against the baseline, and its correlation with degradation.
+
+    Works from the stored states alone, so batches whose labels have not arrived are included.
+    Classification: predicted-class counts (chi-square) and, with scores, the positive-class
+    (binary) score distribution coarsened to ``bins`` baseline-quantile bins (PSI, JS
+    distance, KS-type test). Regression: standardized shift of the mean prediction.
+    """
+    model = model or tracker.model
+    start, stop = _window(days, end)
+    recs = _records(tracker, model, segment, start, stop, include_pending=True)
+    baseline = tracker.store.get_baseline(model, segment=None if segment is _ALL else segment)
+    out: dict[str, Any] = {"model": model, "batches": [], "correlation": {}, "reason": None}
+    if baseline is None:
+        out["reason"] = "no_baseline"
+        return out
+    bstate = state_from_dict(baseline.state)
+    brep = evaluate(bstate)
+    edges = None
+    if isinstance(bstate, ClassificationState) and bstate.has_scores:
+        ref = bstate.score_histogram()
+        cum = np.cumsum(ref) / max(ref.sum(), 1)
+        edges = np.unique(np.searchsorted(cum, np.linspace(0, 1, bins + 1)[1:-1]))
+    rows = []
+    for r in recs:
+        st = state_from_dict(r.state)
+        row: dict[str, Any] = {"batch_id": r.batch_id, "timestamp": r.timestamp.isoformat(), "segment": r.segment,
+                               "labels_pending": r.labels_pending}
+        if isinstance(st, ClassificationState) and isinstance(bstate, ClassificationState):
+            cat = compare_distributions(bstate.pred_counts, st.pred_counts, kind="categorical")
+            row.update({"class_psi": cat.psi, "class_p_value": cat.p_value})
+            if edges is not None and st.has_scores:
+                coarse = lambda h: np.add.reduceat(h, np.r_[0, edges + 1]) if len(edges) else np.array([h.sum()])  # noqa: E731
+                sc = compare_distributions(coarse(bstate.score_histogram()), coarse(st.score_histogram()), kind="binned")
+                row.update({"psi": sc.psi, "js_distance": sc.js_distance, "p_value": sc.p_value,
+                            "drifted": sc.drifted, "psi_label": sc.psi_label})
+            else:
+                row.update({"psi": cat.psi, "js_distance": cat.js_distance, "p_value": cat.p_value,
+                            "drifted": cat.drifted, "psi_label": cat.psi_label})
+        else:
+            b, c = bstate.yhat, st.yhat
+            sd = math.sqrt(b.variance(1)) if b.n > 1 else math.nan
+            smd = (c.mean - b.mean) / sd if sd and math.isfinite(sd) else math.nan
+            se = math.sqrt(b.variance(1) / b.n + (c.variance(1) / c.n if c.n > 1 else 0.0)) if b.n > 1 else math.nan
+            from scipy import stats
+
+            p = float(2 * stats.norm.sf(abs((c.mean - b.mean) / se))) if se and math.isfinite(se) else math.nan
+            row.update({"psi": abs(smd), "standardized_mean_shift": smd, "p_value": p,
+                        "drifted": bool(math.isfinite(p) and p < 0.05)})
+        if not r.labels_pending:
+            for m in tracker.config.detection.thresholds:
+                if m in r.metrics and m in brep and r.metrics[m].get("value") is not None:
+                    bv = brep[m].value
+                    if math.isfinite(bv) and bv != 0:
+                        hib = get_metric(m).higher_is_better
+                        cv = r.metrics[m]["value"]
+                        row[f"degradation_{m}"] = ((bv - cv) if hib else (cv - bv)) / abs(bv)
+        rows.append(row)
+    out["batches"] = rows
+    frame = pd.DataFrame(rows)
+    for m in tracker.config.detection.thresholds:
+        col = f"degradation_{m}"
+        if col in frame and "psi" in frame:
+            out["correlation"][m] = drift_performance_correlation(frame["psi"].to_numpy(float),
+                                                                  frame[col].to_numpy(float)).to_dict()
+    return _clean(out)
+
+
+def build_report(tracker: ModelPerformanceTracker, *, days: float = 30, model: str,
+                 end: datetime | None = None) -> dict[str, Any]:
+    """The JSON report: summary, daily windows with intervals, trends, change points, alerts, drift.
+
+    The document follows ``perfkit/report_schema.json`` (``schema_version`` field); NaN and
+    infinite values are written as ``null`` and a ``reason`` says why where known.
+    """
+    summary = build_summary(tracker, days=days, model=model, end=end)
+    start, stop = _window(days, end)
+    recs = _records(tracker, model, _ALL, start, stop)
+    daily = metric_series(recs, freq="1D", level=tracker.config.confidence_level)
+    windows = []
+    for ts, g in daily.groupby("timestamp"):
+        windows.append({
+            "start": pd.Timestamp(ts).isoformat(),
+            "n": int(g["n"].iloc[0]), "n_batches": int(g["n_batches"].iloc[0]),
+            "metrics": {row.metric: {"value": row.value, "ci_lower": row.ci_lower, "ci_upper": row.ci_upper}
+                        for row in g.itertuples()},
+        })
+    alerts = tracker.store.alerts(model, start=start, end=stop)
+    alert_list = [
+        {"alert_id": a.alert_id, "timestamp": pd.Timestamp(a.timestamp).isoformat(), "alert_type": a.alert_type,
+         "severity": a.severity, "metric": a.metric, "segment": a.segment, "status": a.status,
+         "suppressed_by": a.suppressed_by, "deliveries": dict(a.deliveries or {})}
+        for a in alerts.itertuples()
+    ]
+    trends = summary["metric_trends"]
+    doc = {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "generated_at": datetime.now(UTC).isoformat(),
+        "model": model,
+        "period": summary["period"],
+        "summary": {k: v for k, v in summary.to_dict().items() if k not in ("metric_trends",)},
+        "windows": windows,
+        "trends": trends,
+        "change_points": {m: t.get("change_point") for m, t in trends.items()},
+        "alerts": alert_list,
+        "drift": drift_analysis(tracker, days=days, model=model, end=end),
+    }
+    return _clean(doc)
+
+
+def trends_chart(tracker: ModelPerformanceTracker, *, days: float = 30, metric: str | None = None,
+                 model: str, end: datetime | None = None, segment: Any = _ALL):
+    """Altair chart(s) of the tracked metrics with interval, baseline, threshold, alerts and trend."""
+    import altair as alt
+
+    from perfkit.report.charts import metric_chart
+
+    start, stop = _window(days, end)
+    recs = _records(tracker, model, segment, start, stop)
+    segments = {r.segment for r in recs}
+    series = metric_series(recs, freq="1D" if len(segments) > 1 and segment is _ALL else None,
+                           level=tracker.config.confidence_level)
+    baseline = tracker.store.get_baseline(model, segment=None if segment is _ALL else segment)
+    base_report = evaluate(state_from_dict(baseline.state)) if baseline is not None else None
+    names = [metric] if metric else [m for m in tracker.config.metrics_to_track if m in set(series["metric"])]
+    if not names:
+        names = ["sample_count"]
+    alerts = tracker.store.alerts(model, start=start, end=stop, include_suppressed=False)
+    charts = []
+    for m in names:
+        s = series[series["metric"] == m][["timestamp", "value", "ci_lower", "ci_upper"]].dropna(subset=["value"])
+        bv = base_report[m].value if base_report is not None and m in base_report else None
+        a = alerts[(alerts["metric"] == m) & (alerts["alert_type"] == "performance_degradation")] if len(alerts) else alerts
+        afr = None
+        if len(a):
+            vals = s.set_index("timestamp")["value"]
+            afr = pd.DataFrame({"timestamp": pd.to_datetime(a["timestamp"], utc=True), "severity": a["severity"].to_numpy()})
+            afr["value"] = [vals.asof(t) if len(vals) else math.nan for t in afr["timestamp"]]
+        trend_frame = None
+        cp = None
+        if len(s) >= tracker.config.min_samples_for_trend:
+            tr = analyze_trend(list(s["timestamp"]), s["value"].to_numpy(float), None,
+                               higher_is_better=bool(get_metric(m).higher_is_better),
+                               min_samples=tracker.config.min_samples_for_trend, metric=m)
+            if tr.direction != "insufficient_data":
+                ff = tr.fitted_frame()
+                trend_frame = pd.DataFrame({"timestamp": pd.to_datetime(ff["time"], utc=True), "fitted": ff["fitted"],
+                                            "lower": ff["lower"], "upper": ff["upper"]})
+                if tr.change_point is not None and tr.change_point.significant:
+                    cp = tr.change_point.time
+        charts.append(metric_chart(
+            s, metric=m, baseline=bv if bv is not None and math.isfinite(bv) else None,
+            threshold=_threshold_value(tracker, m, bv), higher_is_better=bool(get_metric(m).higher_is_better),
+            alerts=afr, trend=trend_frame, change_point=cp, title=f"{m} — {model}",
+        ))
+    if len(charts) == 1:
+        return charts[0]
+    from perfkit.report.charts import apply_theme
+
+    bare = []
+    for c in charts:
+        c = c.copy()
+        c.config = alt.Undefined
+        bare.append(c)
+    return apply_theme(alt.vconcat(*bare))
