@@ -45,7 +45,9 @@ __all__ = [
     "assess",
     "build_alerts",
     "compare_metric",
+    "adjust_pvalues",
     "detect_degradation",
+    "replay",
     "severity_for",
 ]
 
@@ -186,6 +188,140 @@ def _z_p(z: float) -> float:
     return float(stats.norm.sf(z)) if math.isfinite(z) else math.nan
 
 
+_TEST_NAMES = {"roc_auc": "delong_z", "f1_macro": "bootstrap_z", "precision_macro": "bootstrap_z",
+               "recall_macro": "bootstrap_z", "f1": "bootstrap_z"}
+
+
+def _metric_arrays(
+    name: str,
+    baseline: MetricValue,
+    value: np.ndarray,
+    se: np.ndarray,
+    successes: np.ndarray | None,
+    trials: np.ndarray | None,
+    threshold: float,
+    settings: DetectionSettings,
+) -> dict[str, np.ndarray]:
+    """Vectorized comparison of one metric over many batches with the baseline.
+
+    This is the single implementation of the per-metric decision: the tracker calls it with
+    one batch, the threshold explorer replays a whole history through it.
+    """
+    hib = bool(get_metric(name).higher_is_better)
+    b = float(baseline.value)
+    c = np.asarray(value, dtype=float)
+    n = c.shape[0]
+    out: dict[str, np.ndarray] = {}
+    nan = np.full(n, np.nan)
+    if not math.isfinite(b) or (settings.threshold_mode == "relative" and b == 0):
+        reason = "baseline_is_zero" if math.isfinite(b) else f"undefined:baseline_{baseline.reason}"
+        return {"degradation": nan, "relative_change": nan, "practical": np.zeros(n, bool), "z": nan,
+                "p": nan, "mdd": nan, "test": "none", "reason": np.full(n, reason, dtype=object)}
+    worse = (b - c) if hib else (c - b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel_change = (c - b) / abs(b) if b != 0 else nan
+    relative = settings.threshold_mode == "relative"
+    degradation = worse / abs(b) if relative else worse
+    margin = threshold * abs(b) if relative else threshold
+    null_margin = margin if settings.gating == "minimum_effect" else 0.0
+    se_b = float(baseline.se)
+    se_d = np.sqrt(np.asarray(se, dtype=float) ** 2 + se_b**2) if math.isfinite(se_b) else nan.copy()
+    test = _TEST_NAMES.get(name, "welch_z")
+    use_prop = (
+        name in _PROPORTIONS and successes is not None and trials is not None
+        and baseline.successes is not None and baseline.trials
+    )
+    if use_prop:
+        test = "proportions_score"
+        p, z = _proportions_vec(np.asarray(successes, float), np.asarray(trials, float),
+                                float(baseline.successes), float(baseline.trials), hib, null_margin)
+        pb = b
+        with np.errstate(invalid="ignore", divide="ignore"):
+            se_d = np.sqrt(np.maximum(c * (1 - c), 1e-12) / np.asarray(trials, float)
+                           + max(pb * (1 - pb), 1e-12) / float(baseline.trials))
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = np.where(se_d > 0, (worse - null_margin) / se_d, np.nan)
+        p = stats.norm.sf(z)
+    reason = np.where(np.isfinite(c), np.where(np.isfinite(p), None, "no_standard_error"), "undefined_current")
+    z_a = stats.norm.isf(settings.alpha)
+    z_b = stats.norm.isf(0.2)
+    scale = abs(b) if relative else 1.0
+    extra = (z_a + z_b) * se_d / scale
+    mdd = (null_margin / scale + extra) if settings.gating == "minimum_effect" else np.maximum(threshold, extra)
+    return {"degradation": degradation, "relative_change": rel_change,
+            "practical": np.isfinite(degradation) & (degradation >= threshold), "z": z, "p": p, "mdd": mdd,
+            "test": test, "reason": reason}
+
+
+def _proportions_vec(c1, n1, c2, n2, hib: bool, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided score test (Miettinen-Nurminen) of p_current vs p_baseline with a margin."""
+    from statsmodels.stats.proportion import test_proportions_2indep
+
+    value, alternative = (-margin, "smaller") if hib else (margin, "larger")
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            res = test_proportions_2indep(c1, n1, c2, n2, value=value, method="score", compare="diff",
+                                          alternative=alternative)
+            p = np.atleast_1d(np.asarray(res.pvalue, dtype=float)).copy()
+            z = np.atleast_1d(np.asarray(res.statistic, dtype=float)).copy()
+        except (ValueError, ZeroDivisionError, FloatingPointError):
+            p = np.full(np.shape(c1), np.nan)
+            z = p.copy()
+    bad = ~np.isfinite(p)
+    if bad.any():
+        # degenerate proportions (0 or 1 on both sides): Wald with a variance floor
+        p1, p2 = c1 / n1, c2 / n2
+        se = np.sqrt(np.maximum(p1 * (1 - p1), 0.25 / n1) / n1 + max(p2 * (1 - p2), 0.25 / n2) / n2)
+        worse = (p2 - p1) if hib else (p1 - p2)
+        zz = (worse - margin) / se
+        z = np.where(bad, zz, z)
+        p = np.where(bad, stats.norm.sf(zz), p)
+    return p, z
+
+
+def adjust_pvalues(P: np.ndarray, method: str) -> np.ndarray:
+    """Adjust each row of a (batches x tests) p-value matrix as one family (NaN = not tested).
+
+    Vectorized equivalents of ``statsmodels.stats.multitest.multipletests`` for
+    ``fdr_bh``, ``fdr_by``, ``holm`` and ``bonferroni`` (checked against it in the tests).
+
+    Examples
+    --------
+    >>> adjust_pvalues(np.array([[0.01, 0.04, 0.03]]), "fdr_bh").round(3).tolist()
+    [[0.03, 0.04, 0.04]]
+    """
+    P = np.atleast_2d(np.asarray(P, dtype=float))
+    if method == "none":
+        return P.copy()
+    finite = np.isfinite(P)
+    m = finite.sum(axis=1, keepdims=True).astype(float)
+    key = np.where(finite, P, np.inf)
+    order = np.argsort(key, axis=1, kind="stable")
+    ps = np.take_along_axis(key, order, axis=1)
+    j = np.arange(1, P.shape[1] + 1, dtype=float)[None, :]
+    with np.errstate(invalid="ignore"):
+        if method in ("fdr_bh", "fdr_by"):
+            adj = ps * m / j
+            if method == "fdr_by":
+                cm = np.array([np.sum(1.0 / np.arange(1, int(k) + 1)) if k > 0 else 1.0 for k in m[:, 0]])[:, None]
+                adj = adj * cm
+            adj = np.minimum.accumulate(adj[:, ::-1], axis=1)[:, ::-1]
+        elif method == "holm":
+            adj = np.maximum.accumulate(np.where(np.isfinite(ps), (m - j + 1) * ps, 0.0), axis=1)
+            adj = np.where(np.isfinite(ps), adj, np.inf)
+        elif method == "bonferroni":
+            adj = ps * m
+        else:
+            raise ValidationError(f"unknown fdr_method {method!r}", parameter="fdr_method")
+    adj = np.minimum(adj, 1.0)
+    out = np.empty_like(adj)
+    np.put_along_axis(out, order, adj, axis=1)
+    out[~finite] = np.nan
+    return out
+
+
 def compare_metric(
     current: MetricValue,
     baseline: MetricValue,
@@ -195,150 +331,36 @@ def compare_metric(
     """Compare one metric of the current batch with the baseline (before FDR control)."""
     name = current.name
     hib = bool(get_metric(name).higher_is_better)
-    b, c = float(baseline.value), float(current.value)
-    base = dict(
-        metric=name,
-        higher_is_better=hib,
-        baseline=b,
-        current=c,
-        ci_lower=current.ci_lower,
-        ci_upper=current.ci_upper,
-        threshold=threshold,
+    arr = _metric_arrays(
+        name, baseline, np.array([current.value]), np.array([current.se]),
+        None if current.successes is None else np.array([current.successes]),
+        None if current.trials is None else np.array([current.trials]),
+        threshold, settings,
     )
-    if not (math.isfinite(b) and math.isfinite(c)):
-        why = current.reason if not math.isfinite(c) else f"baseline_{baseline.reason}"
-        return MetricFinding(
-            **base,
-            relative_change=math.nan,
-            degradation=math.nan,
-            practical=False,
-            test="none",
-            statistic=math.nan,
-            p_value=math.nan,
-            reason=f"undefined:{why}",
-        )
-    worse = (b - c) if hib else (c - b)  # in metric units, positive = worse
-    rel_change = (c - b) / abs(b) if b != 0 else math.nan
-    relative = settings.threshold_mode == "relative"
-    if relative:
-        if b == 0:
-            return MetricFinding(
-                **base,
-                relative_change=math.nan,
-                degradation=math.nan,
-                practical=False,
-                test="none",
-                statistic=math.nan,
-                p_value=math.nan,
-                reason="baseline_is_zero",
-            )
-        degradation = worse / abs(b)
-        margin = threshold * abs(b)
-    else:
-        degradation = worse
-        margin = threshold
-    practical = degradation >= threshold
-    null_margin = margin if settings.gating == "minimum_effect" else 0.0
-
-    se_d = (
-        math.hypot(current.se, baseline.se)
-        if math.isfinite(current.se) and math.isfinite(baseline.se)
-        else math.nan
-    )
-    test = "z"
-    z = math.nan
-    p = math.nan
-    reason = None
-    if name in _PROPORTIONS and current.trials and baseline.trials:
-        test = "proportions_score"
-        p, z = _proportions_test(current, baseline, hib, null_margin)
-    elif math.isfinite(se_d) and se_d > 0:
-        test = {
-            "roc_auc": "delong_z",
-            "f1_macro": "bootstrap_z",
-            "precision_macro": "bootstrap_z",
-            "recall_macro": "bootstrap_z",
-            "f1": "bootstrap_z",
-        }.get(name, "welch_z")
-        z = (worse - null_margin) / se_d
-        p = _z_p(z)
-    else:
-        reason = "no_standard_error"
-    if not math.isfinite(se_d) and name in _PROPORTIONS:
-        se_d = math.hypot(
-            math.sqrt(max(c * (1 - c), 1e-12) / max(current.trials or 1, 1)),
-            math.sqrt(max(b * (1 - b), 1e-12) / max(baseline.trials or 1, 1)),
-        )
-    z_a = stats.norm.isf(settings.alpha)
-    z_b = stats.norm.isf(0.2)
-    if math.isfinite(se_d):
-        extra = (z_a + z_b) * se_d
-        scale = abs(b) if relative else 1.0
-        mdd = (
-            (null_margin + extra) / scale
-            if settings.gating == "minimum_effect"
-            else max(threshold, extra / scale)
-        )
-    else:
-        mdd = math.nan
+    reason = arr["reason"][0]
+    if not math.isfinite(current.value):
+        reason = f"undefined:{current.reason}"
     return MetricFinding(
-        **base,
-        relative_change=rel_change,
-        degradation=degradation,
-        practical=practical,
-        test=test,
-        statistic=z,
-        p_value=p,
-        min_detectable_degradation=mdd,
-        reason=reason,
+        metric=name, higher_is_better=hib, baseline=float(baseline.value), current=float(current.value),
+        ci_lower=current.ci_lower, ci_upper=current.ci_upper, threshold=threshold,
+        relative_change=float(arr["relative_change"][0]), degradation=float(arr["degradation"][0]),
+        practical=bool(arr["practical"][0]), test=arr["test"] if math.isfinite(current.value) else "none",
+        statistic=float(arr["z"][0]), p_value=float(arr["p"][0]),
+        min_detectable_degradation=float(arr["mdd"][0]), reason=reason,
     )
-
-
-def _proportions_test(
-    current: MetricValue, baseline: MetricValue, hib: bool, margin: float
-) -> tuple[float, float]:
-    from statsmodels.stats.proportion import test_proportions_2indep
-
-    c1, n1 = float(current.successes), float(current.trials)
-    c2, n2 = float(baseline.successes), float(baseline.trials)
-    if hib:  # H1: p_current - p_baseline < -margin
-        value, alternative = -margin, "smaller"
-    else:
-        value, alternative = margin, "larger"
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        try:
-            res = test_proportions_2indep(
-                c1, n1, c2, n2, value=value, method="score", compare="diff", alternative=alternative
-            )
-            p, z = float(res.pvalue), float(res.statistic)
-        except (ValueError, ZeroDivisionError, FloatingPointError):
-            p, z = math.nan, math.nan
-    if not math.isfinite(p):
-        # degenerate proportions (0 or 1 on both sides): Wald with a continuity floor
-        p1, p2 = c1 / n1, c2 / n2
-        se = math.sqrt(max(p1 * (1 - p1), 0.25 / n1) / n1 + max(p2 * (1 - p2), 0.25 / n2) / n2)
-        worse = (p2 - p1) if hib else (p1 - p2)
-        z = (worse - margin) / se
-        p = _z_p(z)
-    return p, z
 
 
 def _adjust(pvalues: Sequence[float], settings: DetectionSettings) -> list[float]:
-    pv = np.asarray(pvalues, dtype=float)
-    out = pv.copy()
-    ok = np.isfinite(pv)
-    if settings.fdr_method != "none" and ok.sum() > 1:
-        from statsmodels.stats.multitest import multipletests
+    return adjust_pvalues(np.asarray([pvalues], dtype=float), settings.fdr_method)[0].tolist() if len(pvalues) else []
 
-        out[ok] = multipletests(pv[ok], alpha=settings.alpha, method=settings.fdr_method)[1]
-    return out.tolist()
+
+def _decide(practical: np.ndarray, adjusted: np.ndarray, settings: DetectionSettings) -> np.ndarray:
+    significant = np.isfinite(adjusted) & (adjusted < settings.alpha)
+    return practical if settings.gating == "none" else practical & significant
 
 
 def detect_degradation(
-    current: MetricReport
-    | Mapping[str, MetricValue]
-    | Sequence[tuple[str | None, Mapping, Mapping]],
+    current: MetricReport | Mapping[str, MetricValue] | Sequence[tuple[str | None, Mapping, Mapping]],
     baseline: MetricReport | Mapping[str, MetricValue] | None = None,
     settings: DetectionSettings | None = None,
     *,
@@ -359,7 +381,6 @@ def detect_degradation(
     Examples
     --------
     >>> from perfkit.metrics import compute_metrics
-    >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> y = rng.integers(0, 2, 5000)
     >>> good = compute_metrics(y, np.where(rng.random(5000) < 0.9, y, 1 - y))
@@ -379,38 +400,153 @@ def detect_degradation(
         names = list(metrics) if metrics is not None else list(settings.thresholds)
         for name in names:
             if name not in settings.thresholds:
-                raise ValidationError(
-                    f"no threshold configured for metric {name!r}", parameter="metrics"
-                )
+                raise ValidationError(f"no threshold configured for metric {name!r}", parameter="metrics")
             if name not in cur or name not in base:
                 continue
             f = compare_metric(cur[name], base[name], settings.thresholds[name], settings)
             if segment is not None:
                 f = MetricFinding(**{**f.__dict__, "segment": segment})
             findings.append(f)
-    adjusted = _adjust([f.p_value for f in findings], settings)
+    adjusted = np.asarray(_adjust([f.p_value for f in findings], settings), dtype=float)
+    degraded = _decide(np.array([f.practical for f in findings], bool), adjusted, settings) if findings else []
     out = []
-    for f, adj in zip(findings, adjusted, strict=True):
-        significant = math.isfinite(adj) and adj < settings.alpha
-        if settings.gating == "none":
-            degraded = f.practical
-        else:
-            degraded = f.practical and significant
-        sev = (
-            severity_for(f.degradation, f.threshold, settings.severity_bands) if degraded else None
-        )
-        out.append(
-            MetricFinding(
-                **{
-                    **f.__dict__,
-                    "adjusted_p_value": adj,
-                    "significant": significant,
-                    "degraded": degraded,
-                    "severity": sev,
-                }
-            )
-        )
+    for f, adj, deg in zip(findings, adjusted, degraded, strict=True):
+        sev = severity_for(f.degradation, f.threshold, settings.severity_bands) if deg else None
+        out.append(MetricFinding(**{**f.__dict__, "adjusted_p_value": float(adj),
+                                    "significant": bool(math.isfinite(adj) and adj < settings.alpha),
+                                    "degraded": bool(deg), "severity": sev}))
     return out
+
+
+def replay(
+    history: Any,
+    baseline: MetricReport | Mapping[str, MetricValue],
+    settings: DetectionSettings,
+    *,
+    metrics: Sequence[str] | None = None,
+    cooldown_hours: float = 24.0,
+    model: str = "model",
+) -> Any:
+    """Which alerts would have fired over a stored history under ``settings``.
+
+    The same per-metric tests, false-discovery control, severity bands and cooldown rule as
+    the tracker, vectorized over the batches (a year of hourly batches in well under a second).
+
+    Parameters
+    ----------
+    history : DataFrame
+        ``Store.history()`` output (columns ``timestamp``, ``batch_id``, ``segment``,
+        ``performance_score`` and per metric ``M``, ``M_se``, optionally ``M_successes`` /
+        ``M_trials``), or a list of :class:`perfkit.store.BatchRecord`.
+    baseline : MetricReport
+    settings : DetectionSettings
+    metrics : sequence of str, optional
+        Metrics to check (default: those with a threshold present in the history).
+    cooldown_hours : float
+
+    Returns
+    -------
+    DataFrame
+        One row per alert that would be raised: timestamp, batch_id, segment, metric,
+        alert_type, severity, value, baseline, degradation, p_value, adjusted_p_value, status
+        (``"fires"`` or ``"suppressed"``) and suppressed_by (row index of the alert that
+        suppresses it).
+    """
+    import pandas as pd
+
+    frame = _history_frame(history)
+    cols = ["timestamp", "batch_id", "segment", "metric", "alert_type", "severity", "value", "baseline",
+            "degradation", "p_value", "adjusted_p_value", "status", "suppressed_by"]
+    if frame.empty:
+        return pd.DataFrame(columns=cols)
+    names = [m for m in (metrics or settings.thresholds) if m in settings.thresholds and m in frame.columns
+             and m in baseline]
+    B = len(frame)
+    P = np.full((B, len(names)), np.nan)
+    D = np.full((B, len(names)), np.nan)
+    PR = np.zeros((B, len(names)), bool)
+    for j, m in enumerate(names):
+        succ = frame[f"{m}_successes"].to_numpy(float) if f"{m}_successes" in frame else None
+        trials = frame[f"{m}_trials"].to_numpy(float) if f"{m}_trials" in frame else None
+        arr = _metric_arrays(m, baseline[m], frame[m].to_numpy(float), frame[f"{m}_se"].to_numpy(float)
+                             if f"{m}_se" in frame else np.full(B, np.nan), succ, trials,
+                             settings.thresholds[m], settings)
+        P[:, j], D[:, j], PR[:, j] = arr["p"], arr["degradation"], arr["practical"]
+    ADJ = adjust_pvalues(P, settings.fdr_method) if names else P
+    DEG = _decide(PR, ADJ, settings) if names else PR
+    bands = settings.severity_bands
+    sev = np.where(D >= bands["critical"], "critical", np.where(D >= bands["moderate"], "moderate", "minor"))
+    rows = []
+    ts = pd.to_datetime(frame["timestamp"], utc=True)
+    seg = frame["segment"] if "segment" in frame else pd.Series([None] * B)
+    bid = frame["batch_id"] if "batch_id" in frame else pd.Series(range(B))
+    bi, mj = np.nonzero(DEG)
+    for i, j in zip(bi.tolist(), mj.tolist(), strict=True):
+        rows.append((ts.iloc[i], bid.iloc[i], seg.iloc[i], names[j], "performance_degradation", sev[i, j],
+                     frame[names[j]].iloc[i], float(baseline[names[j]].value), D[i, j], P[i, j], ADJ[i, j]))
+    if "performance_score" in frame:
+        score = frame["performance_score"].to_numpy(float)
+        low = np.isfinite(score) & (score < settings.low_performance_threshold)
+        for i in np.nonzero(low)[0].tolist():
+            rows.append((ts.iloc[i], bid.iloc[i], seg.iloc[i], None, "low_performance", "critical", score[i],
+                         settings.low_performance_threshold, np.nan, np.nan, np.nan))
+    Dd = np.where(DEG, D, -np.inf)
+    if names:
+        worst = Dd.argmax(axis=1)
+        wval = Dd[np.arange(B), worst]
+        for i in np.nonzero(wval >= settings.auto_retraining_threshold)[0].tolist():
+            j = int(worst[i])
+            rows.append((ts.iloc[i], bid.iloc[i], seg.iloc[i], names[j], "retraining_trigger", sev[i, j],
+                         frame[names[j]].iloc[i], float(baseline[names[j]].value), D[i, j], P[i, j], ADJ[i, j]))
+    out = pd.DataFrame(rows, columns=cols[:-2])
+    out = out.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    status, by = _cooldown(out, cooldown_hours)
+    out["status"] = status
+    out["suppressed_by"] = by
+    return out
+
+
+def _cooldown(alerts: Any, cooldown_hours: float) -> tuple[list[str], list[Any]]:
+    """The tracker's cooldown rule: suppressed unless no delivered alert of the same key within
+    the cooldown, or an escalation to a higher severity."""
+    from datetime import timedelta
+
+    window = timedelta(hours=cooldown_hours)
+    last: dict[tuple, tuple[Any, str, int]] = {}
+    status, by = [], []
+    for k, row in enumerate(alerts.itertuples(index=False)):
+        key = (row.segment, row.metric, row.alert_type)
+        prev = last.get(key)
+        if prev is not None and row.timestamp - prev[0] <= window and \
+                _SEVERITY_RANK[row.severity] <= _SEVERITY_RANK[prev[1]]:
+            status.append("suppressed")
+            by.append(prev[2])
+            continue
+        status.append("fires")
+        by.append(None)
+        last[key] = (row.timestamp, row.severity, k)
+    return status, by
+
+
+def _history_frame(history: Any) -> Any:
+    import pandas as pd
+
+    if isinstance(history, pd.DataFrame):
+        return history.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    rows = []
+    for r in history:
+        row = {"timestamp": r.timestamp, "batch_id": r.batch_id, "segment": r.segment,
+               "performance_score": r.performance_score if r.performance_score is not None else np.nan}
+        if r.labels_pending:
+            continue
+        for m, v in r.metrics.items():
+            row[m] = np.nan if v.get("value") is None else v["value"]
+            row[f"{m}_se"] = np.nan if v.get("se") is None else v["se"]
+            if v.get("successes") is not None:
+                row[f"{m}_successes"] = v["successes"]
+                row[f"{m}_trials"] = v["trials"]
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values("timestamp", kind="stable").reset_index(drop=True) if rows else pd.DataFrame()
 
 
 def build_alerts(
