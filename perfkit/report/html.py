@@ -1,0 +1,157 @@
+"""Export an executed notebook to ONE self-contained HTML file that works offline.
+
+The export uses nbconvert's ``HTMLExporter`` with the ``perfkit_offline`` template shipped in
+``perfkit/report/_nbconvert_template``: it extends nbconvert's ``lab`` template, drops the
+require.js / MathJax / mermaid / widget-manager loaders (all fetched from CDNs) and inlines
+the Vega bundle of vl-convert once in the ``<head>``. Chart outputs made by
+:mod:`perfkit.report.display` then become interactive with no network at all; everything else
+(CSS, images) is already inline.
+
+Examples
+--------
+>>> import tempfile, nbformat
+>>> from pathlib import Path
+>>> nb = nbformat.v4.new_notebook()
+>>> nb.cells.append(nbformat.v4.new_markdown_cell("# Hello"))
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     nbformat.write(nb, f"{tmp}/r.ipynb")
+...     out = export_html(f"{tmp}/r.ipynb", f"{tmp}/r.html", title="Weekly review")
+...     text = out.read_text(encoding="utf-8")
+>>> "<title>Weekly review</title>" in text and "window.vegaEmbed" in text
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from functools import cache
+from pathlib import Path
+
+from perfkit.exceptions import ReportExportError
+
+__all__ = ["TEMPLATE_DIR", "TEMPLATE_NAME", "export_html", "vega_bundle"]
+
+logger = logging.getLogger("perfkit")
+
+#: Directory holding perfkit's nbconvert template(s).
+TEMPLATE_DIR = Path(__file__).parent / "_nbconvert_template"
+#: Name of the offline HTML template.
+TEMPLATE_NAME = "perfkit_offline"
+
+_EXTERNAL_REF = re.compile(
+    r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*[\"']?\s*(?:https?:)?//",
+    re.IGNORECASE,
+)
+
+
+@cache
+def vega_bundle() -> str:
+    """Return vl-convert's Vega / Vega-Lite / vega-embed bundle, safe inside ``<script>``.
+
+    The bundle defines ``window.vegaEmbed``, ``window.vega`` and ``window.vegaLite``. Building
+    it takes a few seconds the first time, so it is cached for the process.
+
+    Examples
+    --------
+    >>> "window.vegaEmbed" in vega_bundle()
+    True
+    """
+    import vl_convert as vlc
+
+    from perfkit.report.charts import _vl_version
+
+    bundle = vlc.javascript_bundle(vl_version=_vl_version())
+    # an HTML parser ends the <script> element at "</script" whatever the JS context
+    bundle = re.sub(r"</(script)", r"<\\/\1", bundle, flags=re.IGNORECASE)
+    return bundle.replace("<!--", "<\\!--")
+
+
+def export_html(
+    notebook_path: str | os.PathLike[str],
+    html_path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    exclude_input: bool = True,
+) -> Path:
+    """Write ``notebook_path`` as one offline HTML file at ``html_path``.
+
+    Parameters
+    ----------
+    notebook_path : path-like
+        An (executed) ``.ipynb`` file.
+    html_path : path-like
+        Output file; parent directories are created. Written atomically.
+    title : str, optional
+        Page title (escaped); defaults to the notebook's ``metadata.title`` or file name.
+    exclude_input : bool, default True
+        Hide code cells' inputs and prompts; outputs and Markdown cells are kept. Cells
+        tagged ``remove_cell`` are always dropped, inputs of cells tagged ``remove_input``
+        are always hidden.
+
+    Returns
+    -------
+    pathlib.Path
+        ``html_path``.
+
+    Raises
+    ------
+    ReportExportError
+        If the notebook cannot be read or converted, or the file cannot be written.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    source = Path(notebook_path)
+    target = Path(html_path)
+    try:
+        nb = nbformat.read(source, as_version=4)
+    except (OSError, ValueError) as exc:  # nbformat's read errors are ValueError subclasses
+        raise ReportExportError(f"cannot read notebook {str(source)!r}: {exc}") from exc
+    if title is not None:
+        nb.metadata["title"] = str(title)
+
+    config = Config()
+    config.TagRemovePreprocessor.enabled = True
+    config.TagRemovePreprocessor.remove_cell_tags = ("remove_cell",)
+    config.TagRemovePreprocessor.remove_input_tags = ("remove_input",)
+    exporter = HTMLExporter(
+        config=config,
+        template_name=TEMPLATE_NAME,
+        extra_template_basedirs=[str(TEMPLATE_DIR)],
+        exclude_input=exclude_input,
+        exclude_input_prompt=exclude_input,
+        exclude_output_prompt=exclude_input,
+    )
+    resources = {
+        "perfkit_vega_bundle": vega_bundle(),
+        "metadata": {"name": source.stem},
+    }
+    try:
+        body, _ = exporter.from_notebook_node(nb, resources=resources)
+    except Exception as exc:
+        raise ReportExportError(f"cannot convert {str(source)!r} to HTML: {exc}") from exc
+
+    external = _EXTERNAL_REF.findall(body)
+    if external:
+        logger.warning(
+            "%s references %d external resource(s); the report will not be fully offline",
+            target, len(external),
+        )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(body)
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise ReportExportError(f"cannot write {str(target)!r}: {exc}") from exc
+    logger.info("exported %s -> %s (%.0f kB)", source, target, len(body.encode()) / 1024)
+    return target
