@@ -243,9 +243,11 @@ class ModelPerformanceTracker:
             raise ValidationError("pass config_path or config, not both", parameter="config")
         self.config = config if config is not None else load_config(config_path)
         self.model = _check_name(model, "model") or self.config.model_name
-        self.store = store if isinstance(store, Store) else open_store(
-            str(store) if store is not None else self.config.store_url
-        )
+        if store is None:
+            store = self.config.store_url
+        if isinstance(store, str) and "://" not in store:
+            store = Path(store)  # a plain path is a SQLite file
+        self.store = store if isinstance(store, Store) else open_store(store)
         self._channels = self._build_channels(list(channels or []))
         self.alert_manager = AlertManager(
             self.store,
@@ -274,7 +276,8 @@ class ModelPerformanceTracker:
                 out.append(
                     channel_from_config(
                         "email", host=e.host, port=e.port, sender=e.sender, recipients=list(e.recipients),
-                        security=e.security, username=e.username, password_env=e.password_env,
+                        security=e.security, username=e.username,
+                        password_env=e.password_env if e.username else None,
                         timeout=e.timeout,
                     )
                 )
