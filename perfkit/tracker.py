@@ -249,6 +249,7 @@ class ModelPerformanceTracker:
             store = Path(store)  # a plain path is a SQLite file
         self.store = store if isinstance(store, Store) else open_store(store)
         self._channels = self._build_channels(list(channels or []))
+        self._baseline_cache: dict[tuple, tuple[MetricReport, int]] = {}
         self.alert_manager = AlertManager(
             self.store,
             self._channels,
@@ -453,11 +454,17 @@ class ModelPerformanceTracker:
             self._store_baseline(model, segment, merge_states(state_from_dict(r.state) for r in first),
                                  source=f"first_{len(first)}_batches", model_version=first[0].model_version)
             b = self.store.get_baseline(model, segment=segment)
+        key = (model, segment, b.id)
+        cached = self._baseline_cache.get(key)
+        if cached is not None:
+            return cached
         base_state = state_from_dict(b.state)
         if base_state.task != state.task or getattr(base_state, "classes", None) != getattr(state, "classes", None):
             logger.warning("baseline of %s is for another task/class set; degradation not checked", model)
             return None
-        return evaluate(base_state, level=self.config.confidence_level), b.version
+        out = (evaluate(base_state, level=self.config.confidence_level), b.version)
+        self._baseline_cache[key] = out
+        return out
 
     def _store_baseline(self, model, segment, state: State, *, source: str, model_version=None) -> int:
         report = evaluate(state, level=self.config.confidence_level)

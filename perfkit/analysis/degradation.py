@@ -407,7 +407,10 @@ def detect_degradation(
             if segment is not None:
                 f = MetricFinding(**{**f.__dict__, "segment": segment})
             findings.append(f)
-    adjusted = np.asarray(_adjust([f.p_value for f in findings], settings), dtype=float)
+    # the FDR family: the metrics whose point estimate reaches their threshold (the others
+    # cannot alert, and with the minimum-effect null their p-values are >= 0.5 anyway)
+    adjusted = np.asarray(_adjust([f.p_value if f.practical else math.nan for f in findings], settings),
+                          dtype=float)
     degraded = _decide(np.array([f.practical for f in findings], bool), adjusted, settings) if findings else []
     out = []
     for f, adj, deg in zip(findings, adjusted, degraded, strict=True):
@@ -472,7 +475,7 @@ def replay(
                              if f"{m}_se" in frame else np.full(B, np.nan), succ, trials,
                              settings.thresholds[m], settings)
         P[:, j], D[:, j], PR[:, j] = arr["p"], arr["degradation"], arr["practical"]
-    ADJ = adjust_pvalues(P, settings.fdr_method) if names else P
+    ADJ = adjust_pvalues(np.where(PR, P, np.nan), settings.fdr_method) if names else P
     DEG = _decide(PR, ADJ, settings) if names else PR
     bands = settings.severity_bands
     sev = np.where(D >= bands["critical"], "critical", np.where(D >= bands["moderate"], "moderate", "minor"))

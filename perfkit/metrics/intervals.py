@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -17,9 +18,15 @@ __all__ = [
 ]
 
 
+@functools.lru_cache(maxsize=64)
 def z_value(level: float) -> float:
-    """Two-sided normal quantile for a confidence level."""
+    """Two-sided normal quantile for a confidence level (cached: scipy's ppf is slow)."""
     return float(stats.norm.ppf(0.5 + level / 2.0))
+
+
+@functools.lru_cache(maxsize=4096)
+def _t_quantile(level: float, df: float) -> float:
+    return float(stats.t.ppf(0.5 + level / 2.0, df))
 
 
 def wilson_interval(successes: float, trials: float, level: float = 0.95) -> tuple[float, float]:
@@ -45,7 +52,7 @@ def normal_interval(value: float, se: float, level: float = 0.95, *, df: float |
     """value +- q * se with a normal (or Student t when ``df`` is given) quantile."""
     if not (math.isfinite(value) and math.isfinite(se)):
         return (math.nan, math.nan)
-    q = z_value(level) if df is None or df <= 0 else float(stats.t.ppf(0.5 + level / 2.0, df))
+    q = z_value(level) if df is None or df <= 0 else _t_quantile(level, float(df))
     return (value - q * se, value + q * se)
 
 

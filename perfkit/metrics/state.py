@@ -25,6 +25,7 @@ __all__ = [
     "RegressionState",
     "State",
     "compute_state",
+    "merge_dicts_to_state",
     "merge_state_dicts",
     "merge_states",
     "state_from_dict",
@@ -41,19 +42,44 @@ def _unb64(s: str, dtype) -> np.ndarray:
     return np.frombuffer(base64.b64decode(s), dtype=dtype).copy()
 
 
+_COUNT_DTYPES = {"B": np.uint8, "H": np.uint16, "I": np.uint32, "Q": np.uint64}
+
+
+def _encode_row(r: np.ndarray) -> dict:
+    nz = np.flatnonzero(r)
+    counts = r[nz]
+    top = int(counts.max()) if counts.size else 0
+    code = "B" if top < 2**8 else "H" if top < 2**16 else "I" if top < 2**32 else "Q"
+    gaps = np.diff(nz, prepend=0).astype(np.uint16)  # HIST_BINS < 2**16
+    payload = gaps.tobytes() + counts.astype(_COUNT_DTYPES[code]).tobytes()
+    return {"n": int(nz.size), "d": code, "z": base64.b64encode(payload).decode("ascii")}
+
+
+def _decode_row(r: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(bin indices, counts) of one sparse histogram row."""
+    if "z" not in r:  # first format: plain base64 int32 indices / int64 counts
+        return _unb64(r["i"], np.int32).astype(np.int64), _unb64(r["c"], np.int64)
+    n = int(r["n"])
+    raw = base64.b64decode(r["z"])
+    idx = np.cumsum(np.frombuffer(raw, dtype=np.uint16, count=n), dtype=np.int64)
+    counts = np.frombuffer(raw, dtype=_COUNT_DTYPES[r["d"]], offset=2 * n, count=n).astype(np.int64)
+    return idx, counts
+
+
 def _encode_hist(h: np.ndarray) -> dict:
-    """Sparse, compact form of a (rows, HIST_BINS) int64 histogram."""
-    rows = []
-    for r in h:
-        nz = np.flatnonzero(r)
-        rows.append({"i": _b64(nz.astype(np.int32)), "c": _b64(r[nz].astype(np.int64))})
-    return {"bins": int(h.shape[1]), "rows": rows}
+    """Sparse, compact form of a (rows, HIST_BINS) int64 histogram.
+
+    Per row: the gaps between non-zero bins (uint16) and the counts in the smallest
+    unsigned type that holds them, base64-encoded (JSON-safe, lossless, fast to decode).
+    """
+    return {"bins": int(h.shape[1]), "rows": [_encode_row(r) for r in h]}
 
 
 def _decode_hist(d: dict) -> np.ndarray:
     out = np.zeros((len(d["rows"]), int(d["bins"])), dtype=np.int64)
     for j, r in enumerate(d["rows"]):
-        out[j, _unb64(r["i"], np.int32)] = _unb64(r["c"], np.int64)
+        idx, counts = _decode_row(r)
+        out[j, idx] = counts
     return out
 
 
@@ -88,6 +114,9 @@ class ClassificationState:
         Exact per-class AUC of a single batch (lost on merge; histograms take over).
     auc_var_exact : tuple of float or None
         DeLong variance matching ``auc_exact``.
+    auc_var_ratio : float or None
+        Multiclass: the OvR macro AUC's variance (with the covariances between classes,
+        from per-row influence) over ``sum(var_c) / k**2``; merged as an n-weighted mean.
     """
 
     task: str
@@ -105,6 +134,7 @@ class ClassificationState:
     auc_exact: tuple | None = None
     auc_var_exact: tuple | None = None
     n_batches: int = 1
+    auc_var_ratio: float | None = None
 
     @property
     def k(self) -> int:
@@ -142,6 +172,7 @@ class ClassificationState:
             logloss=None,
             auc_exact=None,
             auc_var_exact=None,
+            auc_var_ratio=None,
         )
 
     def merge(self, other: ClassificationState) -> ClassificationState:
@@ -162,6 +193,11 @@ class ClassificationState:
             )
         if self.has_scores != other.has_scores:
             raise StateError("cannot merge a state with scores and one without y_pred_proba")
+        if self.has_scores and self.hist_neg.shape != other.hist_neg.shape:
+            raise StateError(
+                f"cannot merge score histograms of different layouts: {self.hist_neg.shape} vs "
+                f"{other.hist_neg.shape} (states from another perfkit version?)"
+            )
         return ClassificationState(
             task=self.task,
             classes=self.classes,
@@ -178,6 +214,7 @@ class ClassificationState:
             auc_exact=None,
             auc_var_exact=None,
             n_batches=self.n_batches + other.n_batches,
+            auc_var_ratio=_merge_ratio(self, other),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -202,6 +239,7 @@ class ClassificationState:
             if self.auc_var_exact is None
             else [_nan_to_none(a) for a in self.auc_var_exact],
             "n_batches": self.n_batches,
+            "auc_var_ratio": self.auc_var_ratio,
         }
 
     @classmethod
@@ -224,6 +262,7 @@ class ClassificationState:
             if d["auc_var_exact"] is None
             else tuple(_none_to_nan(a) for a in d["auc_var_exact"]),
             n_batches=int(d.get("n_batches", 1)),
+            auc_var_ratio=None if d.get("auc_var_ratio") is None else float(d["auc_var_ratio"]),
         )
 
     def equals(self, other: object) -> bool:
@@ -350,12 +389,38 @@ class RegressionState:
 State = ClassificationState | RegressionState
 
 
+def _merge_ratio(a: ClassificationState, b: ClassificationState) -> float | None:
+    if a.auc_var_ratio is None or b.auc_var_ratio is None:
+        return a.auc_var_ratio if b.auc_var_ratio is None else b.auc_var_ratio
+    return (a.n * a.auc_var_ratio + b.n * b.auc_var_ratio) / (a.n + b.n)
+
+
 def _nan_to_none(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
 def _none_to_nan(x: float | None) -> float:
     return math.nan if x is None else float(x)
+
+
+def _macro_auc_var_ratio(p: PreparedClassification, hist_pos, hist_neg, variances) -> float | None:
+    """Influence-function variance of the OvR macro AUC over the independence sum.
+
+    The per-class AUCs of one batch are correlated (every row is a positive of one class
+    and a negative of the others), so ``sum(var_c) / k**2`` understates the macro AUC's
+    variance. The per-row influence (binned placement values) gives the full variance;
+    the ratio is stored so that merged windows, which only keep marginal histograms, can
+    scale their independence sum by it.
+    """
+    defined = [j for j, v in enumerate(variances) if math.isfinite(v)]
+    indep = sum(variances[j] for j in defined)
+    if len(defined) < 2 or indep <= 0:
+        return None
+    tables = [_kernels.placement_tables(hist_pos[j], hist_neg[j]) for j in defined]
+    inf_pos = np.stack([t[0] for t in tables])
+    inf_neg = np.stack([t[1] for t in tables])
+    ss = _kernels.macro_influence_ss(p.proba, p.y_idx, np.asarray(defined, dtype=np.int64), inf_pos, inf_neg)
+    return float(ss * p.n / (p.n - 1) / indep) if p.n > 1 else None
 
 
 def _classification_state(p: PreparedClassification) -> ClassificationState:
@@ -367,30 +432,26 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
     pred_counts = np.bincount(p.p_idx, minlength=k).astype(np.int64)
     hist_pos = hist_neg = logloss = None
     score_moments: tuple = ()
-    auc_exact = auc_var = None
+    auc_exact = auc_var = var_ratio = None
     if p.proba is not None:
         hist_classes = np.array([p.positive_index] if p.task == "binary" else list(range(k)), dtype=np.int64)
         y_idx = p.y_idx if labelled else np.zeros(1, dtype=np.int64)
-        hist_pos, hist_neg = _kernels.class_histograms(p.proba, y_idx, hist_classes, labelled)
-        pf = np.asfortranarray(p.proba)
-        score_moments = tuple(Moments.of(pf[:, c]) for c in range(k))
+        hist_pos, hist_neg, mom, p_true = _kernels.class_pass(p.proba, y_idx, hist_classes, labelled, p.eps)
+        score_moments = tuple(Moments.from_list(row) for row in mom.tolist())
         if labelled:
-            logloss = Moments(*_kernels.logloss_moments(p.proba, p.y_idx, p.eps))
-            logloss = Moments(int(logloss.n), *map(float, (logloss.mean, logloss.m2, logloss.m3, logloss.m4)))
+            np.log(p_true, out=p_true)  # vectorised (SIMD) log; the loss is its negative
+            n_, mean, m2, m3, m4 = _kernels.moments(p_true)
+            logloss = Moments(int(n_), -float(mean), float(m2), -float(m3), float(m4))
             aucs, vars_ = [], []
             for c in hist_classes:
-                col = pf[:, c]
-                mask = p.y_idx == c
-                pos = np.sort(col[mask])
-                neg = np.sort(col[~mask])
-                if pos.size == 0 or neg.size == 0:
-                    aucs.append(math.nan)
-                    vars_.append(math.nan)
-                else:
-                    a, v = _kernels.auc_from_sorted(pos, neg)
-                    aucs.append(float(a))
-                    vars_.append(float(v))
+                keys = _kernels.auc_keys(p.proba, p.y_idx, c)
+                keys.sort()
+                a, v, _, _ = _kernels.auc_from_keys(keys)
+                aucs.append(float(a))
+                vars_.append(float(v))
             auc_exact, auc_var = tuple(aucs), tuple(vars_)
+            if p.task == "multiclass":
+                var_ratio = _macro_auc_var_ratio(p, hist_pos, hist_neg, vars_)
     return ClassificationState(
         task=p.task,
         classes=p.classes,
@@ -406,32 +467,29 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
         eps=p.eps,
         auc_exact=auc_exact,
         auc_var_exact=auc_var,
+        auc_var_ratio=var_ratio,
     )
 
 
 def _regression_state(p: PreparedRegression) -> RegressionState:
-    yhat = Moments.of(p.yhat)
     if p.y is None:
-        return RegressionState(n=p.n, labelled=False, yhat=yhat)
-    e, ae, se, ape, sape = _kernels.regression_pass(p.y, p.yhat)
-    y = Moments.of(p.y)
-    shift = y.mean
-    d = p.y - shift
-    sd = se * d
+        return RegressionState(n=p.n, labelled=False, yhat=Moments.of(p.yhat))
+    mom, shift, c1, c2 = _kernels.regression_moments(p.y, p.yhat)
+    y, yhat, e, ae, se, ape, sape = (Moments.from_list(row) for row in mom.tolist())
     return RegressionState(
         n=p.n,
         labelled=True,
         yhat=yhat,
         y=y,
-        e=Moments.of(e),
-        ae=Moments.of(ae),
-        se=Moments.of(se),
-        ape=Moments.of(ape),
-        n_zero_target=int(p.n - ape.shape[0]),
-        sape=Moments.of(sape),
+        e=e,
+        ae=ae,
+        se=se,
+        ape=ape,
+        n_zero_target=int(p.n - ape.n),
+        sape=sape,
         shift=float(shift),
-        cross1=float(sd.sum()),
-        cross2=float((sd * d).sum()),
+        cross1=float(c1),
+        cross2=float(c2),
     )
 
 
@@ -531,11 +589,90 @@ def state_from_dict(d: dict[str, Any]) -> State:
             return ClassificationState.from_dict(d)
         if kind == "regression":
             return RegressionState.from_dict(d)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise StateError(f"malformed state dict: {exc}") from exc
     raise StateError(f"unknown state kind {kind!r}")
 
 
+def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
+    """Merge states given as dicts straight into one state (fast path for long histories).
+
+    Sparse histogram rows are added into one accumulator without materialising a dense
+    state per batch; the result equals ``merge_states(state_from_dict(d) for d in dicts)``.
+    """
+    dicts = list(dicts)
+    if not dicts:
+        raise StateError("merge needs at least one state")
+    first = dicts[0]
+    if len(dicts) == 1 or first.get("kind") != "classification":
+        return merge_states(state_from_dict(d) for d in dicts)
+    head = ClassificationState.from_dict({**first, "hist_pos": None, "hist_neg": None})
+    has_hist = first.get("hist_neg") is not None
+    bins = int(first["hist_neg"]["bins"]) if has_hist else 0
+    h = len(first["hist_neg"]["rows"]) if has_hist else 0
+    k = len(first["classes"])
+    conf = np.zeros((k, k), dtype=np.int64) if first["labelled"] else None
+    n = n_batches = 0
+    eps = 0.0
+    n_score = len(first["score_moments"])
+    score_rows: list[list[list[float]]] = [[] for _ in range(n_score)]
+    loss_rows: list[list[float]] = []
+    use_loss = bool(first["labelled"]) and first.get("logloss") is not None
+    preds, confs = [], []
+    gaps, lens, targets, counts = [], [], [], []
+    for d in dicts:
+        if (d.get("kind") != "classification" or d["task"] != first["task"] or d["classes"] != first["classes"]
+                or d["labelled"] != first["labelled"] or (d.get("hist_neg") is not None) != has_hist
+                or d["positive_index"] != first["positive_index"] or "z" not in (d["hist_neg"]["rows"][0] if has_hist else {"z": 1})):
+            return merge_states(state_from_dict(x) for x in dicts)  # the slow path raises the precise error
+        n += int(d["n"])
+        n_batches += int(d.get("n_batches", 1))
+        eps = max(eps, float(d["eps"]))
+        preds.append(d["pred_counts"])
+        if conf is not None:
+            confs.append(d["confusion"])
+        if has_hist:
+            for side, key in ((0, "hist_pos"), (1, "hist_neg")):
+                for j, row in enumerate(d[key]["rows"]):
+                    m = int(row["n"])
+                    if not m:
+                        continue
+                    raw = base64.b64decode(row["z"])
+                    gaps.append(raw[: 2 * m])
+                    counts.append(np.frombuffer(raw, dtype=_COUNT_DTYPES[row["d"]], offset=2 * m, count=m))
+                    lens.append(m)
+                    targets.append(side * h + j)
+        for j, mom in enumerate(d["score_moments"]):
+            score_rows[j].append(mom)
+        if use_loss:
+            loss_rows.append(d["logloss"])
+    pred = np.asarray(preds, dtype=np.int64).sum(axis=0)
+    if conf is not None:
+        conf = np.asarray(confs, dtype=np.int64).sum(axis=0)
+    pos = neg = None
+    if has_hist:
+        acc = np.zeros(2 * h * bins, dtype=np.int64)
+        if lens:
+            lens_a = np.asarray(lens, dtype=np.int64)
+            g = np.frombuffer(b"".join(gaps), dtype=np.uint16).astype(np.int64)
+            cs = np.cumsum(g)
+            ends = np.cumsum(lens_a)
+            before = np.concatenate([[0], cs[ends[:-1] - 1]])
+            idx = cs - np.repeat(before, lens_a)
+            flat = np.repeat(np.asarray(targets, dtype=np.int64) * bins, lens_a) + idx
+            c = np.concatenate(counts).astype(np.int64)
+            np.add.at(acc, flat, c) if c.size < 4096 else acc.__iadd__(
+                np.bincount(flat, weights=c, minlength=acc.size).astype(np.int64))
+        pos = acc[: h * bins].reshape(h, bins)
+        neg = acc[h * bins:].reshape(h, bins)
+    return replace(
+        head, n=n, confusion=conf, pred_counts=pred, hist_pos=pos, hist_neg=neg,
+        score_moments=tuple(Moments.merge_all(r) for r in score_rows),
+        logloss=Moments.merge_all(loss_rows) if use_loss else None, eps=eps,
+        auc_exact=None, auc_var_exact=None, n_batches=n_batches,
+    )
+
+
 def merge_state_dicts(dicts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Merge states given as dicts and return the merged state as a dict."""
-    return merge_states(state_from_dict(d) for d in dicts).to_dict()
+    return merge_dicts_to_state(dicts).to_dict()
