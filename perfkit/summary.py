@@ -268,20 +268,31 @@ def drift_analysis(tracker: ModelPerformanceTracker, *, days: float = 30, model:
     model = model or tracker.model
     start, stop = _window(days, end)
     recs = _records(tracker, model, segment, start, stop, include_pending=True)
-    baseline = tracker.store.get_baseline(model, segment=None if segment is _ALL else segment)
     out: dict[str, Any] = {"model": model, "batches": [], "correlation": {}, "reason": None}
-    if baseline is None:
-        out["reason"] = "no_baseline"
-        return out
-    bstate = state_from_dict(baseline.state)
-    brep = evaluate(bstate)
-    edges = None
-    if isinstance(bstate, ClassificationState) and bstate.has_scores:
-        ref = bstate.score_histogram()
-        cum = np.cumsum(ref) / max(ref.sum(), 1)
-        edges = np.unique(np.searchsorted(cum, np.linspace(0, 1, bins + 1)[1:-1]))
+    cache: dict[Any, Any] = {}
+
+    def baseline_of(seg):
+        """Each batch is compared with its own segment's baseline (or the model's)."""
+        if seg not in cache:
+            b = tracker.store.get_baseline(model, segment=seg)
+            if b is None:
+                cache[seg] = None
+            else:
+                bstate = state_from_dict(b.state)
+                edges = None
+                if isinstance(bstate, ClassificationState) and bstate.has_scores:
+                    ref = bstate.score_histogram()
+                    cum = np.cumsum(ref) / max(ref.sum(), 1)
+                    edges = np.unique(np.searchsorted(cum, np.linspace(0, 1, bins + 1)[1:-1]))
+                cache[seg] = (bstate, evaluate(bstate), edges)
+        return cache[seg]
+
     rows = []
     for r in recs:
+        found = baseline_of(r.segment)
+        if found is None:
+            continue
+        bstate, brep, edges = found
         st = state_from_dict(r.state)
         row: dict[str, Any] = {"batch_id": r.batch_id, "timestamp": r.timestamp.isoformat(), "segment": r.segment,
                                "labels_pending": r.labels_pending}
@@ -289,7 +300,9 @@ def drift_analysis(tracker: ModelPerformanceTracker, *, days: float = 30, model:
             cat = compare_distributions(bstate.pred_counts, st.pred_counts, kind="categorical")
             row.update({"class_psi": cat.psi, "class_p_value": cat.p_value})
             if edges is not None and st.has_scores:
-                coarse = lambda h: np.add.reduceat(h, np.r_[0, edges + 1]) if len(edges) else np.array([h.sum()])  # noqa: E731
+                def coarse(h, edges=edges):
+                    return np.add.reduceat(h, np.r_[0, edges + 1]) if len(edges) else np.array([h.sum()])
+
                 sc = compare_distributions(coarse(bstate.score_histogram()), coarse(st.score_histogram()), kind="binned")
                 row.update({"psi": sc.psi, "js_distance": sc.js_distance, "p_value": sc.p_value,
                             "drifted": sc.drifted, "psi_label": sc.psi_label})
@@ -316,6 +329,8 @@ def drift_analysis(tracker: ModelPerformanceTracker, *, days: float = 30, model:
                         row[f"degradation_{m}"] = ((bv - cv) if hib else (cv - bv)) / abs(bv)
         rows.append(row)
     out["batches"] = rows
+    if not rows:
+        out["reason"] = "no_baseline" if recs else "no_batches"
     frame = pd.DataFrame(rows)
     for m in tracker.config.detection.thresholds:
         col = f"degradation_{m}"
