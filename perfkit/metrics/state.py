@@ -50,9 +50,10 @@ def _encode_row(r: np.ndarray) -> dict:
     counts = r[nz]
     top = int(counts.max()) if counts.size else 0
     code = "B" if top < 2**8 else "H" if top < 2**16 else "I" if top < 2**32 else "Q"
-    gaps = np.diff(nz, prepend=0).astype(np.uint16)  # HIST_BINS < 2**16
-    payload = gaps.tobytes() + counts.astype(_COUNT_DTYPES[code]).tobytes()
-    return {"n": int(nz.size), "d": code, "z": base64.b64encode(payload).decode("ascii")}
+    gaps = np.diff(nz, prepend=0)
+    gcode = "H" if gaps.size == 0 or int(gaps.max()) < 2**16 else "I"
+    payload = gaps.astype(_COUNT_DTYPES[gcode]).tobytes() + counts.astype(_COUNT_DTYPES[code]).tobytes()
+    return {"n": int(nz.size), "g": gcode, "d": code, "z": base64.b64encode(payload).decode("ascii")}
 
 
 def _decode_row(r: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -61,8 +62,10 @@ def _decode_row(r: dict) -> tuple[np.ndarray, np.ndarray]:
         return _unb64(r["i"], np.int32).astype(np.int64), _unb64(r["c"], np.int64)
     n = int(r["n"])
     raw = base64.b64decode(r["z"])
-    idx = np.cumsum(np.frombuffer(raw, dtype=np.uint16, count=n), dtype=np.int64)
-    counts = np.frombuffer(raw, dtype=_COUNT_DTYPES[r["d"]], offset=2 * n, count=n).astype(np.int64)
+    gdt = _COUNT_DTYPES[r.get("g", "H")]
+    idx = np.cumsum(np.frombuffer(raw, dtype=gdt, count=n), dtype=np.int64)
+    off = n * np.dtype(gdt).itemsize
+    counts = np.frombuffer(raw, dtype=_COUNT_DTYPES[r["d"]], offset=off, count=n).astype(np.int64)
     return idx, counts
 
 
@@ -638,8 +641,10 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
                     if not m:
                         continue
                     raw = base64.b64decode(row["z"])
-                    gaps.append(raw[: 2 * m])
-                    counts.append(np.frombuffer(raw, dtype=_COUNT_DTYPES[row["d"]], offset=2 * m, count=m))
+                    gdt = _COUNT_DTYPES[row.get("g", "H")]
+                    gaps.append(np.frombuffer(raw, dtype=gdt, count=m))
+                    off = m * np.dtype(gdt).itemsize
+                    counts.append(np.frombuffer(raw, dtype=_COUNT_DTYPES[row["d"]], offset=off, count=m))
                     lens.append(m)
                     targets.append(side * h + j)
         for j, mom in enumerate(d["score_moments"]):
@@ -654,7 +659,7 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
         acc = np.zeros(2 * h * bins, dtype=np.int64)
         if lens:
             lens_a = np.asarray(lens, dtype=np.int64)
-            g = np.frombuffer(b"".join(gaps), dtype=np.uint16).astype(np.int64)
+            g = np.concatenate(gaps).astype(np.int64)
             cs = np.cumsum(g)
             ends = np.cumsum(lens_a)
             before = np.concatenate([[0], cs[ends[:-1] - 1]])
