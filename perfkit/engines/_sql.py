@@ -1,0 +1,716 @@
+"""Engine-neutral plan: validation, SQL text and assembly of perfkit states.
+
+An engine (DuckDB, Spark) only has to run SQL over a source view and hand back small
+pandas frames (one row per group, per group x label pair, or per group x histogram bucket).
+Everything else - the expressions, the checks and the conversion of those frames into
+:class:`~perfkit.metrics.ClassificationState` / :class:`~perfkit.metrics.RegressionState` -
+lives here once, so both engines produce the same states.
+
+Moments are two-pass per group: the first pass takes group means, the second (a join back
+on the group keys) sums powers of ``x - mean`` together with ``sum(x - mean)``, which
+refines the mean exactly as perfkit's compiled kernel does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from perfkit.exceptions import (
+    EmptyBatchError,
+    InputTypeError,
+    LabelError,
+    NonFiniteError,
+    ProbabilityError,
+    ShapeError,
+    UnknownTaskError,
+    ValidationError,
+)
+from perfkit.metrics import ClassificationState, Moments, RegressionState
+from perfkit.metrics._kernels import HIST_BINS, HIST_HALF, MANT_BITS, MIN_EXP
+
+__all__ = [
+    "DUCKDB",
+    "SPARK",
+    "Dialect",
+    "Runner",
+    "Spec",
+    "bin_expr",
+    "compute_with_runner",
+    "python_label",
+]
+
+logger = logging.getLogger("perfkit")
+
+TIME_UNITS = {"1h": "hour", "1d": "day", "1w": "week"}
+TIME_COLUMN = "time_bucket"
+TASKS = ("binary", "multiclass", "regression")
+_PROBA_TOL = 1e-4
+_F64_EPS = float(np.finfo(np.float64).eps)
+_F32_EPS = float(np.finfo(np.float32).eps)
+
+
+# ----------------------------------------------------------------------------- dialects
+@dataclass(frozen=True)
+class Dialect:
+    """The few spellings that differ between DuckDB and Spark SQL."""
+
+    name: str
+    ident_quote: str
+    backslash_escapes: bool
+
+    def ident(self, name: str) -> str:
+        q = self.ident_quote
+        return q + str(name).replace(q, q + q) + q
+
+    def literal(self, value: Any) -> str:
+        """SQL literal of a label value (str, int, bool, float)."""
+        if isinstance(value, (bool, np.bool_)):
+            return "TRUE" if value else "FALSE"
+        if isinstance(value, (int, np.integer)):
+            return str(int(value))
+        if isinstance(value, (float, np.floating)):
+            return flt(float(value))
+        if isinstance(value, str):
+            s = value.replace("\\", "\\\\") if self.backslash_escapes else value
+            return "'" + s.replace("'", "''") + "'"
+        raise InputTypeError(
+            f"labels of type {type(value).__name__} are not supported by SQL engines "
+            "(use str, int, bool or float labels)",
+            parameter="y_true",
+        )
+
+
+DUCKDB = Dialect("duckdb", '"', backslash_escapes=False)
+SPARK = Dialect("spark", "`", backslash_escapes=True)
+
+
+def flt(x: float) -> str:
+    """A DOUBLE literal in both dialects (exponent notation, exact round trip)."""
+    r = repr(float(x))
+    if "e" not in r and "E" not in r:
+        r += "e0"
+    return r
+
+
+# ------------------------------------------------------------------------ the bucket
+_TINY = flt(2.0**MIN_EXP)
+_FLOOR_Q = flt(2.0 ** (MIN_EXP - 1))
+
+
+def _half_bin_expr(q: str) -> str:
+    """SQL bucket of ``q`` in [0, 0.5] as :func:`perfkit.metrics._kernels._half_bin`.
+
+    ``q`` must be a column name (it is repeated). The exponent is ``floor(log2(q))``
+    corrected by one when ``q / 2**e`` falls outside [1, 2) because log2 rounded.
+    """
+    qq = f"GREATEST({q}, {_FLOOR_Q})"
+    e0 = f"CAST(floor(log2({qq})) AS BIGINT)"
+    r0 = f"({qq} / power(2e0, {e0}))"
+    e = f"({e0} + CASE WHEN {r0} >= 2e0 THEN 1 WHEN {r0} < 1e0 THEN -1 ELSE 0 END)"
+    sub = f"CAST(floor(({qq} / power(2e0, {e}) - 1e0) * {flt(2.0**MANT_BITS)}) AS BIGINT)"
+    b = f"(({e}) - ({MIN_EXP})) * {1 << MANT_BITS} + {sub} + 1"
+    return f"(CASE WHEN {q} < {_TINY} THEN 0 ELSE LEAST({b}, {HIST_HALF - 1}) END)"
+
+
+def bin_expr(x: str) -> str:
+    """SQL expression of the histogram bucket of score column ``x`` (same as ``_kernels._bin``).
+
+    Examples
+    --------
+    >>> import duckdb, numpy as np
+    >>> from perfkit.metrics._kernels import score_bins
+    >>> sql = "SELECT " + bin_expr("p") + " AS b FROM (VALUES (0.0), (0.25), (0.5), (1.0)) t(p)"
+    >>> [r[0] for r in duckdb.sql(sql).fetchall()] == score_bins(np.array([0.0, 0.25, 0.5, 1.0])).tolist()
+    True
+    """
+    lo = _half_bin_expr(x)
+    hi = _half_bin_expr(f"(1e0 - {x})")
+    return f"(CASE WHEN {x} < 5e-1 THEN {lo} ELSE {HIST_BINS - 1} - {hi} END)"
+
+
+def _finite(x: str) -> str:
+    """1 when ``x`` is NULL, NaN or infinite, else 0 (``x - x = 0`` only for finite x)."""
+    return f"(CASE WHEN ({x}) - ({x}) = 0 THEN 0 ELSE 1 END)"
+
+
+# ------------------------------------------------------------------------------ spec
+@dataclass(frozen=True)
+class Spec:
+    """Validated arguments of :func:`perfkit.engines.compute_states`."""
+
+    task: str
+    y_true: str | None
+    y_pred: str | None
+    proba: str | Mapping | Sequence | None
+    group_by: tuple[str, ...]
+    classes: tuple | None
+    positive_label: Any
+    time_bucket: str | None
+    timestamp_col: str
+
+    @property
+    def out_keys(self) -> list[str]:
+        keys = list(self.group_by)
+        if self.time_bucket is not None:
+            keys.append(TIME_COLUMN)
+        return keys
+
+
+class Runner:
+    """What an engine provides: a column schema and SQL over the source view."""
+
+    dialect: Dialect
+    #: column name -> kind ("float32", "float64", "int", "bool", "string", "timestamp", "other")
+    columns: dict[str, str]
+
+    def query(self, sql: str) -> pd.DataFrame:  # pragma: no cover - interface
+        """Run ``sql`` (which reads ``{src}``) and return the (small) result."""
+        raise NotImplementedError
+
+
+def python_label(v: Any) -> Any:
+    """A label as perfkit keeps it: numpy scalars unwrapped, integral floats as int."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return v
+
+
+def _sorted_labels(values: set, parameter: str) -> tuple:
+    try:
+        return tuple(sorted(values))
+    except TypeError as exc:
+        raise LabelError(
+            f"labels of mixed types cannot be ordered: {sorted(map(repr, values))[:6]}",
+            parameter=parameter,
+        ) from exc
+
+
+# ------------------------------------------------------------------- shared pieces
+def _check_columns(spec: Spec, runner: Runner) -> None:
+    cols = runner.columns
+
+    def need(name: str, parameter: str) -> str:
+        if name not in cols:
+            raise ValidationError(
+                f"{parameter}={name!r} is not a column of the data; columns are {sorted(cols)}",
+                parameter=parameter,
+            )
+        return cols[name]
+
+    for g in spec.group_by:
+        need(g, "group_by")
+    if spec.time_bucket is not None:
+        kind = need(spec.timestamp_col, "timestamp_col")
+        if kind != "timestamp":
+            raise InputTypeError(
+                f"timestamp_col={spec.timestamp_col!r} must be a timestamp column, got {kind}",
+                parameter="timestamp_col",
+            )
+    if spec.y_true is not None:
+        need(spec.y_true, "y_true")
+    if spec.y_pred is not None:
+        need(spec.y_pred, "y_pred")
+    if spec.task == "regression":
+        for name, parameter in ((spec.y_true, "y_true"), (spec.y_pred, "y_pred")):
+            if name is not None and cols[name] not in ("float32", "float64", "int", "bool"):
+                raise InputTypeError(
+                    f"{parameter}={name!r} must be numeric for regression, got {cols[name]}",
+                    parameter=parameter,
+                )
+        return
+    for name in _proba_columns(spec):
+        kind = need(name, "proba")
+        if kind not in ("float32", "float64", "int"):
+            raise InputTypeError(f"proba column {name!r} must be numeric, got {kind}", parameter="proba")
+
+
+def _proba_columns(spec: Spec) -> list[str]:
+    p = spec.proba
+    if p is None:
+        return []
+    if isinstance(p, str):
+        return [p]
+    if isinstance(p, Mapping):
+        return list(p.values())
+    return list(p)
+
+
+def _key_select(spec: Spec, d: Dialect) -> tuple[list[str], list[str]]:
+    """SELECT items producing the normalized keys k0.. and their names."""
+    items = [f"{d.ident(g)} AS k{i}" for i, g in enumerate(spec.group_by)]
+    if spec.time_bucket is not None:
+        unit = TIME_UNITS[spec.time_bucket]
+        items.append(f"date_trunc('{unit}', {d.ident(spec.timestamp_col)}) AS k{len(items)}")
+    if not items:
+        items.append("0 AS k0")  # one group over everything
+    return items, [f"k{i}" for i in range(len(items))]
+
+
+def _moment_sql(
+    key_items: list[str], keys: list[str], base: list[str], series: list[tuple[str, str]],
+    cross: bool, extra_pass1: list[str],
+) -> str:
+    """Two-pass moments of ``series`` (name, expression over ``base`` columns) per group.
+
+    Returns per group: ``n``, and for each series ``x``: ``n_x``, ``a_x`` (pass-1 mean) and
+    ``s1_x`` .. ``s4_x`` (sums of powers of ``x - a_x``).
+    """
+    klist = ", ".join(keys)
+    names = [s for s, _ in series]
+    src = (
+        f"SELECT {', '.join(key_items)}, {', '.join(base)} FROM {{src}}"
+    )
+    derived = f"SELECT {klist}, " + ", ".join(f"{expr} AS {s}" for s, expr in series) + " FROM b"
+    p1 = (
+        f"SELECT {klist}, COUNT(*) AS n, "
+        + ", ".join(f"COUNT({s}) AS n_{s}, AVG({s}) AS a_{s}" for s in names)
+        + "".join(f", {x}" for x in extra_pass1)
+        + f" FROM s GROUP BY {klist}"
+    )
+    on = " AND ".join(f"s.{k} IS NOT DISTINCT FROM m.{k}" for k in keys)
+    dev = ", ".join(f"s.{s} - m.a_{s} AS d_{s}" for s in names)
+    if cross:
+        dev += ", s.se AS xse"
+    joined = f"SELECT {', '.join('s.' + k for k in keys)}, {dev} FROM s JOIN m ON {on}"
+    sums = []
+    for s in names:
+        dd = f"(d_{s} * d_{s})"
+        sums += [
+            f"SUM(d_{s}) AS s1_{s}",
+            f"SUM({dd}) AS s2_{s}",
+            f"SUM({dd} * d_{s}) AS s3_{s}",
+            f"SUM({dd} * {dd}) AS s4_{s}",
+        ]
+    if cross:
+        sums += ["SUM(xse * d_y) AS c1", "SUM((xse * d_y) * d_y) AS c2"]
+    p2 = f"SELECT {klist}, {', '.join(sums)} FROM j GROUP BY {klist}"
+    return (
+        f"WITH b AS ({src}), s AS ({derived}), m AS ({p1}), j AS ({joined}), "
+        f"p AS ({p2}) SELECT m.*, "
+        + ", ".join(f"p.{c.split(' AS ')[-1]}" for c in sums)
+        + f" FROM m JOIN p ON {' AND '.join(f'm.{k} IS NOT DISTINCT FROM p.{k}' for k in keys)}"
+    )
+
+
+def _moments_from(row: Mapping, s: str) -> Moments:
+    """Refine the pass-1 mean with sum(x - mean) and shift the central sums accordingly."""
+    n = int(row[f"n_{s}"])
+    if n == 0:
+        return Moments()
+    a = float(row[f"a_{s}"])
+    s1, s2, s3, s4 = (float(row[f"s{i}_{s}"]) for i in (1, 2, 3, 4))
+    dl = s1 / n
+    m2 = s2 - s1 * dl
+    m3 = s3 - 3.0 * dl * s2 + 3.0 * dl * dl * s1 - n * dl**3
+    m4 = s4 - 4.0 * dl * s3 + 6.0 * dl * dl * s2 - 4.0 * dl**3 * s1 + n * dl**4
+    return Moments(n, a + dl, m2, m3, m4)
+
+
+def _group_index(moments: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    keyframe = moments[keys].copy()
+    keyframe["gid"] = np.arange(len(keyframe), dtype=np.int64)
+    return keyframe
+
+
+def _attach_gid(frame: pd.DataFrame, keyframe: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    merged = frame[keys].merge(keyframe, on=keys, how="left", sort=False)
+    if merged["gid"].isna().any():  # pragma: no cover - engines return the same groups
+        raise ValidationError("internal: a group of a partial result has no moments row")
+    return merged["gid"].to_numpy(np.int64)
+
+
+def _label_codes(values: pd.Series, lookup: dict, parameter: str) -> np.ndarray:
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    mapping = np.empty(len(uniques), dtype=np.int64)
+    for j, u in enumerate(uniques):
+        key = python_label(u)
+        if key not in lookup:
+            raise LabelError(
+                f"{parameter} contains label {key!r} that is not among the classes {list(lookup)}",
+                parameter=parameter,
+            )
+        mapping[j] = lookup[key]
+    return mapping[codes]
+
+
+def _slices(gid: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(gid, kind="stable")
+    bounds = np.searchsorted(gid[order], np.arange(n_groups + 1))
+    return order, bounds
+
+
+def _output(moments: pd.DataFrame, keys: list[str], spec: Spec, states: list) -> pd.DataFrame:
+    out = moments[keys].copy()
+    out.columns = spec.out_keys if spec.out_keys else keys
+    if not spec.out_keys:
+        out = out.drop(columns=keys)
+    out["state"] = states
+    return out.reset_index(drop=True)
+
+
+def _sort_groups(moments: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    if len(moments) == 0:
+        raise EmptyBatchError("the data has no rows", parameter="data")
+    return moments.sort_values(keys, na_position="last", kind="stable").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------ regression
+_REG_SERIES = ["y", "yh", "e", "ae", "se", "ape", "sape"]
+
+
+def _regression(spec: Spec, runner: Runner) -> pd.DataFrame:
+    d = runner.dialect
+    key_items, keys = _key_select(spec, d)
+    labelled = spec.y_true is not None
+    base = [f"CAST({d.ident(spec.y_pred)} AS DOUBLE) AS yh"]
+    if labelled:
+        base.append(f"CAST({d.ident(spec.y_true)} AS DOUBLE) AS y")
+        series = [
+            ("y", "y"),
+            ("yh", "yh"),
+            ("e", "y - yh"),
+            ("ae", "abs(y - yh)"),
+            ("se", "(y - yh) * (y - yh)"),
+            # |e| / |y| over y != 0; NULL (skipped by the aggregates) where y == 0
+            ("ape", "abs(y - yh) / NULLIF(abs(y), 0e0)"),
+            # 2|e| / (|y| + |yhat|) with 0/0 := 0 (NULLIF guards Spark's ANSI division)
+            ("sape", "COALESCE(2e0 * abs(y - yh) / NULLIF(abs(y) + abs(yh), 0e0), 0e0)"),
+        ]
+        extra = [f"SUM({_finite('y')}) AS bad_y", f"SUM({_finite('yh')}) AS bad_yh"]
+    else:
+        series = [("yh", "yh")]
+        extra = [f"SUM({_finite('yh')}) AS bad_yh"]
+    sql = _moment_sql(key_items, keys, base, series, cross=labelled, extra_pass1=extra)
+    moments = _sort_groups(runner.query(sql), keys)
+    for col, parameter in (("bad_y", "y_true"), ("bad_yh", "y_pred")):
+        if col in moments and int(moments[col].sum()) > 0:
+            raise NonFiniteError(
+                f"{parameter} contains {int(moments[col].sum())} missing, NaN or infinite value(s)",
+                parameter=parameter,
+            )
+    states = []
+    for row in moments.to_dict("records"):
+        n = int(row["n"])
+        yhat = _moments_from(row, "yh")
+        if not labelled:
+            states.append(RegressionState(n=n, labelled=False, yhat=yhat))
+            continue
+        y = _moments_from(row, "y")
+        se = _moments_from(row, "se")
+        ape = _moments_from(row, "ape")
+        dl = y.mean - float(row["a_y"])  # the refinement of the shift
+        sum_se = se.n * se.mean
+        c1, c2 = float(row["c1"]), float(row["c2"])
+        states.append(
+            RegressionState(
+                n=n,
+                labelled=True,
+                yhat=yhat,
+                y=y,
+                e=_moments_from(row, "e"),
+                ae=_moments_from(row, "ae"),
+                se=se,
+                ape=ape,
+                n_zero_target=n - ape.n,
+                sape=_moments_from(row, "sape"),
+                shift=y.mean,
+                cross1=c1 - dl * sum_se,
+                cross2=c2 - 2.0 * dl * c1 + dl * dl * sum_se,
+            )
+        )
+    return _output(moments, keys, spec, states)
+
+
+# -------------------------------------------------------------------- classification
+def _discover_classes(spec: Spec, labels: set, has_proba_2d: bool, n_proba: int) -> tuple:
+    if spec.classes is not None:
+        cls = _sorted_labels({python_label(c) for c in spec.classes}, "classes")
+        if len(cls) != len(list(spec.classes)):
+            raise LabelError("classes contains duplicates", parameter="classes")
+    elif isinstance(spec.proba, Mapping):
+        cls = _sorted_labels({python_label(c) for c in spec.proba}, "proba")
+    else:
+        seen = set(labels)
+        if has_proba_2d and len(seen) < n_proba and all(
+            isinstance(c, int) and not isinstance(c, bool) for c in seen
+        ) and (not seen or (min(seen) >= 0 and max(seen) < n_proba)):
+            seen = set(range(n_proba))
+        if len(seen) == 1:
+            (only,) = seen
+            if isinstance(only, bool):
+                seen = {False, True}
+            elif isinstance(only, int) and only in (0, 1):
+                seen = {0, 1}
+            elif spec.proba is not None:
+                raise LabelError(
+                    f"only one class ({only!r}) is present; pass classes=[...] so the scores can "
+                    "be interpreted",
+                    parameter="classes",
+                )
+        cls = _sorted_labels(seen, "y_true")
+    if len(cls) < 2:
+        raise LabelError(f"classification needs at least two classes, got {list(cls)}", parameter="classes")
+    if spec.task == "binary" and len(cls) != 2:
+        raise LabelError(f"task='binary' needs exactly two classes, got {list(cls)}", parameter="classes")
+    return cls
+
+
+def _score_columns(spec: Spec, cls: tuple, pos: int, d: Dialect) -> list[str]:
+    """SQL expression of each class's score (class order), or [] without proba."""
+    p = spec.proba
+    k = len(cls)
+    if p is None:
+        return []
+    if isinstance(p, str):
+        if k != 2:
+            raise ShapeError(
+                f"proba must map every class ({k}) to a column for multiclass, got one column {p!r}",
+                parameter="proba",
+            )
+        col = f"CAST({d.ident(p)} AS DOUBLE)"
+        out = ["", ""]
+        out[pos] = col
+        out[1 - pos] = f"1e0 - {col}"
+        return out
+    if isinstance(p, Mapping):
+        keyed = {python_label(c): v for c, v in p.items()}
+        if set(keyed) != set(cls):
+            raise LabelError(
+                f"proba keys {list(keyed)} do not match the classes {list(cls)}", parameter="proba"
+            )
+        return [f"CAST({d.ident(keyed[c])} AS DOUBLE)" for c in cls]
+    cols = list(p)
+    if len(cols) != k:
+        raise LabelError(
+            f"proba lists {len(cols)} columns but there are {k} classes {list(cls)}", parameter="proba"
+        )
+    return [f"CAST({d.ident(c)} AS DOUBLE)" for c in cols]
+
+
+def _argmax_sql(scores: list[str], labels: list[str]) -> str:
+    """First-maximum arg-max (numpy semantics) returning the label literal."""
+    k = len(scores)
+    whens = []
+    for j in range(k - 1):
+        cond = " AND ".join(f"s{j} >= s{m}" for m in range(j + 1, k))
+        whens.append(f"WHEN {cond} THEN {labels[j]}")
+    return f"CASE {' '.join(whens)} ELSE {labels[k - 1]} END"
+
+
+def _classification(spec: Spec, runner: Runner) -> pd.DataFrame:
+    d = runner.dialect
+    key_items, keys = _key_select(spec, d)
+    klist = ", ".join(keys)
+    labelled = spec.y_true is not None
+    proba_cols = _proba_columns(spec)
+    has_proba = bool(proba_cols)
+    two_d = has_proba and not isinstance(spec.proba, str)
+    if spec.y_pred is None and not has_proba:
+        raise InputTypeError("y_pred (or proba) is required", parameter="y_pred")
+    if spec.task == "multiclass" and isinstance(spec.proba, str):
+        raise ShapeError(
+            "proba must be a dict class -> column or a list of columns in class order for "
+            "multiclass", parameter="proba",
+        )
+    raw = [d.ident(c) for c in proba_cols]
+
+    # ---- pass 0: label pairs per group, with the input checks folded in
+    lab = []
+    if labelled:
+        lab.append(f"{d.ident(spec.y_true)} AS yt")
+    if spec.y_pred is not None:
+        lab.append(f"{d.ident(spec.y_pred)} AS yp")
+    lab_names = [x.split(" AS ")[-1] for x in lab]
+    rr = [f"r{i}" for i in range(len(raw))]
+    checks = []
+    if has_proba:
+        checks.append("SUM(" + " + ".join(_finite(c) for c in rr) + ") AS bad_p")
+        checks.append(f"MIN(LEAST({', '.join(rr)}, 1e0)) AS lo_p")
+        checks.append(f"MAX(GREATEST({', '.join(rr)}, 0e0)) AS hi_p")
+        if two_d:
+            checks.append(f"MAX(abs(({' + '.join(rr)}) - 1e0)) AS dev_p")
+    group_cols = keys + lab_names
+    sql0 = (
+        f"WITH b AS (SELECT {', '.join(key_items + lab + [f'{r} AS r{i}' for i, r in enumerate(raw)])}"
+        f" FROM {{src}}) SELECT {', '.join(group_cols)}, COUNT(*) AS n"
+        + "".join(", " + c for c in checks)
+        + f" FROM b GROUP BY {', '.join(group_cols)}"
+    )
+    pairs = runner.query(sql0)
+    if len(pairs) == 0:
+        raise EmptyBatchError("the data has no rows", parameter="data")
+    for name, parameter in (("yt", "y_true"), ("yp", "y_pred")):
+        if name in pairs and pairs[name].isna().any():
+            bad = int(pairs.loc[pairs[name].isna(), "n"].sum())
+            raise NonFiniteError(f"{parameter} contains {bad} missing (NULL/NaN) label(s)", parameter=parameter)
+    eps = _F64_EPS
+    if has_proba:
+        if int(pairs["bad_p"].sum()) > 0:
+            raise NonFiniteError(
+                f"proba contains {int(pairs['bad_p'].sum())} missing, NaN or infinite value(s)",
+                parameter="proba",
+            )
+        lo, hi = float(pairs["lo_p"].min()), float(pairs["hi_p"].max())
+        if lo < 0.0 or hi > 1.0:
+            raise ProbabilityError(
+                f"proba must lie in [0, 1], found values in [{lo:g}, {hi:g}]", parameter="proba"
+            )
+        if two_d and float(pairs["dev_p"].max()) > _PROBA_TOL:
+            raise ProbabilityError(
+                f"proba columns must sum to 1 per row (tolerance {_PROBA_TOL:g}); the worst row is "
+                f"off by {float(pairs['dev_p'].max()):.3g}",
+                parameter="proba",
+            )
+        if all(runner.columns[c] == "float32" for c in proba_cols):
+            eps = _F32_EPS
+    labels: set = set()
+    for name in lab_names:
+        labels |= {python_label(v) for v in pd.unique(pairs[name])}
+    cls = _discover_classes(spec, labels, two_d, len(proba_cols))
+    for name, parameter in (("yt", "y_true"), ("yp", "y_pred")):
+        if name in pairs:
+            unknown = {python_label(v) for v in pd.unique(pairs[name])} - set(cls)
+            if unknown:
+                raise LabelError(
+                    f"{parameter} contains labels {sorted(map(repr, unknown))[:5]} that are not "
+                    f"among the classes {list(cls)}",
+                    parameter=parameter,
+                )
+    k = len(cls)
+    task = spec.task
+    pos = -1
+    if task == "binary":
+        if spec.positive_label is None:
+            pos = 1
+        else:
+            pl = python_label(spec.positive_label)
+            if pl not in cls:
+                raise LabelError(
+                    f"positive_label {pl!r} is not one of the classes {list(cls)}",
+                    parameter="positive_label",
+                )
+            pos = cls.index(pl)
+    lookup = {c: i for i, c in enumerate(cls)}
+    scores = _score_columns(spec, cls, pos, d)
+    lits = [d.literal(c) for c in cls]
+    hist_classes = ([pos] if task == "binary" else list(range(k))) if has_proba else []
+
+    # ---- confusion and predicted counts from the label pairs
+    keyed_pairs = pairs
+    if spec.y_pred is None:
+        # arg-max predictions need the scores: one more (cheap) aggregate
+        sq = ", ".join(f"{s} AS s{j}" for j, s in enumerate(scores))
+        yt_item = f", {d.ident(spec.y_true)} AS yt" if labelled else ""
+        cols = keys + (["yt"] if labelled else []) + ["yp"]
+        keyed_pairs = runner.query(
+            f"WITH b AS (SELECT {', '.join(key_items)}{yt_item}, {sq} FROM {{src}}), "
+            f"c AS (SELECT *, {_argmax_sql([f's{j}' for j in range(k)], lits)} AS yp FROM b) "
+            f"SELECT {', '.join(cols)}, COUNT(*) AS n FROM c GROUP BY {', '.join(cols)}"
+        )
+
+    # ---- moments (log loss and per-class scores), two passes
+    base = [f"{s} AS s{j}" for j, s in enumerate(scores)]
+    series = [(f"s{j}", f"s{j}") for j in range(len(scores))]
+    if labelled and has_proba:
+        base.append(f"{d.ident(spec.y_true)} AS yt")
+        py = "CASE " + " ".join(f"WHEN yt = {lits[j]} THEN s{j}" for j in range(k)) + " END"
+        clip = f"GREATEST(LEAST({py}, {flt(1.0 - eps)}), {flt(eps)})"
+        series.insert(0, ("ll", f"-ln({clip})"))
+    if not base:
+        base = ["0 AS z"]
+        series = [("z", "z")]
+    moments = _sort_groups(
+        runner.query(_moment_sql(key_items, keys, base, series, cross=False, extra_pass1=[])), keys
+    )
+    keyframe = _group_index(moments, keys)
+    G = len(moments)
+
+    # ---- histograms of each histogram class's score, split by the true label
+    hist = None
+    if has_proba:
+        yt_sel = f", {d.ident(spec.y_true)} AS yt" if labelled else ""
+        parts = []
+        for j, c in enumerate(hist_classes):
+            g = ", ".join(keys + (["yt"] if labelled else []) + ["bkt"])
+            parts.append(
+                f"SELECT {g}, {j} AS hj, COUNT(*) AS n FROM (SELECT {klist}"
+                f"{', yt' if labelled else ''}, {bin_expr('x')} AS bkt FROM "
+                f"(SELECT {', '.join(key_items)}{yt_sel}, {scores[c]} AS x FROM {{src}}) q0) q1 "
+                f"GROUP BY {g}"
+            )
+        hist = runner.query(" UNION ALL ".join(parts))
+
+    # ---- assemble
+    conf_gid = _attach_gid(keyed_pairs, keyframe, keys)
+    p_idx = _label_codes(keyed_pairs["yp"], lookup, "y_pred")
+    counts = keyed_pairs["n"].to_numpy(np.int64)
+    pred_counts = np.zeros((G, k), dtype=np.int64)
+    np.add.at(pred_counts, (conf_gid, p_idx), counts)
+    confusion = None
+    if labelled:
+        y_idx = _label_codes(keyed_pairs["yt"], lookup, "y_true")
+        confusion = np.zeros((G, k, k), dtype=np.int64)
+        np.add.at(confusion, (conf_gid, y_idx, p_idx), counts)
+    h = len(hist_classes)
+    if hist is not None:
+        hgid = _attach_gid(hist, keyframe, keys)
+        hj = hist["hj"].to_numpy(np.int64)
+        hb = hist["bkt"].to_numpy(np.int64)
+        hn = hist["n"].to_numpy(np.int64)
+        if labelled:
+            hy = _label_codes(hist["yt"], lookup, "y_true")
+            is_pos = hy == np.asarray(hist_classes, dtype=np.int64)[hj]
+        else:
+            is_pos = np.zeros(len(hist), dtype=bool)
+        order, bounds = _slices(hgid, G)
+
+    states = []
+    for g, row in enumerate(moments.to_dict("records")):
+        hist_pos = hist_neg = None
+        if hist is not None:
+            sl = order[bounds[g] : bounds[g + 1]]
+            hist_pos = np.zeros((h, HIST_BINS), dtype=np.int64)
+            hist_neg = np.zeros((h, HIST_BINS), dtype=np.int64)
+            ps = sl[is_pos[sl]]
+            ns = sl[~is_pos[sl]]
+            np.add.at(hist_pos, (hj[ps], hb[ps]), hn[ps])
+            np.add.at(hist_neg, (hj[ns], hb[ns]), hn[ns])
+        states.append(
+            ClassificationState(
+                task=task,
+                classes=cls,
+                positive_index=pos,
+                n=int(row["n"]),
+                labelled=labelled,
+                confusion=None if confusion is None else confusion[g],
+                pred_counts=pred_counts[g],
+                hist_pos=hist_pos,
+                hist_neg=hist_neg,
+                score_moments=tuple(_moments_from(row, f"s{j}") for j in range(len(scores))),
+                logloss=_moments_from(row, "ll") if (labelled and has_proba) else None,
+                eps=eps,
+                auc_exact=None,
+                auc_var_exact=None,
+            )
+        )
+    return _output(moments, keys, spec, states)
+
+
+def compute_with_runner(spec: Spec, runner: Runner) -> pd.DataFrame:
+    """Group-by states of ``spec`` computed by ``runner`` (the engine-neutral driver)."""
+    if spec.task not in TASKS:
+        raise UnknownTaskError(f"task must be one of {TASKS}, got {spec.task!r}", parameter="task")
+    _check_columns(spec, runner)
+    fn: Callable = _regression if spec.task == "regression" else _classification
+    out = fn(spec, runner)
+    logger.debug("computed %d %s state(s) on %s", len(out), spec.task, runner.dialect.name)
+    return out
+
