@@ -211,7 +211,6 @@ def _metric_arrays(
     b = float(baseline.value)
     c = np.asarray(value, dtype=float)
     n = c.shape[0]
-    out: dict[str, np.ndarray] = {}
     nan = np.full(n, np.nan)
     if not math.isfinite(b) or (settings.threshold_mode == "relative" and b == 0):
         reason = "baseline_is_zero" if math.isfinite(b) else f"undefined:baseline_{baseline.reason}"
@@ -479,29 +478,37 @@ def replay(
     DEG = _decide(PR, ADJ, settings) if names else PR
     bands = settings.severity_bands
     sev = np.where(D >= bands["critical"], "critical", np.where(D >= bands["moderate"], "moderate", "minor"))
-    rows = []
-    ts = pd.to_datetime(frame["timestamp"], utc=True)
-    seg = frame["segment"] if "segment" in frame else pd.Series([None] * B)
-    bid = frame["batch_id"] if "batch_id" in frame else pd.Series(range(B))
+    ts = pd.to_datetime(frame["timestamp"], utc=True).reset_index(drop=True)
+    seg = (frame["segment"] if "segment" in frame else pd.Series([None] * B)).to_numpy(object)
+    bid = (frame["batch_id"] if "batch_id" in frame else pd.Series(range(B))).to_numpy(object)
+    V = frame[names].to_numpy(float) if names else np.empty((B, 0))
+    base = np.array([float(baseline[m].value) for m in names], float)
+    name_arr = np.array(names, dtype=object)
+
+    def block(i, j, alert_type, severity, value, base_v, deg, p, adj):
+        return pd.DataFrame({"timestamp": ts.iloc[i].reset_index(drop=True), "batch_id": bid[i], "segment": seg[i],
+                             "metric": j, "alert_type": alert_type, "severity": severity, "value": value,
+                             "baseline": base_v, "degradation": deg, "p_value": p, "adjusted_p_value": adj})
+
     bi, mj = np.nonzero(DEG)
-    for i, j in zip(bi.tolist(), mj.tolist(), strict=True):
-        rows.append((ts.iloc[i], bid.iloc[i], seg.iloc[i], names[j], "performance_degradation", sev[i, j],
-                     frame[names[j]].iloc[i], float(baseline[names[j]].value), D[i, j], P[i, j], ADJ[i, j]))
+    parts = [block(bi, name_arr[mj], "performance_degradation", sev[bi, mj], V[bi, mj], base[mj],
+                   D[bi, mj], P[bi, mj], ADJ[bi, mj])]
     if "performance_score" in frame:
         score = frame["performance_score"].to_numpy(float)
-        low = np.isfinite(score) & (score < settings.low_performance_threshold)
-        for i in np.nonzero(low)[0].tolist():
-            rows.append((ts.iloc[i], bid.iloc[i], seg.iloc[i], None, "low_performance", "critical", score[i],
-                         settings.low_performance_threshold, np.nan, np.nan, np.nan))
-    Dd = np.where(DEG, D, -np.inf)
+        li = np.nonzero(np.isfinite(score) & (score < settings.low_performance_threshold))[0]
+        nan = np.full(len(li), np.nan)
+        parts.append(block(li, np.full(len(li), None, object), "low_performance", "critical", score[li],
+                           settings.low_performance_threshold, nan, nan, nan))
     if names:
+        Dd = np.where(DEG, D, -np.inf)
         worst = Dd.argmax(axis=1)
         wval = Dd[np.arange(B), worst]
-        for i in np.nonzero(wval >= settings.auto_retraining_threshold)[0].tolist():
-            j = int(worst[i])
-            rows.append((ts.iloc[i], bid.iloc[i], seg.iloc[i], names[j], "retraining_trigger", sev[i, j],
-                         frame[names[j]].iloc[i], float(baseline[names[j]].value), D[i, j], P[i, j], ADJ[i, j]))
-    out = pd.DataFrame(rows, columns=cols[:-2])
+        ri = np.nonzero(wval >= settings.auto_retraining_threshold)[0]
+        rj = worst[ri]
+        parts.append(block(ri, name_arr[rj], "retraining_trigger", sev[ri, rj], V[ri, rj], base[rj],
+                           D[ri, rj], P[ri, rj], ADJ[ri, rj]))
+    parts = [p for p in parts if len(p)]
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols[:-2])
     out = out.sort_values("timestamp", kind="stable").reset_index(drop=True)
     status, by = _cooldown(out, cooldown_hours)
     out["status"] = status
@@ -512,22 +519,24 @@ def replay(
 def _cooldown(alerts: Any, cooldown_hours: float) -> tuple[list[str], list[Any]]:
     """The tracker's cooldown rule: suppressed unless no delivered alert of the same key within
     the cooldown, or an escalation to a higher severity."""
-    from datetime import timedelta
+    import pandas as pd
 
-    window = timedelta(hours=cooldown_hours)
-    last: dict[tuple, tuple[Any, str, int]] = {}
+    window = np.timedelta64(int(round(cooldown_hours * 3600e9)), "ns")
+    t = pd.to_datetime(alerts["timestamp"], utc=True).to_numpy("datetime64[ns]") if len(alerts) else []
+    last = {}
     status, by = [], []
-    for k, row in enumerate(alerts.itertuples(index=False)):
-        key = (row.segment, row.metric, row.alert_type)
+    rank = _SEVERITY_RANK
+    for k, (tk, s, m, a, sv) in enumerate(zip(t, alerts["segment"].tolist(), alerts["metric"].tolist(),
+                                               alerts["alert_type"].tolist(), alerts["severity"].tolist(), strict=True)):
+        key = (s, m, a)
         prev = last.get(key)
-        if prev is not None and row.timestamp - prev[0] <= window and \
-                _SEVERITY_RANK[row.severity] <= _SEVERITY_RANK[prev[1]]:
+        if prev is not None and tk - prev[0] <= window and rank[sv] <= rank[prev[1]]:
             status.append("suppressed")
             by.append(prev[2])
             continue
         status.append("fires")
         by.append(None)
-        last[key] = (row.timestamp, row.severity, k)
+        last[key] = (tk, sv, k)
     return status, by
 
 
