@@ -147,6 +147,10 @@ def export_html(
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(body)
+            # mkstemp creates 0600; a report is meant to be read (mailed, served): honour the umask
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp_name, 0o666 & ~umask)
             os.replace(tmp_name, target)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)

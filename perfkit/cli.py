@@ -1,0 +1,537 @@
+"""The ``perfkit`` command.
+
+Subcommands: ``track``, ``summary``, ``report``, ``review``, ``alerts list``,
+``alerts retry`` and ``demo``; ``perfkit <command> --help`` describes each one.
+
+Exit codes (stable, for cron and Airflow):
+
+====  =====================================================================================
+code  meaning
+====  =====================================================================================
+0     success
+1     unexpected internal error (a bug: rerun with ``--debug`` for the traceback)
+2     bad usage or invalid input: unknown option, unreadable file, missing column, bad
+      configuration, store error (any perfkit error); for ``review``: a report cell raised
+      (for example a missing ``--config`` file)
+3     ``review``: a report cell ran longer than ``--cell-timeout``
+4     ``review``: the report kernel died
+5     ``review``: exporting the HTML failed
+6     ``review --fail-on-alerts``: the review period has (non-suppressed) alerts
+64    ``review``: the runner refused its arguments (bad ``--as-of``, template, output dir)
+130   interrupted (Ctrl-C)
+====  =====================================================================================
+
+Errors are one line on stderr (``perfkit: error: ...``); ``--debug`` shows the traceback
+and DEBUG logs, ``-v`` shows INFO logs.
+
+Examples
+--------
+>>> main(["--version"])  # doctest: +ELLIPSIS
+perfkit ...
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from perfkit.exceptions import PerfkitError, ReportError, ValidationError
+
+__all__ = ["EXIT_CODES", "build_parser", "main"]
+
+logger = logging.getLogger("perfkit")
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+#: Exit code -> meaning (the table of the module docstring).
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "unexpected internal error (rerun with --debug)",
+    2: "bad usage or invalid input/config/store; review: a report cell raised",
+    3: "review: a report cell timed out",
+    4: "review: the report kernel died",
+    5: "review: HTML export failed",
+    6: "review --fail-on-alerts: alerts in the period",
+    64: "review: the runner refused its arguments",
+    130: "interrupted",
+}
+
+_PROGRESS_MIN_BATCHES = 20
+
+
+class _UsageError(PerfkitError):
+    """A command-line usage problem found after parsing."""
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+def _epilog() -> str:
+    lines = ["exit codes:"] + [f"  {code:<4} {text}" for code, text in EXIT_CODES.items()]
+    return "\n".join(lines)
+
+
+def _tracker(args: argparse.Namespace, *, model: str | None = None) -> Any:
+    from perfkit.tracker import ModelPerformanceTracker
+
+    return ModelPerformanceTracker(args.config, store=args.store, model=model)
+
+
+def _models(tracker: Any, wanted: str | None) -> list[str]:
+    available = tracker.store.models()
+    if wanted is not None:
+        if wanted not in available:
+            raise ValidationError(f"model {wanted!r} is not in the store; it has {available}", parameter="model")
+        return [wanted]
+    return available
+
+
+def _one_model(tracker: Any, wanted: str | None) -> str:
+    names = _models(tracker, wanted)
+    if not names:
+        raise ValidationError("the store has no model yet (track some batches first)", parameter="model")
+    if len(names) > 1:
+        raise ValidationError(f"the store has several models {names}: pick one with --model", parameter="model")
+    return names[0]
+
+
+def _positive_days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"must be a number of days, got {text!r}") from exc
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number of days, got {text!r}")
+    return value
+
+
+def _json_out(obj: Any, output: str | None) -> None:
+    text = json.dumps(obj, indent=2, allow_nan=False, default=str)
+    if output in (None, "-"):
+        sys.stdout.write(text + "\n")
+    else:
+        p = Path(output)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {p}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------------
+# track
+# --------------------------------------------------------------------------------------------
+def _read_table(path: Path) -> Any:
+    import pandas as pd
+
+    if not path.is_file():
+        raise ValidationError(f"{path}: no such file", parameter="file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt", ".gz") or suffix == "":
+            return pd.read_csv(path)
+    except ImportError as exc:
+        raise ValidationError(f"{path}: reading {suffix} needs an extra package: {exc}", parameter="file") from exc
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise ValidationError(f"{path}: cannot read it as {suffix.lstrip('.') or 'CSV'}: {exc}",
+                              parameter="file") from exc
+    raise ValidationError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet", parameter="file")
+
+
+def _columns(frame: Any, names: Sequence[str | None], path: Path) -> None:
+    missing = [n for n in names if n is not None and n not in frame.columns]
+    if missing:
+        raise ValidationError(f"{path}: column(s) {missing} not found; it has {list(frame.columns)}",
+                              parameter="columns")
+
+
+def _proba_columns(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    cols = [c.strip() for c in text.split(",") if c.strip()]
+    if not cols:
+        raise ValidationError("--proba needs one column or a comma-separated list", parameter="proba")
+    return cols
+
+
+def _cmd_track(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    path = Path(args.file)
+    proba = _proba_columns(args.proba)
+    if args.engine:
+        return _track_engine(args, path, proba)
+    frame = _read_table(path)
+    y_true = args.y_true if args.y_true and args.y_true.lower() != "none" else None
+    _columns(frame, [y_true, args.y_pred, args.batch_col, args.segment_col, args.timestamp_col, *(proba or [])],
+             path)
+    if args.y_pred is None and proba is None:
+        raise ValidationError("give --y-pred and/or --proba", parameter="y_pred")
+    if len(frame) == 0:
+        raise ValidationError(f"{path}: the file has no rows", parameter="file")
+    keys = [c for c in (args.batch_col, args.segment_col) if c]
+    groups = list(frame.groupby(keys, sort=False, dropna=False)) if keys else [((), frame)]
+    tracker = _tracker(args, model=args.model)
+    n_alerts = 0
+    try:
+        iterator: Any = groups
+        if len(groups) >= _PROGRESS_MIN_BATCHES and not args.quiet:
+            from tqdm import tqdm
+
+            iterator = tqdm(groups, desc="tracking", unit="batch", file=sys.stderr, leave=False)
+        for key, g in iterator:
+            key = key if isinstance(key, tuple) else (key,)
+            kv = dict(zip(keys, key, strict=True))
+            ts = None
+            if args.timestamp_col:
+                t = pd.to_datetime(g[args.timestamp_col], utc=True, errors="coerce")
+                if t.isna().all():
+                    raise ValidationError(f"{path}: column {args.timestamp_col!r} holds no timestamps",
+                                          parameter="timestamp_col")
+                ts = t.max().to_pydatetime()
+            probs = None
+            if proba:
+                probs = g[proba[0]].to_numpy() if len(proba) == 1 else g[proba].to_numpy()
+            segment = kv.get(args.segment_col) if args.segment_col else None
+            batch = kv.get(args.batch_col) if args.batch_col else None
+            result = tracker.track_performance(
+                g[y_true].to_numpy() if y_true else None,
+                g[args.y_pred].to_numpy() if args.y_pred else None,
+                probs,
+                timestamp=ts,
+                segment=None if segment is None or pd.isna(segment) else str(segment),
+                batch_id=None if batch is None or pd.isna(batch) else str(batch),
+                model_version=args.model_version,
+                task=args.task,
+            )
+            n_alerts += len(result.alert_outcomes)
+    finally:
+        tracker.close()
+    print(f"tracked {len(groups)} batch(es) of {len(frame)} rows for model {tracker.model!r}; "
+          f"{n_alerts} alert(s)", file=sys.stderr)
+    return EXIT_OK
+
+
+def _track_engine(args: argparse.Namespace, path: Path, proba: list[str] | None) -> int:
+    try:
+        from perfkit.engines import compute_states
+    except ImportError as exc:
+        raise ValidationError(f"--engine {args.engine} needs perfkit.engines ({exc}); install perfkit[engines]",
+                              parameter="engine") from exc
+    if not path.exists():
+        raise ValidationError(f"{path}: no such file", parameter="file")
+    task = args.task
+    if task is None:
+        if proba is not None and len(proba) > 1:
+            task = "multiclass"
+        elif proba is not None:
+            task = "binary"
+        else:
+            raise ValidationError("--engine needs --task (or --proba to infer it)", parameter="task")
+    group_by = [c for c in (args.batch_col, args.segment_col) if c]
+    y_true = args.y_true if args.y_true and args.y_true.lower() != "none" else None
+    frame = compute_states(str(path), engine=args.engine, task=task, y_true=y_true, y_pred=args.y_pred,
+                           proba=(proba[0] if proba and len(proba) == 1 else proba), group_by=group_by,
+                           time_bucket="1d" if args.timestamp_col else None,
+                           timestamp_col=args.timestamp_col or "timestamp")
+    tracker = _tracker(args, model=args.model)
+    try:
+        results = tracker.track_states(frame, timestamp_col="time_bucket", batch_col=args.batch_col or "batch_id",
+                                       segment_col=args.segment_col)
+    finally:
+        tracker.close()
+    n_alerts = sum(len(r.alert_outcomes) for r in results)
+    print(f"tracked {len(results)} batch state(s) with {args.engine}; {n_alerts} alert(s)", file=sys.stderr)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# summary / report / alerts
+# --------------------------------------------------------------------------------------------
+def _cmd_summary(args: argparse.Namespace) -> int:
+    with _tracker(args) as tracker:
+        names = _models(tracker, args.model)
+        summaries = [tracker.get_performance_summary(args.days, model=m).to_dict() for m in names]
+    if args.json:
+        _json_out({"days": args.days, "models": summaries}, None)
+        return EXIT_OK
+    if not summaries:
+        print("the store has no model yet")
+        return EXIT_OK
+    for s in summaries:
+        d = s["degradation_summary"]
+        print(f"model {s['model']}: {s['labelled_records']} labelled batches, {s['total_samples']} rows "
+              f"in the last {args.days:g} days; trend {s['performance_trend'].get('trend_direction')}; "
+              f"alerts {d['delivered_or_pending']} (+{d['suppressed']} suppressed)")
+        for name, v in s["window_metrics"].items():
+            if v.get("value") is None or name not in s["metric_trends"]:
+                continue
+            lo, hi = v.get("ci_lower"), v.get("ci_upper")
+            ci = f" [{lo:.4f}, {hi:.4f}]" if lo is not None and hi is not None else ""
+            print(f"  {name:<16} {v['value']:.4f}{ci}  trend {s['metric_trends'][name].get('direction')}")
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    with _tracker(args) as tracker:
+        model = _one_model(tracker, args.model)
+        report = tracker.generate_performance_report(None, days=args.days, model=model)
+    _json_out(report, args.output)
+    return EXIT_OK
+
+
+def _cmd_alerts_list(args: argparse.Namespace) -> int:
+    with _tracker(args) as tracker:
+        names = _models(tracker, args.model)
+        frames = [tracker.alerts(args.days, model=m, include_suppressed=args.all) for m in names]
+    import pandas as pd
+
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if args.json:
+        rows = [{"alert_id": r.alert_id, "timestamp": pd.Timestamp(r.timestamp).isoformat(), "model": r.model,
+                 "segment": r.segment, "metric": r.metric, "alert_type": r.alert_type, "severity": r.severity,
+                 "status": r.status, "deliveries": dict(r.deliveries or {})} for r in frame.itertuples()]
+        _json_out({"days": args.days, "alerts": rows}, None)
+        return EXIT_OK
+    if not len(frame):
+        print(f"no alerts in the last {args.days:g} days")
+        return EXIT_OK
+    for r in frame.itertuples():
+        print(f"{pd.Timestamp(r.timestamp):%Y-%m-%d %H:%M}  {r.severity:<9} {r.status:<10} {r.model} "
+              f"segment={r.segment or '-'} {r.alert_type} {r.metric or ''}".rstrip())
+    return EXIT_OK
+
+
+def _cmd_alerts_retry(args: argparse.Namespace) -> int:
+    with _tracker(args) as tracker:
+        pending = len(tracker.store.pending_deliveries())
+        delivered = tracker.retry_pending_alerts()
+        left = len(tracker.store.pending_deliveries())
+    print(f"retried {pending} pending deliveries: {delivered} delivered, {left} still pending")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# review / demo
+# --------------------------------------------------------------------------------------------
+def _report_defaults(args: argparse.Namespace) -> tuple[str, str]:
+    """Store URL and reports dir from the config; a config that does not load falls back to the
+    defaults, so that the report itself fails on it (exit 2, with a partial report)."""
+    from perfkit.config import PerformanceConfig, load_config
+    from perfkit.exceptions import ConfigError
+
+    try:
+        config = load_config(args.config)
+    except ConfigError:
+        config = PerformanceConfig()
+    return args.store or config.store_url, config.storage.reports_dir
+
+
+def _cmd_review(args: argparse.Namespace) -> int:
+    from perfkit.report.runner import ExitCode
+    from perfkit.report.weekly import run_weekly_review
+
+    store, reports_dir = _report_defaults(args)
+    output_dir = args.output_dir or reports_dir
+    try:
+        result = run_weekly_review(store, output_dir, model=args.model, segment=args.segment, as_of=args.as_of,
+                                   days=args.days, config_path=args.config, cell_timeout=args.cell_timeout,
+                                   fail_on_alerts=args.fail_on_alerts)
+    except ReportError as exc:
+        code = int(getattr(exc, "exit_code", ExitCode.CELL_ERROR))
+        where = getattr(exc, "html_path", None) or getattr(exc, "notebook_path", None)
+        print(f"perfkit: error: {exc}" + (f" (partial report: {where})" if where else ""), file=sys.stderr)
+        return code
+    except ValidationError as exc:
+        print(f"perfkit: error: {exc}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", ExitCode.BAD_USAGE))
+    n = (result.summary or {}).get("alerts", 0)
+    print(f"weekly review: {result.html_path} ({n} alert(s) in the period, {result.duration_s:.1f} s)")
+    if result.exit_code == ExitCode.ALERTS_PRESENT:
+        print(f"perfkit: {n} alert(s) in the period (exit {int(result.exit_code)})", file=sys.stderr)
+    return int(result.exit_code)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from perfkit.demo import run_demo
+
+    print(f"perfkit demo: simulating {args.weeks} weeks of production traffic into {args.output_dir} ...",
+          file=sys.stderr)
+    result = run_demo(args.output_dir, weeks=args.weeks, rows=(args.min_rows, args.max_rows), seed=args.seed,
+                      report=not args.no_report, progress=not args.quiet)
+    print(f"tracked {result.n_batches} batches ({result.n_alerts} alerts) into {result.store_url}")
+    print(f"config:         {result.config_path}")
+    if result.json_report:
+        print(f"JSON report:    {result.json_report}")
+    if result.html_path:
+        print(f"weekly review:  {result.html_path}")
+        print(f"open it:        {result.html_path.as_uri()}")
+    print(f"done in {result.duration_s:.1f} s")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# parser
+# --------------------------------------------------------------------------------------------
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", metavar="URL_OR_PATH",
+                   help="history store: SQLAlchemy URL or SQLite file (default: the config's store_url)")
+    p.add_argument("--config", metavar="YAML",
+                   help="perfkit configuration (default: $PERFKIT_CONFIG or config/main_config.yaml)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``perfkit`` argument parser."""
+    from perfkit import __version__
+
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="perfkit", formatter_class=fmt,
+        description="Model-performance monitoring: track batches, summarize, report, review.",
+        epilog=_epilog(),
+    )
+    parser.add_argument("--version", action="version", version=f"perfkit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="INFO logs on stderr")
+    parser.add_argument("--debug", action="store_true", help="DEBUG logs and tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("track", help="track a CSV or Parquet file of predictions", formatter_class=fmt,
+                       description="Track a CSV or Parquet file of predictions: one batch per distinct "
+                                   "--batch-col value (and --segment-col value), else one batch.",
+                       epilog=_epilog())
+    p.add_argument("file", help="CSV or Parquet file")
+    p.add_argument("--y-true", default="y_true", help="label column (default y_true; 'none': labels pending)")
+    p.add_argument("--y-pred", default=None, help="predicted label / value column")
+    p.add_argument("--proba", default=None,
+                   help="probability column (binary) or comma-separated columns in sorted class order")
+    p.add_argument("--batch-col", default=None, help="batch id column (one batch per value)")
+    p.add_argument("--segment-col", default=None, help="segment column")
+    p.add_argument("--timestamp-col", default=None, help="time column (batch time = its latest value; UTC if naive)")
+    p.add_argument("--task", choices=("binary", "multiclass", "regression"), default=None,
+                   help="task (default: inferred)")
+    p.add_argument("--model", default=None, help="model name (default: the config's model_name)")
+    p.add_argument("--model-version", default=None)
+    p.add_argument("--engine", choices=("duckdb", "spark"), default=None,
+                   help="compute states inside DuckDB / Spark (needs perfkit[engines] / pyspark); "
+                        "with --timestamp-col, batches are also split by UTC day")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _common(p)
+    p.set_defaults(func=_cmd_track)
+
+    p = sub.add_parser("summary", help="performance summary of the last days", epilog=_epilog(), formatter_class=fmt)
+    p.add_argument("--days", type=_positive_days, default=30.0, help="window in days (default 30)")
+    p.add_argument("--model", default=None, help="only this model (default: every model)")
+    p.add_argument("--json", action="store_true", help='JSON on stdout: {"days", "models": [...]}')
+    _common(p)
+    p.set_defaults(func=_cmd_summary)
+
+    p = sub.add_parser("report", help="JSON performance report", epilog=_epilog(), formatter_class=fmt)
+    p.add_argument("--days", type=_positive_days, default=30.0, help="window in days (default 30)")
+    p.add_argument("--model", default=None, help="model (needed when the store has several)")
+    p.add_argument("-o", "--output", default=None, help="output file (default: stdout)")
+    _common(p)
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("review", help="weekly review: executed notebook + offline HTML + JSON summary",
+                       epilog=_epilog(), formatter_class=fmt)
+    p.add_argument("--output-dir", default=None, help="where the report goes (default: the config's reports_dir)")
+    p.add_argument("--as-of", default=None, help="end of the period, ISO date or time, UTC (default: now)")
+    p.add_argument("--days", type=_positive_days, default=7.0, help="length of the period (default 7)")
+    p.add_argument("--model", default=None, help="only this model (default: every model)")
+    p.add_argument("--segment", default=None, help="only this segment")
+    p.add_argument("--fail-on-alerts", action="store_true", help="exit 6 when the period has alerts")
+    p.add_argument("--cell-timeout", type=_positive_days, default=600.0, metavar="SECONDS",
+                   help="seconds allowed per notebook cell (default 600)")
+    _common(p)
+    p.set_defaults(func=_cmd_review)
+
+    p = sub.add_parser("alerts", help="list alerts or retry failed deliveries", epilog=_epilog(),
+                       formatter_class=fmt)
+    asub = p.add_subparsers(dest="alerts_command", metavar="ACTION")
+    pl = asub.add_parser("list", help="alerts of the last days", epilog=_epilog(), formatter_class=fmt)
+    pl.add_argument("--days", type=_positive_days, default=7.0, help="window in days (default 7)")
+    pl.add_argument("--model", default=None, help="only this model (default: every model)")
+    pl.add_argument("--all", action="store_true", help="include alerts suppressed by the cooldown")
+    pl.add_argument("--json", action="store_true", help="JSON on stdout")
+    _common(pl)
+    pl.set_defaults(func=_cmd_alerts_list)
+    pr = asub.add_parser("retry", help="retry pending / failed deliveries", epilog=_epilog(), formatter_class=fmt)
+    _common(pr)
+    pr.set_defaults(func=_cmd_alerts_retry)
+    p.set_defaults(func=None, parser=p)
+
+    p = sub.add_parser("demo", help="simulate a production history, track it and render the weekly review",
+                       epilog=_epilog(), formatter_class=fmt)
+    p.add_argument("--output-dir", default="data/performance", help="default data/performance")
+    p.add_argument("--weeks", type=int, default=6, help="weeks of daily batches (default 6)")
+    p.add_argument("--min-rows", type=int, default=500, help="rows per batch, low (default 500)")
+    p.add_argument("--max-rows", type=int, default=2000, help="rows per batch, high (default 2000)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--no-report", action="store_true", help="only track, do not render the review")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_demo)
+    parser.set_defaults(parser=parser)
+    return parser
+
+
+def _not_reported_by_cli(record: logging.LogRecord) -> bool:
+    """Drop the runner's own failure line: the CLI prints that error itself (one line)."""
+    return not (record.levelno >= logging.ERROR and record.module == "runner")
+
+
+def _setup_logging(verbose: bool, debug: bool) -> None:
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if not (verbose or debug):
+        handler.addFilter(_not_reported_by_cli)
+    for name in ("perfkit", "papermill"):
+        log = logging.getLogger(name)
+        log.handlers = [h for h in log.handlers if not getattr(h, "_perfkit_cli", False)]
+        handler._perfkit_cli = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+        log.setLevel(level if name == "perfkit" else max(level, logging.WARNING))
+        log.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``perfkit`` command; returns the exit code (see the module docstring)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help / --version (0) or a usage error (2)
+        return int(exc.code or 0)
+    _setup_logging(args.verbose, args.debug)
+    if getattr(args, "func", None) is None:
+        args.parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("perfkit: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except PerfkitError as exc:
+        if args.debug:
+            raise
+        print(f"perfkit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"perfkit: internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

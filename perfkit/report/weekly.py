@@ -1,0 +1,724 @@
+"""The weekly review: the data behind ``templates/weekly_review.ipynb`` and its runner.
+
+The template stays thin: it calls :func:`weekly_context` once, displays what it returns and
+writes :meth:`WeeklyReview.write_summary`. All logic (windows, intervals, change against
+the baseline, trends, alerts, segments, charts, escaped HTML tables) lives here, where
+pytest reaches it.
+
+Two windows are used:
+
+* the **review period** (``days``, default 7, ending at ``as_of``): headline numbers, alerts
+  and worst segments;
+* the **trend window** (``trend_days``, default the config's ``performance_window_days``):
+  trend charts, trend analysis and the threshold explorer, so the week is seen in context.
+
+Every user string (model, segment, metric names, alert messages) is escaped in the HTML this
+module builds; charts carry them as Vega text.
+
+Examples
+--------
+>>> import tempfile, os
+>>> review = weekly_context(os.path.join(tempfile.mkdtemp(), "empty.db"))
+>>> review.empty, review.to_dict()["alerts"]
+(True, 0)
+>>> "No data for this period" in review.overview_html()
+True
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from perfkit.exceptions import ValidationError
+from perfkit.store import ALL_SEGMENTS
+
+__all__ = [
+    "ModelReview",
+    "WeeklyReview",
+    "run_weekly_review",
+    "table_html",
+    "template_path",
+    "weekly_context",
+]
+
+logger = logging.getLogger("perfkit")
+
+TEMPLATE_NAME = "weekly_review.ipynb"
+_MAX_CHARTS = 3
+_MAX_ALERT_ROWS = 50
+
+_CSS = """<style>
+.perfkit-table{border-collapse:collapse;font:13px Helvetica,Arial,sans-serif;margin:6px 0 14px}
+.perfkit-table th,.perfkit-table td{border-bottom:1px solid #e0e0e0;padding:4px 10px;text-align:right}
+.perfkit-table th:first-child,.perfkit-table td:first-child{text-align:left}
+.perfkit-table caption{text-align:left;font-weight:bold;padding:4px 0}
+.perfkit-bad{color:#d62728;font-weight:bold}.perfkit-good{color:#2ca02c}
+.perfkit-note{color:#555;font:13px Helvetica,Arial,sans-serif}
+</style>"""
+
+
+# --------------------------------------------------------------------------------------------
+# template location
+# --------------------------------------------------------------------------------------------
+def template_path() -> Path:
+    """Return the path of the packaged weekly review template.
+
+    Looks in the installed package (``perfkit/_templates``, where the wheel puts it) and
+    then in the source tree (``templates/`` next to the ``perfkit`` package).
+
+    Examples
+    --------
+    >>> template_path().name
+    'weekly_review.ipynb'
+    """
+    candidates = []
+    try:
+        candidates.append(Path(str(resources.files("perfkit") / "_templates" / TEMPLATE_NAME)))
+    except (ModuleNotFoundError, TypeError):  # pragma: no cover - namespace oddities
+        pass
+    candidates.append(Path(__file__).resolve().parents[2] / "templates" / TEMPLATE_NAME)
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ValidationError(
+        f"the weekly review template {TEMPLATE_NAME} was not found (looked in "
+        f"{', '.join(str(c.parent) for c in candidates)}); reinstall perfkit",
+        parameter="template",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# formatting
+# --------------------------------------------------------------------------------------------
+def _fmt(value: Any, fmt: str = ".4f") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M UTC")
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            return "–"
+        return format(value, fmt) if isinstance(value, float) else str(value)
+    try:
+        if pd.isna(value):
+            return "–"
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def table_html(frame: pd.DataFrame, *, caption: str | None = None, formats: dict[str, str] | None = None,
+               classes: dict[str, pd.Series] | None = None, max_rows: int | None = None) -> str:
+    """Render ``frame`` as an HTML table with every cell and header escaped.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+    caption : str, optional
+    formats : dict, optional
+        ``{column: format spec}`` for float columns (default ``".4f"``).
+    classes : dict, optional
+        ``{column: Series of CSS class names}`` (for highlighting cells).
+    max_rows : int, optional
+        Show only the first rows and say how many were left out.
+
+    Examples
+    --------
+    >>> t = table_html(pd.DataFrame({"model": ["<script>alert(1)</script>"], "value": [0.5]}))
+    >>> "<script>" in t, "&lt;script&gt;alert(1)&lt;/script&gt;" in t
+    (False, True)
+    """
+    formats = formats or {}
+    classes = classes or {}
+    shown = frame if max_rows is None else frame.head(max_rows)
+    parts = ['<table class="perfkit-table">']
+    if caption:
+        parts.append(f"<caption>{html.escape(caption)}</caption>")
+    parts.append("<thead><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+                 + "</tr></thead><tbody>")
+    for i, (_, row) in enumerate(shown.iterrows()):
+        cells = []
+        for c in shown.columns:
+            css = ""
+            if c in classes and i < len(classes[c]) and classes[c].iloc[i]:
+                css = f' class="{html.escape(str(classes[c].iloc[i]))}"'
+            cells.append(f"<td{css}>{html.escape(_fmt(row[c], formats.get(c, '.4f')))}</td>")
+        parts.append("<tr>" + "".join(cells) + "</tr>")
+    parts.append("</tbody></table>")
+    if max_rows is not None and len(frame) > max_rows:
+        parts.append(f'<p class="perfkit-note">… and {len(frame) - max_rows} more</p>')
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# value objects
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelReview:
+    """The weekly review of one model (see :func:`weekly_context`).
+
+    Attributes
+    ----------
+    model : str
+    segment : str or None
+        The segment filter (None: every segment).
+    records, samples : int
+        Batches and rows in the review period.
+    task : str or None
+    headline : DataFrame
+        One row per tracked metric of the period's merged state: ``metric``, ``value``,
+        ``ci_lower``, ``ci_upper``, ``baseline``, ``change``, ``change_ci_lower``,
+        ``change_ci_upper``, ``relative_change``, ``threshold``, ``status``.
+    trends : DataFrame
+        Trend analysis over the trend window, one row per metric.
+    alerts : DataFrame
+        Alerts of the period (delivered, pending, failed and suppressed).
+    segments : DataFrame
+        Per segment, worst first, for :attr:`primary_metric`.
+    charts : list
+        Trend charts (altair), one per charted metric.
+    volume_chart, segment_chart, explorer_chart : altair chart or None
+    primary_metric : str or None
+    notes : list of str
+        Why something is missing (no baseline, too few points ...).
+    """
+
+    model: str
+    segment: str | None
+    records: int
+    samples: int
+    task: str | None
+    headline: pd.DataFrame
+    trends: pd.DataFrame
+    alerts: pd.DataFrame
+    segments: pd.DataFrame
+    charts: list = field(default_factory=list)
+    volume_chart: Any = None
+    segment_chart: Any = None
+    explorer_chart: Any = None
+    primary_metric: str | None = None
+    notes: list = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """True when the model has no labelled batch in the review period."""
+        return self.records == 0
+
+    @property
+    def n_alerts(self) -> int:
+        """Alerts of the period that were not suppressed (delivered, pending or failed)."""
+        return int((self.alerts["status"] != "suppressed").sum()) if len(self.alerts) else 0
+
+    @property
+    def n_suppressed(self) -> int:
+        """Alerts of the period suppressed by the cooldown."""
+        return int((self.alerts["status"] == "suppressed").sum()) if len(self.alerts) else 0
+
+    def headline_html(self) -> str:
+        """The headline table: value with interval and change against the baseline."""
+        if not len(self.headline):
+            return '<p class="perfkit-note">No metric could be computed for this period.</p>'
+        h = self.headline
+        level = "95 %"
+        frame = pd.DataFrame({
+            "metric": h["metric"],
+            "value": h["value"],
+            f"{level} interval": [f"[{_fmt(lo)}, {_fmt(hi)}]" for lo, hi in zip(h["ci_lower"], h["ci_upper"],
+                                                                                 strict=True)],
+            "baseline": h["baseline"],
+            "change vs baseline": [_signed(c) for c in h["change"]],
+            "change interval": [f"[{_signed(lo)}, {_signed(hi)}]" if _finite(lo) else "–"
+                                for lo, hi in zip(h["change_ci_lower"], h["change_ci_upper"], strict=True)],
+            "relative": [f"{r:+.1%}" if _finite(r) else "–" for r in h["relative_change"]],
+            "status": h["status"],
+        })
+        css = h["status"].map({"degraded": "perfkit-bad", "ok": "perfkit-good"}).fillna("")
+        return _CSS + table_html(frame, caption=f"Headline numbers ({self.records} batches, "
+                                 f"{self.samples:,} rows)", classes={"status": css})
+
+    def trends_html(self) -> str:
+        """The trend analysis table."""
+        if not len(self.trends):
+            return '<p class="perfkit-note">Not enough history for a trend analysis.</p>'
+        css = self.trends["direction"].map({"degrading": "perfkit-bad", "improving": "perfkit-good"}).fillna("")
+        return _CSS + table_html(self.trends, caption="Trend analysis",
+                                 formats={"slope_per_day": "+.5f", "p_value": ".3g", "shift": "+.4f",
+                                          "time_to_breach_days": ".1f"},
+                                 classes={"direction": css})
+
+    def alerts_html(self) -> str:
+        """Alerts of the period, newest first (delivered and suppressed)."""
+        if not len(self.alerts):
+            return '<p class="perfkit-note">No alerts in this period.</p>'
+        a = self.alerts.sort_values("timestamp", ascending=False)
+        frame = pd.DataFrame({
+            "time": a["timestamp"], "severity": a["severity"], "type": a["alert_type"],
+            "metric": a["metric"], "segment": a["segment"],
+            "relative change": [f"{p.get('relative_change'):+.1%}" if _finite(p.get("relative_change")) else "–"
+                                for p in a["payload"]],
+            "status": a["status"],
+            "deliveries": [", ".join(f"{k}: {v}" for k, v in sorted((d or {}).items())) or "–"
+                           for d in a["deliveries"]],
+        })
+        css = a["severity"].map({"critical": "perfkit-bad"}).fillna("")
+        caption = f"Alerts: {self.n_alerts} raised, {self.n_suppressed} suppressed by the cooldown"
+        return _CSS + table_html(frame, caption=caption, classes={"severity": css},
+                                 max_rows=_MAX_ALERT_ROWS)
+
+    def segments_html(self) -> str:
+        """Segments of the period, worst first."""
+        if not len(self.segments):
+            return '<p class="perfkit-note">No segments in this period.</p>'
+        return _CSS + table_html(self.segments, caption=f"Segments by {self.primary_metric} (worst first)",
+                                 formats={"relative_change": "+.1%"})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary of this model's review."""
+        headline = {r.metric: {k: _json(getattr(r, k)) for k in
+                               ("value", "ci_lower", "ci_upper", "baseline", "change", "relative_change", "status")}
+                    for r in self.headline.itertuples()}
+        worst = self.segments.iloc[0]["segment"] if len(self.segments) else None
+        return {
+            "model": self.model, "segment": self.segment, "records": self.records,
+            "samples": self.samples, "task": self.task, "alerts": self.n_alerts,
+            "suppressed_alerts": self.n_suppressed,
+            "alerts_by_severity": {str(k): int(v) for k, v in self.alerts[self.alerts["status"] != "suppressed"]
+                                   .groupby("severity").size().items()} if len(self.alerts) else {},
+            "headline": headline,
+            "degraded_metrics": [m for m, v in headline.items() if v["status"] == "degraded"],
+            "trends": {r.metric: r.direction for r in self.trends.itertuples()} if len(self.trends) else {},
+            "worst_segment": worst, "primary_metric": self.primary_metric, "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class WeeklyReview:
+    """Everything the weekly review template shows (see :func:`weekly_context`)."""
+
+    store: str
+    as_of: datetime
+    days: float
+    trend_days: float
+    models: tuple[ModelReview, ...]
+    generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def start(self) -> datetime:
+        return self.as_of - timedelta(days=self.days)
+
+    @property
+    def empty(self) -> bool:
+        """True when no model has data in the review period."""
+        return all(m.empty for m in self.models)
+
+    @property
+    def alerts(self) -> int:
+        """Non-suppressed alerts of the period, over every model."""
+        return sum(m.n_alerts for m in self.models)
+
+    def overview_html(self) -> str:
+        """Period, store and one row per model (or the "no data" message)."""
+        period = (f"{_fmt(self.start)} – {_fmt(self.as_of)} ({_fmt(float(self.days), 'g')} days); "
+                  f"trends over {_fmt(float(self.trend_days), 'g')} days")
+        head = f'<p class="perfkit-note">Period: {html.escape(period)}. Store: {html.escape(self.store)}.</p>'
+        if self.empty:
+            return _CSS + head + ('<p class="perfkit-empty"><b>No data for this period.</b> The store has no '
+                                  'labelled batches between these dates'
+                                  + ("" if self.models else " (no model at all)") + ".</p>")
+        rows = []
+        for m in self.models:
+            d = m.to_dict()
+            rows.append({"model": m.model, "batches": m.records, "rows": m.samples,
+                         "alerts": m.n_alerts, "suppressed": m.n_suppressed,
+                         "degraded metrics": ", ".join(d["degraded_metrics"]) or "none",
+                         "worst segment": d["worst_segment"]})
+        frame = pd.DataFrame(rows)
+        css = frame["alerts"].map(lambda n: "perfkit-bad" if n else "")
+        return _CSS + head + table_html(frame, caption="Models", classes={"alerts": css})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON summary the template writes (``alerts`` = non-suppressed alert count)."""
+        return {
+            "schema": "perfkit.weekly_review/1",
+            "generated_at": self.generated_at.isoformat(),
+            "as_of": self.as_of.isoformat(),
+            "period": {"start": self.start.isoformat(), "end": self.as_of.isoformat(), "days": self.days},
+            "trend_days": self.trend_days,
+            "store": self.store,
+            "empty": self.empty,
+            "alerts": self.alerts,
+            "suppressed_alerts": sum(m.n_suppressed for m in self.models),
+            "models": [m.to_dict() for m in self.models],
+        }
+
+    def write_summary(self, path: str | os.PathLike[str] | None) -> Path | None:
+        """Write :meth:`to_dict` as JSON to ``path`` (atomically); None does nothing."""
+        if not path:
+            return None
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(p.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False), encoding="utf-8")
+        os.replace(tmp, p)
+        return p
+
+
+# --------------------------------------------------------------------------------------------
+# building
+# --------------------------------------------------------------------------------------------
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _signed(x: Any) -> str:
+    return f"{x:+.4f}" if _finite(x) else "–"
+
+
+def _json(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if hasattr(x, "item"):
+        x = x.item()
+        return None if isinstance(x, float) and not math.isfinite(x) else x
+    return x
+
+
+def _as_of(value: Any) -> datetime:
+    if value is None or value == "":
+        return datetime.now(UTC)
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"as_of {value!r} is not an ISO 8601 date or time", parameter="as_of") from exc
+    if ts is pd.NaT:
+        raise ValidationError(f"as_of {value!r} is not an ISO 8601 date or time", parameter="as_of")
+    if isinstance(value, str) and len(value.strip()) == 10:  # a date: the review covers that whole day
+        ts = ts + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.to_pydatetime()
+
+
+def _positive(value: Any, parameter: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+        raise ValidationError(f"{parameter} must be a positive number of days, got {value!r}", parameter=parameter)
+    return float(value)
+
+
+def _metric_info(name: str) -> tuple[bool | None, str]:
+    from perfkit.metrics import get_metric
+
+    spec = get_metric(name)
+    return spec.higher_is_better, spec.name
+
+
+def _headline(tracker: Any, summary: Any) -> pd.DataFrame:
+    from perfkit.summary import _threshold_value
+
+    z = 1.959963984540054
+    base = (summary["baseline"] or {}).get("metrics", {})
+    rows = []
+    tracked = list(tracker.config.metrics_to_track)
+    for m in tracked:
+        w = summary["window_metrics"].get(m)
+        if not w or w.get("value") is None:
+            continue
+        hib, _ = _metric_info(m)
+        b = base.get(m, {})
+        bv, bse = b.get("value"), b.get("se")
+        v, se = w.get("value"), w.get("se")
+        change = v - bv if _finite(bv) else math.nan
+        lo = hi = math.nan
+        if _finite(change) and _finite(se) and _finite(bse):
+            half = z * math.hypot(se, bse)
+            lo, hi = change - half, change + half
+        rel = change / abs(bv) if _finite(change) and bv else math.nan
+        thr = _threshold_value(tracker, m, bv if _finite(bv) else None)
+        status = "no baseline" if not _finite(bv) else "no threshold"
+        if thr is not None and hib is not None:
+            status = "degraded" if (v < thr if hib else v > thr) else "ok"
+        rows.append({"metric": m, "value": v, "ci_lower": _nan(w.get("ci_lower")), "ci_upper": _nan(w.get("ci_upper")),
+                     "baseline": _nan(bv), "change": change, "change_ci_lower": lo, "change_ci_upper": hi,
+                     "relative_change": rel, "threshold": _nan(thr), "status": status})
+    return pd.DataFrame(rows, columns=["metric", "value", "ci_lower", "ci_upper", "baseline", "change",
+                                       "change_ci_lower", "change_ci_upper", "relative_change", "threshold",
+                                       "status"])
+
+
+def _nan(x: Any) -> float:
+    return float(x) if _finite(x) else math.nan
+
+
+def _trends(summary: Any) -> pd.DataFrame:
+    rows = []
+    for m, t in summary["metric_trends"].items():
+        cp = t.get("change_point") or {}
+        rows.append({
+            "metric": m, "direction": t.get("direction"), "points": t.get("n_points"),
+            "slope_per_day": _nan(t.get("slope_per_day")), "p_value": _nan(t.get("p_value")),
+            "change_point": pd.Timestamp(cp["time"]) if cp.get("significant") and cp.get("time") else None,
+            "shift": _nan(cp.get("shift")) if cp.get("significant") else math.nan,
+            "time_to_breach_days": _nan(t.get("time_to_breach_days")),
+            "breached": bool(t.get("already_breached")),
+        })
+    return pd.DataFrame(rows, columns=["metric", "direction", "points", "slope_per_day", "p_value",
+                                       "change_point", "shift", "time_to_breach_days", "breached"])
+
+
+def _segments(tracker: Any, model: str, summary: Any, metric: str | None) -> pd.DataFrame:
+    cols = ["segment", "batches", "rows", "value", "ci_lower", "ci_upper", "baseline", "relative_change"]
+    if metric is None or not summary["segments"]:
+        return pd.DataFrame(columns=cols)
+    hib, _ = _metric_info(metric)
+    rows = []
+    for seg, d in summary["segments"].items():
+        v = d["metrics"].get(metric, {})
+        b = tracker.store.get_baseline(model, segment=None if seg == "(all)" else seg)
+        bv = (b.metrics or {}).get(metric, {}).get("value") if b is not None else None
+        val = _nan(v.get("value"))
+        rows.append({"segment": seg, "batches": d["records"], "rows": d["samples"], "value": val,
+                     "ci_lower": _nan(v.get("ci_lower")), "ci_upper": _nan(v.get("ci_upper")),
+                     "baseline": _nan(bv),
+                     "relative_change": (val - bv) / abs(bv) if _finite(bv) and bv and _finite(val) else math.nan})
+    frame = pd.DataFrame(rows, columns=cols)
+    return frame.sort_values("value", ascending=hib is not False, kind="stable").reset_index(drop=True)
+
+
+def _chart_metrics(tracker: Any, headline: pd.DataFrame) -> list[str]:
+    present = list(headline["metric"])
+    thresholded = [m for m in present if m in tracker.config.detection.thresholds]
+    return (thresholded or present)[:_MAX_CHARTS]
+
+
+def _model_review(tracker: Any, model: str, segment: Any, as_of: datetime, days: float, trend_days: float,
+                  charts: bool) -> ModelReview:
+    from perfkit.summary import (
+        _records,
+        _threshold_value,
+        build_summary,
+        metric_series,
+        trends_chart,
+    )
+
+    seg_kw = ALL_SEGMENTS if segment is None else segment
+    summary = build_summary(tracker, days=days, model=model, segment=seg_kw, end=as_of)
+    alerts = tracker.store.alerts(model, start=as_of - timedelta(days=days), end=as_of + timedelta(microseconds=1),
+                                  **({} if segment is None else {"segment": segment}))
+    notes: list[str] = []
+    if summary["labelled_records"] == 0:
+        if summary["pending_labels"]:
+            notes.append(f"{summary['pending_labels']} batches are waiting for labels")
+        return ModelReview(model=model, segment=segment, records=0, samples=0, task=None,
+                           headline=_headline(tracker, summary), trends=pd.DataFrame(), alerts=alerts,
+                           segments=pd.DataFrame(), notes=notes)
+    if summary["baseline"] is None:
+        notes.append("no baseline yet: changes and thresholds cannot be shown")
+    headline = _headline(tracker, summary)
+    trend_summary = build_summary(tracker, days=trend_days, model=model, segment=seg_kw, end=as_of)
+    trends = _trends(trend_summary)
+    metrics = _chart_metrics(tracker, headline)
+    primary = metrics[0] if metrics else None
+    segments = _segments(tracker, model, summary, primary)
+    out: dict[str, Any] = {}
+    if charts and metrics:
+        from perfkit.report.charts import segment_chart, threshold_explorer_chart, volume_chart
+
+        out["charts"] = [trends_chart(tracker, days=trend_days, metric=m, model=model, end=as_of, segment=seg_kw)
+                         for m in metrics]
+        start = as_of - timedelta(days=trend_days)
+        recs = _records(tracker, model, seg_kw, start, as_of + timedelta(microseconds=1))
+        vol = pd.DataFrame({"timestamp": [r.timestamp for r in recs], "sample_count": [r.sample_count for r in recs]})
+        if len(vol):
+            vol["timestamp"] = pd.to_datetime(vol["timestamp"], utc=True).dt.floor("1D")
+            vol = vol.groupby("timestamp", as_index=False)["sample_count"].sum()
+            out["volume_chart"] = volume_chart(vol, title=f"rows per day — {model}")
+        hib, _ = _metric_info(primary)
+        if len(segments) > 1:
+            out["segment_chart"] = segment_chart(segments[["segment", "value", "ci_lower", "ci_upper"]].dropna(),
+                                                 metric=primary, higher_is_better=hib is not False,
+                                                 title=f"{primary} by segment, last {days:g} days (worst first)")
+        base_v = headline.set_index("metric").loc[primary, "baseline"]
+        if _finite(base_v) and base_v != 0 and hib is not None:
+            segs = {r.segment for r in recs}
+            series = metric_series(recs, freq="1D" if len(segs) > 1 else None, metrics=[primary],
+                                   level=tracker.config.confidence_level).dropna(subset=["value"])
+            rel = tracker.config.detection.thresholds.get(primary, 0.05)
+            if tracker.config.detection.threshold_mode == "absolute":
+                thr = _threshold_value(tracker, primary, base_v)
+                rel = abs(base_v - thr) / abs(base_v) if thr is not None else 0.05
+            max_t = max(0.3, round(rel * 2, 3))
+            if len(series):
+                out["explorer_chart"] = threshold_explorer_chart(
+                    series[["timestamp", "value"]], metric=primary, baseline=float(base_v),
+                    higher_is_better=bool(hib), initial_threshold=min(rel, max_t), max_threshold=max_t,
+                    title=f"{primary}: threshold explorer — {model}")
+        else:
+            notes.append(f"no baseline for {primary}: the threshold explorer is not shown")
+    return ModelReview(
+        model=model, segment=segment, records=int(summary["labelled_records"]),
+        samples=int(sum(d.get("samples", 0) for d in summary["segments"].values())) if summary["segments"]
+        else int(summary["total_samples"]),
+        task=summary["task"], headline=headline, trends=trends, alerts=alerts, segments=segments,
+        primary_metric=primary, notes=notes, **out,
+    )
+
+
+def weekly_context(
+    store_url: str | os.PathLike[str],
+    config_path: str | os.PathLike[str] | None = None,
+    model: str | Sequence[str] | None = None,
+    segment: str | None = None,
+    as_of: Any = None,
+    days: float = 7,
+    *,
+    trend_days: float | None = None,
+    charts: bool = True,
+) -> WeeklyReview:
+    """Load everything the weekly review shows.
+
+    Parameters
+    ----------
+    store_url : str or path-like
+        SQLAlchemy URL or SQLite file path of the history store. A missing SQLite file is
+        an empty store (the review says "no data").
+    config_path : path-like, optional
+        perfkit YAML configuration (thresholds, tracked metrics ...); default as
+        :func:`perfkit.config.load_config`. A missing file is an error.
+    model : str or list of str, optional
+        Models to review; default every model in the store.
+    segment : str, optional
+        Only this segment (default: every segment).
+    as_of : str or datetime, optional
+        End of the review period (ISO date = the end of that day, UTC); default now.
+    days : float, default 7
+        Length of the review period.
+    trend_days : float, optional
+        Length of the trend window (default: the config's ``performance_window_days``,
+        at least ``days``).
+    charts : bool, default True
+        Build the altair charts (False for a quick data-only review).
+
+    Returns
+    -------
+    WeeklyReview
+
+    Raises
+    ------
+    ValidationError
+        Bad ``as_of`` / ``days``, or an unknown model.
+    ConfigError
+        The configuration file is missing or invalid.
+    """
+    from perfkit.config import load_config
+    from perfkit.tracker import ModelPerformanceTracker
+
+    days = _positive(days, "days")
+    end = _as_of(as_of)
+    config = load_config(config_path)
+    trend = max(_positive(trend_days, "trend_days") if trend_days is not None
+                else float(config.performance_window_days), days)
+    if segment is not None and (not isinstance(segment, str) or not segment):
+        raise ValidationError(f"segment must be a non-empty string or None, got {segment!r}", parameter="segment")
+    url = os.fspath(store_url) if isinstance(store_url, os.PathLike) else store_url
+    if not isinstance(url, str) or not url:
+        raise ValidationError(f"store_url must be a URL or a file path, got {store_url!r}", parameter="store_url")
+    store_arg: Any = url
+    if "://" not in url:
+        path = Path(url)
+        if not path.exists():
+            logger.warning("store %s does not exist: the review will say 'no data'", path)
+            return WeeklyReview(store=str(path), as_of=end, days=days, trend_days=trend, models=())
+        store_arg = path
+    with ModelPerformanceTracker(config=config, store=store_arg) as tracker:
+        available = tracker.store.models()
+        if model is None or model == "":
+            names = available
+        else:
+            names = [model] if isinstance(model, str) else list(model)
+            unknown = [m for m in names if m not in available]
+            if unknown:
+                raise ValidationError(f"model(s) {unknown} are not in the store; it has {available}",
+                                      parameter="model")
+        sections = tuple(_model_review(tracker, m, segment, end, days, trend, charts) for m in names)
+        store_name = tracker.store.url
+    return WeeklyReview(store=store_name, as_of=end, days=days, trend_days=trend, models=sections)
+
+
+# --------------------------------------------------------------------------------------------
+# running
+# --------------------------------------------------------------------------------------------
+def run_weekly_review(
+    store_url: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    *,
+    model: str | None = None,
+    segment: str | None = None,
+    as_of: Any = None,
+    days: float = 7,
+    config_path: str | os.PathLike[str] | None = None,
+    cell_timeout: float = 600,
+    fail_on_alerts: bool = False,
+    show_widgets: bool = False,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Any:
+    """Execute the weekly review template and export it to offline HTML.
+
+    Writes ``weekly_review.ipynb``, ``weekly_review.html`` and ``summary.json`` into
+    ``output_dir``. Needs only papermill, nbconvert and ipykernel (no JupyterLab): the
+    kernel is ``python3`` on papermill's own interpreter.
+
+    Parameters
+    ----------
+    store_url : str or path-like
+        SQLAlchemy URL or SQLite path (relative paths are made absolute first).
+    output_dir : path-like
+    model, segment, as_of, days, config_path
+        See :func:`weekly_context`.
+    cell_timeout : float, default 600
+        Seconds allowed per notebook cell.
+    fail_on_alerts : bool, default False
+        Return ``ExitCode.ALERTS_PRESENT`` when the period has non-suppressed alerts.
+    show_widgets : bool, default False
+        Also display the live ipywidgets explorer (useful only in JupyterLab).
+    cwd : path-like, optional
+        Working directory of the kernel (default: the current directory).
+
+    Returns
+    -------
+    perfkit.report.RunResult
+
+    Raises
+    ------
+    perfkit.exceptions.ValidationError
+        Bad arguments (``.exit_code == ExitCode.BAD_USAGE``).
+    perfkit.exceptions.ReportError
+        A failed run, with ``.exit_code`` (cell error, timeout, dead kernel, export).
+    """
+    from perfkit.report.runner import run_notebook
+
+    def _abs(p: Any) -> str | None:
+        if p is None:
+            return None
+        s = os.fspath(p)
+        return s if "://" in s else str(Path(s).resolve())
+
+    if as_of is not None and not isinstance(as_of, str):
+        as_of = pd.Timestamp(as_of).isoformat()
+    params = {"store_url": _abs(store_url), "config_path": _abs(config_path), "model": model,
+              "segment": segment, "as_of": as_of, "days": days, "show_widgets": bool(show_widgets)}
+    return run_notebook(template_path(), output_dir, params, kernel_name="python3",
+                        cell_timeout=cell_timeout, cwd=os.getcwd() if cwd is None else cwd,
+                        fail_on_alerts=fail_on_alerts, title="Weekly performance review")
