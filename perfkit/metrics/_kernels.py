@@ -6,13 +6,21 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "HIST_HALF",
     "HIST_BINS",
+    "HIST_HALF",
+    "auc_from_keys",
     "auc_from_sorted",
+    "auc_keys",
+    "check_proba",
     "class_histograms",
+    "class_pass",
     "delong_from_histograms",
+    "has_fraction",
     "logloss_moments",
+    "macro_influence_ss",
     "moments",
+    "placement_tables",
+    "regression_moments",
     "regression_pass",
     "score_bins",
 ]
@@ -20,12 +28,16 @@ __all__ = [
 # Log-linear (HDR-style) bins on min(p, 1 - p): the exponent and the top MANT_BITS mantissa
 # bits of a float64 are monotone in its value, so bin = (bits >> shift) - base is a cheap,
 # exact, order-preserving bucket with a relative width of 2**-MANT_BITS.
-MANT_BITS = 7
+MANT_BITS = 10
 MIN_EXP = -40  # p < 2**-40 (~9e-13) shares the first bucket
 _SHIFT = 52 - MANT_BITS
 _BASE = (1023 + MIN_EXP) << MANT_BITS
 HIST_HALF = (-1 - MIN_EXP) * (1 << MANT_BITS) + 1  # buckets for p in [0, 0.5)
 HIST_BINS = 2 * HIST_HALF
+
+#: Reductions may be reassociated (so LLVM vectorises them); no nnan/ninf/arcp: IEEE
+#: semantics of NaN, inf and division are kept.
+_REASSOC = {"reassoc", "contract"}
 
 
 @nb.njit(cache=True, inline="always")
@@ -54,27 +66,43 @@ def score_bins(p: np.ndarray) -> np.ndarray:
     return out
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
+def _central(n, m, s1, s2, s3, s4):
+    """Central moment sums about the exact mean from sums of d = x - m (m: a rough mean).
+
+    Returns (mean, M2, M3, M4); the shift by delta = s1 / n is the rounding correction.
+    """
+    dl = s1 / n
+    m2 = s2 - n * dl * dl
+    m3 = s3 - 3.0 * dl * s2 + 2.0 * n * dl * dl * dl
+    m4 = s4 - 4.0 * dl * s3 + 6.0 * dl * dl * s2 - 3.0 * n * dl * dl * dl * dl
+    if m2 < 0.0:
+        m2 = 0.0
+    if m4 < 0.0:
+        m4 = 0.0
+    return m + dl, m2, m3, m4
+
+
+@nb.njit(cache=True, fastmath=_REASSOC)
 def moments(x: np.ndarray):
+    """(n, mean, M2, M3, M4) of a 1-D array in two passes."""
     n = x.shape[0]
     s = 0.0
     for i in range(n):
         s += x[i]
-    mean = s / n
-    # correct the mean for rounding (one refinement step)
-    c = 0.0
+    m = s / n
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    s4 = 0.0
     for i in range(n):
-        c += x[i] - mean
-    mean += c / n
-    m2 = 0.0
-    m3 = 0.0
-    m4 = 0.0
-    for i in range(n):
-        d = x[i] - mean
+        d = x[i] - m
         d2 = d * d
-        m2 += d2
-        m3 += d2 * d
-        m4 += d2 * d2
+        s1 += d
+        s2 += d2
+        s3 += d2 * d
+        s4 += d2 * d2
+    mean, m2, m3, m4 = _central(n, m, s1, s2, s3, s4)
     return n, mean, m2, m3, m4
 
 
@@ -244,3 +272,338 @@ def regression_pass(y: np.ndarray, yhat: np.ndarray):
         den = ay + abs(yhat[i])
         sape[i] = 2.0 * a / den if den != 0.0 else 0.0
     return e, ae, se, ape[:k], sape
+
+
+# --------------------------------------------------------------------------- fused passes
+@nb.njit(cache=True)
+def check_proba(proba: np.ndarray):
+    """One pass over an (n, k) float64 matrix: (non-finite count, min, max, max |row sum - 1|)."""
+    n, k = proba.shape
+    bad = 0
+    lo = np.inf
+    hi = -np.inf
+    dev = 0.0
+    for i in range(n):
+        rs = 0.0
+        for j in range(k):
+            v = proba[i, j]
+            if not np.isfinite(v):
+                bad += 1
+                continue
+            if v < lo:
+                lo = v
+            if v > hi:
+                hi = v
+            rs += v
+        d = abs(rs - 1.0)
+        if d > dev:
+            dev = d
+    return bad, lo, hi, dev
+
+
+@nb.njit(cache=True)
+def has_fraction(x: np.ndarray) -> bool:
+    """True when some value is not integral (stops at the first one)."""
+    for i in range(x.shape[0]):
+        if x[i] != np.floor(x[i]):
+            return True
+    return False
+
+
+@nb.njit(cache=True, fastmath=_REASSOC)
+def _column_moments(x: np.ndarray, c: int):
+    """(n, mean, M2, M3, M4) of column ``c`` of a C-order matrix (two passes, scalar sums)."""
+    n = x.shape[0]
+    t = 0.0
+    for i in range(n):
+        t += x[i, c]
+    m = t / n
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    s4 = 0.0
+    for i in range(n):
+        d = x[i, c] - m
+        d2 = d * d
+        s1 += d
+        s2 += d2
+        s3 += d2 * d
+        s4 += d2 * d2
+    return _central(n, m, s1, s2, s3, s4)
+
+
+@nb.njit(cache=True)
+def class_pass(proba, y_idx, hist_classes, labelled, eps):
+    """Score histograms, per-column moments and the clipped probability of the true class.
+
+    Returns ``pos, neg`` (h, HIST_BINS) histograms, ``mom`` (k, 5) rows of
+    (n, mean, M2, M3, M4) of every column, and ``p_true`` (n,) = clip(p[i, y_i], eps, 1 - eps)
+    (empty when not labelled).
+    """
+    n, k = proba.shape
+    h = hist_classes.shape[0]
+    pos = np.zeros((h, HIST_BINS), dtype=np.int64)
+    neg = np.zeros((h, HIST_BINS), dtype=np.int64)
+    for j in range(h):
+        c = hist_classes[j]
+        if labelled:
+            for i in range(n):
+                b = _bin(proba[i, c])
+                if y_idx[i] == c:
+                    pos[j, b] += 1
+                else:
+                    neg[j, b] += 1
+        else:
+            for i in range(n):
+                neg[j, _bin(proba[i, c])] += 1
+    mom = np.empty((k, 5))
+    for c in range(k):
+        mean, m2, m3, m4 = _column_moments(proba, c)
+        mom[c, 0] = n
+        mom[c, 1] = mean
+        mom[c, 2] = m2
+        mom[c, 3] = m3
+        mom[c, 4] = m4
+    p_true = np.empty(n if labelled else 0)
+    if labelled:
+        lo = eps
+        hi = 1.0 - eps
+        for i in range(n):
+            p = proba[i, y_idx[i]]
+            p_true[i] = min(max(p, lo), hi)
+    return pos, neg, mom, p_true
+
+
+@nb.njit(cache=True)
+def auc_keys(proba, y_idx, c):
+    """Sort keys of class ``c``'s scores: the float64 bits (monotone for p >= 0) shifted
+    left once, the low bit set for rows of class ``c`` (ties: negatives sort first)."""
+    n = proba.shape[0]
+    keys = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        p = proba[i, c] + 0.0  # -0.0 -> +0.0
+        keys[i] = (np.float64(p).view(np.int64) << 1) | (1 if y_idx[i] == c else 0)
+    return keys
+
+
+@nb.njit(cache=True)
+def auc_from_keys(keys: np.ndarray):
+    """Exact AUC (ties count one half) and DeLong's variance from sorted :func:`auc_keys`.
+
+    Placement values without branching on the label: within a tie group negatives come
+    first, so a positive's V10 is (negatives so far + negatives before its group) / 2N; a
+    backward pass gives each negative's V01 the same way. Returns (auc, var, n_pos, n_neg).
+    """
+    n = keys.shape[0]
+    P = 0
+    for i in range(n):
+        P += keys[i] & 1
+    N = n - P
+    if P == 0 or N == 0:
+        return np.nan, np.nan, P, N
+    negs = 0
+    g_negs = 0
+    prev = -1
+    sv = 0.0
+    sv2 = 0.0
+    for i in range(n):
+        key = keys[i]
+        v = key >> 1
+        lab = key & 1
+        if v != prev:
+            g_negs = negs
+            prev = v
+        x = 0.5 * (negs + g_negs) * lab
+        sv += x
+        sv2 += x * x
+        negs += 1 - lab
+    auc = sv / (P * N)
+    s10 = (sv2 / (N * N) - P * auc * auc) if P > 1 else 0.0
+    poss = 0
+    g_poss = 0
+    prev = -1
+    su = 0.0
+    su2 = 0.0
+    for i in range(n - 1, -1, -1):
+        key = keys[i]
+        v = key >> 1
+        lab = key & 1
+        if v != prev:
+            g_poss = poss
+            prev = v
+        x = 0.5 * (poss + g_poss) * (1 - lab)
+        su += x
+        su2 += x * x
+        poss += lab
+    u = su / (P * N)  # equals auc up to rounding
+    s01 = su2 / (P * P) - N * u * u
+    var = 0.0
+    if P > 1:
+        var += max(s10, 0.0) / (P - 1) / P
+    if N > 1:
+        var += max(s01, 0.0) / (N - 1) / N
+    return auc, var, P, N
+
+
+@nb.njit(cache=True)
+def placement_tables(pos: np.ndarray, neg: np.ndarray):
+    """Per histogram bin: the centred, scaled influence of a positive and of a negative row.
+
+    ``inf_pos[b] = (V10_b - A) / P`` and ``inf_neg[b] = (V01_b - A) / N`` from binned
+    placement values; the AUC's linearisation is the sum of these over the rows.
+    """
+    nb_ = pos.shape[0]
+    P = 0
+    N = 0
+    for b in range(nb_):
+        P += pos[b]
+        N += neg[b]
+    inf_pos = np.zeros(nb_)
+    inf_neg = np.zeros(nb_)
+    if P == 0 or N == 0:
+        return inf_pos, inf_neg
+    below = 0
+    num = 0.0
+    for b in range(nb_):
+        num += pos[b] * (below + 0.5 * neg[b])
+        below += neg[b]
+    a = num / (P * N)
+    below = 0
+    above = P
+    for b in range(nb_):
+        above -= pos[b]
+        inf_pos[b] = ((below + 0.5 * neg[b]) / N - a) / P
+        inf_neg[b] = ((above + 0.5 * pos[b]) / P - a) / N
+        below += neg[b]
+    return inf_pos, inf_neg
+
+
+@nb.njit(cache=True)
+def macro_influence_ss(proba, y_idx, classes, inf_pos, inf_neg):
+    """Sum over rows of the squared influence of the mean AUC of ``classes`` (OvR macro).
+
+    ``inf_pos`` / ``inf_neg`` are (len(classes), HIST_BINS) tables of
+    :func:`placement_tables`; the result over len(classes)**2 is the macro AUC's variance
+    including the covariances between the classes' AUCs.
+    """
+    n = proba.shape[0]
+    psi = np.zeros(n)
+    for j in range(classes.shape[0]):  # class-outer: one class's tables stay in cache
+        c = classes[j]
+        for i in range(n):
+            b = _bin(proba[i, c])
+            psi[i] += inf_pos[j, b] if y_idx[i] == c else inf_neg[j, b]
+    ss = 0.0
+    for i in range(n):
+        ss += psi[i] * psi[i]
+    return ss
+
+
+@nb.njit(cache=True, inline="always", fastmath=_REASSOC)
+def _acc(d, s1, s2, s3, s4):
+    d2 = d * d
+    return s1 + d, s2 + d2, s3 + d2 * d, s4 + d2 * d2
+
+
+@nb.njit(cache=True, fastmath=_REASSOC)
+def regression_moments(y: np.ndarray, yhat: np.ndarray):
+    """All regression moments in one pass over the data.
+
+    Sums of powers of ``x - K`` are accumulated around shifts ``K`` taken from a strided
+    sample of at most 1024 rows (so K is within a fraction of a standard deviation of the
+    mean and the conversion to central moments does not cancel, even for offset or
+    sorted data). Returns ``mom`` (7, 5): rows (n, mean, M2, M3, M4) of y, yhat,
+    e = y - yhat, |e|, e**2, |e| / |y| over y != 0, and 2|e| / (|y| + |yhat|) (0/0 := 0);
+    then the shift of y and the cross sums sum e**2 (y - shift), sum e**2 (y - shift)**2.
+    """
+    n = y.shape[0]
+    step = max(1, n // 1024)
+    m0 = m1 = m2_ = m3_ = m4_ = m5 = m6 = 0.0
+    cnt = 0
+    cnt5 = 0
+    for i in range(0, n, step):
+        a = y[i]
+        b = yhat[i]
+        d = a - b
+        ad = abs(d)
+        ay = abs(a)
+        den = ay + abs(b)
+        m0 += a
+        m1 += b
+        m2_ += d
+        m3_ += ad
+        m4_ += d * d
+        if ay != 0.0:
+            m5 += ad / ay
+            cnt5 += 1
+        if den != 0.0:
+            m6 += 2.0 * ad / den
+        cnt += 1
+    m0 /= cnt
+    m1 /= cnt
+    m2_ /= cnt
+    m3_ /= cnt
+    m4_ /= cnt
+    m6 /= cnt
+    m5 = m5 / cnt5 if cnt5 else 1.0
+    # three narrow loops rather than one wide one: LLVM vectorises each of them
+    a0 = b0 = c0 = d0 = 0.0
+    a1 = b1 = c1_ = d1 = 0.0
+    x1 = 0.0
+    x2 = 0.0
+    for i in range(n):
+        a = y[i]
+        b = yhat[i]
+        a0, b0, c0, d0 = _acc(a - m0, a0, b0, c0, d0)
+        a1, b1, c1_, d1 = _acc(b - m1, a1, b1, c1_, d1)
+        d = a - b
+        dy = a - m0
+        t = d * d * dy
+        x1 += t
+        x2 += t * dy
+    a2 = b2 = c2_ = d2_ = 0.0
+    a3 = b3 = c3 = d3 = 0.0
+    a4 = b4 = c4 = d4 = 0.0
+    for i in range(n):
+        d = y[i] - yhat[i]
+        a2, b2, c2_, d2_ = _acc(d - m2_, a2, b2, c2_, d2_)
+        a3, b3, c3, d3 = _acc(abs(d) - m3_, a3, b3, c3, d3)
+        a4, b4, c4, d4 = _acc(d * d - m4_, a4, b4, c4, d4)
+    a5 = b5 = c5 = d5 = 0.0
+    a6 = b6 = c6 = d6 = 0.0
+    nz = 0.0
+    for i in range(n):
+        a = y[i]
+        b = yhat[i]
+        ad = abs(a - b)
+        ay = abs(a)
+        den = ay + abs(b)
+        w = 1.0 if ay != 0.0 else 0.0
+        nz += w
+        q = w * (ad / (ay if ay != 0.0 else 1.0) - m5)
+        a5, b5, c5, d5 = _acc(q, a5, b5, c5, d5)
+        sp = 2.0 * ad / (den if den != 0.0 else 1.0)
+        a6, b6, c6, d6 = _acc(sp - m6, a6, b6, c6, d6)
+    n_ape = int(nz)
+    mom = np.zeros((7, 5))
+    sums = (
+        (m0, a0, b0, c0, d0),
+        (m1, a1, b1, c1_, d1),
+        (m2_, a2, b2, c2_, d2_),
+        (m3_, a3, b3, c3, d3),
+        (m4_, a4, b4, c4, d4),
+        (m5, a5, b5, c5, d5),
+        (m6, a6, b6, c6, d6),
+    )
+    for j in range(7):
+        k = n_ape if j == 5 else n
+        if k == 0:
+            continue
+        m, s1, s2, s3, s4 = sums[j]
+        mean, q2, q3, q4 = _central(k, m, s1, s2, s3, s4)
+        mom[j, 0] = k
+        mom[j, 1] = mean
+        mom[j, 2] = q2
+        mom[j, 3] = q3
+        mom[j, 4] = q4
+    return mom, m0, x1, x2

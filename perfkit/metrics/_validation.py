@@ -19,6 +19,7 @@ from perfkit.exceptions import (
     ShapeError,
     UnknownTaskError,
 )
+from perfkit.metrics import _kernels
 
 __all__ = ["TASKS", "PreparedClassification", "PreparedRegression", "prepare"]
 
@@ -41,6 +42,9 @@ def _to_1d(x: Any, name: str) -> np.ndarray:
         )
     try:
         arr = np.asarray(x)
+        if arr.dtype.kind in "US" and isinstance(x, (list, tuple)):
+            # numpy turns a missing label (None/NaN) in a list of strings into "nan"/"None"
+            arr = np.asarray(x, dtype=object)
     except (TypeError, ValueError) as exc:
         raise InputTypeError(f"{name} could not be converted to an array: {exc}", parameter=name) from exc
     if arr.ndim == 2 and arr.shape[1] == 1:
@@ -81,7 +85,7 @@ def _python_label(v: Any) -> Any:
 def _is_continuous(arr: np.ndarray) -> bool:
     if arr.dtype.kind != "f":
         return False
-    return bool(np.any(arr != np.round(arr)))
+    return bool(_kernels.has_fraction(np.ascontiguousarray(arr, dtype=np.float64)))
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,8 @@ def _encode(arr: np.ndarray, classes: tuple, name: str) -> np.ndarray:
         a = arr.astype(np.int64, copy=False)
         lo, hi = int(a.min()), int(a.max())
         cls = np.asarray([int(c) for c in classes], dtype=np.int64)
+        if lo >= 0 and hi < len(cls) and np.array_equal(cls, np.arange(len(cls))):
+            return a  # labels 0..k-1 are their own indices
         if lo >= min(0, int(cls.min())) and hi - lo < 10_000_000:
             base = min(lo, int(cls.min()))
             table = np.full(max(hi, int(cls.max())) - base + 1, -1, dtype=np.int64)
@@ -146,6 +152,13 @@ def _sorted_labels(values: set) -> tuple:
 
 
 def _unique_labels(arr: np.ndarray) -> set:
+    if arr.dtype.kind == "b":
+        return {bool(v) for v in (arr.any(), not arr.all())} if arr.size else set()
+    if arr.dtype.kind in "iu" and arr.size:
+        lo, hi = int(arr.min()), int(arr.max())
+        if hi - lo < 1_000_000:  # counting beats sorting
+            counts = np.bincount((arr - lo).astype(np.intp, copy=False), minlength=hi - lo + 1)
+            return {int(v) + lo for v in np.flatnonzero(counts)}
     if arr.dtype.kind in "iub":
         return {_python_label(v) for v in np.unique(arr)}
     return {_python_label(v) for v in pd.unique(arr)}
@@ -165,10 +178,21 @@ def prepare(
     if task is not None and task not in TASKS:
         raise UnknownTaskError(f"task must be one of {TASKS}, got {task!r}", parameter="task")
     if y_pred is None and y_proba is None:
-        raise InputTypeError("y_pred (or y_proba) is required", parameter="y_pred")
+        raise InputTypeError("y_pred (or y_pred_proba) is required", parameter="y_pred")
     yt = None if y_true is None else _to_1d(y_true, "y_true")
     yp = None if y_pred is None else _to_1d(y_pred, "y_pred")
-    n = len(yp) if yp is not None else len(y_proba)
+    if yp is not None:
+        n = len(yp)
+    elif yt is not None:
+        n = len(yt)  # y_pred_proba's rows are checked against it below
+    else:
+        try:
+            n = len(y_proba)
+        except TypeError as exc:
+            raise InputTypeError(
+                f"y_pred_proba must be an array-like, got {type(y_proba).__name__}",
+                parameter="y_pred_proba",
+            ) from exc
     if yt is not None and yp is not None and len(yt) != len(yp):
         raise ShapeError(
             f"y_true and y_pred have different lengths: {len(yt)} != {len(yp)}", parameter="y_pred"
@@ -240,19 +264,20 @@ def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, prob
             )
         if proba_arr.dtype.kind == "f":
             eps = float(np.finfo(proba_arr.dtype).eps)
-        proba = np.asarray(proba_arr, dtype=np.float64)
-        if not np.isfinite(proba).all():
-            raise NonFiniteError("y_pred_proba contains NaN or infinite values", parameter="y_pred_proba")
-        lo, hi = float(proba.min()), float(proba.max())
+        proba = np.ascontiguousarray(proba_arr, dtype=np.float64)
+        if proba.ndim == 2 and proba.shape[1] == 1:
+            proba = proba[:, 0]
+        bad, lo, hi, dev = _kernels.check_proba(proba.reshape(proba.shape[0], -1))
+        if bad:
+            raise NonFiniteError(
+                f"y_pred_proba contains {bad} NaN or infinite value(s)", parameter="y_pred_proba"
+            )
         if lo < 0.0 or hi > 1.0:
             raise ProbabilityError(
                 f"y_pred_proba must lie in [0, 1], found values in [{lo:g}, {hi:g}]",
                 parameter="y_pred_proba",
             )
-        if proba.ndim == 2 and proba.shape[1] == 1:
-            proba = proba[:, 0]
         if proba.ndim == 2:
-            dev = float(np.max(np.abs(proba.sum(axis=1) - 1.0)))
             if dev > proba_tol:
                 raise ProbabilityError(
                     f"rows of y_pred_proba must sum to 1 (tolerance {proba_tol:g}); the worst row is "
@@ -336,10 +361,18 @@ def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, prob
             f"y_pred_proba must have one column per class ({k}) for multiclass", parameter="y_pred_proba"
         )
 
-    y_idx = None if yt is None else _encode(yt, cls, "y_true")
-    if yp is not None:
-        p_idx = _encode(yp, cls, "y_pred")
-    else:
+    try:
+        y_idx = None if yt is None else _encode(yt, cls, "y_true")
+        p_idx = None if yp is None else _encode(yp, cls, "y_pred")
+    except LabelError as exc:
+        if classes is None and proba_cols is not None:
+            # the classes came from the DataFrame's columns: those are what is wrong
+            raise LabelError(
+                f"y_pred_proba columns {list(proba_cols)} do not cover the labels: {exc}",
+                parameter="y_pred_proba",
+            ) from exc
+        raise
+    if p_idx is None:
         p_idx = np.argmax(proba, axis=1).astype(np.int64)
     if proba is not None:
         proba = np.ascontiguousarray(proba)

@@ -17,6 +17,14 @@ from perfkit.metrics.state import ClassificationState, State, compute_state, sta
 __all__ = ["MetricReport", "compute_metrics", "evaluate", "performance_score"]
 
 
+class _Values(dict):
+    """The report's ``values`` field: a dict that can also be called like ``Mapping.values``
+    (the field shadows the method; ``report.values()`` must still work)."""
+
+    def __call__(self):
+        return dict.values(self)
+
+
 @dataclass(frozen=True)
 class MetricReport(Mapping[str, MetricValue]):
     """Metric values of one state: a read-only mapping ``name -> MetricValue``.
@@ -28,12 +36,17 @@ class MetricReport(Mapping[str, MetricValue]):
     0.75
     >>> list(r.to_frame().columns)[:4]
     ['metric', 'value', 'ci_lower', 'ci_upper']
+    >>> [v.name for v in r.values()][:2]
+    ['accuracy', 'precision_macro']
     """
 
     task: str
     level: float
     n: int
     values: Mapping[str, MetricValue]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", _Values(self.values))
 
     def __getitem__(self, key: str) -> MetricValue:
         return self.values[key]

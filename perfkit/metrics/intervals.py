@@ -36,7 +36,7 @@ def wilson_interval(successes: float, trials: float, level: float = 0.95) -> tup
     --------
     >>> lo, hi = wilson_interval(80, 100)
     >>> round(lo, 4), round(hi, 4)
-    (0.7111, 0.8666)
+    (0.7112, 0.8666)
     """
     if trials <= 0:
         return (math.nan, math.nan)
@@ -95,8 +95,13 @@ def newcombe_auc_interval(auc: float, m: int, n: int, level: float = 0.95) -> tu
     def f(theta: float) -> float:
         return abs(auc - theta) - z * math.sqrt(_hanley_mcneil_var(theta, m, n))
 
-    lo = 0.0 if auc <= 0.0 or f(0.0) <= 0 else optimize.brentq(f, 0.0, auc)
-    hi = 1.0 if auc >= 1.0 or f(1.0) <= 0 else optimize.brentq(f, auc, 1.0)
+    # f(auc) < 0 except at auc in {0, 1}, where V_HM vanishes and theta = auc is a
+    # degenerate root: bracket just inside so that brentq finds the real bound
+    inner = 1e-12
+    a_lo = auc - inner if auc >= 1.0 else auc
+    a_hi = auc + inner if auc <= 0.0 else auc
+    lo = 0.0 if auc <= 0.0 or f(0.0) <= 0 else optimize.brentq(f, 0.0, a_lo)
+    hi = 1.0 if auc >= 1.0 or f(1.0) <= 0 else optimize.brentq(f, a_hi, 1.0)
     return (lo, hi)
 
 

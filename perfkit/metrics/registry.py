@@ -421,7 +421,10 @@ def _roc_auc(state: ClassificationState, ctx: EvalContext) -> MetricValue:
     skipped = [state.classes[c] for p, c in zip(parts, state.hist_classes, strict=True) if not math.isfinite(p[0])]
     k = len(defined)
     a = sum(p[0] for p, _ in defined) / k
-    var = sum(p[1] for p, _ in defined) / (k * k)
+    # the per-class AUCs are correlated: scale the independence sum by the batch's
+    # influence-function ratio (exact for one batch, an n-weighted mean for windows)
+    ratio = state.auc_var_ratio if state.auc_var_ratio is not None else 1.0
+    var = ratio * sum(p[1] for p, _ in defined) / (k * k)
     bound = sum(p[2] for p, _ in defined) / k
     se = math.sqrt(max(var, 0.0))
     lo, hi = logit_auc_interval(a, se, ctx.level)

@@ -1,0 +1,119 @@
+"""perfkit's metric suite (with intervals) against the plain scikit-learn suite.
+
+Usage::
+
+    python benchmarks/metrics.py            # 1e5 and 1e6 rows
+    python benchmarks/metrics.py --large    # also 1e7 rows (several GB of RAM, minutes)
+    python benchmarks/metrics.py --profile  # where perfkit's time goes at 1e6 rows
+
+Both suites run on the same arrays in the same process; each time is the best of
+``--repeat`` runs after a warm-up call (which also compiles perfkit's numba kernels).
+Targets at 1e6 rows: >= 15x for binary and 5-class, >= 5x for regression.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+from scipy.special import expit, softmax
+from sklearn import metrics as skm
+
+from perfkit.metrics import compute_metrics, compute_state, evaluate
+
+TARGETS = {"binary": 15.0, "5-class": 15.0, "regression": 5.0}
+
+
+def make_data(task: str, n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    if task == "regression":
+        y = rng.normal(size=n) * 3 + 10
+        return y, y + rng.normal(size=n), None
+    k = 2 if task == "binary" else 5
+    y = rng.integers(0, k, n)
+    if k == 2:
+        p = expit(rng.normal(size=n) + 1.5 * y - 0.75)
+        return y, (p > 0.5).astype(np.int64), p
+    proba = softmax(rng.normal(size=(n, k)) + 1.5 * np.eye(k)[y], axis=1)
+    return y, proba.argmax(axis=1), proba
+
+
+def sklearn_suite(task: str, y, pred, proba) -> None:
+    if task == "regression":
+        skm.mean_squared_error(y, pred)
+        skm.root_mean_squared_error(y, pred)
+        skm.mean_absolute_error(y, pred)
+        skm.r2_score(y, pred)
+        skm.mean_absolute_percentage_error(y, pred)
+        np.mean(2 * np.abs(y - pred) / (np.abs(y) + np.abs(pred)))  # sMAPE (no 0/0 here)
+        return
+    skm.accuracy_score(y, pred)
+    skm.precision_score(y, pred, average="macro")
+    skm.recall_score(y, pred, average="macro")
+    skm.f1_score(y, pred, average="macro")
+    if task == "binary":
+        skm.roc_auc_score(y, proba)
+    else:
+        skm.roc_auc_score(y, proba, multi_class="ovr")
+    skm.log_loss(y, proba)
+
+
+def perfkit_suite(task: str, y, pred, proba) -> None:
+    compute_metrics(y, pred, proba, task="regression" if task == "regression" else None)
+
+
+def best_of(fn: Callable[[], None], repeat: int) -> float:
+    fn()  # warm-up (numba compilation, caches)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def profile(task: str, n: int) -> None:
+    """Split perfkit's time into validation + state, and evaluation (intervals)."""
+    y, pred, proba = make_data(task, n)
+    kw = {"task": "regression"} if task == "regression" else {}
+    state_t = best_of(lambda: compute_state(y, pred, proba, **kw), 3)
+    s = compute_state(y, pred, proba, **kw)
+    eval_t = best_of(lambda: evaluate(s), 3)
+    print(f"  {task:<10} {n:>10,}  state {state_t * 1e3:8.1f} ms   evaluate {eval_t * 1e3:8.1f} ms")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--large", action="store_true", help="also run 1e7 rows")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--profile", action="store_true", help="split perfkit's time at 1e6 rows")
+    args = ap.parse_args(argv)
+    sizes = [100_000, 1_000_000] + ([10_000_000] if args.large else [])
+    warnings.simplefilter("ignore")
+    print(f"{'task':<11}{'rows':>12}{'sklearn s':>12}{'perfkit s':>12}{'speed-up':>10}  target")
+    missed = []
+    for task in ("binary", "5-class", "regression"):
+        for n in sizes:
+            y, pred, proba = make_data(task, n)
+            t_sk = best_of(lambda: sklearn_suite(task, y, pred, proba), args.repeat)  # noqa: B023
+            t_pk = best_of(lambda: perfkit_suite(task, y, pred, proba), args.repeat)  # noqa: B023
+            ratio = t_sk / t_pk
+            target = ""
+            if n == 1_000_000:
+                ok = ratio >= TARGETS[task]
+                target = f">= {TARGETS[task]:g}x {'ok' if ok else 'MISSED'}"
+                if not ok:
+                    missed.append(task)
+            print(f"{task:<11}{n:>12,}{t_sk:>12.4f}{t_pk:>12.4f}{ratio:>9.1f}x  {target}", flush=True)
+    if args.profile:
+        print("perfkit time split:")
+        for task in ("binary", "5-class", "regression"):
+            profile(task, 1_000_000)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
