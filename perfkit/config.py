@@ -307,7 +307,7 @@ def _parse_thresholds(p: _Parser, raw: Mapping) -> dict[str, float]:
     from perfkit.metrics import get_metric
 
     out: dict[str, float] = {}
-    for key, value in raw.items():
+    for key in raw:
         if not isinstance(key, str) or not (key.endswith("_drop") or key.endswith("_increase")):
             raise p.fail(
                 f"degradation_thresholds.{key}",

@@ -20,6 +20,7 @@ from perfkit.analysis.drift import compare_distributions, drift_performance_corr
 from perfkit.analysis.trend import analyze_trend
 from perfkit.exceptions import ValidationError
 from perfkit.metrics import ClassificationState, evaluate, get_metric, merge_states, state_from_dict
+from perfkit.metrics.state import merge_dicts_to_state
 
 if TYPE_CHECKING:
     from perfkit.tracker import ModelPerformanceTracker
@@ -119,7 +120,7 @@ def metric_series(records: list, *, freq: str | None = None, level: float = 0.95
             vals = {k: (v.get("value"), v.get("ci_lower"), v.get("ci_upper"), v.get("se")) for k, v in report.items()}
             n = recs[0].sample_count
         else:
-            st = merge_states(state_from_dict(r.state) for r in recs)
+            st = merge_dicts_to_state([r.state for r in recs])
             rep = evaluate(st, level=level)
             vals = {k: (v.value, v.ci_lower, v.ci_upper, v.se) for k, v in rep.items()}
             n = st.n

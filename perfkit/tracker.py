@@ -35,7 +35,7 @@ from perfkit.metrics import (
     performance_score,
     state_from_dict,
 )
-from perfkit.metrics.state import State
+from perfkit.metrics.state import State, merge_dicts_to_state
 from perfkit.store import BatchRecord, Store, open_store
 
 __all__ = ["ModelPerformanceTracker", "ProductionMonitor", "TrackingResult"]
@@ -615,11 +615,10 @@ class ModelPerformanceTracker:
         """Metrics of a window computed from the merged states of its batches (exact)."""
         start, end = self._window(days, end)
         kw = {} if segment is _ALL else {"segment": segment}
-        recs = self.store.records(model or self.model, start=start, end=end + timedelta(microseconds=1),
-                                  include_pending=False, **kw)
-        if not recs:
+        states = self.store.states(model or self.model, start=start, end=end + timedelta(microseconds=1), **kw)
+        if not states:
             return None
-        return evaluate(merge_states(state_from_dict(r.state) for r in recs), level=self.config.confidence_level)
+        return evaluate(merge_dicts_to_state([d for _, d in states]), level=self.config.confidence_level)
 
     def get_performance_summary(self, days: float = 30, *, model: str | None = None, segment: Any = _ALL,
                                 end: datetime | None = None) -> Any:

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from statsmodels.stats.multitest import multipletests
 from statsmodels.stats import proportion as sm_proportion
+from statsmodels.stats.multitest import multipletests
 
 from perfkit.analysis.degradation import (
     adjust_pvalues,

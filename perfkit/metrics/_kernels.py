@@ -607,3 +607,23 @@ def regression_moments(y: np.ndarray, yhat: np.ndarray):
         mom[j, 3] = q3
         mom[j, 4] = q4
     return mom, m0, x1, x2
+
+
+@nb.njit(cache=True)
+def small_int_labels(a):
+    """(min, max, counts) of an integer array in two passes (counts only when the range is small)."""
+    n = a.shape[0]
+    lo = a[0]
+    hi = a[0]
+    for i in range(1, n):
+        v = a[i]
+        if v < lo:
+            lo = v
+        elif v > hi:
+            hi = v
+    if hi - lo >= 1_000_000:
+        return lo, hi, np.zeros(0, dtype=np.int64)
+    counts = np.zeros(hi - lo + 1, dtype=np.int64)
+    for i in range(n):
+        counts[a[i] - lo] += 1
+    return lo, hi, counts

@@ -155,10 +155,12 @@ def _unique_labels(arr: np.ndarray) -> set:
     if arr.dtype.kind == "b":
         return {bool(v) for v in (arr.any(), not arr.all())} if arr.size else set()
     if arr.dtype.kind in "iu" and arr.size:
-        lo, hi = int(arr.min()), int(arr.max())
-        if hi - lo < 1_000_000:  # counting beats sorting
-            counts = np.bincount((arr - lo).astype(np.intp, copy=False), minlength=hi - lo + 1)
-            return {int(v) + lo for v in np.flatnonzero(counts)}
+        from perfkit.metrics import _kernels
+
+        a = arr if arr.dtype == np.int64 else arr.astype(np.int64)
+        lo, hi, counts = _kernels.small_int_labels(a)
+        if counts.size:  # counting beats sorting
+            return {int(v) + int(lo) for v in np.flatnonzero(counts)}
     if arr.dtype.kind in "iub":
         return {_python_label(v) for v in np.unique(arr)}
     return {_python_label(v) for v in pd.unique(arr)}

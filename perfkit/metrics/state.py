@@ -623,6 +623,7 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
     use_loss = bool(first["labelled"]) and first.get("logloss") is not None
     preds, confs = [], []
     gaps, lens, targets, counts = [], [], [], []
+    ratio_num = ratio_den = 0.0
     for d in dicts:
         if (d.get("kind") != "classification" or d["task"] != first["task"] or d["classes"] != first["classes"]
                 or d["labelled"] != first["labelled"] or (d.get("hist_neg") is not None) != has_hist
@@ -631,6 +632,9 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
         n += int(d["n"])
         n_batches += int(d.get("n_batches", 1))
         eps = max(eps, float(d["eps"]))
+        if d.get("auc_var_ratio") is not None:  # n-weighted mean, as ClassificationState.merge
+            ratio_num += int(d["n"]) * float(d["auc_var_ratio"])
+            ratio_den += int(d["n"])
         preds.append(d["pred_counts"])
         if conf is not None:
             confs.append(d["confusion"])
@@ -675,6 +679,7 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
         score_moments=tuple(Moments.merge_all(r) for r in score_rows),
         logloss=Moments.merge_all(loss_rows) if use_loss else None, eps=eps,
         auc_exact=None, auc_var_exact=None, n_batches=n_batches,
+        auc_var_ratio=ratio_num / ratio_den if ratio_den else None,
     )
 
 

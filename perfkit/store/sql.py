@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import importlib.resources
 import json
 import logging
 import math
 import numbers
+import operator
 import pathlib
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -62,6 +65,8 @@ from perfkit.store.schema import (
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from perfkit.metrics.state import State
 
 __all__ = [
     "ALERT_COLUMNS",
@@ -159,6 +164,53 @@ def _loads(text: str | bytes) -> Any:
     if (b'"$' if isinstance(text, bytes) else '"$') in text:
         return decode_json(value)
     return value
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FREQ_UNITS = {"d": "days", "h": "hours", "min": "minutes", "s": "seconds"}
+_FREQ_RE = re.compile(r"\s*(\d+(?:\.\d*)?)?\s*(d|h|min|s)\s*", re.IGNORECASE)
+
+
+def _parse_freq(freq: Any) -> timedelta:
+    """``"7D"`` / ``"6h"`` / ``"30min"`` / ``"90s"`` or a timedelta -> positive timedelta."""
+    step = None
+    if isinstance(freq, timedelta):
+        step = freq
+    elif isinstance(freq, str) and (match := _FREQ_RE.fullmatch(freq)):
+        number, unit = match.groups()
+        step = timedelta(**{_FREQ_UNITS[unit.lower()]: float(number or 1)})
+    if step is None or step <= timedelta(0):
+        raise ValidationError(
+            f"freq must be a positive timedelta or a string like '7D', '6h', '30min', "
+            f"'90s', got {freq!r}",
+            parameter="freq",
+        )
+    return step
+
+
+@contextlib.contextmanager
+def _bulk() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many acyclic objects are built.
+
+    Parsed JSON has no reference cycles, but the collector's passes over the growing
+    set of live dicts and lists cost as much as the parsing itself on a year of states.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+_time_id = operator.itemgetter(0, 1)
+_row_time_id = operator.attrgetter("timestamp", "id")
+
+
+def _sqlite_time(text: str) -> datetime:
+    """Parse the naive UTC text SQLite holds (``YYYY-MM-DD HH:MM:SS.ffffff``)."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def _now() -> datetime:
@@ -603,10 +655,12 @@ class Store:
         clauses = self._batch_filters(model, segment, start, end)
         if not include_pending:
             clauses.append(batches.c.labels_pending.is_(sa.false()))
-        query = sa.select(batches).where(*clauses).order_by(batches.c.timestamp, batches.c.id)
-        with self._errors("records"), self._read() as conn:
-            rows = conn.execute(query).all()
-        return [_record_from_row(row) for row in rows]
+        query = sa.select(batches).where(*clauses)  # sorted here: see states()
+        with self._errors("records"), _bulk():
+            with self._read() as conn:
+                rows = conn.execute(query).all()
+            rows.sort(key=_row_time_id)
+            return [_record_from_row(row) for row in rows]
 
     def history(
         self,
@@ -631,15 +685,12 @@ class Store:
         if self.dialect == "sqlite":  # parse the fixed-width UTC text in bulk below
             cols = [sa.type_coerce(c, sa.String).label("timestamp")
                     if c.name == "timestamp" else c for c in cols]
-        query = (
-            sa.select(*cols)
-            .where(*self._batch_filters(model, segment, start, end))
-            .order_by(batches.c.timestamp, batches.c.id)
-        )
-        with self._errors("history"), self._read() as conn:
+        query = sa.select(*cols).where(*self._batch_filters(model, segment, start, end))
+        with self._errors("history"), _bulk(), self._read() as conn:
             result = conn.execute(query)
             keys = list(result.keys())
             rows = result.all()
+        rows.sort(key=operator.itemgetter(keys.index("timestamp"), keys.index("id")))
         columns = dict(zip(keys, zip(*rows, strict=True), strict=True)) if rows else {}
         data: dict[str, list[Any]] = {
             name: list(columns.get(name, ())) for name in HISTORY_COLUMNS
@@ -702,6 +753,118 @@ class Store:
             frame[column] = pd.array(frame[column].tolist(), dtype="float64").astype("float64")
         return frame
 
+    def states(
+        self,
+        model: str | None = None,
+        *,
+        segment: Any = ALL_SEGMENTS,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        include_pending: bool = False,
+    ) -> list[tuple[datetime, dict]]:
+        """Return ``(timestamp, state)`` of the matching records, by timestamp then id.
+
+        The fast read path for merging long histories: only the two columns are read,
+        states are parsed with orjson when it is installed, and no :class:`BatchRecord`
+        is built. Filters as in :meth:`records`, except that prediction-only records are
+        left out unless ``include_pending``.
+
+        Returns
+        -------
+        list of (datetime, dict)
+            UTC-aware timestamps and state dicts (as given to :meth:`append`).
+
+        Examples
+        --------
+        >>> from datetime import datetime, timezone
+        >>> store = Store("sqlite://")
+        >>> ts = datetime(2024, 1, 1, tzinfo=timezone.utc)
+        >>> _ = store.append(BatchRecord("m", ts, "binary", {"tp": 3}, {}, 3, batch_id="a"))
+        >>> _ = store.append(BatchRecord("m", ts, "binary", {}, {}, 3, batch_id="b",
+        ...                              labels_pending=True))
+        >>> store.states("m")
+        [(datetime.datetime(2024, 1, 1, 0, 0, tzinfo=datetime.timezone.utc), {'tp': 3})]
+        """
+        clauses = self._batch_filters(model, segment, start, end)
+        if not include_pending:
+            clauses.append(batches.c.labels_pending.is_(sa.false()))
+        timestamp, state = batches.c.timestamp, batches.c.state
+        sqlite = self.dialect == "sqlite"
+        if sqlite:  # raw text: parsed below, without SQLAlchemy's per-value processors
+            timestamp = sa.type_coerce(timestamp, sa.String)
+            state = sa.type_coerce(state, sa.Text)
+        # Sorted here, not by the database: across segments SQLite would copy every
+        # row, state included, into a temporary B-tree to sort it.
+        query = sa.select(timestamp, batches.c.id, state).where(*clauses)
+        with self._errors("states"), _bulk():
+            with self._read() as conn:
+                rows = conn.execute(query).all()
+            rows.sort(key=_time_id)
+            if not sqlite:
+                return [(ts, st) for ts, _, st in rows]
+            return [(_sqlite_time(ts), _loads(st)) for ts, _, st in rows]
+
+    def window_states(
+        self,
+        model: str,
+        freq: str | timedelta = "7D",
+        *,
+        segment: Any = ALL_SEGMENTS,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[tuple[datetime, State]]:
+        """Merge the labelled states of ``model`` into one state per time window.
+
+        Windows are ``freq`` long and aligned on the Unix epoch, like
+        ``Series.dt.floor(freq)`` in pandas (so ``"7D"`` windows start on Thursdays);
+        windows without labelled records are left out. Each window is merged with
+        :func:`perfkit.metrics.state.merge_dicts_to_state`.
+
+        Parameters
+        ----------
+        model : str
+            The model.
+        freq : str or timedelta, default "7D"
+            Window length: a positive timedelta or a string such as ``"7D"``, ``"1D"``,
+            ``"6h"``, ``"30min"``, ``"90s"``.
+        segment, start, end
+            Filters as in :meth:`records`; see :meth:`window_state` about
+            ``segment=ALL_SEGMENTS``.
+
+        Returns
+        -------
+        list of (datetime, State)
+            Window start (UTC) and merged state, ordered by window start.
+
+        Raises
+        ------
+        ValidationError
+            If ``freq`` is not a positive duration.
+
+        Examples
+        --------
+        >>> from datetime import datetime, timedelta, timezone
+        >>> from perfkit.metrics import compute_state
+        >>> store = Store("sqlite://")
+        >>> t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+        >>> for h in range(0, 72, 12):
+        ...     state = compute_state([0, 1, 1], [0, 1, 0]).to_dict()
+        ...     _ = store.append(BatchRecord("m", t0 + timedelta(hours=h), "binary",
+        ...                                  state, {}, 3, batch_id=f"b{h}"))
+        >>> [(w.day, s.n) for w, s in store.window_states("m", "1D")]
+        [(1, 6), (2, 6), (3, 6)]
+        """
+        from perfkit.metrics.state import merge_dicts_to_state
+
+        _check_name(model, "model")
+        step = _parse_freq(freq)
+        buckets: dict[int, list[dict]] = {}
+        with _bulk():
+            for ts, state in self.states(model, segment=segment, start=start, end=end):
+                buckets.setdefault((ts - _EPOCH) // step, []).append(state)
+            return [(_EPOCH + key * step, merge_dicts_to_state(group))
+                    for key, group in sorted(buckets.items())]
+
     def window_state(
         self,
         model: str,
@@ -712,30 +875,24 @@ class Store:
     ) -> dict | None:
         """Merge the states of the matching labelled records into one state.
 
-        Uses :func:`perfkit.metrics.merge_state_dicts`; prediction-only records
-        (``labels_pending``) are skipped. Returns None when nothing matches.
+        Uses :func:`perfkit.metrics.state.merge_dicts_to_state` on :meth:`states`;
+        prediction-only records (``labels_pending``) are skipped. Returns the merged
+        state as a dict (``State.to_dict()``), or None when nothing matches.
 
         Note that with ``segment=ALL_SEGMENTS`` the states of every segment *and* the
         unsegmented rows are merged: if the tracker stores a whole-population record
         next to per-segment records for the same batch, pass ``segment=None`` to avoid
         counting rows twice.
         """
-        from perfkit.metrics import merge_state_dicts
+        from perfkit.metrics.state import merge_dicts_to_state
 
         _check_name(model, "model")
-        query = (
-            sa.select(batches.c.state)
-            .where(
-                *self._batch_filters(model, segment, start, end),
-                batches.c.labels_pending.is_(sa.false()),
-            )
-            .order_by(batches.c.timestamp, batches.c.id)
-        )
-        with self._errors("window_state"), self._read() as conn:
-            states = list(conn.execute(query).scalars())
-        if not states:
-            return None
-        return merge_state_dicts(states)
+        with _bulk():
+            states = [state for _, state in self.states(model, segment=segment, start=start,
+                                                        end=end)]
+            if not states:
+                return None
+            return merge_dicts_to_state(states).to_dict()
 
     def count(self, model: str | None = None) -> int:
         """Return the number of batch records (of ``model``, or of every model)."""
