@@ -358,12 +358,20 @@ def class_pass(proba, y_idx, hist_classes, labelled, eps):
                 neg[j, _bin(proba[i, c])] += 1
     mom = np.empty((k, 5))
     for c in range(k):
+        if k == 2 and c == 0:
+            continue  # binary: column 0 is 1 - column 1 (filled in below)
         mean, m2, m3, m4 = _column_moments(proba, c)
         mom[c, 0] = n
         mom[c, 1] = mean
         mom[c, 2] = m2
         mom[c, 3] = m3
         mom[c, 4] = m4
+    if k == 2:  # moments of 1 - x: mean mirrored, odd central moments change sign
+        mom[0, 0] = n
+        mom[0, 1] = 1.0 - mom[1, 1]
+        mom[0, 2] = mom[1, 2]
+        mom[0, 3] = -mom[1, 3]
+        mom[0, 4] = mom[1, 4]
     p_true = np.empty(n if labelled else 0)
     if labelled:
         lo = eps
