@@ -83,7 +83,7 @@ def _central(n, m, s1, s2, s3, s4):
     return m + dl, m2, m3, m4
 
 
-@nb.njit(cache=True, fastmath=_REASSOC)
+@nb.njit(cache=True, nogil=True, fastmath=_REASSOC)
 def moments(x: np.ndarray):
     """(n, mean, M2, M3, M4) of a 1-D array in two passes."""
     n = x.shape[0]
@@ -310,7 +310,7 @@ def has_fraction(x: np.ndarray) -> bool:
     return False
 
 
-@nb.njit(cache=True, fastmath=_REASSOC)
+@nb.njit(cache=True, nogil=True, fastmath=_REASSOC)
 def _column_moments(x: np.ndarray, c: int):
     """(n, mean, M2, M3, M4) of column ``c`` of a C-order matrix (two passes, scalar sums)."""
     n = x.shape[0]
@@ -332,7 +332,35 @@ def _column_moments(x: np.ndarray, c: int):
     return _central(n, m, s1, s2, s3, s4)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True, fastmath=_REASSOC)
+def _rowmajor_moments(x: np.ndarray, mom: np.ndarray) -> None:
+    """(n, mean, M2, M3, M4) of every column of a C-order matrix in two row-major passes."""
+    n, k = x.shape
+    m = np.zeros(k)
+    for i in range(n):
+        for c in range(k):
+            m[c] += x[i, c]
+    for c in range(k):
+        m[c] /= n
+    s = np.zeros((k, 4))
+    for i in range(n):
+        for c in range(k):
+            d = x[i, c] - m[c]
+            d2 = d * d
+            s[c, 0] += d
+            s[c, 1] += d2
+            s[c, 2] += d2 * d
+            s[c, 3] += d2 * d2
+    for c in range(k):
+        mean, m2, m3, m4 = _central(n, m[c], s[c, 0], s[c, 1], s[c, 2], s[c, 3])
+        mom[c, 0] = n
+        mom[c, 1] = mean
+        mom[c, 2] = m2
+        mom[c, 3] = m3
+        mom[c, 4] = m4
+
+
+@nb.njit(cache=True, nogil=True)
 def class_pass(proba, y_idx, hist_classes, labelled, eps):
     """Score histograms, per-column moments and the clipped probability of the true class.
 
@@ -344,28 +372,38 @@ def class_pass(proba, y_idx, hist_classes, labelled, eps):
     h = hist_classes.shape[0]
     pos = np.zeros((h, HIST_BINS), dtype=np.int64)
     neg = np.zeros((h, HIST_BINS), dtype=np.int64)
-    for j in range(h):
-        c = hist_classes[j]
-        if labelled:
-            for i in range(n):
+    if h == k and k > 2:  # every class: one row-major pass
+        for i in range(n):
+            yi = y_idx[i] if labelled else -1
+            for c in range(k):
                 b = _bin(proba[i, c])
-                if y_idx[i] == c:
-                    pos[j, b] += 1
+                if c == yi:
+                    pos[c, b] += 1
                 else:
-                    neg[j, b] += 1
-        else:
-            for i in range(n):
-                neg[j, _bin(proba[i, c])] += 1
+                    neg[c, b] += 1
+    else:
+        for j in range(h):
+            c = hist_classes[j]
+            if labelled:
+                for i in range(n):
+                    b = _bin(proba[i, c])
+                    if y_idx[i] == c:
+                        pos[j, b] += 1
+                    else:
+                        neg[j, b] += 1
+            else:
+                for i in range(n):
+                    neg[j, _bin(proba[i, c])] += 1
     mom = np.empty((k, 5))
-    for c in range(k):
-        if k == 2 and c == 0:
-            continue  # binary: column 0 is 1 - column 1 (filled in below)
-        mean, m2, m3, m4 = _column_moments(proba, c)
-        mom[c, 0] = n
-        mom[c, 1] = mean
-        mom[c, 2] = m2
-        mom[c, 3] = m3
-        mom[c, 4] = m4
+    if k > 2:
+        _rowmajor_moments(proba, mom)
+    else:
+        mean, m2, m3, m4 = _column_moments(proba, 1)
+        mom[1, 0] = n
+        mom[1, 1] = mean
+        mom[1, 2] = m2
+        mom[1, 3] = m3
+        mom[1, 4] = m4
     if k == 2:  # moments of 1 - x: mean mirrored, odd central moments change sign
         mom[0, 0] = n
         mom[0, 1] = 1.0 - mom[1, 1]
@@ -382,7 +420,7 @@ def class_pass(proba, y_idx, hist_classes, labelled, eps):
     return pos, neg, mom, p_true
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def auc_keys(proba, y_idx, c):
     """Sort keys of class ``c``'s scores: the float64 bits (monotone for p >= 0) shifted
     left once, the low bit set for rows of class ``c`` (ties: negatives sort first)."""
@@ -394,7 +432,7 @@ def auc_keys(proba, y_idx, c):
     return keys
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def auc_from_keys(keys: np.ndarray):
     """Exact AUC (ties count one half) and DeLong's variance from sorted :func:`auc_keys`.
 
@@ -453,7 +491,7 @@ def auc_from_keys(keys: np.ndarray):
     return auc, var, P, N
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def placement_tables(pos: np.ndarray, neg: np.ndarray):
     """Per histogram bin: the centred, scaled influence of a positive and of a negative row.
 
@@ -486,7 +524,23 @@ def placement_tables(pos: np.ndarray, neg: np.ndarray):
     return inf_pos, inf_neg
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
+def macro_influence_ss_rows(proba, y_idx, classes, inf_pos, inf_neg, start, stop):
+    """:func:`macro_influence_ss` over rows ``start:stop`` (row-major; threads split rows)."""
+    ss = 0.0
+    m = classes.shape[0]
+    for i in range(start, stop):
+        psi = 0.0
+        yi = y_idx[i]
+        for j in range(m):
+            c = classes[j]
+            b = _bin(proba[i, c])
+            psi += inf_pos[j, b] if yi == c else inf_neg[j, b]
+        ss += psi * psi
+    return ss
+
+
+@nb.njit(cache=True, nogil=True)
 def macro_influence_ss(proba, y_idx, classes, inf_pos, inf_neg):
     """Sum over rows of the squared influence of the mean AUC of ``classes`` (OvR macro).
 
@@ -513,7 +567,7 @@ def _acc(d, s1, s2, s3, s4):
     return s1 + d, s2 + d2, s3 + d2 * d, s4 + d2 * d2
 
 
-@nb.njit(cache=True, fastmath=_REASSOC)
+@nb.njit(cache=True, nogil=True, fastmath=_REASSOC)
 def regression_moments(y: np.ndarray, yhat: np.ndarray):
     """All regression moments in one pass over the data.
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import math
+import os
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -422,8 +424,38 @@ def _macro_auc_var_ratio(p: PreparedClassification, hist_pos, hist_neg, variance
     tables = [_kernels.placement_tables(hist_pos[j], hist_neg[j]) for j in defined]
     inf_pos = np.stack([t[0] for t in tables])
     inf_neg = np.stack([t[1] for t in tables])
-    ss = _kernels.macro_influence_ss(p.proba, p.y_idx, np.asarray(defined, dtype=np.int64), inf_pos, inf_neg)
+    cls = np.asarray(defined, dtype=np.int64)
+    pool = _pool() if p.n >= _PARALLEL_ROWS else None
+    if pool is None:
+        ss = _kernels.macro_influence_ss(p.proba, p.y_idx, cls, inf_pos, inf_neg)
+    else:
+        cuts = np.linspace(0, p.n, 3).astype(np.int64)
+        jobs = [pool.submit(_kernels.macro_influence_ss_rows, p.proba, p.y_idx, cls, inf_pos, inf_neg,
+                            int(cuts[i]), int(cuts[i + 1])) for i in range(2)]
+        ss = sum(j.result() for j in jobs)
     return float(ss * p.n / (p.n - 1) / indep) if p.n > 1 else None
+
+
+_PARALLEL_ROWS = 200_000
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor | None:
+    """A small shared thread pool (None on a single core)."""
+    global _POOL
+    cores = os.cpu_count() or 1
+    if cores < 2:
+        return None
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=min(cores, 4), thread_name_prefix="perfkit")
+    return _POOL
+
+
+def _exact_auc(proba: np.ndarray, y_idx: np.ndarray, c: int) -> tuple[float, float]:
+    keys = _kernels.auc_keys(proba, y_idx, c)
+    keys.sort()
+    a, v, _, _ = _kernels.auc_from_keys(keys)
+    return a, v
 
 
 def _classification_state(p: PreparedClassification) -> ClassificationState:
@@ -439,6 +471,16 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
     if p.proba is not None:
         hist_classes = np.array([p.positive_index] if p.task == "binary" else list(range(k)), dtype=np.int64)
         y_idx = p.y_idx if labelled else np.zeros(1, dtype=np.int64)
+        # exact AUCs (a sort per class) run on worker threads while this thread builds the
+        # histograms and moments: the compiled kernels and numpy's sort release the GIL
+        auc_jobs: list = []
+        if labelled:
+            pool = _pool() if p.n >= _PARALLEL_ROWS else None
+            for c in hist_classes:
+                if pool is not None:
+                    auc_jobs.append(pool.submit(_exact_auc, p.proba, p.y_idx, int(c)))
+                else:
+                    auc_jobs.append(_exact_auc(p.proba, p.y_idx, int(c)))
         hist_pos, hist_neg, mom, p_true = _kernels.class_pass(p.proba, y_idx, hist_classes, labelled, p.eps)
         score_moments = tuple(Moments.from_list(row) for row in mom.tolist())
         if labelled:
@@ -446,10 +488,7 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
             n_, mean, m2, m3, m4 = _kernels.moments(p_true)
             logloss = Moments(int(n_), -float(mean), float(m2), -float(m3), float(m4))
             aucs, vars_ = [], []
-            for c in hist_classes:
-                keys = _kernels.auc_keys(p.proba, p.y_idx, c)
-                keys.sort()
-                a, v, _, _ = _kernels.auc_from_keys(keys)
+            for a, v in (f.result() if hasattr(f, "result") else f for f in auc_jobs):
                 aucs.append(float(a))
                 vars_.append(float(v))
             auc_exact, auc_var = tuple(aucs), tuple(vars_)
@@ -474,26 +513,37 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
     )
 
 
-def _regression_state(p: PreparedRegression) -> RegressionState:
-    if p.y is None:
-        return RegressionState(n=p.n, labelled=False, yhat=Moments.of(p.yhat))
-    mom, shift, c1, c2 = _kernels.regression_moments(p.y, p.yhat)
-    y, yhat, e, ae, se, ape, sape = (Moments.from_list(row) for row in mom.tolist())
+def _regression_part(y: np.ndarray, yhat: np.ndarray) -> RegressionState:
+    mom, shift, c1, c2 = _kernels.regression_moments(y, yhat)
+    ym, yhm, e, ae, se, ape, sape = (Moments.from_list(row) for row in mom.tolist())
     return RegressionState(
-        n=p.n,
+        n=int(y.shape[0]),
         labelled=True,
-        yhat=yhat,
-        y=y,
+        yhat=yhm,
+        y=ym,
         e=e,
         ae=ae,
         se=se,
         ape=ape,
-        n_zero_target=int(p.n - ape.n),
+        n_zero_target=int(y.shape[0] - ape.n),
         sape=sape,
         shift=float(shift),
         cross1=float(c1),
         cross2=float(c2),
     )
+
+
+def _regression_state(p: PreparedRegression) -> RegressionState:
+    if p.y is None:
+        return RegressionState(n=p.n, labelled=False, yhat=Moments.of(p.yhat))
+    pool = _pool() if p.n >= 2 * _PARALLEL_ROWS else None
+    if pool is None:
+        return _regression_part(p.y, p.yhat)
+    # two halves on two threads (the kernel releases the GIL), merged exactly (Chan / Pebay)
+    h = p.n // 2
+    a = pool.submit(_regression_part, p.y[:h], p.yhat[:h])
+    b = _regression_part(p.y[h:], p.yhat[h:])
+    return replace(a.result().merge(b), n_batches=1)
 
 
 def compute_state(
