@@ -47,28 +47,72 @@ def _unb64(s: str, dtype) -> np.ndarray:
 _COUNT_DTYPES = {"B": np.uint8, "H": np.uint16, "I": np.uint32, "Q": np.uint64}
 
 
+def _record_dtype(gcode: str, ccode: str) -> np.dtype:
+    return np.dtype([("g", _COUNT_DTYPES[gcode]), ("c", _COUNT_DTYPES[ccode])])
+
+
 def _encode_row(r: np.ndarray) -> dict:
+    """One sparse row: first bin ``f``, then records (gap to the previous bin, count).
+
+    Records are packed ``(gap, count)`` pairs in the smallest unsigned types that hold them
+    (usually uint16 + uint8: three bytes, so base64 strings of such rows can be joined and
+    decoded in one call when many states are merged).
+    """
     nz = np.flatnonzero(r)
     counts = r[nz]
     top = int(counts.max()) if counts.size else 0
-    code = "B" if top < 2**8 else "H" if top < 2**16 else "I" if top < 2**32 else "Q"
-    gaps = np.diff(nz, prepend=0)
+    ccode = "B" if top < 2**8 else "H" if top < 2**16 else "I" if top < 2**32 else "Q"
+    first = int(nz[0]) if nz.size else 0
+    gaps = np.diff(nz, prepend=first)
     gcode = "H" if gaps.size == 0 or int(gaps.max()) < 2**16 else "I"
-    payload = gaps.astype(_COUNT_DTYPES[gcode]).tobytes() + counts.astype(_COUNT_DTYPES[code]).tobytes()
-    return {"n": int(nz.size), "g": gcode, "d": code, "z": base64.b64encode(payload).decode("ascii")}
+    rec = np.empty(nz.size, dtype=_record_dtype(gcode, ccode))
+    rec["g"] = gaps
+    rec["c"] = counts
+    return {"v": 2, "n": int(nz.size), "f": first, "g": gcode, "d": ccode,
+            "z": base64.b64encode(rec.tobytes()).decode("ascii")}
 
 
 def _decode_row(r: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(bin indices, counts) of one sparse histogram row."""
-    if "z" not in r:  # first format: plain base64 int32 indices / int64 counts
+    """(bin indices, counts) of one sparse histogram row (every stored layout)."""
+    n = int(r.get("n", 0))
+    if r.get("v") == 2:
+        rec = np.frombuffer(base64.b64decode(r["z"]), dtype=_record_dtype(r["g"], r["d"]), count=n)
+        return int(r["f"]) + np.cumsum(rec["g"], dtype=np.int64), rec["c"].astype(np.int64)
+    if "z" not in r:  # first layout: plain base64 int32 indices / int64 counts
         return _unb64(r["i"], np.int32).astype(np.int64), _unb64(r["c"], np.int64)
-    n = int(r["n"])
-    raw = base64.b64decode(r["z"])
+    raw = base64.b64decode(r["z"])  # second layout: all gaps, then all counts
     gdt = _COUNT_DTYPES[r.get("g", "H")]
     idx = np.cumsum(np.frombuffer(raw, dtype=gdt, count=n), dtype=np.int64)
     off = n * np.dtype(gdt).itemsize
     counts = np.frombuffer(raw, dtype=_COUNT_DTYPES[r["d"]], offset=off, count=n).astype(np.int64)
     return idx, counts
+
+
+def _decode_rows_bulk(rows: list[dict], targets: list[int], bins: int, size: int) -> np.ndarray:
+    """Sum many sparse rows into a flat accumulator of ``size`` (row ``t`` -> ``t * bins``).
+
+    Three-byte-record rows (the common case) are base64-decoded in one call and read as one
+    structured array; other rows are decoded one by one.
+    """
+    acc = np.zeros(size, dtype=np.int64)
+    fast = [(r, t) for r, t in zip(rows, targets, strict=True) if r.get("v") == 2 and r["g"] == "H" and r["d"] == "B"]
+    slow = [(r, t) for r, t in zip(rows, targets, strict=True) if not (r.get("v") == 2 and r["g"] == "H" and r["d"] == "B")]
+    if fast:
+        lens = np.fromiter((int(r["n"]) for r, _ in fast), dtype=np.int64, count=len(fast))
+        base = np.fromiter((int(r["f"]) + t * bins for r, t in fast), dtype=np.int64, count=len(fast))
+        text = np.frombuffer("".join(r["z"] for r, _ in fast).encode("ascii"), dtype=np.uint8)
+        raw = _kernels.b64decode_unpadded(text, _kernels._B64_TABLE)
+        rec = np.frombuffer(raw, dtype=_record_dtype("H", "B"))
+        cs = np.cumsum(rec["g"], dtype=np.int64)
+        starts = np.cumsum(lens) - lens
+        # within each row the first gap is 0, so cs - cs[start] is the offset from the first bin
+        offset = base - cs[np.minimum(starts, cs.size - 1)]
+        flat = cs + np.repeat(offset, lens)
+        acc += np.bincount(flat, weights=rec["c"], minlength=size).astype(np.int64)
+    for r, t in slow:
+        idx, counts = _decode_row(r)
+        np.add.at(acc, idx + t * bins, counts)
+    return acc
 
 
 def _encode_hist(h: np.ndarray) -> dict:
@@ -672,12 +716,14 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
     loss_rows: list[list[float]] = []
     use_loss = bool(first["labelled"]) and first.get("logloss") is not None
     preds, confs = [], []
-    gaps, lens, targets, counts = [], [], [], []
+    rows: list[dict] = []
+    targets: list[int] = []
     ratio_num = ratio_den = 0.0
     for d in dicts:
         if (d.get("kind") != "classification" or d["task"] != first["task"] or d["classes"] != first["classes"]
                 or d["labelled"] != first["labelled"] or (d.get("hist_neg") is not None) != has_hist
-                or d["positive_index"] != first["positive_index"] or "z" not in (d["hist_neg"]["rows"][0] if has_hist else {"z": 1})):
+                or d["positive_index"] != first["positive_index"]
+                or (has_hist and (int(d["hist_neg"]["bins"]) != bins or len(d["hist_neg"]["rows"]) != h))):
             return merge_states(state_from_dict(x) for x in dicts)  # the slow path raises the precise error
         n += int(d["n"])
         n_batches += int(d.get("n_batches", 1))
@@ -691,16 +737,9 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
         if has_hist:
             for side, key in ((0, "hist_pos"), (1, "hist_neg")):
                 for j, row in enumerate(d[key]["rows"]):
-                    m = int(row["n"])
-                    if not m:
-                        continue
-                    raw = base64.b64decode(row["z"])
-                    gdt = _COUNT_DTYPES[row.get("g", "H")]
-                    gaps.append(np.frombuffer(raw, dtype=gdt, count=m))
-                    off = m * np.dtype(gdt).itemsize
-                    counts.append(np.frombuffer(raw, dtype=_COUNT_DTYPES[row["d"]], offset=off, count=m))
-                    lens.append(m)
-                    targets.append(side * h + j)
+                    if row.get("n", 1):
+                        rows.append(row)
+                        targets.append(side * h + j)
         for j, mom in enumerate(d["score_moments"]):
             score_rows[j].append(mom)
         if use_loss:
@@ -710,18 +749,7 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
         conf = np.asarray(confs, dtype=np.int64).sum(axis=0)
     pos = neg = None
     if has_hist:
-        acc = np.zeros(2 * h * bins, dtype=np.int64)
-        if lens:
-            lens_a = np.asarray(lens, dtype=np.int64)
-            g = np.concatenate(gaps).astype(np.int64)
-            cs = np.cumsum(g)
-            ends = np.cumsum(lens_a)
-            before = np.concatenate([[0], cs[ends[:-1] - 1]])
-            idx = cs - np.repeat(before, lens_a)
-            flat = np.repeat(np.asarray(targets, dtype=np.int64) * bins, lens_a) + idx
-            c = np.concatenate(counts).astype(np.int64)
-            np.add.at(acc, flat, c) if c.size < 4096 else acc.__iadd__(
-                np.bincount(flat, weights=c, minlength=acc.size).astype(np.int64))
+        acc = _decode_rows_bulk(rows, targets, bins, 2 * h * bins)
         pos = acc[: h * bins].reshape(h, bins)
         neg = acc[h * bins:].reshape(h, bins)
     return replace(
