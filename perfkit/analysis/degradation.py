@@ -575,76 +575,36 @@ def build_alerts(
 ) -> list[Alert]:
     """Alerts raised by the findings: one per degraded metric, low performance, retraining."""
     alerts: list[Alert] = []
-    meta = dict(metadata or {})
-    for f in findings:
-        if not f.degraded:
-            continue
-        alerts.append(
-            Alert(
-                model=model,
-                segment=f.segment if f.segment is not None else segment,
-                metric=f.metric,
-                alert_type="performance_degradation",
-                severity=f.severity,
-                baseline=f.baseline,
-                current=f.current,
-                ci_lower=f.ci_lower,
-                ci_upper=f.ci_upper,
-                relative_change=f.relative_change,
-                p_value=f.p_value,
-                adjusted_p_value=f.adjusted_p_value,
-                timestamp=timestamp,
-                batch_id=batch_id,
-                model_version=model_version,
-                metadata=meta,
-            )
+    common = dict(timestamp=timestamp, batch_id=batch_id, model_version=model_version,
+                  metadata=dict(metadata or {}))
+
+    def from_finding(f: MetricFinding, alert_type: str, message: str = "") -> Alert:
+        return Alert(
+            model=model, segment=f.segment if f.segment is not None else segment, metric=f.metric,
+            alert_type=alert_type, severity=f.severity, baseline=f.baseline, current=f.current,
+            ci_lower=f.ci_lower, ci_upper=f.ci_upper, relative_change=f.relative_change,
+            p_value=f.p_value, adjusted_p_value=f.adjusted_p_value, message=message, **common,
         )
+
+    alerts.extend(from_finding(f, "performance_degradation") for f in findings if f.degraded)
     if math.isfinite(performance_score) and performance_score < settings.low_performance_threshold:
         alerts.append(
             Alert(
-                model=model,
-                segment=segment,
-                metric=None,
-                alert_type="low_performance",
-                severity="critical",
-                baseline=settings.low_performance_threshold,
+                model=model, segment=segment, metric=None, alert_type="low_performance",
+                severity="critical", baseline=settings.low_performance_threshold,
                 current=performance_score,
-                timestamp=timestamp,
-                batch_id=batch_id,
-                model_version=model_version,
-                metadata=meta,
-                message=(
-                    f"performance score {performance_score:.3f} is below "
-                    f"{settings.low_performance_threshold:g}"
-                ),
+                message=(f"performance score {performance_score:.3f} is below "
+                         f"{settings.low_performance_threshold:g}"),
+                **common,
             )
         )
     worst = max((f for f in findings if f.degraded), key=lambda f: f.degradation, default=None)
     if worst is not None and worst.degradation >= settings.auto_retraining_threshold:
-        alerts.append(
-            Alert(
-                model=model,
-                segment=worst.segment if worst.segment is not None else segment,
-                metric=worst.metric,
-                alert_type="retraining_trigger",
-                severity=worst.severity,
-                baseline=worst.baseline,
-                current=worst.current,
-                ci_lower=worst.ci_lower,
-                ci_upper=worst.ci_upper,
-                relative_change=worst.relative_change,
-                p_value=worst.p_value,
-                adjusted_p_value=worst.adjusted_p_value,
-                timestamp=timestamp,
-                batch_id=batch_id,
-                model_version=model_version,
-                metadata=meta,
-                message=(
-                    f"{worst.metric} degraded by {worst.degradation:.1%}, beyond the "
-                    f"auto-retraining threshold {settings.auto_retraining_threshold:.0%}"
-                ),
-            )
-        )
+        alerts.append(from_finding(
+            worst, "retraining_trigger",
+            f"{worst.metric} degraded by {worst.degradation:.1%}, beyond the "
+            f"auto-retraining threshold {settings.auto_retraining_threshold:.0%}",
+        ))
     return alerts
 
 
