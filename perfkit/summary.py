@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from perfkit._json import json_safe as _clean
 from perfkit.analysis.drift import compare_distributions, drift_performance_correlation
 from perfkit.analysis.trend import analyze_trend
 from perfkit.exceptions import ValidationError
@@ -37,23 +38,6 @@ __all__ = [
 
 REPORT_SCHEMA_VERSION = "1.0"
 from perfkit.store import ALL_SEGMENTS as _ALL  # noqa: E402
-
-
-def _clean(x: Any) -> Any:
-    """JSON-safe: NaN / inf -> None, numpy -> Python, datetimes -> ISO."""
-    if isinstance(x, Mapping):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(float(x)) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    if isinstance(x, (datetime, pd.Timestamp)):
-        return x.isoformat()
-    return x
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from perfkit._json import json_safe as _json_safe
 from perfkit.exceptions import (
     EmptyBatchError,
     NonFiniteError,
@@ -35,21 +36,6 @@ __all__ = [
     "drift_performance_correlation",
     "psi_label",
 ]
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        f = float(value)
-        return f if math.isfinite(f) else None
-    return value
 
 
 def _html_table(title: str, d: dict[str, Any]) -> str:

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from perfkit._json import json_safe as _json_safe
 from perfkit.exceptions import (
     InputTypeError,
     NonFiniteError,
@@ -65,26 +66,6 @@ _METHOD_SARIMAX = "sarimax_ar1"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _json_safe(value: Any) -> Any:
-    """Convert numpy scalars, NaN/inf, timestamps and tuples into JSON-safe values."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        f = float(value)
-        return f if math.isfinite(f) else None
-    if isinstance(value, (pd.Timestamp,)):
-        return value.isoformat()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
 
 
 def _to_days(times: Any, *, parameter: str = "times") -> tuple[np.ndarray, list[Any]]:
