@@ -13,3 +13,14 @@ for _path in sorted((_HERE / "fixtures").glob("*.py")):
     _module = importlib.import_module(_path.stem)
     for _name in getattr(_module, "__all__", []):
         globals()[_name] = getattr(_module, _name)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_working_directory(tmp_path_factory, monkeypatch):
+    """perfkit writes under data/performance/ of the working directory by default: never the repo's."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+    for name in ("PERFKIT_CONFIG", "PERFKIT_STORE_URL", "PERFKIT_WEBHOOK_URL", "PERFKIT_SMTP_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
