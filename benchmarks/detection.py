@@ -8,8 +8,9 @@ For binary classification and regression, batch sizes 200, 1,000 and 5,000:
   the detection delay in batches (0 = the first degraded batch) and the share detected
   within 2 batches.
 
-perfkit's detector is the tracker's own decision (``perfkit.analysis.detect_degradation`` with
-the seed's thresholds, minimum-effect gating and Benjamini-Hochberg across metrics). The naive
+perfkit's detector is the tracker's own decision (``perfkit.analysis.assess`` with the seed's
+thresholds, minimum-effect gating, Benjamini-Hochberg across metrics, and the two-batch window
+check that confirms a drop the batch alone cannot make credible). The naive
 rule is the seed's: a threshold on the point estimate alone (``gating="none"``, no FDR).
 
 Binary drop: accuracy falls by the relative amount (prediction flips). Regression drop: the
@@ -22,10 +23,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from datetime import UTC, datetime
 
 import numpy as np
 
-from perfkit.analysis import detect_degradation
+from perfkit.analysis import assess, detect_degradation
 from perfkit.config import load_config
 from perfkit.metrics import compute_metrics
 
@@ -62,8 +64,19 @@ def detector_settings():
     return gated, naive
 
 
-def any_alert(report, baseline, settings, names):
-    return any(f.degraded for f in detect_degradation(report, baseline, settings, metrics=names))
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def any_alert(report, baseline, settings, names, previous=None):
+    """The tracker's decision for one batch: the batch alone and (perfkit) the window of the
+    last ``settings.window_batches`` batches."""
+    if settings.gating == "none":
+        return any(f.degraded for f in detect_degradation(report, baseline, settings, metrics=names))
+    window = None
+    if previous is not None and settings.window_batches > 1:
+        window = [previous.to_dict(), report.to_dict()]
+    da = assess(report, baseline, settings, model="sim", timestamp=NOW, metrics=names, window_entries=window)
+    return any(a.alert_type == "performance_degradation" for a in da.alerts)
 
 
 def run(task: str, n: int, *, stable_batches: int, streams: int, post: int, seed: int) -> dict:
@@ -74,21 +87,25 @@ def run(task: str, n: int, *, stable_batches: int, streams: int, post: int, seed
     names = [m for m in gated.thresholds if m in baseline]
     out = {"task": task, "n": n}
     fa = {"perfkit": 0, "naive": 0}
+    prev = compute_metrics(*make(rng, n, healthy), n_boot=500)
     for _ in range(stable_batches):
         rep = compute_metrics(*make(rng, n, healthy), n_boot=500)
-        fa["perfkit"] += any_alert(rep, baseline, gated, names)
+        fa["perfkit"] += any_alert(rep, baseline, gated, names, prev)
         fa["naive"] += any_alert(rep, baseline, naive, names)
+        prev = rep
     out["false_alert"] = {k: v / stable_batches for k, v in fa.items()}
     for drop in (0.05, 0.10, 0.20):
         delays = {"perfkit": [], "naive": []}
         for _ in range(streams):
             param = degrade(healthy, drop)
             first = {"perfkit": None, "naive": None}
+            prev = compute_metrics(*make(rng, n, healthy), n_boot=500)  # the last healthy batch
             for b in range(post):
                 rep = compute_metrics(*make(rng, n, param), n_boot=500)
                 for name, s in (("perfkit", gated), ("naive", naive)):
-                    if first[name] is None and any_alert(rep, baseline, s, names):
+                    if first[name] is None and any_alert(rep, baseline, s, names, prev):
                         first[name] = b
+                prev = rep
                 if all(v is not None for v in first.values()):
                     break
             for k, v in first.items():

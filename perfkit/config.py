@@ -143,6 +143,12 @@ class DetectionSettings:
         ``statsmodels.stats.multitest.multipletests`` method across the metrics (and
         segments) checked at once; ``"none"`` to switch it off.
     auto_retraining_threshold, low_performance_threshold : float
+    window_batches : int
+        Besides each batch on its own, the merge of the last ``window_batches`` batches (of
+        the same model and segment) is checked for the metrics whose window value follows
+        exactly from the stored batch values (accuracy, positive-class precision / recall,
+        MSE, MAE, log loss, MAPE, sMAPE); 1 switches it off. Pooling two batches catches a
+        real drop sooner without raising the false-alert rate (``benchmarks/detection.py``).
     """
 
     thresholds: Mapping[str, float] = field(default_factory=dict)
@@ -153,6 +159,7 @@ class DetectionSettings:
     fdr_method: str = "fdr_bh"
     auto_retraining_threshold: float = 0.15
     low_performance_threshold: float = 0.5
+    window_batches: int = 2
 
     def replace(self, **changes: Any) -> DetectionSettings:
         return dataclasses.replace(self, **changes)
@@ -211,6 +218,7 @@ class PerformanceConfig:
             "significance_level": d.alpha,
             "fdr_method": d.fdr_method,
             "low_performance_threshold": d.low_performance_threshold,
+            "detection_window_batches": d.window_batches,
             "performance_window_days": self.performance_window_days,
             "min_samples_for_trend": self.min_samples_for_trend,
             "alert_cooldown_hours": self.alert_cooldown_hours,
@@ -245,6 +253,7 @@ _KNOWN_KEYS = {
     "confidence_level",
     "trend_tolerance",
     "baseline_batches",
+    "detection_window_batches",
     "email",
     "webhook",
     "retraining_hook",
@@ -371,6 +380,7 @@ def parse_config(section: Mapping[str, Any], *, source: str = "<dict>") -> Perfo
         fdr_method=p.choice(section, "fdr_method", "fdr_bh", ("fdr_bh", "fdr_by", "holm", "bonferroni", "none")),
         auto_retraining_threshold=p.number(section, "auto_retraining_threshold", 0.15, lo=0.0, open_lo=True),
         low_performance_threshold=p.number(section, "low_performance_threshold", 0.5, lo=0.0, hi=1.0),
+        window_batches=p.number(section, "detection_window_batches", 2, lo=1, hi=100, integer=True),
     )
     metrics = p.string_list(section, "metrics_to_track", _SEED_METRICS)
     resolved = []

@@ -423,7 +423,7 @@ class ModelPerformanceTracker:
                     report, base_report, self.config.detection, model=model, timestamp=ts, segment=segment,
                     batch_id=stored.batch_id, model_version=model_version, performance_score=score,
                     metadata=meta, metrics=[m for m in self.config.metrics_to_track if m in report],
-                    baseline_version=version,
+                    baseline_version=version, window_entries=self._window_entries(model, segment, stored),
                 )
                 outcomes = tuple(self.alert_manager.process(analysis.alerts))
         return TrackingResult(
@@ -432,6 +432,16 @@ class ModelPerformanceTracker:
             metrics=report, labels_pending=not state.labelled, degradation_analysis=analysis,
             alert_outcomes=outcomes, metadata=meta, record_id=stored.id, state=state,
         )
+
+    def _window_entries(self, model: str, segment: str | None, stored: BatchRecord) -> list[dict] | None:
+        """Stored metrics of the last ``window_batches`` labelled batches, this one included."""
+        k = self.config.detection.window_batches
+        if k < 2:
+            return None
+        previous = self.store.previous_metrics(model, segment=segment, before=stored, limit=k - 1)
+        if len(previous) < k - 1:
+            return None
+        return [*previous, stored.metrics]
 
     def _retry_quietly(self) -> None:
         try:
@@ -566,7 +576,8 @@ class ModelPerformanceTracker:
                 analysis = assess(report, baseline[0], self.config.detection, model=model, timestamp=ts,
                                   segment=segment, batch_id=stored.batch_id, performance_score=score,
                                   metrics=[m for m in self.config.metrics_to_track if m in report],
-                                  baseline_version=baseline[1])
+                                  baseline_version=baseline[1],
+                                  window_entries=self._window_entries(model, segment, stored))
                 outcomes = tuple(self.alert_manager.process(analysis.alerts))
         return TrackingResult(
             batch_id=stored.batch_id, model=model, segment=segment, model_version=None, timestamp=ts,

@@ -164,3 +164,41 @@ def test_replay_reproduces_the_tracker(tmp_path, monkeypatch, gating):
     want = sorted(zip(stored["batch_id"], stored["metric"], stored["alert_type"], stored["severity"],
                       stored["status"], strict=True))
     assert got == want and len(want) > 0
+
+
+def test_window_of_two_batches_confirms_a_drop_the_batch_alone_cannot(tmp_path, monkeypatch):
+    """A moderate error increase on 1,000-row batches: the pooled window makes it credible,
+    replay (explorer) reproduces it, and a healthy batch after a bad one raises nothing."""
+    from perfkit.analysis.degradation import replay
+    from perfkit.metrics import evaluate, state_from_dict
+    from perfkit.widgets import ThresholdExplorer
+
+    section = {"degradation_thresholds": {"mse_increase": 0.10, "mae_increase": 0.10},
+               "metrics_to_track": ["mse", "mae", "rmse", "r2"], "alert_channels": ["log"],
+               "alert_cooldown_hours": 1, "baseline_batches": 3}
+    t = ModelPerformanceTracker(config=parse_config(section), store=tmp_path / "w.db", model="reg")
+    rng = np.random.default_rng(5)
+
+    def batch(scale, n=1000):
+        x = rng.normal(size=n)
+        y = 3 + 2 * x + rng.normal(size=n)
+        return y, y + rng.normal(scale=0.5 * scale, size=n)
+
+    scales = [1.0] * 8 + [1.12] * 14
+    results = [t.track_performance(*batch(s), timestamp=T0 + timedelta(hours=3 * i), batch_id=f"b{i}")
+               for i, s in enumerate(scales)]
+    windowed = [a for r in results for a in r.alerts if a.metadata.get("window_batches") == 2]
+    assert windowed, "no alert came from the two-batch window"
+    assert all(not r["degradation_analysis"]["degradation_detected"] for r in results[3:8])
+    stored = t.store.alerts("reg")
+    want = sorted(zip(stored["batch_id"], stored["metric"], stored["alert_type"], stored["severity"],
+                      stored["status"], strict=True))
+    # the explorer skips the baseline batches but keeps them as window partners
+    ex = ThresholdExplorer(t, render_chart=False)
+    got = sorted(zip(ex.alerts["batch_id"], ex.alerts["metric"], ex.alerts["alert_type"], ex.alerts["severity"],
+                     ex.alerts["status"].replace({"fires": "delivered"}), strict=True))
+    assert got == want
+    base = evaluate(state_from_dict(t.store.get_baseline("reg").state))
+    plain = replay(t.store.records("reg")[3:], base, t.config.detection, cooldown_hours=1,
+                   metrics=["mse", "mae"])
+    assert len(plain) <= len(want)  # without the partner of the first checked batch: never more

@@ -45,10 +45,12 @@ __all__ = [
     "assess",
     "build_alerts",
     "compare_metric",
+    "WINDOWABLE",
     "adjust_pvalues",
     "detect_degradation",
     "replay",
     "severity_for",
+    "window_report",
 ]
 
 _PROPORTIONS = {"accuracy", "precision", "recall"}
@@ -112,6 +114,7 @@ class DegradationAnalysis(Mapping[str, Any]):
     low_performance: bool = False
     settings: DetectionSettings = field(default_factory=DetectionSettings)
     baseline_version: int | None = None
+    window_findings: tuple[MetricFinding, ...] = ()
 
     @property
     def max_degradation(self) -> float:
@@ -120,7 +123,7 @@ class DegradationAnalysis(Mapping[str, Any]):
 
     @property
     def degraded_metrics(self) -> list[str]:
-        return [f.metric for f in self.findings if f.degraded]
+        return [f.metric for f in (*self.findings, *self.window_findings) if f.degraded]
 
     def finding(self, metric: str) -> MetricFinding:
         for f in self.findings:
@@ -145,6 +148,7 @@ class DegradationAnalysis(Mapping[str, Any]):
             "alpha": self.settings.alpha,
             "fdr_method": self.settings.fdr_method,
             "baseline_version": self.baseline_version,
+            "window_findings": {f.metric: f.to_dict() for f in self.window_findings},
         }
 
     def __getitem__(self, key: str) -> Any:
@@ -321,6 +325,65 @@ def adjust_pvalues(P: np.ndarray, method: str) -> np.ndarray:
     return out
 
 
+#: Metrics whose value over a window of batches follows exactly from the stored batch values
+#: (proportions from their counts, means from count / mean / standard error).
+WINDOW_PROPORTIONS = frozenset({"accuracy", "precision", "recall"})
+WINDOW_MEANS = frozenset({"mse", "mae", "log_loss", "mape", "smape"})
+WINDOWABLE = WINDOW_PROPORTIONS | WINDOW_MEANS
+
+
+def _window_sums(metric: str, n, value, se, successes, trials) -> tuple:
+    """Per-batch additive pieces of a window value (arrays or scalars)."""
+    if metric in WINDOW_PROPORTIONS:
+        return (successes, trials)
+    n = np.asarray(n, dtype=float)
+    var = np.asarray(se, dtype=float) ** 2 * n  # se = sqrt(var / n), var with ddof = 1
+    return (n, n * value, (n - 1) * var + n * np.asarray(value, dtype=float) ** 2)
+
+
+def _window_from_sums(metric: str, sums: tuple) -> tuple:
+    """(value, se, successes, trials) of a window from summed :func:`_window_sums`."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if metric in WINDOW_PROPORTIONS:
+            S, T = (np.asarray(x, dtype=float) for x in sums)
+            v = S / T
+            return v, np.sqrt(v * (1 - v) / T), S, T
+        A, Bs, C = (np.asarray(x, dtype=float) for x in sums)
+        mean = Bs / A
+        var = (C - A * mean * mean) / (A - 1)
+        return mean, np.sqrt(np.maximum(var, 0.0) / A), None, None
+
+
+def window_report(entries: Sequence[Mapping[str, Mapping[str, Any]]], metrics: Sequence[str]) -> dict[str, MetricValue]:
+    """Metric values of a window of batches from their stored metric dicts (windowable metrics only).
+
+    Examples
+    --------
+    >>> a = {"accuracy": {"value": 0.8, "successes": 80, "trials": 100, "n": 100}}
+    >>> b = {"accuracy": {"value": 0.9, "successes": 90, "trials": 100, "n": 100}}
+    >>> round(window_report([a, b], ["accuracy"])["accuracy"].value, 3)
+    0.85
+    """
+    out: dict[str, MetricValue] = {}
+    for m in metrics:
+        if m not in WINDOWABLE or not all(m in e for e in entries):
+            continue
+        parts = []
+        for e in entries:
+            d = e[m]
+            if d.get("value") is None or (m in WINDOW_PROPORTIONS and d.get("trials") is None) or \
+                    (m in WINDOW_MEANS and (d.get("se") is None or not d.get("n"))):
+                break
+            parts.append(_window_sums(m, d.get("n"), d["value"], d.get("se"), d.get("successes"), d.get("trials")))
+        else:
+            sums = tuple(float(np.sum([p[i] for p in parts])) for i in range(len(parts[0])))
+            v, se, succ, trials = _window_from_sums(m, sums)
+            out[m] = MetricValue(m, float(v), se=float(se), n=int(sums[-1] if succ is not None else sums[0]),
+                                 successes=None if succ is None else float(succ),
+                                 trials=None if trials is None else float(trials), method="window")
+    return out
+
+
 def compare_metric(
     current: MetricValue,
     baseline: MetricValue,
@@ -476,6 +539,8 @@ def replay(
         P[:, j], D[:, j], PR[:, j] = arr["p"], arr["degradation"], arr["practical"]
     ADJ = adjust_pvalues(np.where(PR, P, np.nan), settings.fdr_method) if names else P
     DEG = _decide(PR, ADJ, settings) if names else PR
+    checked = frame["_checked"].to_numpy(bool) if "_checked" in frame else np.ones(B, bool)
+    DEG = DEG & checked[:, None]
     bands = settings.severity_bands
     sev = np.where(D >= bands["critical"], "critical", np.where(D >= bands["moderate"], "moderate", "minor"))
     ts = pd.to_datetime(frame["timestamp"], utc=True).reset_index(drop=True)
@@ -495,7 +560,7 @@ def replay(
                    D[bi, mj], P[bi, mj], ADJ[bi, mj])]
     if "performance_score" in frame:
         score = frame["performance_score"].to_numpy(float)
-        li = np.nonzero(np.isfinite(score) & (score < settings.low_performance_threshold))[0]
+        li = np.nonzero(np.isfinite(score) & (score < settings.low_performance_threshold) & checked)[0]
         nan = np.full(len(li), np.nan)
         parts.append(block(li, np.full(len(li), None, object), "low_performance", "critical", score[li],
                            settings.low_performance_threshold, nan, nan, nan))
@@ -507,6 +572,37 @@ def replay(
         rj = worst[ri]
         parts.append(block(ri, name_arr[rj], "retraining_trigger", sev[ri, rj], V[ri, rj], base[rj],
                            D[ri, rj], P[ri, rj], ADJ[ri, rj]))
+    k = int(getattr(settings, "window_batches", 1) or 1)
+    wnames = [m for m in names if m in WINDOWABLE]
+    if k > 1 and wnames:
+        key = pd.Series(seg, dtype=object).map(lambda x: ("s", x))
+        pos = key.groupby(key, sort=False).cumcount().to_numpy()
+        has = pos >= k - 1
+        PW = np.full((B, len(wnames)), np.nan)
+        DW = np.full((B, len(wnames)), np.nan)
+        PRW = np.zeros((B, len(wnames)), bool)
+        VW = np.full((B, len(wnames)), np.nan)
+        for j, m in enumerate(wnames):
+            col = lambda c: frame[c].to_numpy(float) if c in frame else np.full(B, np.nan)  # noqa: E731
+            pieces = _window_sums(m, col(f"{m}_n"), col(m), col(f"{m}_se"), col(f"{m}_successes"),
+                                  col(f"{m}_trials"))
+            rolled = tuple(pd.Series(x).groupby(key.to_numpy(), sort=False).rolling(k, min_periods=k).sum()
+                           .reset_index(level=0, drop=True).sort_index().to_numpy() for x in pieces)
+            v, se_w, succ_w, trials_w = _window_from_sums(m, rolled)
+            arr = _metric_arrays(m, baseline[m], v, se_w, succ_w, trials_w, settings.thresholds[m], settings)
+            PW[:, j], DW[:, j], PRW[:, j], VW[:, j] = arr["p"], arr["degradation"], arr["practical"], v
+        PRW &= has[:, None]
+        ADJW = adjust_pvalues(np.where(PRW, PW, np.nan), settings.fdr_method)
+        single = {m: DEG[:, names.index(m)] for m in wnames}
+        DEGW = (_decide(PRW, ADJW, settings) & ~np.column_stack([single[m] for m in wnames])
+                & np.column_stack([PR[:, names.index(m)] for m in wnames]))
+        if "_checked" in frame:
+            DEGW &= frame["_checked"].to_numpy(bool)[:, None]
+        sevw = np.where(DW >= bands["critical"], "critical", np.where(DW >= bands["moderate"], "moderate", "minor"))
+        wi, wj = np.nonzero(DEGW)
+        basew = np.array([float(baseline[m].value) for m in wnames], float)
+        parts.append(block(wi, np.array(wnames, dtype=object)[wj], "performance_degradation", sevw[wi, wj],
+                           VW[wi, wj], basew[wj], DW[wi, wj], PW[wi, wj], ADJW[wi, wj]))
     parts = [p for p in parts if len(p)]
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols[:-2])
     out = out.sort_values("timestamp", kind="stable").reset_index(drop=True)
@@ -554,6 +650,7 @@ def _history_frame(history: Any) -> Any:
         for m, v in r.metrics.items():
             row[m] = np.nan if v.get("value") is None else v["value"]
             row[f"{m}_se"] = np.nan if v.get("se") is None else v["se"]
+            row[f"{m}_n"] = np.nan if v.get("n") is None else v["n"]
             if v.get("successes") is not None:
                 row[f"{m}_successes"] = v["successes"]
                 row[f"{m}_trials"] = v["trials"]
@@ -622,8 +719,13 @@ def assess(
     metadata: Mapping[str, Any] | None = None,
     metrics: Sequence[str] | None = None,
     baseline_version: int | None = None,
+    window_entries: Sequence[Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> DegradationAnalysis:
-    """Findings and alerts for one batch or window (what the tracker stores and delivers)."""
+    """Findings and alerts for one batch or window (what the tracker stores and delivers).
+
+    ``window_entries``: stored metric dicts of the last batches including this one; the
+    window's windowable metrics are checked too and alert when the batch alone did not.
+    """
     names = [m for m in (metrics or settings.thresholds) if m in settings.thresholds]
     findings = detect_degradation(current, baseline, settings, metrics=names)
     alerts = build_alerts(
@@ -637,9 +739,25 @@ def assess(
         performance_score=performance_score,
         metadata=metadata,
     )
+    window: list[MetricFinding] = []
+    if window_entries:
+        single = {f.metric for f in findings if f.degraded}
+        # the window only confirms what this batch shows: its own point estimate must be
+        # beyond the threshold (a healthy batch after a bad one raises nothing)
+        looks_worse = {f.metric for f in findings if f.practical}
+        wrep = window_report(window_entries, [m for m in names if m in WINDOWABLE and m in baseline])
+        if wrep:
+            window = detect_degradation(wrep, baseline, settings, metrics=list(wrep))
+            extra = [f for f in window if f.degraded and f.metric not in single and f.metric in looks_worse]
+            alerts += [a for a in build_alerts(
+                extra, settings, model=model, timestamp=timestamp, segment=segment, batch_id=batch_id,
+                model_version=model_version,
+                metadata={**dict(metadata or {}), "window_batches": len(window_entries)},
+            ) if a.alert_type == "performance_degradation"]
     low = any(a.alert_type == "low_performance" for a in alerts)
     return DegradationAnalysis(
-        degradation_detected=any(f.degraded for f in findings) or low,
+        degradation_detected=any(f.degraded for f in (*findings, *window)) or low,
+        window_findings=tuple(window),
         findings=tuple(findings),
         alerts=tuple(alerts),
         retraining_recommended=any(a.alert_type == "retraining_trigger" for a in alerts),

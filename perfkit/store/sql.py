@@ -662,6 +662,31 @@ class Store:
             rows.sort(key=_row_time_id)
             return [_record_from_row(row) for row in rows]
 
+    def previous_metrics(
+        self,
+        model: str,
+        *,
+        segment: str | None,
+        before: BatchRecord,
+        limit: int,
+    ) -> list[dict]:
+        """Metric dicts of the ``limit`` labelled records just before ``before`` (same model and
+        segment; ordered by timestamp, then id, oldest first). Used for windowed checks.
+        """
+        ts = to_utc(before.timestamp, "before")
+        earlier = sa.or_(batches.c.timestamp < ts,
+                         sa.and_(batches.c.timestamp == ts, batches.c.id < (before.id or 0)))
+        query = (
+            sa.select(batches.c.metrics)
+            .where(batches.c.model == model, batches.c.segment == _seg(segment),
+                   batches.c.labels_pending.is_(sa.false()), earlier)
+            .order_by(batches.c.timestamp.desc(), batches.c.id.desc())
+            .limit(limit)
+        )
+        with self._errors("previous_metrics"), self._read() as conn:
+            rows = conn.execute(query).all()
+        return [dict(r.metrics) for r in reversed(rows)]
+
     def history(
         self,
         model: str | None = None,

@@ -205,7 +205,12 @@ def _load(
                 skip = {r.batch_id for r in recs[: int(m.group(1))]}
         kept = _window([r for r in recs if r.batch_id not in skip], days)
         if kept:
-            groups.append(_Group(seg, _history_frame(kept), base))
+            # every batch stays in the frame (earlier ones are the partners of windowed checks);
+            # only the checked ones can raise alerts, as in the tracker
+            ids = {r.batch_id for r in kept}
+            frame = _history_frame(recs)
+            frame["_checked"] = frame["batch_id"].isin(ids).to_numpy()
+            groups.append(_Group(seg, frame, base))
     if not groups:
         raise ValidationError(f"no batches of model {model!r} left to check after the baseline",
                               parameter="days")
@@ -219,7 +224,7 @@ def _load(
             f"none of the metrics {wanted} has a threshold and values in the history",
             parameter="metrics")
     return _History(model=model, config=cfg, groups=tuple(groups), metrics=tuple(present),
-                    n_batches=sum(len(g.frame) for g in groups))
+                    n_batches=sum(int(g.frame["_checked"].sum()) for g in groups))
 
 
 # ------------------------------------------------------------------------------------------
@@ -419,7 +424,7 @@ def _line_data(history: _History, metric: str, max_points: int) -> pd.DataFrame:
     parts = []
     for g in history.groups:
         if metric in g.frame.columns:
-            part = g.frame[["timestamp", metric]].rename(columns={metric: "value"})
+            part = g.frame.loc[g.frame["_checked"], ["timestamp", metric]].rename(columns={metric: "value"})
             part = part[np.isfinite(part["value"].to_numpy(float))]
             part["segment"] = "all" if g.segment is None else str(g.segment)
             parts.append(_downsample(part, "value", max(max_points // len(history.groups), 10)))
@@ -767,7 +772,7 @@ class ThresholdExplorer:
     @property
     def history(self) -> pd.DataFrame:
         """The history frame(s) the explorer replays (loaded once), concatenated."""
-        return pd.concat([g.frame for g in self._history.groups], ignore_index=True)
+        return pd.concat([g.frame[g.frame["_checked"]] for g in self._history.groups], ignore_index=True)
 
     def chosen_config(self) -> PerformanceConfig:
         """The explorer's config with the chosen detection settings and cooldown."""
