@@ -20,7 +20,7 @@ from perfkit._json import json_safe as _clean
 from perfkit.analysis.drift import compare_distributions, drift_performance_correlation
 from perfkit.analysis.trend import analyze_trend
 from perfkit.exceptions import ValidationError
-from perfkit.metrics import ClassificationState, evaluate, get_metric, merge_states, state_from_dict
+from perfkit.metrics import ClassificationState, evaluate, get_metric, state_from_dict
 from perfkit.metrics.state import merge_dicts_to_state
 
 if TYPE_CHECKING:
@@ -108,10 +108,12 @@ def metric_series(records: list, *, freq: str | None = None, level: float = 0.95
             rep = evaluate(st, level=level)
             vals = {k: (v.value, v.ci_lower, v.ci_upper, v.se) for k, v in rep.items()}
             n = st.n
+        stamp = pd.Timestamp(ts)
+        stamp = stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
         for m, (v, lo, hi, se) in vals.items():
             if metrics is not None and m not in metrics:
                 continue
-            rows.append({"timestamp": pd.Timestamp(ts).tz_convert("UTC") if pd.Timestamp(ts).tzinfo else pd.Timestamp(ts, tz="UTC"),
+            rows.append({"timestamp": stamp,
                          "metric": m, "value": _nan(v), "ci_lower": _nan(lo), "ci_upper": _nan(hi), "se": _nan(se),
                          "n": n, "n_batches": len(recs)})
     return pd.DataFrame(rows, columns=["timestamp", "metric", "value", "ci_lower", "ci_upper", "se", "n", "n_batches"])
@@ -176,7 +178,7 @@ def build_summary(tracker: ModelPerformanceTracker, *, days: float = 30, model: 
     window: dict[str, Any] = {}
     if recs:
         try:
-            wstate = merge_states(state_from_dict(r.state) for r in recs)
+            wstate = merge_dicts_to_state([r.state for r in recs])
             window = {k: v.to_dict() for k, v in evaluate(wstate, level=tracker.config.confidence_level).items()}
         except ValidationError:
             window = {}
@@ -202,7 +204,7 @@ def build_summary(tracker: ModelPerformanceTracker, *, days: float = 30, model: 
     if len(segments) > 1 or (segments and segments[0] is not None):
         for s in segments:
             srecs = [r for r in recs if r.segment == s]
-            st = merge_states(state_from_dict(r.state) for r in srecs)
+            st = merge_dicts_to_state([r.state for r in srecs])
             rep = evaluate(st, level=tracker.config.confidence_level)
             seg_rows[s if s is not None else "(all)"] = {
                 "records": len(srecs), "samples": st.n,

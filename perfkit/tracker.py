@@ -31,7 +31,6 @@ from perfkit.metrics import (
     MetricValue,
     compute_state,
     evaluate,
-    merge_states,
     performance_score,
     state_from_dict,
 )
@@ -413,24 +412,31 @@ class ModelPerformanceTracker:
         pending = self.store.find_pending(model, record.batch_id, segment) if bid is not None else None
         stored = self.store.complete(record) if pending is not None and state.labelled else self.store.append(record)
 
+        return self._check(stored, state, report, score, meta)
+
+    def _check(self, stored: BatchRecord, state: State, report: MetricReport, score: float,
+               meta: Mapping[str, Any]) -> TrackingResult:
+        """Compare a stored batch with its baseline, deliver the alerts, build the result."""
         analysis = DegradationAnalysis(False, (), performance_score=score, settings=self.config.detection)
         outcomes: tuple[AlertOutcome, ...] = ()
         if state.labelled:
-            baseline = self._baseline_for(model, segment, state, just_added=stored)
+            baseline = self._baseline_for(stored.model, stored.segment, state, just_added=stored)
             if baseline is not None:
                 base_report, version = baseline
                 analysis = assess(
-                    report, base_report, self.config.detection, model=model, timestamp=ts, segment=segment,
-                    batch_id=stored.batch_id, model_version=model_version, performance_score=score,
-                    metadata=meta, metrics=[m for m in self.config.metrics_to_track if m in report],
-                    baseline_version=version, window_entries=self._window_entries(model, segment, stored),
+                    report, base_report, self.config.detection, model=stored.model, timestamp=stored.timestamp,
+                    segment=stored.segment, batch_id=stored.batch_id, model_version=stored.model_version,
+                    performance_score=score, metadata=meta,
+                    metrics=[m for m in self.config.metrics_to_track if m in report], baseline_version=version,
+                    window_entries=self._window_entries(stored.model, stored.segment, stored),
                 )
                 outcomes = tuple(self.alert_manager.process(analysis.alerts))
         return TrackingResult(
-            batch_id=stored.batch_id, model=model, segment=segment, model_version=model_version,
-            timestamp=ts, task=state.task, sample_count=state.n, performance_score=score,
-            metrics=report, labels_pending=not state.labelled, degradation_analysis=analysis,
-            alert_outcomes=outcomes, metadata=meta, record_id=stored.id, state=state,
+            batch_id=stored.batch_id, model=stored.model, segment=stored.segment,
+            model_version=stored.model_version, timestamp=stored.timestamp, task=state.task,
+            sample_count=state.n, performance_score=score, metrics=report, labels_pending=not state.labelled,
+            degradation_analysis=analysis, alert_outcomes=outcomes, metadata=meta, record_id=stored.id,
+            state=state,
         )
 
     def _window_entries(self, model: str, segment: str | None, stored: BatchRecord) -> list[dict] | None:
@@ -452,17 +458,18 @@ class ModelPerformanceTracker:
     def _baseline_for(self, model: str, segment: str | None, state: State, *, just_added: BatchRecord):
         b = self.store.get_baseline(model, segment=segment)
         if b is None:
-            recs = [r for r in self.store.records(model, segment=segment, include_pending=False)]
-            if len(recs) < self.config.baseline_batches:
+            recs = self.store.records(model, segment=segment, include_pending=False)
+            n = self.config.baseline_batches
+            if len(recs) < n:
                 return None
-            first = recs[: self.config.baseline_batches]
-            if any(r.batch_id == just_added.batch_id for r in first):
-                if len(recs) == self.config.baseline_batches:
-                    self._store_baseline(model, segment, merge_states(state_from_dict(r.state) for r in first),
-                                         source=f"first_{len(first)}_batches", model_version=first[0].model_version)
+            first = recs[:n]
+            in_baseline = any(r.batch_id == just_added.batch_id for r in first)
+            if in_baseline and len(recs) > n:
                 return None
-            self._store_baseline(model, segment, merge_states(state_from_dict(r.state) for r in first),
-                                 source=f"first_{len(first)}_batches", model_version=first[0].model_version)
+            self._store_baseline(model, segment, merge_dicts_to_state([r.state for r in first]),
+                                 source=f"first_{n}_batches", model_version=first[0].model_version)
+            if in_baseline:  # this batch is part of its own baseline: nothing to compare
+                return None
             b = self.store.get_baseline(model, segment=segment)
         key = (model, segment, b.id)
         cached = self._baseline_cache.get(key)
@@ -526,7 +533,7 @@ class ModelPerformanceTracker:
                 recs = recs[:n_batches]
             if not recs:
                 raise ValidationError(f"no labelled history for model {model!r}", parameter="n_batches")
-            state = merge_states(state_from_dict(r.state) for r in recs)
+            state = merge_dicts_to_state([r.state for r in recs])
             return self._store_baseline(model, segment, state, source=f"history_{len(recs)}_batches",
                                         model_version=model_version or recs[0].model_version)
         if y_true is None:
@@ -567,24 +574,7 @@ class ModelPerformanceTracker:
             performance_score=score if math.isfinite(score) else None, labels_pending=not state.labelled,
             **({"batch_id": batch_id} if batch_id else {}),
         )
-        stored = self.store.append(record)
-        analysis = DegradationAnalysis(False, (), performance_score=score, settings=self.config.detection)
-        outcomes: tuple = ()
-        if state.labelled:
-            baseline = self._baseline_for(model, segment, state, just_added=stored)
-            if baseline is not None:
-                analysis = assess(report, baseline[0], self.config.detection, model=model, timestamp=ts,
-                                  segment=segment, batch_id=stored.batch_id, performance_score=score,
-                                  metrics=[m for m in self.config.metrics_to_track if m in report],
-                                  baseline_version=baseline[1],
-                                  window_entries=self._window_entries(model, segment, stored))
-                outcomes = tuple(self.alert_manager.process(analysis.alerts))
-        return TrackingResult(
-            batch_id=stored.batch_id, model=model, segment=segment, model_version=None, timestamp=ts,
-            task=state.task, sample_count=state.n, performance_score=score, metrics=report,
-            labels_pending=not state.labelled, degradation_analysis=analysis, alert_outcomes=outcomes,
-            record_id=stored.id, state=state,
-        )
+        return self._check(self.store.append(record), state, report, score, {})
 
     def track_stream(self, batches: Iterable[Any], **kwargs: Any) -> Iterator[TrackingResult]:
         """Track an iterable of batches, yielding each result as it is stored.

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
+from browser import explorer_alert_count
 
 from perfkit.report import ExitCode, run_notebook
 
@@ -22,13 +22,6 @@ def smoke_report(tmp_path_factory) -> Path:
     assert result.exit_code == ExitCode.OK
     assert result.summary["model_name"] == XSS
     return result.html_path
-
-
-def _alert_count(page) -> int:
-    text = page.text_content(".perfkit-chart-interactive g.alert_count_marks text")
-    match = re.match(r"(\d+) alerts? would fire", text or "")
-    assert match, f"unexpected alert count text {text!r}"
-    return int(match.group(1))
 
 
 def test_report_renders_offline_and_slider_updates(smoke_report, browser_page):
@@ -52,7 +45,7 @@ def test_report_renders_offline_and_slider_updates(smoke_report, browser_page):
         assert marks.count() > 0, f"chart {chart_id} drew no marks"
         assert page.locator(f"#{chart_id} .perfkit-chart-static").is_hidden()
 
-    before = _alert_count(page)
+    before = explorer_alert_count(page)
     slider = page.locator("input[type=range][name=threshold]")
     assert slider.count() == 1
     value = float(slider.get_attribute("max"))  # the most tolerant threshold
@@ -67,7 +60,7 @@ def test_report_renders_offline_and_slider_updates(smoke_report, browser_page):
         arg=before,
         timeout=10_000,
     )
-    after = _alert_count(page)
+    after = explorer_alert_count(page)
     assert after != before and after < before
 
     # the user string from the parameters is shown as text, never executed

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
+from browser import explorer_alert_count
 
 from perfkit.demo import run_demo
 from perfkit.report import ExitCode
@@ -23,13 +23,6 @@ def weekly_html(tmp_path_factory) -> Path:
     result = run_weekly_review(demo.store_url, out / "reports", config_path=demo.config_path, cell_timeout=300)
     assert result.exit_code == ExitCode.OK
     return result.html_path
-
-
-def _alert_count(page) -> int:
-    text = page.text_content(".perfkit-chart-interactive g.alert_count_marks text")
-    match = re.match(r"(\d+) alerts? would fire", text or "")
-    assert match, f"unexpected alert count text {text!r}"
-    return int(match.group(1))
 
 
 def test_weekly_review_offline_in_chromium(weekly_html, browser_page):
@@ -50,7 +43,7 @@ def test_weekly_review_offline_in_chromium(weekly_html, browser_page):
 
     slider = page.locator("input[type=range][name=threshold]")
     assert slider.count() == 1
-    before = _alert_count(page)
+    before = explorer_alert_count(page)
     assert before > 0  # the degraded days exceed the configured threshold
     slider.evaluate(
         "(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }",
@@ -62,7 +55,7 @@ def test_weekly_review_offline_in_chromium(weekly_html, browser_page):
         " return t && !t.textContent.startsWith(before + ' '); }",
         arg=before, timeout=10_000,
     )
-    assert _alert_count(page) < before
+    assert explorer_alert_count(page) < before
 
     # the model name is shown as text (headings, tables), never run
     assert XSS in page.locator("h2", has_text="Model").first.inner_text()

@@ -643,10 +643,10 @@ def _history_frame(history: Any) -> Any:
         return history.sort_values("timestamp", kind="stable").reset_index(drop=True)
     rows = []
     for r in history:
-        row = {"timestamp": r.timestamp, "batch_id": r.batch_id, "segment": r.segment,
-               "performance_score": r.performance_score if r.performance_score is not None else np.nan}
         if r.labels_pending:
             continue
+        row = {"timestamp": r.timestamp, "batch_id": r.batch_id, "segment": r.segment,
+               "performance_score": r.performance_score if r.performance_score is not None else np.nan}
         for m, v in r.metrics.items():
             row[m] = np.nan if v.get("value") is None else v["value"]
             row[f"{m}_se"] = np.nan if v.get("se") is None else v["se"]

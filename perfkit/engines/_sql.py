@@ -33,6 +33,7 @@ from perfkit.exceptions import (
 )
 from perfkit.metrics import ClassificationState, Moments, RegressionState
 from perfkit.metrics._kernels import HIST_BINS, HIST_HALF, MANT_BITS, MIN_EXP
+from perfkit.metrics._validation import label_codes, python_label, sorted_labels
 
 __all__ = [
     "DUCKDB",
@@ -42,7 +43,6 @@ __all__ = [
     "Spec",
     "bin_expr",
     "compute_with_runner",
-    "python_label",
 ]
 
 logger = logging.getLogger("perfkit")
@@ -172,25 +172,6 @@ class Runner:
     def query(self, sql: str) -> pd.DataFrame:  # pragma: no cover - interface
         """Run ``sql`` (which reads ``{src}``) and return the (small) result."""
         raise NotImplementedError
-
-
-def python_label(v: Any) -> Any:
-    """A label as perfkit keeps it: numpy scalars unwrapped, integral floats as int."""
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    return v
-
-
-def _sorted_labels(values: set, parameter: str) -> tuple:
-    try:
-        return tuple(sorted(values))
-    except TypeError as exc:
-        raise LabelError(
-            f"labels of mixed types cannot be ordered: {sorted(map(repr, values))[:6]}",
-            parameter=parameter,
-        ) from exc
 
 
 # ------------------------------------------------------------------- shared pieces
@@ -327,20 +308,6 @@ def _attach_gid(frame: pd.DataFrame, keyframe: pd.DataFrame, keys: list[str]) ->
     return merged["gid"].to_numpy(np.int64)
 
 
-def _label_codes(values: pd.Series, lookup: dict, parameter: str) -> np.ndarray:
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    mapping = np.empty(len(uniques), dtype=np.int64)
-    for j, u in enumerate(uniques):
-        key = python_label(u)
-        if key not in lookup:
-            raise LabelError(
-                f"{parameter} contains label {key!r} that is not among the classes {list(lookup)}",
-                parameter=parameter,
-            )
-        mapping[j] = lookup[key]
-    return mapping[codes]
-
-
 def _slices(gid: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(gid, kind="stable")
     bounds = np.searchsorted(gid[order], np.arange(n_groups + 1))
@@ -432,11 +399,11 @@ def _regression(spec: Spec, runner: Runner) -> pd.DataFrame:
 # -------------------------------------------------------------------- classification
 def _discover_classes(spec: Spec, labels: set, has_proba_2d: bool, n_proba: int) -> tuple:
     if spec.classes is not None:
-        cls = _sorted_labels({python_label(c) for c in spec.classes}, "classes")
+        cls = sorted_labels({python_label(c) for c in spec.classes}, "classes")
         if len(cls) != len(list(spec.classes)):
             raise LabelError("classes contains duplicates", parameter="classes")
     elif isinstance(spec.proba, Mapping):
-        cls = _sorted_labels({python_label(c) for c in spec.proba}, "proba")
+        cls = sorted_labels({python_label(c) for c in spec.proba}, "proba")
     else:
         seen = set(labels)
         if has_proba_2d and len(seen) < n_proba and all(
@@ -455,7 +422,7 @@ def _discover_classes(spec: Spec, labels: set, has_proba_2d: bool, n_proba: int)
                     "be interpreted",
                     parameter="classes",
                 )
-        cls = _sorted_labels(seen, "y_true")
+        cls = sorted_labels(seen, "y_true")
     if len(cls) < 2:
         raise LabelError(f"classification needs at least two classes, got {list(cls)}", parameter="classes")
     if spec.task == "binary" and len(cls) != 2:
@@ -650,13 +617,13 @@ def _classification(spec: Spec, runner: Runner) -> pd.DataFrame:
 
     # ---- assemble
     conf_gid = _attach_gid(keyed_pairs, keyframe, keys)
-    p_idx = _label_codes(keyed_pairs["yp"], lookup, "y_pred")
+    p_idx = label_codes(keyed_pairs["yp"], lookup, "y_pred")
     counts = keyed_pairs["n"].to_numpy(np.int64)
     pred_counts = np.zeros((G, k), dtype=np.int64)
     np.add.at(pred_counts, (conf_gid, p_idx), counts)
     confusion = None
     if labelled:
-        y_idx = _label_codes(keyed_pairs["yt"], lookup, "y_true")
+        y_idx = label_codes(keyed_pairs["yt"], lookup, "y_true")
         confusion = np.zeros((G, k, k), dtype=np.int64)
         np.add.at(confusion, (conf_gid, y_idx, p_idx), counts)
     h = len(hist_classes)
@@ -666,7 +633,7 @@ def _classification(spec: Spec, runner: Runner) -> pd.DataFrame:
         hb = hist["bkt"].to_numpy(np.int64)
         hn = hist["n"].to_numpy(np.int64)
         if labelled:
-            hy = _label_codes(hist["yt"], lookup, "y_true")
+            hy = label_codes(hist["yt"], lookup, "y_true")
             is_pos = hy == np.asarray(hist_classes, dtype=np.int64)[hj]
         else:
             is_pos = np.zeros(len(hist), dtype=bool)

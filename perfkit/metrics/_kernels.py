@@ -9,19 +9,15 @@ __all__ = [
     "HIST_BINS",
     "HIST_HALF",
     "auc_from_keys",
-    "auc_from_sorted",
     "auc_keys",
     "check_proba",
-    "class_histograms",
     "class_pass",
     "delong_from_histograms",
     "has_fraction",
-    "logloss_moments",
-    "macro_influence_ss",
+    "macro_influence_ss_rows",
     "moments",
     "placement_tables",
     "regression_moments",
-    "regression_pass",
     "score_bins",
 ]
 
@@ -107,83 +103,6 @@ def moments(x: np.ndarray):
 
 
 @nb.njit(cache=True)
-def class_histograms(proba: np.ndarray, y_idx: np.ndarray, hist_classes: np.ndarray, labelled: bool):
-    """Score histograms per histogram class.
-
-    proba: (n, k) float64; y_idx: (n,) int64 class index (ignored when not labelled);
-    hist_classes: class indices that get a histogram. Returns pos, neg of shape (h, HIST_BINS);
-    when not labelled every row is counted in ``neg`` (``pos`` stays zero).
-    """
-    n = proba.shape[0]
-    h = hist_classes.shape[0]
-    pos = np.zeros((h, HIST_BINS), dtype=np.int64)
-    neg = np.zeros((h, HIST_BINS), dtype=np.int64)
-    for i in range(n):
-        for j in range(h):
-            c = hist_classes[j]
-            b = _bin(proba[i, c])
-            if labelled and y_idx[i] == c:
-                pos[j, b] += 1
-            else:
-                neg[j, b] += 1
-    return pos, neg
-
-
-@nb.njit(cache=True)
-def auc_from_sorted(pos: np.ndarray, neg: np.ndarray):
-    """Exact AUC (ties count one half) and DeLong's variance from sorted scores.
-
-    Sun & Xu's fast form: the placement values come from one merge of the two sorted arrays.
-    """
-    m = pos.shape[0]
-    nn = neg.shape[0]
-    # V10 for positives: share of negatives below (+ half the ties)
-    v10 = np.empty(m)
-    j_lo = 0
-    j_hi = 0
-    for i in range(m):
-        s = pos[i]
-        while j_lo < nn and neg[j_lo] < s:
-            j_lo += 1
-        if j_hi < j_lo:
-            j_hi = j_lo
-        while j_hi < nn and neg[j_hi] <= s:
-            j_hi += 1
-        v10[i] = (j_lo + 0.5 * (j_hi - j_lo)) / nn
-    v01 = np.empty(nn)
-    i_lo = 0
-    i_hi = 0
-    for j in range(nn):
-        s = neg[j]
-        while i_lo < m and pos[i_lo] < s:
-            i_lo += 1
-        if i_hi < i_lo:
-            i_hi = i_lo
-        while i_hi < m and pos[i_hi] <= s:
-            i_hi += 1
-        # positives above s plus half the ties
-        v01[j] = ((m - i_hi) + 0.5 * (i_hi - i_lo)) / m
-    auc = 0.0
-    for i in range(m):
-        auc += v10[i]
-    auc /= m
-    s10 = 0.0
-    for i in range(m):
-        d = v10[i] - auc
-        s10 += d * d
-    s01 = 0.0
-    for j in range(nn):
-        d = v01[j] - auc
-        s01 += d * d
-    var = 0.0
-    if m > 1:
-        var += s10 / (m - 1) / m
-    if nn > 1:
-        var += s01 / (nn - 1) / nn
-    return auc, var
-
-
-@nb.njit(cache=True)
 def delong_from_histograms(pos: np.ndarray, neg: np.ndarray):
     """AUC, DeLong variance and a hard error bound from binned scores.
 
@@ -228,50 +147,6 @@ def delong_from_histograms(pos: np.ndarray, neg: np.ndarray):
         var += s01 / (N - 1) / N
     bound = 0.5 * tie / (P * N)
     return auc, var, bound
-
-
-@nb.njit(cache=True)
-def logloss_moments(proba: np.ndarray, y_idx: np.ndarray, eps: float):
-    """Per-row log loss -log(clip(p[i, y_i])) reduced to (n, mean, M2, M3, M4)."""
-    n = proba.shape[0]
-    loss = np.empty(n)
-    for i in range(n):
-        p = proba[i, y_idx[i]]
-        if p < eps:
-            p = eps
-        elif p > 1.0 - eps:
-            p = 1.0 - eps
-        loss[i] = -np.log(p)
-    return moments(loss)
-
-
-@nb.njit(cache=True)
-def regression_pass(y: np.ndarray, yhat: np.ndarray):
-    """Derived per-row series of a regression batch.
-
-    Returns e = y - yhat, |e|, e**2, |e| / |y| over y != 0 (compacted, with its count) and
-    the sMAPE terms 2|e| / (|y| + |yhat|) with 0/0 := 0.
-    """
-    n = y.shape[0]
-    e = np.empty(n)
-    ae = np.empty(n)
-    se = np.empty(n)
-    ape = np.empty(n)
-    sape = np.empty(n)
-    k = 0
-    for i in range(n):
-        d = y[i] - yhat[i]
-        a = abs(d)
-        e[i] = d
-        ae[i] = a
-        se[i] = d * d
-        ay = abs(y[i])
-        if ay != 0.0:
-            ape[k] = a / ay
-            k += 1
-        den = ay + abs(yhat[i])
-        sape[i] = 2.0 * a / den if den != 0.0 else 0.0
-    return e, ae, se, ape[:k], sape
 
 
 # --------------------------------------------------------------------------- fused passes
@@ -526,7 +401,13 @@ def placement_tables(pos: np.ndarray, neg: np.ndarray):
 
 @nb.njit(cache=True, nogil=True)
 def macro_influence_ss_rows(proba, y_idx, classes, inf_pos, inf_neg, start, stop):
-    """:func:`macro_influence_ss` over rows ``start:stop`` (row-major; threads split rows)."""
+    """Sum over rows ``start:stop`` of the squared influence of the mean AUC of ``classes``.
+
+    ``inf_pos`` / ``inf_neg`` are (len(classes), HIST_BINS) tables of
+    :func:`placement_tables`; over all rows and divided by len(classes)**2 this is the OvR
+    macro AUC's variance including the covariances between the classes' AUCs. Threads split
+    the rows.
+    """
     ss = 0.0
     m = classes.shape[0]
     for i in range(start, stop):
@@ -537,27 +418,6 @@ def macro_influence_ss_rows(proba, y_idx, classes, inf_pos, inf_neg, start, stop
             b = _bin(proba[i, c])
             psi += inf_pos[j, b] if yi == c else inf_neg[j, b]
         ss += psi * psi
-    return ss
-
-
-@nb.njit(cache=True, nogil=True)
-def macro_influence_ss(proba, y_idx, classes, inf_pos, inf_neg):
-    """Sum over rows of the squared influence of the mean AUC of ``classes`` (OvR macro).
-
-    ``inf_pos`` / ``inf_neg`` are (len(classes), HIST_BINS) tables of
-    :func:`placement_tables`; the result over len(classes)**2 is the macro AUC's variance
-    including the covariances between the classes' AUCs.
-    """
-    n = proba.shape[0]
-    psi = np.zeros(n)
-    for j in range(classes.shape[0]):  # class-outer: one class's tables stay in cache
-        c = classes[j]
-        for i in range(n):
-            b = _bin(proba[i, c])
-            psi[i] += inf_pos[j, b] if y_idx[i] == c else inf_neg[j, b]
-    ss = 0.0
-    for i in range(n):
-        ss += psi[i] * psi[i]
     return ss
 
 

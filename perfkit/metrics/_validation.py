@@ -74,7 +74,8 @@ def _check_finite(arr: np.ndarray, name: str) -> None:
             raise NonFiniteError(f"{name} contains infinite values", parameter=name)
 
 
-def _python_label(v: Any) -> Any:
+def python_label(v: Any) -> Any:
+    """A label as perfkit keeps it: numpy scalars unwrapped, integral floats as int."""
     if isinstance(v, np.generic):
         v = v.item()
     if isinstance(v, float) and v.is_integer():
@@ -127,27 +128,32 @@ def _encode(arr: np.ndarray, classes: tuple, name: str) -> np.ndarray:
                     parameter=name,
                 )
             return idx
-    codes, uniques = pd.factorize(arr, sort=False)
-    lookup = {c: i for i, c in enumerate(classes)}
+    return label_codes(arr, {c: i for i, c in enumerate(classes)}, name)
+
+
+def label_codes(values: Any, lookup: dict, parameter: str) -> np.ndarray:
+    """Index of every label in ``lookup`` (label -> index); unknown labels raise LabelError."""
+    codes, uniques = pd.factorize(values, sort=False, use_na_sentinel=False)
     mapping = np.empty(len(uniques), dtype=np.int64)
     for j, u in enumerate(uniques):
-        key = _python_label(u)
+        key = python_label(u)
         if key not in lookup:
             raise LabelError(
-                f"{name} contains label {key!r} that is not among the classes {list(classes)}",
-                parameter=name,
+                f"{parameter} contains label {key!r} that is not among the classes {list(lookup)}",
+                parameter=parameter,
             )
         mapping[j] = lookup[key]
     return mapping[codes]
 
 
-def _sorted_labels(values: set) -> tuple:
+def sorted_labels(values: set, parameter: str = "y_true") -> tuple:
+    """Labels in perfkit's (and scikit-learn's) sorted class order."""
     try:
         return tuple(sorted(values))
     except TypeError as exc:
         raise LabelError(
             f"labels of mixed types cannot be ordered: {sorted(map(repr, values))[:6]}",
-            parameter="y_true",
+            parameter=parameter,
         ) from exc
 
 
@@ -162,8 +168,8 @@ def _unique_labels(arr: np.ndarray) -> set:
         if counts.size:  # counting beats sorting
             return {int(v) + int(lo) for v in np.flatnonzero(counts)}
     if arr.dtype.kind in "iub":
-        return {_python_label(v) for v in np.unique(arr)}
-    return {_python_label(v) for v in pd.unique(arr)}
+        return {python_label(v) for v in np.unique(arr)}
+    return {python_label(v) for v in pd.unique(arr)}
 
 
 def prepare(
@@ -240,7 +246,7 @@ def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, prob
     eps = float(np.finfo(np.float64).eps)
     if y_proba is not None:
         if isinstance(y_proba, pd.DataFrame):
-            proba_cols = tuple(_python_label(c) for c in y_proba.columns)
+            proba_cols = tuple(python_label(c) for c in y_proba.columns)
             proba_arr = y_proba.to_numpy()
         elif isinstance(y_proba, pd.Series):
             proba_arr = y_proba.to_numpy()
@@ -289,11 +295,11 @@ def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, prob
 
     # ---- the class set
     if classes is not None:
-        cls = _sorted_labels({_python_label(c) for c in classes})
+        cls = sorted_labels({python_label(c) for c in classes})
         if len(cls) != len(list(classes)):
             raise LabelError("classes contains duplicates", parameter="classes")
     elif proba_cols is not None:
-        cls = _sorted_labels(set(proba_cols))
+        cls = sorted_labels(set(proba_cols))
     else:
         seen: set = set()
         if yt is not None:
@@ -317,7 +323,7 @@ def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, prob
                     "interpreted",
                     parameter="classes",
                 )
-        cls = _sorted_labels(seen)
+        cls = sorted_labels(seen)
     k = len(cls)
     if k < 2:
         raise LabelError(f"classification needs at least two classes, got {list(cls)}", parameter="classes")
@@ -347,7 +353,7 @@ def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, prob
         if positive_label is None:
             pos_index = 1
         else:
-            pl = _python_label(positive_label)
+            pl = python_label(positive_label)
             if pl not in cls:
                 raise LabelError(
                     f"positive_label {pl!r} is not one of the classes {list(cls)}", parameter="positive_label"

@@ -95,8 +95,9 @@ def _decode_rows_bulk(rows: list[dict], targets: list[int], bins: int, size: int
     structured array; other rows are decoded one by one.
     """
     acc = np.zeros(size, dtype=np.int64)
-    fast = [(r, t) for r, t in zip(rows, targets, strict=True) if r.get("v") == 2 and r["g"] == "H" and r["d"] == "B"]
-    slow = [(r, t) for r, t in zip(rows, targets, strict=True) if not (r.get("v") == 2 and r["g"] == "H" and r["d"] == "B")]
+    fast, slow = [], []
+    for r, t in zip(rows, targets, strict=True):
+        (fast if r.get("v") == 2 and r["g"] == "H" and r["d"] == "B" else slow).append((r, t))
     if fast:
         lens = np.fromiter((int(r["n"]) for r, _ in fast), dtype=np.int64, count=len(fast))
         base = np.fromiter((int(r["f"]) + t * bins for r, t in fast), dtype=np.int64, count=len(fast))
@@ -471,12 +472,11 @@ def _macro_auc_var_ratio(p: PreparedClassification, hist_pos, hist_neg, variance
     cls = np.asarray(defined, dtype=np.int64)
     pool = _pool() if p.n >= _PARALLEL_ROWS else None
     if pool is None:
-        ss = _kernels.macro_influence_ss(p.proba, p.y_idx, cls, inf_pos, inf_neg)
+        ss = _kernels.macro_influence_ss_rows(p.proba, p.y_idx, cls, inf_pos, inf_neg, 0, p.n)
     else:
-        cuts = np.linspace(0, p.n, 3).astype(np.int64)
-        jobs = [pool.submit(_kernels.macro_influence_ss_rows, p.proba, p.y_idx, cls, inf_pos, inf_neg,
-                            int(cuts[i]), int(cuts[i + 1])) for i in range(2)]
-        ss = sum(j.result() for j in jobs)
+        h = p.n // 2
+        job = pool.submit(_kernels.macro_influence_ss_rows, p.proba, p.y_idx, cls, inf_pos, inf_neg, 0, h)
+        ss = _kernels.macro_influence_ss_rows(p.proba, p.y_idx, cls, inf_pos, inf_neg, h, p.n) + job.result()
     return float(ss * p.n / (p.n - 1) / indep) if p.n > 1 else None
 
 
