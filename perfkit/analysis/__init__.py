@@ -8,6 +8,7 @@ from perfkit.analysis._decide import (
     decide,
     score_test_diff,
     severity_for,
+    threshold_value,
 )
 from perfkit.analysis.degradation import (
     DegradationAnalysis,
@@ -17,6 +18,7 @@ from perfkit.analysis.degradation import (
     compare_metric,
     detect_degradation,
     history_frame,
+    metric_status,
     replay,
     replay_decisions,
 )
@@ -44,6 +46,8 @@ __all__ = [
     "replay",
     "replay_decisions",
     "score_test_diff",
+    "threshold_value",
+    "metric_status",
     "DegradationAnalysis",
     "MetricFinding",
     "assess",

@@ -53,6 +53,7 @@ __all__ = [
     "decide",
     "score_test_diff",
     "severity_for",
+    "threshold_value",
 ]
 
 #: Input columns of :func:`decide` (``family``, ``metric`` and ``value`` are required).
@@ -96,6 +97,25 @@ def _severity(d: np.ndarray, threshold: np.ndarray, bands: Mapping[str, float]) 
                        np.where(d >= bands["moderate"], "moderate", "minor")).astype(object)
         sev[~(np.isfinite(d) & (d >= threshold))] = None
     return sev
+
+
+def threshold_value(metric: str, baseline: float | None, settings: DetectionSettings) -> float | None:
+    """The metric value at which a degradation reaches its threshold (the chart's threshold line).
+
+    Examples
+    --------
+    >>> s = DetectionSettings(thresholds={"accuracy": 0.05, "log_loss": 0.10})
+    >>> threshold_value("accuracy", 0.9, s), round(threshold_value("log_loss", 0.4, s), 6)
+    (0.855, 0.44)
+    """
+    t = settings.thresholds.get(metric)
+    if t is None or baseline is None or not math.isfinite(baseline):
+        return None
+    hib = get_metric(metric).higher_is_better
+    if hib is None:
+        return None
+    step = t if settings.threshold_mode == "absolute" else t * abs(baseline)
+    return baseline - step if hib else baseline + step
 
 
 def score_test_diff(count1, nobs1, count0, nobs0, value) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +201,7 @@ def adjust_pvalues(P: np.ndarray, method: str) -> np.ndarray:
 
 def _col(frame: pd.DataFrame, name: str, default: float = np.nan) -> np.ndarray:
     if name in frame:
-        return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan, copy=True)
     return np.full(len(frame), default)
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "decision_rows",
     "detect_degradation",
     "history_frame",
+    "metric_status",
     "replay",
     "replay_decisions",
     "severity_for",
@@ -341,6 +342,53 @@ def compare_metric(
     return detect_degradation({current.name: current}, {current.name: baseline}, s)[0]
 
 
+def metric_status(
+    current: Mapping[str, MetricValue],
+    baseline: Mapping[str, MetricValue] | None,
+    settings: DetectionSettings,
+    metrics: Sequence[str],
+) -> pd.DataFrame:
+    """A status per metric for a report (a window or a batch) against the baseline.
+
+    The decision of :func:`decide` (one family): ``"degraded"`` or ``"ok"`` for metrics
+    with a threshold; for the others ``"changed, no threshold"`` when the change in the bad
+    direction is credible (threshold 0, ``significance`` gating) and ``"no threshold"``
+    otherwise; ``"no baseline"`` / ``"undefined"`` when there is nothing to compare.
+
+    Returns
+    -------
+    DataFrame
+        :func:`decide` columns plus ``status``, one row per metric of ``metrics`` present in
+        ``current``.
+    """
+    names = [m for m in metrics if m in current]
+    base = baseline or {}
+    rows = []
+    for m in names:
+        if m in base:
+            rows.append(_row(0, None, "batch", current[m], base[m]))
+        else:
+            rows.append({"family": 0, "segment": None, "metric": m, "scope": "batch",
+                         "value": current[m].value, "se": current[m].se, "baseline": math.nan})
+    if not rows:
+        return decide(pd.DataFrame(columns=["family", "metric", "value"]), settings).assign(status=[])
+    frame = pd.DataFrame(rows)
+    with_thr = np.array([m in settings.thresholds for m in names])
+    frame["threshold"] = [settings.thresholds.get(m, 0.0) for m in names]
+    decided = decide(frame[with_thr], settings) if with_thr.any() else None
+    loose = decide(frame[~with_thr], settings.replace(gating="significance")) if (~with_thr).any() else None
+    out = pd.concat([d for d in (decided, loose) if d is not None]).sort_index(kind="stable")
+    status = np.where(out["degraded"].to_numpy(bool), "degraded", "ok").astype(object)
+    thr = np.array([m in settings.thresholds for m in out["metric"]])
+    status[~thr] = np.where(out["degraded"].to_numpy(bool)[~thr], "changed, no threshold", "no threshold")
+    status[out["reason"].to_numpy(object) == "undefined_current"] = "undefined"
+    no_base = ~np.isfinite(pd.to_numeric(out["baseline"], errors="coerce").to_numpy(float))
+    status[no_base] = "no baseline"
+    out["status"] = status
+    out.loc[~thr, "threshold"] = np.nan
+    return out.reset_index(drop=True)
+
+
 def history_frame(history: Any) -> pd.DataFrame:
     """One row per labelled batch with per-metric columns, time-ordered.
 
@@ -382,7 +430,7 @@ def _score_se_frame(frame: pd.DataFrame) -> np.ndarray:
             continue
         v = frame[name].to_numpy(float)
         se = frame[f"{name}_se"].to_numpy(float) if f"{name}_se" in frame else np.full(B, np.nan)
-        ok = np.isfinite(v)
+        ok = np.isfinite(v) & np.isfinite(se)
         num += np.where(ok, spec.score_weight * se, 0.0)
         den += np.where(ok, spec.score_weight, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -231,7 +231,7 @@ def performance_score_se(report: Mapping[str, MetricValue], task: str | None = N
     The weighted mean of the components' standard errors: the standard error of a weighted
     mean of correlated estimates is at most that (equality under perfect correlation), so a
     "credibly below the floor" decision made with it keeps its level whatever the correlation.
-    NaN when a component has no standard error.
+    Components without a finite standard error are left out; NaN when none has one.
 
     Examples
     --------
@@ -239,7 +239,7 @@ def performance_score_se(report: Mapping[str, MetricValue], task: str | None = N
     >>> 0 < performance_score_se(r) < 0.1
     True
     """
-    parts = _score_parts(report, task)
+    parts = [(w, v) for w, v in _score_parts(report, task) if math.isfinite(v.se)]
     if not parts:
         return math.nan
     total = sum(w for w, _ in parts)

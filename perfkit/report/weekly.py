@@ -426,17 +426,26 @@ def _metric_info(name: str) -> tuple[bool | None, str]:
 
 
 def _headline(tracker: Any, summary: Any) -> pd.DataFrame:
-    from perfkit.summary import _threshold_value
+    """The headline table: window value, baseline, change with interval and the status that
+    :func:`perfkit.analysis.decide` gives the window (the tracker's own decision rule)."""
+    from scipy.special import ndtri
 
-    z = 1.959963984540054
+    from perfkit.analysis import threshold_value
+    from perfkit.analysis.degradation import metric_status
+    from perfkit.metrics import MetricValue
+
+    settings = tracker.config.detection
+    z = float(ndtri(0.5 + tracker.config.confidence_level / 2))
     base = (summary["baseline"] or {}).get("metrics", {})
+    tracked = [m for m in tracker.config.metrics_to_track
+               if (summary["window_metrics"].get(m) or {}).get("value") is not None]
+    current = {m: MetricValue.from_dict({"name": m, **summary["window_metrics"][m]}) for m in tracked}
+    baseline = {m: MetricValue.from_dict({"name": m, **base[m]}) for m in tracked
+                if (base.get(m) or {}).get("value") is not None}
+    decided = metric_status(current, baseline, settings, tracked).set_index("metric")
     rows = []
-    tracked = list(tracker.config.metrics_to_track)
     for m in tracked:
-        w = summary["window_metrics"].get(m)
-        if not w or w.get("value") is None:
-            continue
-        hib, _ = _metric_info(m)
+        w = summary["window_metrics"][m]
         b = base.get(m, {})
         bv, bse = b.get("value"), b.get("se")
         v, se = w.get("value"), w.get("se")
@@ -446,16 +455,14 @@ def _headline(tracker: Any, summary: Any) -> pd.DataFrame:
             half = z * math.hypot(se, bse)
             lo, hi = change - half, change + half
         rel = change / abs(bv) if _finite(change) and bv else math.nan
-        thr = _threshold_value(tracker, m, bv if _finite(bv) else None)
-        status = "no baseline" if not _finite(bv) else "no threshold"
-        if thr is not None and hib is not None:
-            status = "degraded" if (v < thr if hib else v > thr) else "ok"
+        thr = threshold_value(m, bv if _finite(bv) else None, settings)
         rows.append({"metric": m, "value": v, "ci_lower": _nan(w.get("ci_lower")), "ci_upper": _nan(w.get("ci_upper")),
                      "baseline": _nan(bv), "change": change, "change_ci_lower": lo, "change_ci_upper": hi,
-                     "relative_change": rel, "threshold": _nan(thr), "status": status})
+                     "relative_change": rel, "threshold": _nan(thr), "status": decided.loc[m, "status"]})
     return pd.DataFrame(rows, columns=["metric", "value", "ci_lower", "ci_upper", "baseline", "change",
                                        "change_ci_lower", "change_ci_upper", "relative_change", "threshold",
                                        "status"])
+
 
 
 def _nan(x: Any) -> float:
@@ -505,9 +512,9 @@ def _chart_metrics(tracker: Any, headline: pd.DataFrame) -> list[str]:
 
 def _model_review(tracker: Any, model: str, segment: Any, as_of: datetime, days: float, trend_days: float,
                   charts: bool) -> ModelReview:
+    from perfkit.analysis import threshold_value
     from perfkit.summary import (
         _records,
-        _threshold_value,
         build_summary,
         metric_series,
         trends_chart,
@@ -557,7 +564,7 @@ def _model_review(tracker: Any, model: str, segment: Any, as_of: datetime, days:
                                    level=tracker.config.confidence_level).dropna(subset=["value"])
             rel = tracker.config.detection.thresholds.get(primary, 0.05)
             if tracker.config.detection.threshold_mode == "absolute":
-                thr = _threshold_value(tracker, primary, base_v)
+                thr = threshold_value(primary, base_v, tracker.config.detection)
                 rel = abs(base_v - thr) / abs(base_v) if thr is not None else 0.05
             max_t = max(0.3, round(rel * 2, 3))
             if len(series):
