@@ -52,6 +52,7 @@ def ref_classification(y_true, y_pred, proba2d, classes, positive_label=None, ep
         "precision_macro": _sk(skm.precision_score, y_true, y_pred, average="macro"),
         "recall_macro": _sk(skm.recall_score, y_true, y_pred, average="macro"),
         "f1_macro": _sk(skm.f1_score, y_true, y_pred, average="macro"),
+        "balanced_accuracy": _sk(skm.balanced_accuracy_score, y_true, y_pred),
         "sample_count": float(len(y_true)),
     }
     if binary:

@@ -14,7 +14,7 @@ import yaml
 
 pytest.importorskip("ipywidgets")
 
-from perfkit.analysis.degradation import _history_frame, replay
+from perfkit.analysis import history_frame, replay
 from perfkit.config import load_config, parse_config
 from perfkit.exceptions import ValidationError
 from perfkit.widgets import ThresholdExplorer, alert_counts, example_history, explore_thresholds
@@ -86,7 +86,7 @@ def test_sliders_match_replay_and_a_fresh_tracker(tracker, explorer, tmp_path, c
 
     # 1. what replay predicts (baseline = first 5 batches, which are not checked)
     recs = tracker.store.records(tracker.model, include_pending=False)[CONFIG.baseline_batches:]
-    expected = replay(_history_frame(recs), tracker.get_baseline(), s, metrics=explorer.metrics,
+    expected = replay(history_frame(recs), tracker.get_baseline(), s, metrics=explorer.metrics,
                       cooldown_hours=change["cooldown"])
     assert _keys(explorer.alerts) == _keys(expected)
     pd.testing.assert_frame_equal(explorer.alerts.reset_index(drop=True), expected, check_dtype=False)

@@ -154,7 +154,7 @@ class EvalContext:
 
 
 #: How a metric is compared with its baseline (:func:`perfkit.analysis.decide`).
-TEST_KINDS = ("proportion", "delong_z", "bootstrap_z", "welch_z", "none")
+TEST_KINDS = ("proportion", "delong_z", "bootstrap_z", "welch_z", "normal_z", "none")
 #: How a metric's value over a window of batches follows exactly from per-batch numbers.
 WINDOW_KINDS = ("proportion", "mean", None)
 
@@ -351,6 +351,29 @@ def _accuracy(state: ClassificationState, ctx: EvalContext) -> MetricValue:
         "accuracy", p, lo, hi, math.sqrt(p * (1 - p) / n), ctx.level, int(n),
         method="wilson", successes=correct, trials=n,
     )
+
+
+def _balanced_accuracy(state: ClassificationState, ctx: EvalContext) -> MetricValue:
+    """Mean recall over the classes present in the labels (scikit-learn's ``balanced_accuracy_score``).
+
+    Interval: the per-class recalls are independent binomial proportions given the class
+    counts; the standard error uses add-one smoothed recalls (never zero, so an all-correct
+    class does not collapse the interval), normal interval clipped to [0, 1].
+    """
+    cm = state.confusion.astype(float)
+    support = cm.sum(axis=1)
+    present = support > 0
+    if not present.any():
+        return _undefined("balanced_accuracy", "no_labels", int(cm.sum()), ctx.level)
+    k = int(present.sum())
+    hits = np.diag(cm)[present]
+    n_i = support[present]
+    value = float(np.mean(hits / n_i))
+    smooth = (hits + 1.0) / (n_i + 2.0)
+    se = math.sqrt(float(np.sum(smooth * (1 - smooth) / (n_i + 2.0)))) / k
+    lo, hi = normal_interval(value, se, ctx.level)
+    return MetricValue("balanced_accuracy", value, max(0.0, lo), min(1.0, hi), se, ctx.level, int(cm.sum()),
+                       method="normal_smoothed")
 
 
 def _boot_prf(state: ClassificationState, ctx: EvalContext) -> np.ndarray:
@@ -625,6 +648,8 @@ def _builtin(name, tasks, hib, lo, hi, needs_scores, desc, fn, *, needs_labels=T
 C, B, R, A = CLASSIFICATION, frozenset({"binary"}), REGRESSION, ALL_TASKS
 _builtin("accuracy", C, True, 0, 1, False, "Share of correct predictions (Wilson interval).", _accuracy,
          test="proportion", window="proportion", score_weight=1.0)
+_builtin("balanced_accuracy", C, True, 0, 1, False, "Mean per-class recall over the classes present.",
+         _balanced_accuracy, test="normal_z", threshold_keys=("balanced",))
 _builtin("precision_macro", C, True, 0, 1, False, "Unweighted mean of per-class precision.",
          _macro(0, "precision_macro"), test="bootstrap_z", threshold_keys=("precision",))
 _builtin("recall_macro", C, True, 0, 1, False, "Unweighted mean of per-class recall.",
