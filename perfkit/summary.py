@@ -32,7 +32,8 @@ from perfkit.metrics import (
 from perfkit.metrics.state import merge_dicts_to_state
 
 if TYPE_CHECKING:
-    from perfkit.tracker import ModelPerformanceTracker
+    from perfkit.config import PerformanceConfig
+    from perfkit.store import Store
 
 __all__ = [
     "REPORT_SCHEMA_VERSION",
@@ -40,7 +41,9 @@ __all__ = [
     "build_report",
     "build_summary",
     "drift_analysis",
+    "baseline_status",
     "metric_series",
+    "window_records",
     "trends_chart",
 ]
 
@@ -79,9 +82,26 @@ class PerformanceSummary(Mapping[str, Any]):
                                            "trend_direction", "slope_per_day"])
 
 
-def _records(tracker: ModelPerformanceTracker, model: str, segment: Any, start, end, include_pending=False):
+def window_records(store: Store, model: str, segment: Any, start, end, include_pending=False):
     kw = {} if segment is _ALL else {"segment": segment}
-    return tracker.store.records(model, start=start, end=end, include_pending=include_pending, **kw)
+    return store.records(model, start=start, end=end, include_pending=include_pending, **kw)
+
+
+def baseline_status(store: Store, config: PerformanceConfig, model: str, segment: Any = _ALL) -> str:
+    """Which baseline the degradation checks use, in words (announced by summary, review, CLI).
+
+    ``"explicit (version 2, user)"``, ``"first 5 batches"`` or ``"none yet: 3 more labelled batches
+    needed"``.
+    """
+    seg = None if segment is _ALL else segment
+    b = store.get_baseline(model, segment=seg)
+    if b is not None:
+        return f"first {config.baseline_batches} batches" if str(b.source).startswith("first_") else \
+            f"explicit (version {b.version}, {b.source})"
+    kw = {} if segment is _ALL else {"segment": segment}
+    have = len(store.records(model, include_pending=False, **kw))
+    need = max(config.baseline_batches - have, 1)
+    return f"none yet: {need} more labelled batch{'es' if need != 1 else ''} needed"
 
 
 def _window(days: float, end: datetime | None) -> tuple[datetime, datetime]:
@@ -131,20 +151,20 @@ def _nan(x: Any) -> float:
     return math.nan if x is None else float(x)
 
 
-def _threshold_value(tracker: ModelPerformanceTracker, metric: str, baseline_value: float | None) -> float | None:
-    return threshold_value(metric, baseline_value, tracker.config.detection)
+def _threshold_value(config: PerformanceConfig, metric: str, baseline_value: float | None) -> float | None:
+    return threshold_value(metric, baseline_value, config.detection)
 
 
-def _trend(tracker, series: pd.DataFrame, metric: str, baseline_value: float | None):
+def _trend(config: PerformanceConfig, series: pd.DataFrame, metric: str, baseline_value: float | None):
     s = series[series["metric"] == metric]
     hib = get_metric(metric).higher_is_better if metric != "performance_score" else True
     return analyze_trend(
         list(s["timestamp"]), s["value"].to_numpy(float), (s["se"].to_numpy(float)) ** 2,
-        higher_is_better=bool(hib), tolerance=tracker.config.trend_tolerance,
-        min_samples=tracker.config.min_samples_for_trend, threshold=_threshold_value(tracker, metric, baseline_value),
+        higher_is_better=bool(hib), tolerance=config.trend_tolerance,
+        min_samples=config.min_samples_for_trend, threshold=_threshold_value(config, metric, baseline_value),
         metric=metric,
     ) if len(s) else analyze_trend([], [], [], higher_is_better=bool(hib),
-                                   min_samples=tracker.config.min_samples_for_trend, metric=metric)
+                                   min_samples=config.min_samples_for_trend, metric=metric)
 
 
 def _score_series(records: list) -> pd.DataFrame:
@@ -159,19 +179,19 @@ def _score_series(records: list) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["timestamp", "metric", "value", "se"])
 
 
-def build_summary(tracker: ModelPerformanceTracker, *, days: float = 30, model: str, segment: Any = _ALL,
+def build_summary(store: Store, config: PerformanceConfig, *, days: float = 30, model: str, segment: Any = _ALL,
                   end: datetime | None = None, freq: str | None = "auto") -> PerformanceSummary:
     """See :meth:`ModelPerformanceTracker.get_performance_summary`."""
     start, stop = _window(days, end)
-    all_recs = _records(tracker, model, segment, start, stop, include_pending=True)
+    all_recs = window_records(store, model, segment, start, stop, include_pending=True)
     recs = [r for r in all_recs if not r.labels_pending]
     segments = sorted({r.segment for r in recs}, key=lambda s: (s is not None, s or ""))
     if freq == "auto":
         freq = "1D" if (segment is _ALL and len(segments) > 1) else None
-    baseline = tracker.store.get_baseline(model, segment=None if segment is _ALL else segment)
-    base_report = evaluate(state_from_dict(baseline.state)) if baseline is not None else None
-    tracked = list(tracker.config.metrics_to_track)
-    series = metric_series(recs, freq=freq, level=tracker.config.confidence_level)
+    baseline = store.get_baseline(model, segment=None if segment is _ALL else segment)
+    base_report = evaluate(state_from_dict(baseline.state), level=config.confidence_level) if baseline is not None else None
+    tracked = list(config.metrics_to_track)
+    series = metric_series(recs, freq=freq, level=config.confidence_level)
     latest: dict[str, Any] = {}
     if recs:
         for m, v in recs[-1].metrics.items():
@@ -180,7 +200,7 @@ def build_summary(tracker: ModelPerformanceTracker, *, days: float = 30, model: 
     if recs:
         try:
             wstate = merge_dicts_to_state([r.state for r in recs])
-            window = {k: v.to_dict() for k, v in evaluate(wstate, level=tracker.config.confidence_level).items()}
+            window = {k: v.to_dict() for k, v in evaluate(wstate, level=config.confidence_level).items()}
         except ValidationError:
             window = {}
     trends = {}
@@ -189,15 +209,15 @@ def build_summary(tracker: ModelPerformanceTracker, *, days: float = 30, model: 
         if m not in available:
             continue
         bv = base_report[m].value if base_report is not None and m in base_report else None
-        trends[m] = _trend(tracker, series, m, bv).to_dict()
+        trends[m] = _trend(config, series, m, bv).to_dict()
     score_series = _score_series(recs)
     perf = analyze_trend(
         list(score_series["timestamp"]), score_series["value"].to_numpy(float), score_series["se"].to_numpy(float) ** 2,
-        higher_is_better=True, tolerance=tracker.config.trend_tolerance,
-        min_samples=tracker.config.min_samples_for_trend, metric="performance_score",
+        higher_is_better=True, tolerance=config.trend_tolerance,
+        min_samples=config.min_samples_for_trend, metric="performance_score",
     ).to_dict()
     perf["trend_direction"] = perf.get("direction")
-    alerts = tracker.store.alerts(model, start=start, end=stop, **({} if segment is _ALL else {"segment": segment}))
+    alerts = store.alerts(model, start=start, end=stop, **({} if segment is _ALL else {"segment": segment}))
     by_type = alerts.groupby("alert_type").size().to_dict() if len(alerts) else {}
     by_sev = alerts.groupby("severity").size().to_dict() if len(alerts) else {}
     status = alerts["status"].value_counts().to_dict() if len(alerts) else {}
@@ -206,7 +226,7 @@ def build_summary(tracker: ModelPerformanceTracker, *, days: float = 30, model: 
         for s in segments:
             srecs = [r for r in recs if r.segment == s]
             st = merge_dicts_to_state([r.state for r in srecs])
-            rep = evaluate(st, level=tracker.config.confidence_level)
+            rep = evaluate(st, level=config.confidence_level)
             seg_rows[s if s is not None else "(all)"] = {
                 "records": len(srecs), "samples": st.n,
                 "metrics": {k: v.to_dict() for k, v in rep.items() if k in tracked},
@@ -239,12 +259,13 @@ def build_summary(tracker: ModelPerformanceTracker, *, days: float = 30, model: 
             "metrics": {k: v.to_dict() for k, v in base_report.items() if k in tracked} if base_report else {},
         },
         "segments": seg_rows,
+        "baseline_status": baseline_status(store, config, model, segment),
         "points": "batches" if freq is None else f"windows:{freq}",
     }
     return PerformanceSummary(data)
 
 
-def drift_analysis(tracker: ModelPerformanceTracker, *, days: float = 30, model: str | None = None,
+def drift_analysis(store: Store, config: PerformanceConfig, *, days: float = 30, model: str | None = None,
                    segment: Any = _ALL, end: datetime | None = None, bins: int = 10) -> dict[str, Any]:
     """Prediction drift of each batch against the baseline, and its correlation with degradation.
 
@@ -253,16 +274,16 @@ def drift_analysis(tracker: ModelPerformanceTracker, *, days: float = 30, model:
     (binary) score distribution coarsened to ``bins`` baseline-quantile bins (PSI, JS
     distance, KS-type test). Regression: standardized shift of the mean prediction.
     """
-    model = model or tracker.model
+    model = model or config.model_name
     start, stop = _window(days, end)
-    recs = _records(tracker, model, segment, start, stop, include_pending=True)
+    recs = window_records(store, model, segment, start, stop, include_pending=True)
     out: dict[str, Any] = {"model": model, "batches": [], "correlation": {}, "reason": None}
     cache: dict[Any, Any] = {}
 
     def baseline_of(seg):
         """Each batch is compared with its own segment's baseline (or the model's)."""
         if seg not in cache:
-            b = tracker.store.get_baseline(model, segment=seg)
+            b = store.get_baseline(model, segment=seg)
             if b is None:
                 cache[seg] = None
             else:
@@ -272,7 +293,7 @@ def drift_analysis(tracker: ModelPerformanceTracker, *, days: float = 30, model:
                     ref = bstate.score_histogram()
                     cum = np.cumsum(ref) / max(ref.sum(), 1)
                     edges = np.unique(np.searchsorted(cum, np.linspace(0, 1, bins + 1)[1:-1]))
-                cache[seg] = (bstate, evaluate(bstate), edges)
+                cache[seg] = (bstate, evaluate(bstate, level=config.confidence_level), edges)
         return cache[seg]
 
     rows = []
@@ -308,7 +329,7 @@ def drift_analysis(tracker: ModelPerformanceTracker, *, days: float = 30, model:
             row.update({"psi": abs(smd), "standardized_mean_shift": smd, "p_value": p,
                         "drifted": bool(math.isfinite(p) and p < 0.05)})
         if not r.labels_pending:
-            for m in tracker.config.detection.thresholds:
+            for m in config.detection.thresholds:
                 if m in r.metrics and m in brep and r.metrics[m].get("value") is not None:
                     bv = brep[m].value
                     if math.isfinite(bv) and bv != 0:
@@ -320,7 +341,7 @@ def drift_analysis(tracker: ModelPerformanceTracker, *, days: float = 30, model:
     if not rows:
         out["reason"] = "no_baseline" if recs else "no_batches"
     frame = pd.DataFrame(rows)
-    for m in tracker.config.detection.thresholds:
+    for m in config.detection.thresholds:
         col = f"degradation_{m}"
         if col in frame and "psi" in frame:
             out["correlation"][m] = drift_performance_correlation(frame["psi"].to_numpy(float),
@@ -328,17 +349,17 @@ def drift_analysis(tracker: ModelPerformanceTracker, *, days: float = 30, model:
     return _clean(out)
 
 
-def build_report(tracker: ModelPerformanceTracker, *, days: float = 30, model: str,
+def build_report(store: Store, config: PerformanceConfig, *, days: float = 30, model: str,
                  end: datetime | None = None) -> dict[str, Any]:
     """The JSON report: summary, daily windows with intervals, trends, change points, alerts, drift.
 
     The document follows ``perfkit/report_schema.json`` (``schema_version`` field); NaN and
     infinite values are written as ``null`` and a ``reason`` says why where known.
     """
-    summary = build_summary(tracker, days=days, model=model, end=end)
+    summary = build_summary(store, config, days=days, model=model, end=end)
     start, stop = _window(days, end)
-    recs = _records(tracker, model, _ALL, start, stop)
-    daily = metric_series(recs, freq="1D", level=tracker.config.confidence_level)
+    recs = window_records(store, model, _ALL, start, stop)
+    daily = metric_series(recs, freq="1D", level=config.confidence_level)
     windows = []
     for ts, g in daily.groupby("timestamp"):
         windows.append({
@@ -347,7 +368,7 @@ def build_report(tracker: ModelPerformanceTracker, *, days: float = 30, model: s
             "metrics": {row.metric: {"value": row.value, "ci_lower": row.ci_lower, "ci_upper": row.ci_upper}
                         for row in g.itertuples()},
         })
-    alerts = tracker.store.alerts(model, start=start, end=stop)
+    alerts = store.alerts(model, start=start, end=stop)
     alert_list = [
         {"alert_id": a.alert_id, "timestamp": pd.Timestamp(a.timestamp).isoformat(), "alert_type": a.alert_type,
          "severity": a.severity, "metric": a.metric, "segment": a.segment, "status": a.status,
@@ -365,12 +386,12 @@ def build_report(tracker: ModelPerformanceTracker, *, days: float = 30, model: s
         "trends": trends,
         "change_points": {m: t.get("change_point") for m, t in trends.items()},
         "alerts": alert_list,
-        "drift": drift_analysis(tracker, days=days, model=model, end=end),
+        "drift": drift_analysis(store, config, days=days, model=model, end=end),
     }
     return _clean(doc)
 
 
-def trends_chart(tracker: ModelPerformanceTracker, *, days: float = 30, metric: str | None = None,
+def trends_chart(store: Store, config: PerformanceConfig, *, days: float = 30, metric: str | None = None,
                  model: str, end: datetime | None = None, segment: Any = _ALL):
     """Altair chart(s) of the tracked metrics with interval, baseline, threshold, alerts and trend."""
     import altair as alt
@@ -378,16 +399,16 @@ def trends_chart(tracker: ModelPerformanceTracker, *, days: float = 30, metric: 
     from perfkit.report.charts import metric_chart
 
     start, stop = _window(days, end)
-    recs = _records(tracker, model, segment, start, stop)
+    recs = window_records(store, model, segment, start, stop)
     segments = {r.segment for r in recs}
     series = metric_series(recs, freq="1D" if len(segments) > 1 and segment is _ALL else None,
-                           level=tracker.config.confidence_level)
-    baseline = tracker.store.get_baseline(model, segment=None if segment is _ALL else segment)
-    base_report = evaluate(state_from_dict(baseline.state)) if baseline is not None else None
-    names = [metric] if metric else [m for m in tracker.config.metrics_to_track if m in set(series["metric"])]
+                           level=config.confidence_level)
+    baseline = store.get_baseline(model, segment=None if segment is _ALL else segment)
+    base_report = evaluate(state_from_dict(baseline.state), level=config.confidence_level) if baseline is not None else None
+    names = [metric] if metric else [m for m in config.metrics_to_track if m in set(series["metric"])]
     if not names:
         names = ["sample_count"]
-    alerts = tracker.store.alerts(model, start=start, end=stop, include_suppressed=False)
+    alerts = store.alerts(model, start=start, end=stop, include_suppressed=False)
     charts = []
     for m in names:
         s = series[series["metric"] == m][["timestamp", "value", "ci_lower", "ci_upper"]].dropna(subset=["value"])
@@ -400,10 +421,10 @@ def trends_chart(tracker: ModelPerformanceTracker, *, days: float = 30, metric: 
             afr["value"] = [vals.asof(t) if len(vals) else math.nan for t in afr["timestamp"]]
         trend_frame = None
         cp = None
-        if len(s) >= tracker.config.min_samples_for_trend:
+        if len(s) >= config.min_samples_for_trend:
             tr = analyze_trend(list(s["timestamp"]), s["value"].to_numpy(float), None,
                                higher_is_better=bool(get_metric(m).higher_is_better),
-                               min_samples=tracker.config.min_samples_for_trend, metric=m)
+                               min_samples=config.min_samples_for_trend, metric=m)
             if tr.direction != "insufficient_data":
                 ff = tr.fitted_frame()
                 trend_frame = pd.DataFrame({"timestamp": pd.to_datetime(ff["time"], utc=True), "fitted": ff["fitted"],
@@ -412,7 +433,7 @@ def trends_chart(tracker: ModelPerformanceTracker, *, days: float = 30, metric: 
                     cp = tr.change_point.time
         charts.append(metric_chart(
             s, metric=m, baseline=bv if bv is not None and math.isfinite(bv) else None,
-            threshold=_threshold_value(tracker, m, bv), higher_is_better=bool(get_metric(m).higher_is_better),
+            threshold=_threshold_value(config, m, bv), higher_is_better=bool(get_metric(m).higher_is_better),
             alerts=afr, trend=trend_frame, change_point=cp, title=f"{m} — {model}",
         ))
     if len(charts) == 1:

@@ -626,14 +626,14 @@ class ModelPerformanceTracker:
         """Summary of the last ``days`` (seed keys plus trends, alerts, baseline, segments)."""
         from perfkit.summary import build_summary
 
-        return build_summary(self, days=days, model=model or self.model, segment=segment, end=end)
+        return build_summary(self.store, self.config, days=days, model=model or self.model, segment=segment, end=end)
 
     def generate_performance_report(self, output_path: str | os.PathLike[str] | None = None, days: float = 30,
                                     *, model: str | None = None, end: datetime | None = None) -> dict[str, Any]:
         """JSON report (documented schema, ``schema_version``) written to ``output_path``."""
         from perfkit.summary import build_report
 
-        report = build_report(self, days=days, model=model or self.model, end=end)
+        report = build_report(self.store, self.config, days=days, model=model or self.model, end=end)
         if output_path is not None:
             p = Path(output_path)
             p.parent.mkdir(parents=True, exist_ok=True)
@@ -648,7 +648,7 @@ class ModelPerformanceTracker:
         """Chart of the tracked metrics over time; written as PNG, SVG or HTML by extension."""
         from perfkit.summary import trends_chart
 
-        chart = trends_chart(self, days=days, metric=metric, model=model or self.model, end=end)
+        chart = trends_chart(self.store, self.config, days=days, metric=metric, model=model or self.model, end=end)
         if output_path is not None:
             from perfkit.report.charts import save_chart
 
@@ -702,7 +702,8 @@ class ProductionMonitor:
         """Prediction drift of each batch vs the baseline and its correlation with degradation."""
         from perfkit.summary import drift_analysis
 
-        return drift_analysis(self.tracker, days=days, **kwargs)
+        kwargs.setdefault("model", self.tracker.model)
+        return drift_analysis(self.tracker.store, self.tracker.config, days=days, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         if name == "tracker":

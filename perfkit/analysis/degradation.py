@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from perfkit.alerts._cooldown import apply_cooldown
+from perfkit.alerts import apply_cooldown
 from perfkit.alerts.types import Alert
 from perfkit.analysis._decide import adjust_pvalues, decide, severity_for
 from perfkit.config import DetectionSettings

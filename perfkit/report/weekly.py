@@ -514,14 +514,14 @@ def _model_review(tracker: Any, model: str, segment: Any, as_of: datetime, days:
                   charts: bool) -> ModelReview:
     from perfkit.analysis import threshold_value
     from perfkit.summary import (
-        _records,
         build_summary,
         metric_series,
         trends_chart,
+        window_records,
     )
 
     seg_kw = ALL_SEGMENTS if segment is None else segment
-    summary = build_summary(tracker, days=days, model=model, segment=seg_kw, end=as_of)
+    summary = build_summary(tracker.store, tracker.config, days=days, model=model, segment=seg_kw, end=as_of)
     alerts = tracker.store.alerts(model, start=as_of - timedelta(days=days), end=as_of + timedelta(microseconds=1),
                                   **({} if segment is None else {"segment": segment}))
     notes: list[str] = []
@@ -534,7 +534,7 @@ def _model_review(tracker: Any, model: str, segment: Any, as_of: datetime, days:
     if summary["baseline"] is None:
         notes.append("no baseline yet: changes and thresholds cannot be shown")
     headline = _headline(tracker, summary)
-    trend_summary = build_summary(tracker, days=trend_days, model=model, segment=seg_kw, end=as_of)
+    trend_summary = build_summary(tracker.store, tracker.config, days=trend_days, model=model, segment=seg_kw, end=as_of)
     trends = _trends(trend_summary)
     metrics = _chart_metrics(tracker, headline)
     primary = metrics[0] if metrics else None
@@ -543,10 +543,10 @@ def _model_review(tracker: Any, model: str, segment: Any, as_of: datetime, days:
     if charts and metrics:
         from perfkit.report.charts import segment_chart, threshold_explorer_chart, volume_chart
 
-        out["charts"] = [trends_chart(tracker, days=trend_days, metric=m, model=model, end=as_of, segment=seg_kw)
+        out["charts"] = [trends_chart(tracker.store, tracker.config, days=trend_days, metric=m, model=model, end=as_of, segment=seg_kw)
                          for m in metrics]
         start = as_of - timedelta(days=trend_days)
-        recs = _records(tracker, model, seg_kw, start, as_of + timedelta(microseconds=1))
+        recs = window_records(tracker.store, model, seg_kw, start, as_of + timedelta(microseconds=1))
         vol = pd.DataFrame({"timestamp": [r.timestamp for r in recs], "sample_count": [r.sample_count for r in recs]})
         if len(vol):
             vol["timestamp"] = pd.to_datetime(vol["timestamp"], utc=True).dt.floor("1D")
