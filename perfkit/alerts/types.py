@@ -39,6 +39,8 @@ ALERT_TYPES: tuple[str, ...] = (
     "performance_degradation",
     "low_performance",
     "retraining_trigger",
+    "estimated_performance_degradation",
+    "concept_drift_suspected",
 )
 
 #: The outcomes a :class:`DeliveryResult` can record.

@@ -575,12 +575,16 @@ def build_alerts(
     performance_score: float = math.nan,
     low_performance: bool | None = None,
     metadata: Mapping[str, Any] | None = None,
+    alert_type: str = "performance_degradation",
 ) -> list[Alert]:
     """Alerts raised by decided findings: one per degraded metric, low performance, retraining.
 
     ``low_performance``: the floor decision of :func:`decide`; when None, the point rule
-    (score below ``low_performance_threshold``) is used.
+    (score below ``low_performance_threshold``) is used. ``alert_type`` names the degradation
+    alerts (``"estimated_performance_degradation"`` for label-free estimates, which have their
+    own cooldown key and never trigger retraining or low-performance alerts on their own).
     """
+    estimated = alert_type != "performance_degradation"
     alerts: list[Alert] = []
     common = dict(timestamp=timestamp, batch_id=batch_id, model_version=model_version,
                   metadata=dict(metadata or {}))
@@ -597,7 +601,9 @@ def build_alerts(
             timestamp=timestamp, batch_id=batch_id, model_version=model_version, metadata=meta,
         )
 
-    alerts.extend(from_finding(f, "performance_degradation") for f in findings if f.degraded)
+    alerts.extend(from_finding(f, alert_type) for f in findings if f.degraded)
+    if estimated:
+        return alerts
     if low_performance is None:
         low_performance = math.isfinite(performance_score) and performance_score < settings.low_performance_threshold
     if low_performance:
@@ -642,6 +648,7 @@ def assess(
     window_entries: Sequence[Mapping[str, Mapping[str, Any]]] | None = None,
     segments: Sequence[tuple[str | None, MetricReport, MetricReport, Sequence[Mapping[str, Any]] | None]]
     | None = None,
+    alert_type: str = "performance_degradation",
 ) -> DegradationAnalysis:
     """Findings and alerts for one tracking call: :func:`decide` on one family.
 
@@ -649,6 +656,8 @@ def assess(
     this one; the window's metrics are tested in the same family and alert when the batch
     alone did not. ``segments``: further ``(segment, current, baseline, window_entries)`` of
     the same call, tested in the same family (one tracking call, one family).
+    ``alert_type="estimated_performance_degradation"``: ``current`` holds label-free estimates
+    (:func:`perfkit.metrics.estimate`); the same decision, alerts of that type only.
     """
     names = [m for m in (metrics or settings.thresholds) if m in settings.thresholds]
     groups = [(segment, current, baseline, window_entries), *(segments or ())]
@@ -674,7 +683,7 @@ def assess(
     alerts = build_alerts(
         [*findings, *window], settings, model=model, timestamp=timestamp, segment=segment, batch_id=batch_id,
         model_version=model_version, performance_score=performance_score, low_performance=low,
-        metadata=metadata,
+        metadata=metadata, alert_type=alert_type,
     )
     return DegradationAnalysis(
         degradation_detected=any(f.degraded for f in (*findings, *window)),
