@@ -47,7 +47,10 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (datetime, date, time)):
         return None if type(value).__name__ == "NaTType" else value.isoformat()
     if isinstance(value, np.datetime64):
-        return None if np.isnat(value) else str(np.datetime_as_string(value))
+        if np.isnat(value):
+            return None
+        as_dt = value.astype("datetime64[us]").item()  # a datetime (an int when out of range)
+        return as_dt.isoformat() if isinstance(as_dt, datetime) else str(value)
     if isinstance(value, Mapping):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):
