@@ -378,8 +378,9 @@ def mask_url(url: Any, *, keep_path: bool = True) -> str:
     and query, but the password becomes ``***`` (``user:***@host``) and so do the values of
     query parameters that look secret (``password=``, ``token=``, ``sslkey=`` ...). Webhook
     URLs (``keep_path=False``) are reduced to ``scheme://host[:port]``: their path and query
-    usually *are* the token. Plain file paths are returned as they are. Malformed URLs
-    never raise and never show more than the well-formed case would.
+    usually *are* the token; without a scheme nothing of them is shown. Plain file paths are
+    returned as they are (a ``user:password@`` in them is still masked). Malformed URLs never
+    raise and never show more than the well-formed case would.
 
     Parameters
     ----------
@@ -407,7 +408,13 @@ def mask_url(url: Any, *, keep_path: bool = True) -> str:
         return f"<{type(url).__name__}>"
     m = _SCHEME.match(url)
     if m is None:
-        return url  # a plain path (or a string that is no URL at all): nothing to hide
+        if not keep_path:  # a webhook URL without a scheme: any part of it may be the token
+            return "<invalid URL>"
+        if "://" in url:  # a broken scheme: show nothing but the masked rest
+            head, _, rest = url.partition("://")
+            return f"{head}://" + _mask_text(rest)
+        # a plain path is shown as it is; "user:pw@host/db" without a scheme is still masked
+        return _mask_text(url) if "@" in url else url
     scheme = m.group(1)
     if not keep_path:
         return _origin(url, scheme)
@@ -418,7 +425,7 @@ def mask_url(url: Any, *, keep_path: bool = True) -> str:
         query = {k: ("***" if _SECRET_KEY.search(k) else v) for k, v in parsed.query.items()}
         return parsed.set(query=query).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - any parse failure: fall back to the textual rule below
-        return _mask_text(url, scheme)
+        return f"{scheme}://" + _mask_text(url[len(scheme) + 3:])
 
 
 def _origin(url: str, scheme: str) -> str:
@@ -441,8 +448,8 @@ def _origin(url: str, scheme: str) -> str:
     return f"{scheme}://{host}" + (f":{port}" if port else "")
 
 
-def _mask_text(url: str, scheme: str) -> str:
-    rest = url[len(scheme) + 3:]
+def _mask_text(rest: str) -> str:
+    """Mask the password of ``user:password@...`` and secret query values, textually."""
     u = _USERINFO.match(rest)
     if u is not None:
         rest = u.group(1) + (":***" if u.group(2) is not None else "") + "@" + rest[u.end():]
@@ -453,4 +460,4 @@ def _mask_text(url: str, scheme: str) -> str:
             key, eq, val = pair.partition("=")
             pairs.append(f"{key}{eq}***" if eq and _SECRET_KEY.search(key) else pair)
         rest = base + "?" + "&".join(pairs)
-    return f"{scheme}://{rest}"
+    return rest
