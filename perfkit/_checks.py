@@ -215,6 +215,8 @@ def check_timestamp(value: Any, parameter: str = "timestamp", *, none_is_now: bo
 
     kind = type(value).__name__
     hint = ""
+    if value is pd.NaT:
+        raise ValidationError(f"{parameter} is not a time (NaT)", parameter=parameter)
     if isinstance(value, str):
         try:
             ts = pd.Timestamp(value)
