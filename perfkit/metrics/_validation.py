@@ -15,6 +15,7 @@ from perfkit.exceptions import (
     LabelError,
     LabelTypeError,
     NonFiniteError,
+    PerfkitError,
     ProbabilityError,
     ShapeError,
     UnknownTaskError,
@@ -284,19 +285,26 @@ def prepare(
         yhat = np.ascontiguousarray(yp, dtype=np.float64)
         return PreparedRegression(y=y, yhat=yhat, n=n)
 
-    return _prepare_classification(yt, yp, y_proba, task, classes, positive_label, proba_tol, n)
-
-
-def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, proba_tol, n):
-    for arr, name in ((yt, "y_true"), (yp, "y_pred")):
-        if arr is not None:
-            _check_scalar_labels(arr, name)
     if classes is not None:
         if isinstance(classes, (str, bytes, Mapping)) or not isinstance(classes, Iterable):
             raise InputTypeError(f"classes must be a list of labels, got {type(classes).__name__}",
                                  parameter="classes")
         classes = list(classes)
         _check_scalar_labels(classes, "classes")
+    try:
+        return _prepare_classification(yt, yp, y_proba, task, classes, positive_label, proba_tol, n)
+    except TypeError as exc:
+        if isinstance(exc, PerfkitError):
+            raise
+        # "unhashable type" from deep inside pandas: say which labels are not scalars (checked
+        # only now, so well-formed batches do not pay for the scan)
+        for arr, name in ((yt, "y_true"), (yp, "y_pred")):
+            if arr is not None:
+                _check_scalar_labels(arr, name)
+        raise
+
+
+def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, proba_tol, n):
     proba_cols = None
     proba = None
     eps = float(np.finfo(np.float64).eps)
