@@ -430,3 +430,39 @@ def test_json_safe_covers_numpy_pandas_and_containers():
     import json
 
     json.dumps(got, allow_nan=False)  # strictly valid JSON
+
+
+# --------------------------------------------------------------------------------------------
+# the same rules through the CLI
+# --------------------------------------------------------------------------------------------
+def _cli_setup(tmp_path, section_name="model_performance"):
+    import yaml
+
+    db = tmp_path / "cli.db"
+    cfg = tmp_path / "perfkit.yaml"
+    cfg.write_text(yaml.safe_dump({section_name: {
+        "alert_channels": ["file"], "performance_storage": {"store_url": f"sqlite:///{db}",
+                                                            "alerts_file": str(tmp_path / "alerts.jsonl")}}}))
+    csv = tmp_path / "batch.csv"
+    pd.DataFrame({"label": [0, 1, 1, 0], "pred": [0, 1, 0, 0]}).to_csv(csv, index=False)
+    return db, cfg, csv
+
+
+@pytest.mark.parametrize("model", ["   ", "m" * 256])
+def test_cli_track_refuses_bad_model_names_and_writes_nothing(tmp_path, capsys, model):
+    db, cfg, csv = _cli_setup(tmp_path)
+    assert main(["track", str(csv), "--config", str(cfg), "--y-true", "label", "--y-pred", "pred",
+                 "--model", model]) == 2
+    assert "model" in capsys.readouterr().err
+    assert not db.exists() or Store(db, create=False).count() == 0
+    assert main(["track", str(csv), "--config", str(cfg), "--y-true", "label", "--y-pred", "pred",
+                 "--model", "churn"]) == 0
+    assert Store(db, create=False).count("churn") == 1
+
+
+def test_cli_refuses_a_misspelt_config_section(tmp_path, capsys):
+    db, cfg, csv = _cli_setup(tmp_path, "model_performace")
+    assert main(["track", str(csv), "--config", str(cfg), "--y-true", "label", "--y-pred", "pred"]) == 2
+    err = capsys.readouterr().err
+    assert "model_performace" in err and "did you mean 'model_performance'" in err
+    assert not db.exists()
