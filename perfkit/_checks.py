@@ -263,8 +263,8 @@ def _naive(parameter: str, kind: str, text: str, hint: str = "") -> ValidationEr
 def check_metadata(value: Any, parameter: str = "metadata") -> dict[str, Any]:
     """Check user metadata and return a plain, JSON-serializable copy.
 
-    Accepted: a mapping whose keys are ``str`` (``int`` / ``float`` / ``bool`` / ``None``
-    keys are turned into strings, as :func:`json.dumps` does) and whose values are ``None``,
+    Accepted: a mapping whose keys are ``str`` (other keys are refused rather than turned
+    into text, which would not round-trip) and whose values are ``None``,
     ``str``, ``bool``, finite numbers (numpy scalars included, converted to Python numbers),
     ``datetime`` objects (kept; the store encodes them), lists / tuples (copied as lists)
     and such mappings, nested at most :data:`MAX_METADATA_DEPTH` (64) levels deep. Checked
@@ -285,8 +285,8 @@ def check_metadata(value: Any, parameter: str = "metadata") -> dict[str, Any]:
 
     Examples
     --------
-    >>> check_metadata({"n": np.int64(3), "tags": ("a", "b"), 1: None})
-    {'n': 3, 'tags': ['a', 'b'], '1': None}
+    >>> check_metadata({"n": np.int64(3), "tags": ("a", "b"), "none": None})
+    {'n': 3, 'tags': ['a', 'b'], 'none': None}
     >>> check_metadata({"x": float("nan")})
     Traceback (most recent call last):
     ...
@@ -308,18 +308,13 @@ def check_metadata(value: Any, parameter: str = "metadata") -> dict[str, Any]:
             )
         items = src.items() if isinstance(src, Mapping) else enumerate(src)
         for key, item in items:
-            if isinstance(src, Mapping):
-                if isinstance(key, str):
-                    out_key: Any = key
-                elif key is None or isinstance(key, (bool, int, float, np.integer, np.floating, np.bool_)):
-                    out_key = _json_key(key)
-                else:
-                    raise ValidationError(
-                        f"{path} has a key of type {type(key).__name__} ({_short(key)}); keys must be str",
-                        parameter=parameter,
-                    )
-            else:
-                out_key = key
+            if isinstance(src, Mapping) and not isinstance(key, str):
+                # not turned into text silently: {1: ...} would come back as {"1": ...}
+                raise ValidationError(
+                    f"{path} has a key of type {type(key).__name__} ({_short(key)}); JSON keys must be str",
+                    parameter=parameter,
+                )
+            out_key = key
             where = f"{path}[{out_key!r}]"
             if isinstance(item, Mapping):
                 child: Any = {}
@@ -331,16 +326,6 @@ def check_metadata(value: Any, parameter: str = "metadata") -> dict[str, Any]:
                 child = _scalar(item, where, parameter)
             dst[out_key] = child
     return root
-
-
-def _json_key(key: Any) -> str:
-    if key is None:
-        return "null"
-    if isinstance(key, (bool, np.bool_)):
-        return "true" if key else "false"
-    if isinstance(key, (float, np.floating)):
-        return repr(float(key))
-    return str(int(key))
 
 
 def _scalar(item: Any, where: str, parameter: str) -> Any:

@@ -299,15 +299,16 @@ def _deep_list(depth: int) -> list:
 def test_metadata_is_converted_to_plain_json():
     when = datetime(2024, 1, 1, tzinfo=UTC)
     got = check_metadata({"n": np.int64(3), "x": np.float32(0.5), "ok": np.bool_(True), "tags": ("a", "b"),
-                          1: None, "when": when, "nested": {"l": [1, {"k": 2}]}})
-    assert got == {"n": 3, "x": 0.5, "ok": True, "tags": ["a", "b"], "1": None, "when": when,
+                          "none": None, "when": when, "nested": {"l": [1, {"k": 2}]}})
+    assert got == {"n": 3, "x": 0.5, "ok": True, "tags": ["a", "b"], "none": None, "when": when,
                    "nested": {"l": [1, {"k": 2}]}}
     assert type(got["n"]) is int and type(got["ok"]) is bool
 
 
 @pytest.mark.parametrize(("bad", "error"), [
     ({"x": math.nan}, ValidationError), ({"x": [1, math.inf]}, ValidationError), ({"x": {1, 2}}, ValidationError),
-    ({("a", "b"): 1}, ValidationError), ({"x": object()}, ValidationError), (["a"], InputTypeError),
+    ({("a", "b"): 1}, ValidationError), ({1: "int key"}, ValidationError), ({"x": {None: 1}}, ValidationError),
+    ({"x": object()}, ValidationError), (["a"], InputTypeError),
     ("text", InputTypeError),
 ])
 def test_bad_metadata_is_named(bad, error):
@@ -326,6 +327,13 @@ def test_cyclic_metadata_is_a_clean_error():
 @pytest.mark.parametrize("bad", [_nested(5000), {"x": math.nan}, {"x": {1}}, {("k",): 1}])
 def test_track_refuses_bad_metadata_and_writes_nothing(tracker, bad):
     _refused(tracker, lambda: tracker.track_performance(**_batch(metadata=bad)), ValidationError, "metadata")
+
+
+def test_store_records_use_the_same_metadata_rule(tmp_path):
+    store = Store(tmp_path / "m.db")
+    with pytest.raises(ValidationError) as info:
+        store.append(BatchRecord("m", NOW, "binary", {}, {}, 1, metadata=_nested(5000)))
+    assert info.value.parameter == "metadata" and store.count() == 0
 
 
 def test_track_stores_metadata_as_checked(tracker):

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from perfkit._checks import check_metadata, check_timestamp
 from perfkit._checks import check_name as _check_str
-from perfkit._checks import check_timestamp
 from perfkit.exceptions import InputTypeError, ValidationError
 
 __all__ = [
@@ -290,7 +290,7 @@ class BatchRecord:
     labels_pending : bool
         True for a prediction-only record waiting for late labels.
     metadata : dict
-        User JSON.
+        User JSON, checked by :func:`perfkit._checks.check_metadata` (nesting <= 64 levels, finite numbers).
     id, created_at, updated_at
         Set by the store on read.
 
@@ -360,6 +360,7 @@ class BatchRecord:
                     f"{name} must be a dict, got {type(getattr(self, name)).__name__}",
                     parameter=name,
                 )
+        object.__setattr__(self, "metadata", check_metadata(self.metadata))
         object.__setattr__(self, "metrics", normalize_metrics(self.metrics))
         score, _ = _finite_or_none(self.performance_score, "performance_score")
         object.__setattr__(self, "performance_score", score)
