@@ -482,7 +482,7 @@ class ModelPerformanceTracker:
             if days is not None:
                 if not recs:
                     raise ValidationError(f"no history for model {model!r} to build a baseline from", parameter="days")
-                end = recs[0].timestamp + timedelta(days=days)
+                end = recs[0].timestamp + timedelta(days=check_days(days))
                 recs = [r for r in recs if r.timestamp < end]
             if n_batches is not None:
                 if n_batches < 1:

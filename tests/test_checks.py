@@ -257,6 +257,11 @@ def test_every_window_entry_point_uses_the_rule(tracker, bad):
         _refused(tracker, call, ValidationError, "days")
 
 
+@pytest.mark.parametrize("bad", [0, -1, math.nan, math.inf, True])
+def test_baseline_from_history_refuses_bad_days_and_writes_nothing(tracker, bad):
+    _refused(tracker, lambda: tracker.set_baseline(from_history=True, days=bad), ValidationError, "days")
+
+
 @pytest.mark.parametrize("bad", [-1, math.nan, math.inf, True])
 def test_retention_refuses_bad_days_and_deletes_nothing(tracker, bad):
     _refused(tracker, lambda: tracker.store.delete_older_than(bad), ValidationError, "days")
