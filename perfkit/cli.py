@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from perfkit._checks import check_days
+from perfkit._json import json_safe
 from perfkit.exceptions import PerfkitError, ReportError, ValidationError
 
 __all__ = ["EXIT_CODES", "build_parser", "main"]
@@ -113,7 +114,7 @@ def _positive_days(text: str) -> float:
 
 
 def _json_out(obj: Any, output: str | None) -> None:
-    text = json.dumps(obj, indent=2, allow_nan=False, default=str)
+    text = json.dumps(json_safe(obj), indent=2, allow_nan=False)
     if output in (None, "-"):
         sys.stdout.write(text + "\n")
     else:
