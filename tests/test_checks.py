@@ -157,6 +157,22 @@ def test_store_refuses_long_names_on_sqlite_too(tmp_path):
     assert store.count() == 0
 
 
+@pytest.mark.parametrize("name", ["x" * MAX_NAME_LENGTH, "é" * MAX_NAME_LENGTH, "🙂" * MAX_NAME_LENGTH, " a b "])
+def test_one_name_rule_on_every_backend(store_url, name):
+    """What SQLite stores, PostgreSQL stores too (so SQLite exports import into PostgreSQL)."""
+    with Store(store_url) as store:
+        store.append(BatchRecord(name, NOW, "binary", {}, {}, 1, segment=name, batch_id=name,
+                                 model_version=name))
+        (rec,) = store.records(name, segment=name)
+        assert (rec.model, rec.segment, rec.batch_id, rec.model_version) == (name, name, name, name)
+        too_long = [name + "x"] if len(name) == MAX_NAME_LENGTH else []
+        for bad in ["  ", "a\x00b", *too_long]:
+            with pytest.raises(ValidationError) as info:
+                store.append(BatchRecord(bad, NOW, "binary", {}, {}, 1))
+            assert info.value.parameter == "model"
+        assert store.count() == 1
+
+
 def test_names_round_trip_verbatim_through_sqlite(tmp_path):
     store = Store(tmp_path / "names.db")
 
