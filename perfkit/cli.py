@@ -36,12 +36,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from perfkit._checks import check_days
+from perfkit._json import json_safe
 from perfkit.exceptions import PerfkitError, ReportError, ValidationError
 
 __all__ = ["EXIT_CODES", "build_parser", "main"]
@@ -67,10 +68,6 @@ EXIT_CODES: dict[int, str] = {
 }
 
 _PROGRESS_MIN_BATCHES = 20
-
-
-class _UsageError(PerfkitError):
-    """A command-line usage problem found after parsing."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,13 +107,14 @@ def _positive_days(text: str) -> float:
         value = float(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"must be a number of days, got {text!r}") from exc
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a positive number of days, got {text!r}")
-    return value
+    try:
+        return check_days(value)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(f"must be a positive number of days, got {text!r}") from exc
 
 
 def _json_out(obj: Any, output: str | None) -> None:
-    text = json.dumps(obj, indent=2, allow_nan=False, default=str)
+    text = json.dumps(json_safe(obj), indent=2, allow_nan=False)
     if output in (None, "-"):
         sys.stdout.write(text + "\n")
     else:

@@ -24,6 +24,7 @@ Secrets come from the environment: ``PERFKIT_SMTP_PASSWORD``, ``PERFKIT_WEBHOOK_
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import math
 import os
@@ -34,7 +35,8 @@ from typing import Any
 
 import yaml
 
-from perfkit.exceptions import ConfigError, UnknownMetricError
+from perfkit._checks import check_name, mask_url
+from perfkit.exceptions import ConfigError, UnknownMetricError, ValidationError
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -185,6 +187,9 @@ class PerformanceConfig:
     retraining_hook: str | list[str] | None = None
     source: str | None = None
 
+    def __post_init__(self) -> None:
+        _check_level(self.confidence_level, "confidence_level")
+
     @property
     def store_url(self) -> str:
         return os.environ.get("PERFKIT_STORE_URL") or self.storage.store_url
@@ -260,12 +265,35 @@ _KNOWN_KEYS = {
 }
 
 
+_LEVEL_RANGE = (0.5, 0.999)
+
+
+def _check_level(value: Any, where: str) -> float:
+    """``confidence_level``: a number in [0.5, 0.999] (the level of every interval perfkit shows)."""
+    lo, hi = _LEVEL_RANGE
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (lo <= value <= hi):
+        raise ConfigError(f"{where}: must be a number in [{lo:g}, {hi:g}] (e.g. 0.95), got {value!r}")
+    return float(value)
+
+
+def _suggest(word: Any, options: Any) -> str:
+    close = difflib.get_close_matches(str(word).lower(), [str(o) for o in options], n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 class _Parser:
-    def __init__(self, source: str):
+    """Reads one mapping of the configuration; errors name the full key path and the file."""
+
+    def __init__(self, source: str, prefix: str = ""):
         self.source = source
+        self.prefix = prefix  # "" for the section itself, "email." for model_performance.email
+
+    def sub(self, key: str) -> _Parser:
+        """A parser for the nested mapping ``key`` (errors say ``model_performance.<key>.<sub>``)."""
+        return _Parser(self.source, f"{self.prefix}{key}.")
 
     def fail(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{self.source}: model_performance.{key}: {problem}")
+        return ConfigError(f"{self.source}: model_performance.{self.prefix}{key}: {problem}")
 
     def number(self, raw: Mapping, key: str, default: float, *, lo: float = 0.0, hi: float = math.inf,
                integer: bool = False, open_lo: bool = False) -> float:
@@ -297,22 +325,31 @@ class _Parser:
             raise self.fail(key, f"must be a list of strings, got {v!r}")
         return tuple(v)
 
+    def string(self, raw: Mapping, key: str, default: str | None) -> str | None:
+        v = raw.get(key)
+        if v is None:
+            return default
+        if not isinstance(v, str) or not v.strip():
+            raise self.fail(key, f"must be a non-blank string, got {type(v).__name__} {v!r}")
+        return v
+
     def mapping(self, raw: Mapping, key: str) -> Mapping:
         v = raw.get(key) or {}
         if not isinstance(v, Mapping):
             raise self.fail(key, f"must be a mapping, got {type(v).__name__}")
         return v
 
-    def unknown(self, raw: Mapping, known: set[str], prefix: str = "") -> None:
-        extra = sorted(set(raw) - known)
+    def unknown(self, raw: Mapping, known: set[str]) -> None:
+        extra = sorted(set(raw) - known, key=str)
         if extra:
+            where = "model_performance" + ("." + self.prefix.rstrip(".") if self.prefix else "")
+            named = ", ".join(f"{self.prefix}{e}{_suggest(e, known)}" for e in extra)
             raise ConfigError(
-                f"{self.source}: unknown key(s) {', '.join(prefix + str(e) for e in extra)} in "
-                f"model_performance{'.' + prefix.rstrip('.') if prefix else ''}; valid keys: {', '.join(sorted(known))}"
+                f"{self.source}: unknown key(s) {named} in {where}; valid keys: {', '.join(sorted(known))}"
             )
 
 
-def _parse_thresholds(p: _Parser, raw: Mapping) -> dict[str, float]:
+def _parse_thresholds(p: _Parser, raw: Mapping, mode: str) -> dict[str, float]:
     from perfkit.metrics import get_metric
 
     out: dict[str, float] = {}
@@ -337,9 +374,34 @@ def _parse_thresholds(p: _Parser, raw: Mapping) -> dict[str, float]:
                 f"degradation_thresholds.{key}",
                 f"{spec.name} is {'higher' if spec.higher_is_better else 'lower'}-is-better: use '{name}_{expected}'",
             )
-        t = p.number(raw, key, 0.0, lo=0.0, open_lo=True)
+        t = p.sub("degradation_thresholds").number(raw, key, 0.0, lo=0.0, open_lo=True)
+        reach = _max_degradation(spec, mode)
+        if t > reach:
+            kind = "a relative" if mode == "relative" else "an absolute"
+            change = "drop" if spec.higher_is_better else "increase"
+            raise p.fail(
+                f"degradation_thresholds.{key}",
+                f"{t:g} can never fire: {kind} {change} of {spec.name} (values in [{spec.lower:g}, "
+                f"{spec.upper:g}]) is at most {reach:g} in threshold_mode {mode!r}",
+            )
         out[spec.name] = t
     return out
+
+
+def _max_degradation(spec: Any, mode: str) -> float:
+    """The largest degradation a metric can show, from its bounds and direction (inf: unbounded).
+
+    Relative mode divides by ``|baseline|``: a higher-is-better metric bounded below by
+    ``lower >= 0`` cannot drop by more than ``1 - lower / upper`` (a [0, 1] metric: 1, i.e.
+    to zero); a lower-is-better one bounded below by ``lower > 0`` cannot rise by more than
+    ``upper / lower - 1``. Absolute mode: ``upper - lower``.
+    """
+    lo, hi = float(spec.lower), float(spec.upper)
+    if mode == "absolute":
+        return hi - lo
+    if spec.higher_is_better:
+        return 1.0 - lo / hi if lo >= 0 else math.inf
+    return hi / lo - 1.0 if lo > 0 else math.inf
 
 
 def parse_config(section: Mapping[str, Any], *, source: str = "<dict>") -> PerformanceConfig:
@@ -361,19 +423,21 @@ def parse_config(section: Mapping[str, Any], *, source: str = "<dict>") -> Perfo
         raise ConfigError(f"{source}: model_performance must be a mapping, got {type(section).__name__}")
     p = _Parser(source)
     p.unknown(section, _KNOWN_KEYS)
+    mode = p.choice(section, "threshold_mode", "relative", ("relative", "absolute"))
     raw_t = p.mapping(section, "degradation_thresholds")
-    thresholds = _parse_thresholds(p, raw_t) if "degradation_thresholds" in section else _parse_thresholds(p, _SEED_THRESHOLDS)
+    thresholds = _parse_thresholds(p, raw_t if "degradation_thresholds" in section else _SEED_THRESHOLDS, mode)
     bands_raw = p.mapping(section, "severity_bands")
-    p.unknown(bands_raw, {"moderate", "critical"}, "severity_bands.")
+    pb = p.sub("severity_bands")
+    pb.unknown(bands_raw, {"moderate", "critical"})
     bands = {
-        "moderate": p.number(bands_raw, "moderate", 0.10, lo=0.0, open_lo=True),
-        "critical": p.number(bands_raw, "critical", 0.20, lo=0.0, open_lo=True),
+        "moderate": pb.number(bands_raw, "moderate", 0.10, lo=0.0, open_lo=True),
+        "critical": pb.number(bands_raw, "critical", 0.20, lo=0.0, open_lo=True),
     }
     if bands["critical"] <= bands["moderate"]:
         raise p.fail("severity_bands", f"critical ({bands['critical']}) must exceed moderate ({bands['moderate']})")
     detection = DetectionSettings(
         thresholds=thresholds,
-        threshold_mode=p.choice(section, "threshold_mode", "relative", ("relative", "absolute")),
+        threshold_mode=mode,
         severity_bands=bands,
         gating=p.choice(section, "statistical_gating", "minimum_effect", ("minimum_effect", "significance", "none")),
         alpha=p.number(section, "significance_level", 0.05, lo=0.0, hi=0.5, open_lo=True),
@@ -395,38 +459,48 @@ def parse_config(section: Mapping[str, Any], *, source: str = "<dict>") -> Perfo
         if c not in valid_channels:
             raise p.fail("alert_channels", f"unknown channel {c!r}; valid: {list(valid_channels)}")
     st = p.mapping(section, "performance_storage")
-    p.unknown(st, {"history_file", "alerts_file", "reports_dir", "store_url"}, "performance_storage.")
+    ps = p.sub("performance_storage")
+    ps.unknown(st, {"history_file", "alerts_file", "reports_dir", "store_url"})
     for k in st:
-        if not isinstance(st[k], str):
-            raise p.fail(f"performance_storage.{k}", f"must be a string, got {st[k]!r}")
+        if not isinstance(st[k], str) or not st[k].strip():
+            shown = repr(mask_url(st[k]) if k == "store_url" and isinstance(st[k], str) else st[k])
+            raise ps.fail(k, f"must be a non-blank string, got {shown}")
     storage = StorageSettings(**{k: st[k] for k in st})
     em = p.mapping(section, "email")
-    p.unknown(em, {f.name for f in dataclasses.fields(EmailSettings)} | {"password"}, "email.")
+    pe = p.sub("email")
+    pe.unknown(em, {f.name for f in dataclasses.fields(EmailSettings)} | {"password"})
     if "password" in em:
-        raise p.fail("email.password", "do not put secrets in the config file; set PERFKIT_SMTP_PASSWORD (or email.password_env)")
+        raise pe.fail("password", "do not put secrets in the config file; set PERFKIT_SMTP_PASSWORD (or email.password_env)")
     email = EmailSettings(
-        host=em.get("host"),
-        port=p.number(em, "port", 25, lo=1, hi=65535, integer=True),
-        sender=em.get("sender"),
-        recipients=p.string_list(em, "recipients", ()),
-        security=p.choice(em, "security", "none", ("none", "starttls", "ssl")),
-        username=em.get("username"),
-        password_env=em.get("password_env", "PERFKIT_SMTP_PASSWORD"),
-        timeout=p.number(em, "timeout", 10.0, lo=0.0, open_lo=True),
+        host=pe.string(em, "host", None),
+        port=pe.number(em, "port", 25, lo=1, hi=65535, integer=True),
+        sender=pe.string(em, "sender", None),
+        recipients=pe.string_list(em, "recipients", ()),
+        security=pe.choice(em, "security", "none", ("none", "starttls", "ssl")),
+        username=pe.string(em, "username", None),
+        password_env=pe.string(em, "password_env", "PERFKIT_SMTP_PASSWORD"),
+        timeout=pe.number(em, "timeout", 10.0, lo=0.0, open_lo=True),
     )
     wh = p.mapping(section, "webhook")
-    p.unknown(wh, {"url", "format", "timeout"}, "webhook.")
+    pw = p.sub("webhook")
+    pw.unknown(wh, {"url", "format", "timeout"})
+    url = pw.string(wh, "url", None)
+    if url is not None and not url.lower().startswith(("http://", "https://")):
+        raise pw.fail("url", f"must be an http:// or https:// URL, got {mask_url(url, keep_path=False)!r}")
     webhook = WebhookSettings(
-        url=wh.get("url"),
-        format=p.choice(wh, "format", "json", ("json", "slack")),
-        timeout=p.number(wh, "timeout", 5.0, lo=0.0, open_lo=True),
+        url=url,
+        format=pw.choice(wh, "format", "json", ("json", "slack")),
+        timeout=pw.number(wh, "timeout", 5.0, lo=0.0, open_lo=True),
     )
     hook = section.get("retraining_hook")
     if hook is not None and not (isinstance(hook, str) or (isinstance(hook, list) and all(isinstance(x, str) for x in hook))):
         raise p.fail("retraining_hook", "must be a command string or a list of strings")
-    model_name = section.get("model_name", "default")
-    if not isinstance(model_name, str) or not model_name:
-        raise p.fail("model_name", f"must be a non-empty string, got {model_name!r}")
+    try:
+        model_name = check_name(section.get("model_name", "default"), "model_name")
+    except ValidationError as exc:
+        raise p.fail("model_name", str(exc).removeprefix("model_name ")) from exc
+    level = 0.95 if section.get("confidence_level") is None else section["confidence_level"]
+    _check_level(level, f"{source}: model_performance.confidence_level")
     return PerformanceConfig(
         detection=detection,
         performance_window_days=p.number(section, "performance_window_days", 30, lo=0.0, open_lo=True),
@@ -438,7 +512,7 @@ def parse_config(section: Mapping[str, Any], *, source: str = "<dict>") -> Perfo
         email=email,
         webhook=webhook,
         model_name=model_name,
-        confidence_level=p.number(section, "confidence_level", 0.95, lo=0.5, hi=0.999),
+        confidence_level=float(level),
         trend_tolerance=p.number(section, "trend_tolerance", 0.02, lo=0.0),
         baseline_batches=p.number(section, "baseline_batches", 5, lo=1, integer=True),
         retraining_hook=hook,
@@ -453,14 +527,17 @@ def load_config(path: str | os.PathLike[str] | None = None) -> PerformanceConfig
     ----------
     path : path-like, optional
         A YAML file with a ``model_performance:`` section (other top-level sections, which
-        belong to the rest of a pipeline's config, are ignored), or a file holding just that
-        section. Default: ``$PERFKIT_CONFIG``, else ``config/main_config.yaml`` when it
+        belong to the rest of a pipeline's config, are ignored - but a misspelt
+        ``model_performace:`` is an error, not silently the defaults), or a file holding just
+        that section. Default: ``$PERFKIT_CONFIG``, else ``config/main_config.yaml`` when it
         exists, else the built-in defaults (the seed's values).
 
     Raises
     ------
     ConfigError
-        Unknown key, wrong type or impossible value; the message names the key and file.
+        Unknown key (with the closest valid one suggested), wrong type or impossible value
+        (a threshold that can never fire included); the message names the full key path
+        (``model_performance.email.port``) and the file.
     """
     if path is None:
         env = os.environ.get("PERFKIT_CONFIG")
@@ -481,11 +558,32 @@ def load_config(path: str | os.PathLike[str] | None = None) -> PerformanceConfig
         doc = {}
     if not isinstance(doc, Mapping):
         raise ConfigError(f"{p}: the top level must be a mapping, got {type(doc).__name__}")
-    section = doc.get("model_performance", doc if "model_performance" not in doc and set(doc) <= _KNOWN_KEYS else None)
-    if section is None:
-        logger.info("%s has no model_performance section; using defaults", p)
-        section = {}
-    return parse_config(section, source=str(p))
+    return parse_config(_section(doc, p), source=str(p))
+
+
+def _section(doc: Mapping, path: Path) -> Mapping:
+    """The ``model_performance`` mapping of a YAML document (a misspelt section is an error).
+
+    Other top-level sections belong to the rest of a pipeline's configuration and are
+    ignored - except one whose name is close to ``model_performance`` (``model_performace``),
+    which is refused with a suggestion rather than silently loading the defaults. A file
+    holding just the section's keys is read as the section itself.
+    """
+    near = [k for k in doc if k != "model_performance"
+            and difflib.get_close_matches(str(k).lower(), ["model_performance"], n=1, cutoff=0.8)]
+    if near:
+        raise ConfigError(
+            f"{path}: unknown top-level section {near[0]!r} (did you mean 'model_performance'?)"
+        )
+    if "model_performance" in doc:
+        return doc["model_performance"] if doc["model_performance"] is not None else {}
+    keys = {str(k) for k in doc}
+    known = keys & _KNOWN_KEYS
+    misspelt = [k for k in keys - _KNOWN_KEYS if difflib.get_close_matches(k.lower(), _KNOWN_KEYS, n=1, cutoff=0.85)]
+    if keys and (keys <= _KNOWN_KEYS or (known and misspelt)):
+        return doc  # the section's keys at the top level (a misspelt one is named by parse_config)
+    logger.info("%s has no model_performance section; using defaults", path)
+    return {}
 
 
 def save_config(config: PerformanceConfig, path: str | os.PathLike[str]) -> Path:

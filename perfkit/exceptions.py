@@ -10,6 +10,7 @@ conventions keeps working::
     │   ├── NonFiniteError                    NaN or inf where finite values are required
     │   ├── ProbabilityError                  scores outside [0, 1] or rows not summing to 1
     │   ├── LabelError                        labels / classes that do not match
+    │   │   └── LabelTypeError (TypeError)    a label that is no scalar (dict, list, set ...)
     │   ├── EmptyBatchError                   a batch with no rows
     │   └── UnknownTaskError                  a task name perfkit does not know
     ├── InputTypeError (TypeError)            arguments of the wrong type
@@ -37,6 +38,7 @@ __all__ = [
     "EngineError",
     "InputTypeError",
     "LabelError",
+    "LabelTypeError",
     "NonFiniteError",
     "PerfkitError",
     "ProbabilityError",
@@ -88,6 +90,15 @@ class ProbabilityError(ValidationError):
 
 class LabelError(ValidationError):
     """Labels or class columns do not match."""
+
+
+class LabelTypeError(LabelError, TypeError):
+    """A label that is not a scalar: a dict, list, set, array or other unhashable object.
+
+    Labels must be ``str``, ``int``, ``float`` or ``bool`` (numpy scalars included). This is a
+    :class:`LabelError` (so a ``ValueError``) and also a ``TypeError``, so code that caught
+    the bare ``TypeError: unhashable type`` of earlier versions keeps working.
+    """
 
 
 class EmptyBatchError(ValidationError):

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from perfkit._checks import check_days, check_timestamp
 from perfkit._json import json_safe as _clean
 from perfkit.analysis import threshold_value
 from perfkit.analysis.drift import compare_distributions, drift_performance_correlation
 from perfkit.analysis.trend import analyze_trend
-from perfkit.exceptions import ValidationError
 from perfkit.metrics import (
     ClassificationState,
     MetricValue,
@@ -105,9 +105,8 @@ def baseline_status(store: Store, config: PerformanceConfig, model: str, segment
 
 
 def _window(days: float, end: datetime | None) -> tuple[datetime, datetime]:
-    if isinstance(days, bool) or not isinstance(days, (int, float)) or not days > 0:
-        raise ValidationError(f"days must be a positive number, got {days!r}", parameter="days")
-    end = (end or datetime.now(UTC)).astimezone(UTC)
+    days = check_days(days)
+    end = check_timestamp(end, "end", none_is_now=True)
     return end - timedelta(days=days), end + timedelta(microseconds=1)
 
 
@@ -198,11 +197,8 @@ def build_summary(store: Store, config: PerformanceConfig, *, days: float = 30, 
             latest[m] = {**v, "timestamp": recs[-1].timestamp.isoformat()}
     window: dict[str, Any] = {}
     if recs:
-        try:
-            wstate = merge_dicts_to_state([r.state for r in recs])
-            window = {k: v.to_dict() for k, v in evaluate(wstate, level=config.confidence_level).items()}
-        except ValidationError:
-            window = {}
+        wstate = merge_dicts_to_state([r.state for r in recs])
+        window = {k: v.to_dict() for k, v in evaluate(wstate, level=config.confidence_level).items()}
     trends = {}
     available = set(series["metric"]) if len(series) else set()
     for m in tracked:

@@ -17,9 +17,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from perfkit._checks import check_days, check_name, check_timestamp
+from perfkit._checks import check_metadata as _check_metadata
 from perfkit.alerts import Alert, Channel, channel_from_config
 from perfkit.alerts.policy import AlertManager, AlertOutcome
 from perfkit.analysis.degradation import DegradationAnalysis, assess
@@ -45,55 +46,11 @@ from perfkit.store import ALL_SEGMENTS as _ALL  # noqa: E402
 
 
 def _as_utc(ts: Any, parameter: str = "timestamp") -> datetime:
-    if ts is None:
-        return datetime.now(UTC)
-    if isinstance(ts, str):
-        try:
-            ts = pd.Timestamp(ts)
-        except ValueError as exc:
-            raise ValidationError(f"{parameter} {ts!r} is not an ISO 8601 time", parameter=parameter) from exc
-    if isinstance(ts, pd.Timestamp):
-        ts = ts.to_pydatetime()
-    if isinstance(ts, np.datetime64):
-        ts = pd.Timestamp(ts).tz_localize("UTC").to_pydatetime()
-    if not isinstance(ts, datetime):
-        raise InputTypeError(f"{parameter} must be a datetime, got {type(ts).__name__}", parameter=parameter)
-    if ts.tzinfo is None or ts.utcoffset() is None:
-        raise ValidationError(
-            f"{parameter} must be timezone-aware (e.g. datetime.now(timezone.utc)), got naive {ts.isoformat()}",
-            parameter=parameter,
-        )
-    return ts.astimezone(UTC)
+    return check_timestamp(ts, parameter, none_is_now=True)
 
 
-def _check_metadata(metadata: Any) -> dict[str, Any]:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, Mapping):
-        raise InputTypeError(f"metadata must be a dict, got {type(metadata).__name__}", parameter="metadata")
-    try:
-        json.dumps(metadata, allow_nan=False, default=_no_default)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"metadata must be JSON-serializable: {exc}", parameter="metadata") from exc
-    return {str(k): v for k, v in metadata.items()}
-
-
-def _no_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, datetime):
-        return o.isoformat()
-    raise TypeError(f"{type(o).__name__} is not JSON-serializable")
-
-
-def _check_name(value: Any, parameter: str, optional: bool = True) -> str | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ValidationError(f"{parameter} must be a non-empty string, got {value!r}", parameter=parameter)
-    return value
+def _check_name(value: Any, parameter: str) -> str | None:
+    return check_name(value, parameter, optional=True)
 
 
 def _report_from_record_metrics(metrics: Mapping[str, Mapping[str, Any]], task: str, n: int) -> MetricReport:
@@ -525,7 +482,7 @@ class ModelPerformanceTracker:
             if days is not None:
                 if not recs:
                     raise ValidationError(f"no history for model {model!r} to build a baseline from", parameter="days")
-                end = recs[0].timestamp + timedelta(days=days)
+                end = recs[0].timestamp + timedelta(days=check_days(days))
                 recs = [r for r in recs if r.timestamp < end]
             if n_batches is not None:
                 if n_batches < 1:
@@ -600,9 +557,7 @@ class ModelPerformanceTracker:
         end = _as_utc(end) if end is not None else datetime.now(UTC)
         if days is None:
             return None, end
-        if not isinstance(days, (int, float)) or isinstance(days, bool) or days <= 0:
-            raise ValidationError(f"days must be a positive number, got {days!r}", parameter="days")
-        return end - timedelta(days=days), end
+        return end - timedelta(days=check_days(days)), end
 
     def get_history(self, days: float | None = None, *, model: str | None = None, segment: Any = _ALL,
                     end: datetime | None = None) -> pd.DataFrame:

@@ -122,3 +122,79 @@ def test_errors_chain_their_cause():
         compute_state([0, 1], [0, 1], Bad())
     assert info.value.parameter == "y_pred_proba"
     assert isinstance(info.value.__cause__, ValueError)
+
+
+# ---- labels that are not scalars, pandas inputs that do not line up -------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        (dict(y_true=[{"a": 1}, {"b": 2}], y_pred=["a", "b"]), "y_true"),
+        (dict(y_true=["a", "b"], y_pred=[{"a": 1}, {"b": 2}]), "y_pred"),
+        (dict(y_true=np.array([{1}, {2}], dtype=object), y_pred=[1, 2]), "y_true"),
+        (dict(y_true=np.array([[1], 2], dtype=object), y_pred=[1, 2]), "y_true"),
+        (dict(y_true=pd.Series([{"a": 1}, "b"]), y_pred=["a", "b"]), "y_true"),
+        (dict(y_true=["a", "b"], y_pred=["a", "b"], classes=[{"a": 1}, "b"]), "classes"),
+    ],
+    ids=["dict_truth", "dict_pred", "set_truth", "list_truth", "series_of_dicts", "dict_class"],
+)
+def test_non_scalar_labels_raise_label_type_error(kwargs, parameter):
+    from perfkit.exceptions import LabelTypeError
+
+    with pytest.raises(LabelTypeError) as info:
+        compute_state(**kwargs)
+    exc = info.value
+    assert isinstance(exc, LabelError) and isinstance(exc, ValueError) and isinstance(exc, TypeError)
+    assert exc.parameter == parameter and "scalar" in str(exc)
+
+
+def test_classes_must_be_a_list():
+    with pytest.raises(InputTypeError) as info:
+        compute_state(["a", "b"], ["a", "b"], classes="ab")
+    assert info.value.parameter == "classes"
+    assert compute_state(["a", "b"], ["a", "b"], classes=("b", "a")).classes == ("a", "b")
+    assert compute_state(["a", "b"], ["a", "b"], classes=iter(["a", "b"])).classes == ("a", "b")
+
+
+@pytest.mark.parametrize("y", [["x", "y", "x"], [1, 0, 1], [True, False, True], np.array([1, 2.0, 1], dtype=object),
+                               np.array(["x", "y", "x"], dtype=object), pd.Series(["x", "y", "x"], dtype="category")])
+def test_scalar_labels_of_every_kind_still_work(y):
+    assert compute_state(y, y).n == 3
+
+
+@pytest.mark.parametrize(
+    ("y_true", "y_pred", "proba", "parameter", "why"),
+    [
+        (pd.Series([0, 1, 1], index=[0, 1, 2]), pd.Series([0, 1, 1], index=[5, 6, 7]), None, "y_pred",
+         "different labels"),
+        (pd.Series([0, 1, 1], index=[0, 1, 2]), pd.Series([0, 1, 1], index=[2, 1, 0]), None, "y_pred",
+         "another order"),
+        (pd.Series([0, 1, 2]), pd.Series([0, 1, 2]), pd.DataFrame(P3, index=[7, 8, 9]), "y_pred_proba",
+         "different labels"),
+        (pd.Series([0, 1, 2], index=[3, 4, 5]), None, pd.DataFrame(P3), "y_pred_proba", "different labels"),
+    ],
+    ids=["series_vs_series", "same_labels_reordered", "frame_vs_series", "truth_vs_frame"],
+)
+def test_pandas_inputs_with_different_indexes_are_refused(y_true, y_pred, proba, parameter, why):
+    with pytest.raises(ShapeError) as info:
+        compute_state(y_true, y_pred, proba)
+    assert info.value.parameter == parameter
+    assert "different indexes" in str(info.value) and why in str(info.value)
+
+
+def test_pandas_inputs_with_equal_indexes_and_plain_arrays_are_paired_by_position():
+    idx = pd.Index(["u1", "u2", "u3", "u4"])
+    y = pd.Series([0, 1, 1, 0], index=idx)
+    p = pd.Series([0, 1, 0, 0], index=idx)
+    a = compute_metrics(y, p)["accuracy"].value
+    assert a == 0.75
+    assert compute_metrics(y, p.to_numpy())["accuracy"].value == a  # one pandas object: nothing to align
+    assert compute_metrics(y, p.reindex(idx[::-1]).reindex(y.index))["accuracy"].value == a
+
+
+def test_f1_zero_division_reason_is_set():
+    y_true = np.array([0, 0, 1, 1, 2, 2, 0, 1])
+    y_pred = np.array([0, 0, 1, 0, 0, 1, 0, 1])  # class 2 never predicted: its precision is 0/0
+    rep = compute_metrics(y_true, y_pred)
+    assert "precision_zero_division:2" in rep["f1_macro"].reason
+    assert "precision_zero_division:2" in rep["precision_macro"].reason
+    assert rep["recall_macro"].reason is None

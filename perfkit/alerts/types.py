@@ -18,9 +18,10 @@ import numbers
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from perfkit._json import json_safe as _json_safe
 from perfkit.exceptions import InputTypeError, ValidationError
 
 __all__ = [
@@ -71,31 +72,6 @@ def _one_line(text: str) -> str:
     """Collapse every line break and control character into single spaces."""
     cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
     return " ".join(cleaned.split())
-
-
-def _json_safe(value: Any) -> Any:
-    """Convert ``value`` into plain JSON types (NaN and infinities become ``None``)."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        as_float = float(value)
-        return as_float if math.isfinite(as_float) else None
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(key): _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
-        return [_json_safe(item) for item in items]
-    item = getattr(value, "item", None)  # numpy scalars and 0-d arrays
-    if callable(item):
-        try:
-            return _json_safe(item())
-        except (TypeError, ValueError):
-            pass
-    return str(value)
 
 
 def _fmt_num(value: float | None) -> str:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +13,9 @@ from perfkit.exceptions import (
     EmptyBatchError,
     InputTypeError,
     LabelError,
+    LabelTypeError,
     NonFiniteError,
+    PerfkitError,
     ProbabilityError,
     ShapeError,
     UnknownTaskError,
@@ -72,6 +73,52 @@ def _check_finite(arr: np.ndarray, name: str) -> None:
         floats = [v for v in arr[:1000] if isinstance(v, float)]
         if floats and not np.isfinite(np.asarray(floats)).all():
             raise NonFiniteError(f"{name} contains infinite values", parameter=name)
+
+
+_SCALAR_KINDS = frozenset(
+    {"string", "bytes", "integer", "floating", "mixed-integer-float", "boolean", "decimal", "empty"}
+)
+
+
+def _check_scalar_labels(values: Any, name: str) -> None:
+    """Labels must be scalars: a dict, list, set, array or other unhashable label is refused.
+
+    Raises :class:`~perfkit.exceptions.LabelTypeError` (a ``LabelError`` that is also a
+    ``TypeError``) naming the parameter, instead of the bare ``TypeError: unhashable type``
+    that factorizing such labels would raise deep inside pandas.
+    """
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind != "O":
+            return
+        if pd.api.types.infer_dtype(values, skipna=True) in _SCALAR_KINDS:
+            return
+    for v in values:
+        if v is None or isinstance(v, (str, bytes, bool, int, float, np.generic)):
+            continue
+        if isinstance(v, (Mapping, list, tuple, set, frozenset, np.ndarray)) or not isinstance(v, Hashable):
+            text = repr(v)
+            text = text if len(text) <= 60 else text[:57] + "..."
+            raise LabelTypeError(
+                f"{name} contains a {type(v).__name__} label ({text}); labels must be scalars "
+                "(str, int, float or bool)",
+                parameter=name,
+            )
+
+
+def _check_aligned(y_true: Any, y_pred: Any, y_proba: Any) -> None:
+    """pandas inputs must share one index: perfkit pairs rows by position, never by label."""
+    named = [(n, x) for n, x in (("y_true", y_true), ("y_pred", y_pred), ("y_pred_proba", y_proba))
+             if isinstance(x, (pd.Series, pd.DataFrame))]
+    for (first, a), (other, b) in zip(named, named[1:], strict=False):
+        if not a.index.equals(b.index):
+            why = ("the same labels in another order" if len(a) == len(b) and a.index.sort_values().equals(
+                b.index.sort_values()) else "different labels")
+            raise ShapeError(
+                f"{first} and {other} are pandas objects with different indexes ({why}); perfkit pairs "
+                "rows by position, so these rows would be mismatched. Align them first "
+                f"(e.g. {other}.reindex({first}.index)) or pass plain arrays (.to_numpy()).",
+                parameter=other,
+            )
 
 
 def python_label(v: Any) -> Any:
@@ -187,6 +234,7 @@ def prepare(
         raise UnknownTaskError(f"task must be one of {TASKS}, got {task!r}", parameter="task")
     if y_pred is None and y_proba is None:
         raise InputTypeError("y_pred (or y_pred_proba) is required", parameter="y_pred")
+    _check_aligned(y_true, y_pred, y_proba)
     yt = None if y_true is None else _to_1d(y_true, "y_true")
     yp = None if y_pred is None else _to_1d(y_pred, "y_pred")
     if yp is not None:
@@ -237,7 +285,23 @@ def prepare(
         yhat = np.ascontiguousarray(yp, dtype=np.float64)
         return PreparedRegression(y=y, yhat=yhat, n=n)
 
-    return _prepare_classification(yt, yp, y_proba, task, classes, positive_label, proba_tol, n)
+    if classes is not None:
+        if isinstance(classes, (str, bytes, Mapping)) or not isinstance(classes, Iterable):
+            raise InputTypeError(f"classes must be a list of labels, got {type(classes).__name__}",
+                                 parameter="classes")
+        classes = list(classes)
+        _check_scalar_labels(classes, "classes")
+    try:
+        return _prepare_classification(yt, yp, y_proba, task, classes, positive_label, proba_tol, n)
+    except TypeError as exc:
+        if isinstance(exc, PerfkitError):
+            raise
+        # "unhashable type" from deep inside pandas: say which labels are not scalars (checked
+        # only now, so well-formed batches do not pay for the scan)
+        for arr, name in ((yt, "y_true"), (yp, "y_pred")):
+            if arr is not None:
+                _check_scalar_labels(arr, name)
+        raise
 
 
 def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, proba_tol, n):
@@ -394,7 +458,3 @@ def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, prob
         eps=eps,
         n=n,
     )
-
-
-def is_number(x: Any) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)

@@ -57,10 +57,6 @@ class MetricReport(Mapping[str, MetricValue]):
     def __len__(self) -> int:
         return len(self.values)
 
-    def value_dict(self) -> dict[str, float]:
-        """``{name: value}`` (NaN for undefined)."""
-        return {k: v.value for k, v in self.values.items()}
-
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """``{name: MetricValue.to_dict()}``, JSON-safe."""
         return {k: v.to_dict() for k, v in self.values.items()}

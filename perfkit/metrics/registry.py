@@ -398,7 +398,7 @@ def _macro(idx: int, name: str):
         for j, c in enumerate(state.classes):
             if not present[j]:
                 continue
-            if idx in (0, 2) and pred[j] == 0 and idx == 0:
+            if idx in (0, 2) and pred[j] == 0:  # F1 too: it involves that undefined precision
                 reasons.append(f"precision_zero_division:{c}")
             if idx == 1 and true[j] == 0:
                 reasons.append(f"recall_zero_division:{c}")

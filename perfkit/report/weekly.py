@@ -41,6 +41,8 @@ from typing import Any
 
 import pandas as pd
 
+from perfkit._checks import check_days, check_name
+from perfkit._json import json_safe as _json
 from perfkit.exceptions import ValidationError
 from perfkit.store import ALL_SEGMENTS
 
@@ -388,15 +390,6 @@ def _signed(x: Any) -> str:
     return f"{x:+.4f}" if _finite(x) else "–"
 
 
-def _json(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if hasattr(x, "item"):
-        x = x.item()
-        return None if isinstance(x, float) and not math.isfinite(x) else x
-    return x
-
-
 def _as_of(value: Any) -> datetime:
     if value is None or value == "":
         return datetime.now(UTC)
@@ -410,12 +403,6 @@ def _as_of(value: Any) -> datetime:
         ts = ts + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return ts.to_pydatetime()
-
-
-def _positive(value: Any, parameter: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
-        raise ValidationError(f"{parameter} must be a positive number of days, got {value!r}", parameter=parameter)
-    return float(value)
 
 
 def _metric_info(name: str) -> tuple[bool | None, str]:
@@ -632,13 +619,12 @@ def weekly_context(
     from perfkit.config import load_config
     from perfkit.tracker import ModelPerformanceTracker
 
-    days = _positive(days, "days")
+    days = check_days(days, "days")
     end = _as_of(as_of)
     config = load_config(config_path)
-    trend = max(_positive(trend_days, "trend_days") if trend_days is not None
+    trend = max(check_days(trend_days, "trend_days") if trend_days is not None
                 else float(config.performance_window_days), days)
-    if segment is not None and (not isinstance(segment, str) or not segment):
-        raise ValidationError(f"segment must be a non-empty string or None, got {segment!r}", parameter="segment")
+    check_name(segment, "segment", optional=True)
     url = os.fspath(store_url) if isinstance(store_url, os.PathLike) else store_url
     if not isinstance(url, str) or not url:
         raise ValidationError(f"store_url must be a URL or a file path, got {store_url!r}", parameter="store_url")

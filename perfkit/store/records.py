@@ -17,9 +17,11 @@ import math
 import numbers
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from perfkit._checks import check_metadata, check_timestamp
+from perfkit._checks import check_name as _check_str
 from perfkit.exceptions import InputTypeError, ValidationError
 
 __all__ = [
@@ -90,17 +92,7 @@ def to_utc(value: datetime, parameter: str) -> datetime:
     >>> to_utc(datetime(2024, 1, 1, 2, tzinfo=timezone(timedelta(hours=2))), "timestamp")
     datetime.datetime(2024, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)
     """
-    if not isinstance(value, datetime):
-        raise InputTypeError(
-            f"{parameter} must be a datetime, got {type(value).__name__}", parameter=parameter
-        )
-    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        raise ValidationError(
-            f"{parameter} must be timezone-aware, got naive {value.isoformat()}; "
-            "use datetime.now(timezone.utc) or attach a tzinfo",
-            parameter=parameter,
-        )
-    return value.astimezone(UTC)
+    return check_timestamp(value, parameter)
 
 
 def _float_tag(value: float) -> dict[str, str]:
@@ -268,14 +260,6 @@ def _new_batch_id() -> str:
     return uuid.uuid4().hex
 
 
-def _check_str(value: Any, parameter: str, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if not isinstance(value, str) or (not optional and not value):
-        kind = "a str or None" if optional else "a non-empty str"
-        raise ValidationError(f"{parameter} must be {kind}, got {value!r}", parameter=parameter)
-
-
 @dataclass(frozen=True)
 class BatchRecord:
     """One scored batch of one model (and optionally one segment).
@@ -306,7 +290,7 @@ class BatchRecord:
     labels_pending : bool
         True for a prediction-only record waiting for late labels.
     metadata : dict
-        User JSON.
+        User JSON, checked by :func:`perfkit._checks.check_metadata` (nesting <= 64 levels, finite numbers).
     id, created_at, updated_at
         Set by the store on read.
 
@@ -345,11 +329,6 @@ class BatchRecord:
         _check_str(self.model, "model")
         _check_str(self.batch_id, "batch_id")
         _check_str(self.segment, "segment", optional=True)
-        if self.segment == "":
-            raise ValidationError(
-                "segment must be None (whole population) or a non-empty str, got ''",
-                parameter="segment",
-            )
         _check_str(self.model_version, "model_version", optional=True)
         if self.task not in TASKS:
             raise ValidationError(
@@ -381,6 +360,7 @@ class BatchRecord:
                     f"{name} must be a dict, got {type(getattr(self, name)).__name__}",
                     parameter=name,
                 )
+        object.__setattr__(self, "metadata", check_metadata(self.metadata))
         object.__setattr__(self, "metrics", normalize_metrics(self.metrics))
         score, _ = _finite_or_none(self.performance_score, "performance_score")
         object.__setattr__(self, "performance_score", score)

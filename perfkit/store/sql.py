@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from perfkit._checks import check_days, mask_url
+from perfkit._checks import check_name as _check_name
 from perfkit.exceptions import (
     ConfigError,
     InputTypeError,
@@ -225,14 +227,6 @@ def _unseg(segment: str) -> str | None:
     return None if segment == "" else segment
 
 
-def _check_name(value: Any, parameter: str, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if not isinstance(value, str) or not value:
-        kind = "a non-empty str or None" if optional else "a non-empty str"
-        raise ValidationError(f"{parameter} must be {kind}, got {value!r}", parameter=parameter)
-
-
 def _migrations_location() -> str:
     return str(importlib.resources.files("perfkit.store") / "migrations")
 
@@ -347,12 +341,13 @@ class Store:
             )
         try:
             parsed = sa.make_url(url)
-        except sa.exc.ArgumentError as exc:
-            raise ConfigError(f"url {url!r} is not a valid SQLAlchemy URL: {exc}") from exc
+        except (sa.exc.ArgumentError, ValueError):  # ValueError: e.g. a port that is no number
+            # the parser's message repeats the whole URL, password included: do not chain it
+            raise ConfigError(f"url {mask_url(url)!r} is not a valid SQLAlchemy URL") from None
         backend = parsed.get_backend_name()
         if backend not in ("sqlite", "postgresql"):
             raise ConfigError(
-                f"url {parsed.render_as_string(hide_password=True)!r} names database "
+                f"url {mask_url(url)!r} names database "
                 f"{backend!r}; perfkit stores support 'sqlite' and 'postgresql'"
             )
         if backend == "sqlite":
@@ -363,7 +358,7 @@ class Store:
                     path.parent.mkdir(parents=True, exist_ok=True)
                 elif not path.exists():
                     raise StoreError(f"no perfkit store at {path} (open it with create=True)")
-        self.url = parsed.render_as_string(hide_password=True)
+        self.url = mask_url(url)
         self._engine = _make_engine(parsed, echo)
         self.dialect = self._engine.dialect.name
         self.auto_upgrade = (self.dialect == "sqlite") if auto_upgrade is None else auto_upgrade
@@ -966,15 +961,9 @@ class Store:
         >>> store.delete_older_than(30, now=now), store.count()
         (2, 1)
         """
-        if (
-            isinstance(days, bool)
-            or not isinstance(days, numbers.Real)
-            or not math.isfinite(days)
-            or days < 0
-        ):
-            raise ValidationError(f"days must be a number >= 0, got {days!r}", parameter="days")
+        days = check_days(days, allow_zero=True)
         now = _now() if now is None else to_utc(now, "now")
-        cutoff = now - timedelta(days=float(days))
+        cutoff = now - timedelta(days=days)
         old_alerts = sa.select(alerts.c.alert_id).where(alerts.c.timestamp < cutoff)
         with self._errors("delete_older_than"), self._write() as conn:
             deleted = conn.execute(batches.delete().where(batches.c.timestamp < cutoff)).rowcount

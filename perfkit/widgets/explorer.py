@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from perfkit._checks import check_days
 from perfkit.analysis import history_frame, replay
 from perfkit.config import DetectionSettings, PerformanceConfig, load_config, save_config
 from perfkit.exceptions import InputTypeError, ValidationError
@@ -132,9 +133,7 @@ def _as_report(baseline: Any) -> MetricReport:
 def _window(records: list[BatchRecord], days: float | None) -> list[BatchRecord]:
     if days is None or not records:
         return records
-    if isinstance(days, bool) or not isinstance(days, (int, float)) or not days > 0:
-        raise ValidationError(f"days must be a positive number, got {days!r}", parameter="days")
-    start = max(r.timestamp for r in records) - timedelta(days=float(days))
+    start = max(r.timestamp for r in records) - timedelta(days=check_days(days))
     return [r for r in records if r.timestamp > start]
 
 
