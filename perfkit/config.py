@@ -212,7 +212,8 @@ class PerformanceConfig:
         thresholds = {}
         for m, t in self.detection.thresholds.items():
             hib = get_metric(m).higher_is_better
-            short = {v: k for k, v in _THRESHOLD_ALIASES.items()}.get(m, m)
+            spec = get_metric(m)
+            short = spec.threshold_keys[0] if spec.threshold_keys else m
             thresholds[f"{short}_{'drop' if hib else 'increase'}"] = float(t)
         d = self.detection
         return {
@@ -237,7 +238,6 @@ class PerformanceConfig:
         }
 
 
-_THRESHOLD_ALIASES = {"auc": "roc_auc", "f1": "f1_macro", "precision": "precision_macro", "recall": "recall_macro"}
 
 _KNOWN_KEYS = {
     "degradation_thresholds",
@@ -350,7 +350,7 @@ class _Parser:
 
 
 def _parse_thresholds(p: _Parser, raw: Mapping, mode: str) -> dict[str, float]:
-    from perfkit.metrics import get_metric
+    from perfkit.metrics import get_metric, threshold_metric
 
     out: dict[str, float] = {}
     for key in raw:
@@ -361,9 +361,8 @@ def _parse_thresholds(p: _Parser, raw: Mapping, mode: str) -> dict[str, float]:
             )
         direction = "drop" if key.endswith("_drop") else "increase"
         name = key.rsplit("_", 1)[0]
-        name = _THRESHOLD_ALIASES.get(name, name)
         try:
-            spec = get_metric(name)
+            spec = get_metric(threshold_metric(name))
         except UnknownMetricError as exc:
             raise p.fail(f"degradation_thresholds.{key}", str(exc)) from exc
         if spec.higher_is_better is None:

@@ -649,7 +649,7 @@ C, B, R, A = CLASSIFICATION, frozenset({"binary"}), REGRESSION, ALL_TASKS
 _builtin("accuracy", C, True, 0, 1, False, "Share of correct predictions (Wilson interval).", _accuracy,
          test="proportion", window="proportion", score_weight=1.0)
 _builtin("balanced_accuracy", C, True, 0, 1, False, "Mean per-class recall over the classes present.",
-         _balanced_accuracy, test="normal_z", threshold_keys=("balanced",))
+         _balanced_accuracy, test="normal_z")
 _builtin("precision_macro", C, True, 0, 1, False, "Unweighted mean of per-class precision.",
          _macro(0, "precision_macro"), test="bootstrap_z", threshold_keys=("precision",))
 _builtin("recall_macro", C, True, 0, 1, False, "Unweighted mean of per-class recall.",
@@ -663,7 +663,7 @@ _builtin("recall", B, True, 0, 1, False, "Recall of the positive class.", _posit
 _builtin("f1", B, True, 0, 1, False, "F1 of the positive class.", _positive("f1"), binary_only=True,
          test="bootstrap_z")
 _builtin("roc_auc", C, True, 0, 1, True, "ROC AUC (binary; multiclass one-vs-rest macro).", _roc_auc,
-         test="delong_z", score_weight=1.0, aliases=("auc",))
+         test="delong_z", score_weight=1.0, aliases=("auc",), threshold_keys=("auc",))
 _builtin("log_loss", C, False, 0, math.inf, True, "Mean cross-entropy (scikit-learn clipping).", _log_loss,
          window="mean", aliases=("logloss",))
 _builtin("mse", R, False, 0, math.inf, False, "Mean squared error.", _t_metric("mse", "se"), window="mean")
