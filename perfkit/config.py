@@ -145,6 +145,12 @@ class DetectionSettings:
         ``statsmodels.stats.multitest.multipletests`` method across the metrics (and
         segments) checked at once; ``"none"`` to switch it off.
     auto_retraining_threshold, low_performance_threshold : float
+    minimum_effect_fraction : float
+        With ``minimum_effect`` gating the test's null is "degradation <= fraction x
+        threshold" while the point estimate must still reach the full threshold. 1 is the
+        strictest (a drop exactly at the threshold is never credible); the default 0.5 keeps
+        false alerts under 1 % of tracking calls at 50 rows and still catches a drop equal to
+        the threshold within two 1,000-row batches (``benchmarks/detection.py``).
     window_batches : int
         Besides each batch on its own, the merge of the last ``window_batches`` batches (of
         the same model and segment) is checked for the metrics whose window value follows
@@ -162,6 +168,7 @@ class DetectionSettings:
     auto_retraining_threshold: float = 0.15
     low_performance_threshold: float = 0.5
     window_batches: int = 2
+    minimum_effect_fraction: float = 0.5
 
     def replace(self, **changes: Any) -> DetectionSettings:
         return dataclasses.replace(self, **changes)
@@ -225,6 +232,7 @@ class PerformanceConfig:
             "fdr_method": d.fdr_method,
             "low_performance_threshold": d.low_performance_threshold,
             "detection_window_batches": d.window_batches,
+            "minimum_effect_fraction": d.minimum_effect_fraction,
             "performance_window_days": self.performance_window_days,
             "min_samples_for_trend": self.min_samples_for_trend,
             "alert_cooldown_hours": self.alert_cooldown_hours,
@@ -259,6 +267,7 @@ _KNOWN_KEYS = {
     "trend_tolerance",
     "baseline_batches",
     "detection_window_batches",
+    "minimum_effect_fraction",
     "email",
     "webhook",
     "retraining_hook",
@@ -444,6 +453,7 @@ def parse_config(section: Mapping[str, Any], *, source: str = "<dict>") -> Perfo
         auto_retraining_threshold=p.number(section, "auto_retraining_threshold", 0.15, lo=0.0, open_lo=True),
         low_performance_threshold=p.number(section, "low_performance_threshold", 0.5, lo=0.0, hi=1.0),
         window_batches=p.number(section, "detection_window_batches", 2, lo=1, hi=100, integer=True),
+        minimum_effect_fraction=p.number(section, "minimum_effect_fraction", 0.5, lo=0.0, hi=1.0),
     )
     metrics = p.string_list(section, "metrics_to_track", _SEED_METRICS)
     resolved = []

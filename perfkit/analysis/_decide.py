@@ -21,7 +21,8 @@ The rules, each written once here:
    test of two independent proportions (:func:`score_test_diff`, equal to statsmodels'
    ``test_proportions_2indep(method="score")``); the others a z test from the standard errors
    of the batch and the baseline. With ``gating="minimum_effect"`` the null is "degradation
-   <= threshold", with ``"significance"`` it is "no degradation".
+   <= minimum_effect_fraction x threshold" (default half the threshold), with
+   ``"significance"`` it is "no degradation".
 4. **One family per tracking call**: the p-values of the practical rows of a call (every
    segment, batch and window scope) are adjusted together (``fdr_method``).
 5. **Degraded** = practical and (adjusted p < alpha, unless ``gating="none"``). A window row
@@ -288,7 +289,8 @@ def decide(rows: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
         bad_base = ~np.isfinite(b) | (use_rel & (b == 0))
         degradation[bad_base] = np.nan
         margin = thr * scale                                    # in the metric's units
-        null_margin = np.where(floor | (gating != "minimum_effect"), 0.0, margin)
+        null_margin = np.where(floor | (gating != "minimum_effect"), 0.0,
+                               margin * settings.minimum_effect_fraction)
         se_d = np.sqrt(se**2 + se_b**2)
 
         # proportions: score test on the counts (the batch and the baseline both carry them)

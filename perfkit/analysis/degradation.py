@@ -675,6 +675,9 @@ def assess(
                  "value": performance_score, "se": score_se})
     decided = decide(pd.DataFrame(rows), settings)
     records = decided.to_dict("records")
+    for r in records:  # pandas may turn a missing segment into NaN
+        if not isinstance(r["segment"], str):
+            r["segment"] = None
     findings = [_finding(r, reports[(r["segment"], r["scope"])].get(r["metric"])) for r in records
                 if r["scope"] == "batch"]
     window = [_finding(r, reports[(r["segment"], r["scope"])].get(r["metric"])) for r in records
