@@ -173,9 +173,10 @@ def test_window_of_two_batches_confirms_a_drop_the_batch_alone_cannot(tmp_path, 
     from perfkit.metrics import evaluate, state_from_dict
     from perfkit.widgets import ThresholdExplorer
 
+    # the strictest null (degradation <= the whole threshold), where one batch is not enough
     section = {"degradation_thresholds": {"mse_increase": 0.10, "mae_increase": 0.10},
                "metrics_to_track": ["mse", "mae", "rmse", "r2"], "alert_channels": ["log"],
-               "alert_cooldown_hours": 1, "baseline_batches": 3}
+               "alert_cooldown_hours": 1, "baseline_batches": 3, "minimum_effect_fraction": 1.0}
     t = ModelPerformanceTracker(config=parse_config(section), store=tmp_path / "w.db", model="reg")
     rng = np.random.default_rng(5)
 

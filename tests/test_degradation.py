@@ -44,13 +44,16 @@ def test_proportions_test_is_statsmodels_score_test_with_margin():
     rng = np.random.default_rng(0)
     base = compute_metrics(*_clf(rng, 20_000, 0.9))
     cur = compute_metrics(*_clf(rng, 1000, 0.84))
-    s = DetectionSettings(thresholds={"accuracy": 0.05}, gating="minimum_effect")
-    f = compare_metric(cur["accuracy"], base["accuracy"], 0.05, s)
-    b = base["accuracy"].value
-    ref = sm_proportion.test_proportions_2indep(cur["accuracy"].successes, 1000, base["accuracy"].successes, 20_000,
-                                  value=-0.05 * b, method="score", compare="diff", alternative="smaller")
-    assert f.test == "proportions_score"
-    assert f.p_value == pytest.approx(float(ref.pvalue), rel=1e-12)
+    for fraction in (1.0, 0.5):
+        s = DetectionSettings(thresholds={"accuracy": 0.05}, gating="minimum_effect",
+                              minimum_effect_fraction=fraction)
+        f = compare_metric(cur["accuracy"], base["accuracy"], 0.05, s)
+        b = base["accuracy"].value
+        ref = sm_proportion.test_proportions_2indep(
+            cur["accuracy"].successes, 1000, base["accuracy"].successes, 20_000,
+            value=-0.05 * fraction * b, method="score", compare="diff", alternative="smaller")
+        assert f.test == "proportions_score"
+        assert f.p_value == pytest.approx(float(ref.pvalue), rel=1e-9)
     assert f.degradation == pytest.approx((b - cur["accuracy"].value) / b)
 
 

@@ -28,7 +28,8 @@ The rules, each written once here:
 5. **Degraded** = practical and (adjusted p < alpha, unless ``gating="none"``). A window row
    is degraded only when its batch row is not (one alert per metric and call).
 6. **Severity** from the bands; the **retraining** trigger marks the call's worst degraded
-   row when its degradation reaches ``auto_retraining_threshold``.
+   row whose degradation reaches ``auto_retraining_threshold`` and is credibly beyond
+   ``minimum_effect_fraction x auto_retraining_threshold`` (the same test, at level ``alpha``).
 7. **Low performance** (``floor`` rows): the performance score is credibly below the floor
    (one-sided z with a conservative standard error at level ``alpha``), not part of the
    degradation family and not a degradation.
@@ -295,17 +296,26 @@ def decide(rows: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
 
         # proportions: score test on the counts (the batch and the baseline both carry them)
         prop = (test == "proportion") & np.isfinite(s1) & (n1 > 0) & np.isfinite(s0) & (n0 > 0)
-        z = np.where(se_d > 0, (worse - null_margin) / se_d, np.nan)
+        se_wald = se_d.copy()
+
+        def statistic(null: np.ndarray) -> np.ndarray:
+            """z of H0: degradation <= ``null`` (in the metric's units), for every row."""
+            z = np.where(se_wald > 0, (worse - null) / se_wald, np.nan)
+            if prop.any():
+                # H0: hib * (p0 - p1) <= m  <=>  p1 - p0 >= -m (hib) / <= m (lower is better)
+                stat, _ = score_test_diff(s1[prop], n1[prop], s0[prop], n0[prop], -hib[prop] * null[prop])
+                zp = -hib[prop] * stat
+                # degenerate counts (0 or 1 on both sides): Wald with a variance floor
+                p1_, p0_ = s1[prop] / n1[prop], s0[prop] / n0[prop]
+                wse = np.sqrt(np.maximum(p1_ * (1 - p1_), 0.25 / n1[prop]) / n1[prop]
+                              + np.maximum(p0_ * (1 - p0_), 0.25 / n0[prop]) / n0[prop])
+                zw = (hib[prop] * (p0_ - p1_) - null[prop]) / wse
+                z[prop] = np.where(np.isfinite(zp), zp, zw)
+            return z
+
+        z = statistic(null_margin)
         if prop.any():
-            # H0: hib * (p0 - p1) <= m  <=>  p1 - p0 >= -m (hib) / <= m (lower is better)
-            stat, _ = score_test_diff(s1[prop], n1[prop], s0[prop], n0[prop], -hib[prop] * null_margin[prop])
-            zp = -hib[prop] * stat
-            # degenerate counts (0 or 1 on both sides): Wald with a variance floor
             p1_, p0_ = s1[prop] / n1[prop], s0[prop] / n0[prop]
-            wse = np.sqrt(np.maximum(p1_ * (1 - p1_), 0.25 / n1[prop]) / n1[prop]
-                          + np.maximum(p0_ * (1 - p0_), 0.25 / n0[prop]) / n0[prop])
-            zw = (hib[prop] * (p0_ - p1_) - null_margin[prop]) / wse
-            z[prop] = np.where(np.isfinite(zp), zp, zw)
             se_d[prop] = np.sqrt(np.maximum(p1_ * (1 - p1_), 1e-12) / n1[prop]
                                  + np.maximum(p0_ * (1 - p0_), 1e-12) / n0[prop])
         test_name = np.where(prop, "proportions_score", np.where(test == "proportion", "welch_z", test))
@@ -380,7 +390,14 @@ def decide(rows: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
 
     # retraining: the call's worst degraded (non-floor) row, when it reaches the threshold
     retraining = np.zeros(B, bool)
+    # the trigger needs the degradation beyond the retraining threshold to be credible too
+    # (same test, null at minimum_effect_fraction x auto_retraining_threshold)
     cand = degraded & ~floor & (degradation >= settings.auto_retraining_threshold)
+    if cand.any() and gating != "none":
+        frac = settings.minimum_effect_fraction if gating == "minimum_effect" else 0.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p_rt = _norm_sf(statistic(settings.auto_retraining_threshold * scale * frac))
+        cand &= np.isfinite(p_rt) & (p_rt < settings.alpha)
     if cand.any():
         idx = np.nonzero(cand)[0]
         worst = pd.Series(degradation[idx], index=idx).groupby(fam_codes[idx], sort=False).idxmax()

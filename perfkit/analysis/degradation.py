@@ -617,12 +617,7 @@ def build_alerts(
                 **common,
             )
         )
-    worst = [f for f in findings if f.degraded and f.retraining]
-    if not worst and findings and not any(f.retraining for f in findings):
-        # findings not from decide (hand-built): the same rule on the worst degraded one
-        cand = max((f for f in findings if f.degraded), key=lambda f: f.degradation, default=None)
-        worst = [cand] if cand is not None and cand.degradation >= settings.auto_retraining_threshold else []
-    for f in worst:
+    for f in (f for f in findings if f.degraded and f.retraining):
         alerts.append(from_finding(
             f, "retraining_trigger",
             f"{f.metric} degraded by {f.degradation:.1%}, beyond the "
