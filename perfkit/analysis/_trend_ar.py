@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
-from scipy import optimize
 
 __all__ = ["ArFit", "covariance_matrix", "fit_ar1_trend", "reml_objective"]
 
@@ -85,6 +84,87 @@ def _reml_nll(days, h, phi, s2, z):  # pragma: no cover - compiled
     return 0.5 * (logdet + math.log(det) + rss)
 
 
+@nb.njit(cache=True)
+def _objective(x, days, v, scale, z):  # pragma: no cover - compiled
+    phi = PHI_MAX / (1.0 + math.exp(-x[0]))
+    return _reml_nll(days, v + scale * math.exp(x[2]), phi, scale * math.exp(x[1]), z)
+
+
+@nb.njit(cache=True)
+def _nelder_mead(x0, lo, hi, days, v, scale, z, xtol, ftol, maxfev):  # pragma: no cover
+    """Box-constrained Nelder-Mead (clipped vertices) of :func:`_objective`.
+
+    Returns (x, f, converged). Standard coefficients (1, 2, 0.5, 0.5).
+    """
+    m = x0.shape[0]
+    sim = np.empty((m + 1, m))
+    fs = np.empty(m + 1)
+    for i in range(m + 1):
+        for j in range(m):
+            sim[i, j] = x0[j]
+        if i > 0:
+            sim[i, i - 1] += 0.5 if x0[i - 1] + 0.5 <= hi[i - 1] else -0.5
+        fs[i] = _objective(sim[i], days, v, scale, z)
+    nfev = m + 1
+    xr = np.empty(m)
+    xe = np.empty(m)
+    xc = np.empty(m)
+    cen = np.empty(m)
+    while nfev < maxfev:
+        order = np.argsort(fs)
+        sim = sim[order]
+        fs = fs[order]
+        spread = 0.0
+        for i in range(1, m + 1):
+            for j in range(m):
+                spread = max(spread, abs(sim[i, j] - sim[0, j]))
+        if spread <= xtol and fs[m] - fs[0] <= ftol:
+            return sim[0].copy(), fs[0], True
+        for j in range(m):
+            cen[j] = 0.0
+            for i in range(m):
+                cen[j] += sim[i, j] / m
+        for j in range(m):
+            xr[j] = min(max(2.0 * cen[j] - sim[m, j], lo[j]), hi[j])
+        fr = _objective(xr, days, v, scale, z)
+        nfev += 1
+        if fr < fs[0]:
+            for j in range(m):
+                xe[j] = min(max(3.0 * cen[j] - 2.0 * sim[m, j], lo[j]), hi[j])
+            fe = _objective(xe, days, v, scale, z)
+            nfev += 1
+            if fe < fr:
+                sim[m] = xe
+                fs[m] = fe
+            else:
+                sim[m] = xr
+                fs[m] = fr
+            continue
+        if fr < fs[m - 1]:
+            sim[m] = xr
+            fs[m] = fr
+            continue
+        if fr < fs[m]:  # outside contraction
+            for j in range(m):
+                xc[j] = cen[j] + 0.5 * (xr[j] - cen[j])
+        else:  # inside contraction
+            for j in range(m):
+                xc[j] = cen[j] + 0.5 * (sim[m, j] - cen[j])
+        fc = _objective(xc, days, v, scale, z)
+        nfev += 1
+        if fc < min(fr, fs[m]):
+            sim[m] = xc
+            fs[m] = fc
+            continue
+        for i in range(1, m + 1):  # shrink towards the best vertex
+            for j in range(m):
+                sim[i, j] = sim[0, j] + 0.5 * (sim[i, j] - sim[0, j])
+            fs[i] = _objective(sim[i], days, v, scale, z)
+            nfev += 1
+    best = int(np.argmin(fs))
+    return sim[best].copy(), fs[best], False
+
+
 @dataclass(frozen=True)
 class ArFit:
     """GLS trend under the fitted AR(1) + white-noise covariance."""
@@ -136,23 +216,18 @@ def fit_ar1_trend(days: np.ndarray, y: np.ndarray, v: np.ndarray | None) -> ArFi
     resid_var = float(np.var(y - X @ ols))
     scale = max(resid_var, float(np.mean(v0)), 1e-12 * max(1.0, float(np.mean(y * y))))
 
-    def objective(x: np.ndarray) -> float:
-        phi, s2, tau2 = _theta(x, scale)
-        return float(_reml_nll(days, v0 + tau2, phi, s2, z))
-
-    # Nelder-Mead: derivative-free and BLAS-free (L-BFGS-B's LAPACK calls spin OpenBLAS
-    # threads on a busy machine and cost milliseconds each).
-    bounds = [(-8.0, 8.0), (_LOG_LO, _LOG_HI), (_LOG_LO, _LOG_HI)]
-    opts = {"xatol": 1e-3, "fatol": 1e-7, "maxfev": 2000}
-    best = None
+    # Compiled Nelder-Mead from two starts (weak and strong wobble): derivative-free and
+    # BLAS-free (scipy's L-BFGS-B spends milliseconds per iteration in threaded LAPACK on a
+    # busy machine). Parameters: logit(phi / PHI_MAX), log(s2 / scale), log(tau2 / scale).
+    lo = np.array([-8.0, _LOG_LO, _LOG_LO])
+    hi = np.array([8.0, _LOG_HI, _LOG_HI])
+    best_x, best_f, converged = None, math.inf, False
     for start in ((0.0, -0.7, -0.7), (2.2, -0.7, -4.0)):
-        res = optimize.minimize(
-            objective, np.asarray(start), method="Nelder-Mead", bounds=bounds, options=opts
-        )
-        if best is None or res.fun < best.fun:
-            best = res
-    assert best is not None
-    phi, s2, tau2 = _theta(best.x, scale)
+        x, f, ok = _nelder_mead(np.array(start), lo, hi, days, v0, scale, z, 1e-3, 1e-6, 2000)
+        if f < best_f:
+            best_x, best_f, converged = x, f, ok
+    assert best_x is not None
+    phi, s2, tau2 = _theta(best_x, scale)
     _, w = _reml_core(days, v0 + tau2, phi, s2, z)
     xw, yw = w[:, 1:], w[:, 0]
     s11, s12, s22 = float(xw[:, 0] @ xw[:, 0]), float(xw[:, 0] @ xw[:, 1]), float(xw[:, 1] @ xw[:, 1])
@@ -166,5 +241,5 @@ def fit_ar1_trend(days: np.ndarray, y: np.ndarray, v: np.ndarray | None) -> ArFi
         phi=float(phi),
         s2=float(s2),
         tau2=float(tau2),
-        converged=bool(best.success) and bool(np.all(np.isfinite(cov))),
+        converged=converged and bool(np.all(np.isfinite(cov))) and math.isfinite(best_f),
     )
