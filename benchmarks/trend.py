@@ -56,9 +56,7 @@ def simulate(
     return days, acc, acc * (1.0 - acc) / n
 
 
-def run_cell(
-    phi: float, t: int, reps: int, wobble: float, seed: int
-) -> dict[str, float]:
+def run_cell(phi: float, t: int, reps: int, wobble: float, seed: int) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     false_dir = naive = detect = covered = bounded = unbounded = 0
     slope = P0 * DECLINE_PER_WEEK / 7.0

@@ -230,7 +230,11 @@ def fit_ar1_trend(days: np.ndarray, y: np.ndarray, v: np.ndarray | None) -> ArFi
     phi, s2, tau2 = _theta(best_x, scale)
     _, w = _reml_core(days, v0 + tau2, phi, s2, z)
     xw, yw = w[:, 1:], w[:, 0]
-    s11, s12, s22 = float(xw[:, 0] @ xw[:, 0]), float(xw[:, 0] @ xw[:, 1]), float(xw[:, 1] @ xw[:, 1])
+    s11, s12, s22 = (
+        float(xw[:, 0] @ xw[:, 0]),
+        float(xw[:, 0] @ xw[:, 1]),
+        float(xw[:, 1] @ xw[:, 1]),
+    )
     det = s11 * s22 - s12 * s12
     cov = np.array([[s22, -s12], [-s12, s11]]) / det
     beta = cov @ np.array([float(xw[:, 0] @ yw), float(xw[:, 1] @ yw)])

@@ -417,7 +417,8 @@ class TrendResult:
         ``"gls_ar1_reml"`` (GLS with a REML-fitted AR(1) wobble, the default with at least
         12 points), ``"wls_random_effects"`` or ``"sarimax_ar1"``.
     tau2 : float
-        DerSimonian-Laird between-point variance (the residual variance when no
+        Independent between-point variance beyond the sampling variances: REML estimate
+        for ``"gls_ar1_reml"``; DerSimonian-Laird otherwise (the residual variance when no
         variances were given).
     autocorrelation_detected : bool
         Ljung-Box p-value of the weighted residuals below 0.05 (a diagnostic only: it does
@@ -607,6 +608,7 @@ class _Fit:
     method: str
     phi: float = float("nan")
     ar_variance: float = float("nan")
+    tau2: float | None = None  # the fit's own white-noise variance, when it has one
 
 
 def _quantile(p: float, df: float | None) -> float:
@@ -668,7 +670,7 @@ def _fit_ar_reml(days: np.ndarray, y: np.ndarray, v: np.ndarray | None) -> _Fit 
         return None
     df = float(len(y) - 2)
     p = float(2 * stats.t.sf(abs(ar.b) / math.sqrt(ar.cov[1, 1]), df))
-    return _Fit(ar.a, ar.b, ar.cov, p, df, _METHOD_AR, ar.phi, ar.s2)
+    return _Fit(ar.a, ar.b, ar.cov, p, df, _METHOD_AR, ar.phi, ar.s2, ar.tau2)
 
 
 def _fieller(
@@ -929,7 +931,7 @@ def analyze_trend(
         slope_bound=float(slope_bound),
         p_value=fit.p_value,
         method=fit.method,
-        tau2=tau2,
+        tau2=tau2 if fit.tau2 is None else fit.tau2,
         autocorrelation_detected=autocorr,
         ljung_box_p=lb_p,
         durbin_watson=dw,
