@@ -17,6 +17,11 @@ The seed guide's block loads unchanged and every key in it means something:
                                 ``store_url`` (SQLAlchemy URL of the history store)
 ==============================  ===========================================================
 
+Extra key ``trend_tolerance`` (default 0.01): the smallest relative change **per 30 days**
+that a trend must show to be called degrading or improving (a rate, so a 30-day and an
+84-day history of the same decline get the same answer; it used to be a change over the
+data span). It is ``tolerance`` of :func:`perfkit.analysis.analyze_trend`; must be in [0, 1].
+
 Secrets come from the environment: ``PERFKIT_SMTP_PASSWORD``, ``PERFKIT_WEBHOOK_URL``
 (and ``PERFKIT_STORE_URL`` overrides the store). They are never written to reports or logs.
 """
@@ -189,7 +194,7 @@ class PerformanceConfig:
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     model_name: str = "default"
     confidence_level: float = 0.95
-    trend_tolerance: float = 0.02
+    trend_tolerance: float = 0.01  # relative change per 30 days (a rate), see the module doc
     baseline_batches: int = 5
     retraining_hook: str | list[str] | None = None
     source: str | None = None
@@ -522,7 +527,7 @@ def parse_config(section: Mapping[str, Any], *, source: str = "<dict>") -> Perfo
         webhook=webhook,
         model_name=model_name,
         confidence_level=float(level),
-        trend_tolerance=p.number(section, "trend_tolerance", 0.02, lo=0.0),
+        trend_tolerance=p.number(section, "trend_tolerance", 0.01, lo=0.0, hi=1.0),
         baseline_batches=p.number(section, "baseline_batches", 5, lo=1, integer=True),
         retraining_hook=hook,
         source=source,

@@ -61,7 +61,7 @@ def test_wls_matches_statsmodels_with_same_weights():
     p = 0.9 - 0.0004 * days + rng.normal(0, 0.004, 35)  # between-batch variation
     y = rng.binomial(n, p) / n
     v = y * (1 - y) / n
-    res = analyze_trend(days, y, v, higher_is_better=True)
+    res = analyze_trend(days, y, v, higher_is_better=True, method="wls")
     assert res.method == "wls_random_effects"
     tau2 = _dl_tau2(y, days, v)
     assert tau2 > 0
@@ -79,20 +79,22 @@ def test_wls_matches_statsmodels_with_same_weights():
     )
     assert abs(res.slope_bound - bound) < 1e-10
     np.testing.assert_allclose(res.fitted, ref.fittedvalues, atol=1e-10)
-    assert res.change_over_horizon == pytest.approx(ref.params[1] * 34.0, abs=1e-10)
+    # the tolerance is a rate: the change is judged per 30 days, not over the 34-day span
+    assert res.horizon_days == 30.0
+    assert res.change_over_horizon == pytest.approx(ref.params[1] * 30.0, abs=1e-10)
 
 
 def test_unknown_variances_is_ols():
     rng = np.random.default_rng(4)
     days = np.arange(20.0)
     y = 0.5 + 0.01 * days + rng.normal(0, 0.02, 20)
-    res = analyze_trend(days, y, None, higher_is_better=False)
+    res = analyze_trend(days, y, None, higher_is_better=False, method="wls")
     ref = sm.OLS(y, sm.add_constant(days)).fit()
     assert abs(res.slope_per_day - ref.params[1]) < 1e-10
     assert abs(res.slope_se - ref.bse[1]) < 1e-10
     assert res.tau2 == pytest.approx(ref.scale, rel=1e-10)
     # all-NaN variances mean "unknown" too
-    res_nan = analyze_trend(days, y, np.full(20, np.nan), higher_is_better=False)
+    res_nan = analyze_trend(days, y, np.full(20, np.nan), higher_is_better=False, method="wls")
     assert abs(res_nan.slope_per_day - ref.params[1]) < 1e-10
 
 
@@ -104,7 +106,7 @@ def test_sarimax_used_when_residuals_autocorrelated():
         e[i] = 0.85 * e[i - 1] + rng.normal(0, 0.004)
     y = 0.9 - 0.0005 * days + e
     v = np.full(40, 0.002**2)
-    res = analyze_trend(days, y, v, higher_is_better=True)
+    res = analyze_trend(days, y, v, higher_is_better=True, method="sarimax")
     assert res.autocorrelation_detected and res.ljung_box_p < 0.05
     assert res.durbin_watson < 1.5
     assert res.method == "sarimax_ar1"
@@ -182,7 +184,7 @@ def test_simulation_fieller_interval_covers_true_breach_time():
     for _ in range(150):
         y = 0.92 - 0.001 * days + rng.normal(0, se)
         res = analyze_trend(days, y, se**2, higher_is_better=True, threshold=0.85)
-        if res.method != "wls_random_effects" or res.time_to_breach_ci is None:
+        if res.time_to_breach_ci is None:  # the default method, whichever it is
             continue
         lo, hi = res.time_to_breach_ci
         if lo is None:
@@ -192,6 +194,178 @@ def test_simulation_fieller_interval_covers_true_breach_time():
     print(f"\nFieller coverage {covered}/{total}")
     assert total > 120
     assert 0.88 <= covered / total <= 0.99
+
+
+# ------------------------------------------------------------------ AR(1) wobble (issue 13)
+
+
+def _ar_history(rng, t, phi, *, rel_per_week=0.0, wobble=0.004, p0=0.90):
+    """Daily accuracy: batches of 1,000-5,000 rows plus a stationary AR(1) wobble (sd 0.4 pt).
+
+    The same generator as ``benchmarks/trend.py``.
+    """
+    n = rng.integers(1000, 5001, size=t)
+    days = np.arange(t, dtype=float)
+    u = np.empty(t)
+    u[0] = rng.normal(0.0, wobble)
+    innov = rng.normal(0.0, wobble * math.sqrt(1.0 - phi * phi), size=t)
+    for i in range(1, t):
+        u[i] = phi * u[i - 1] + innov[i]
+    p = p0 * (1.0 + rel_per_week / 7.0 * days) + u
+    acc = rng.binomial(n, np.clip(p, 0.0, 1.0)) / n
+    return days, acc, acc * (1.0 - acc) / n
+
+
+def _called(results):
+    return sum(r.direction in ("degrading", "improving") for r in results) / len(results)
+
+
+def test_flat_ar1_phi08_30_points_false_direction_rate():
+    """Hardest cell: phi 0.8, 30 points. Goal <= 12 % (two-sided nominal 10 %)."""
+    rng = np.random.default_rng(1301)
+    hist = [_ar_history(rng, 30, 0.8) for _ in range(400)]
+    auto = [analyze_trend(d, a, v, higher_is_better=True) for d, a, v in hist]
+    assert {r.method for r in auto} == {"gls_ar1_reml"}
+    wls = [analyze_trend(d, a, v, higher_is_better=True, method="wls") for d, a, v in hist]
+    rate, rate_wls = _called(auto), _called(wls)
+    print(
+        f"\nflat AR(1) phi 0.8, 30 points: called {rate:.1%} (independent-errors WLS {rate_wls:.1%})"
+    )
+    assert rate <= 0.12
+    assert rate_wls > rate + 0.04  # ignoring the wobble is what the goal is about
+    # the wobble is seen: the mean REML estimate of phi is near the truth
+    assert 0.6 < np.mean([r.ar_phi for r in auto]) < 0.9
+
+
+def test_decline_half_percent_a_week_detected_in_42_points():
+    """-0.5 % per week, 42 daily points: goal >= 90 % called degrading."""
+    rng = np.random.default_rng(1302)
+    for phi, goal in ((0.5, 0.93), (0.8, 0.86)):
+        res = [
+            analyze_trend(*_ar_history(rng, 42, phi, rel_per_week=-0.005), higher_is_better=True)
+            for _ in range(200)
+        ]
+        rate = sum(r.direction == "degrading" for r in res) / len(res)
+        print(f"\n-0.5 %/week, 42 points, phi {phi}: degrading {rate:.1%}")
+        assert rate >= goal
+        assert not any(r.direction == "improving" for r in res)
+
+
+def test_time_to_breach_coverage_under_ar1_phi08():
+    """Fieller interval of the time to breach, phi 0.8: goal >= 90 % coverage."""
+    rng = np.random.default_rng(1303)
+    t, slope = 42, 0.90 * -0.005 / 7
+    ahead = 30.0  # the true line crosses the threshold 30 days after the last point
+    threshold = 0.90 + slope * (t - 1 + ahead)
+    covered = bounded = 0
+    for _ in range(250):
+        d, a, v = _ar_history(rng, t, 0.8, rel_per_week=-0.005)
+        res = analyze_trend(d, a, v, higher_is_better=True, threshold=threshold)
+        if res.time_to_breach_ci is None or res.time_to_breach_ci[0] is None:
+            continue
+        lo, hi = res.time_to_breach_ci
+        bounded += 1
+        covered += lo <= ahead <= hi
+    print(f"\ntime-to-breach coverage, phi 0.8, 42 points: {covered}/{bounded}")
+    assert bounded >= 200
+    assert covered / bounded >= 0.89
+
+
+@pytest.mark.slow
+def test_ar1_grid_false_direction_detection_and_coverage():
+    """The benchmark's grid, 400 histories a cell (CI only)."""
+    rng = np.random.default_rng(1304)
+    for phi in (0.0, 0.5, 0.8):
+        for t in (30, 42, 84):
+            flat = [
+                analyze_trend(*_ar_history(rng, t, phi), higher_is_better=True) for _ in range(400)
+            ]
+            assert _called(flat) <= 0.12, (phi, t)
+            if t >= 42:
+                dec = [
+                    analyze_trend(
+                        *_ar_history(rng, t, phi, rel_per_week=-0.005), higher_is_better=True
+                    )
+                    for _ in range(400)
+                ]
+                assert sum(r.direction == "degrading" for r in dec) / 400 >= 0.88, (phi, t)
+
+
+def test_tolerance_is_a_rate_not_a_change_over_the_span():
+    """The same decline per day gets the same direction from 30 and from 84 daily points."""
+    rng = np.random.default_rng(1305)
+    for per_30_days, expected in ((-0.02, "degrading"), (-0.005, "stable")):
+        slope = 0.9 * per_30_days / 30  # tolerance: 1 % of the mean per 30 days
+        got = {}
+        for t in (30, 84):
+            days = np.arange(float(t))
+            se = np.full(t, 2e-4)
+            y = 0.9 + slope * days + rng.normal(0, se)
+            res = analyze_trend(days, y, se**2, higher_is_better=True)
+            assert res.horizon_days == 30.0
+            assert res.change_over_horizon == pytest.approx(res.slope_per_day * 30)
+            got[t] = res.direction
+        # a change over the span (the old rule) would call -0.5 %/30 days "degrading" at 84
+        # points (-1.4 % over the span) and "stable" at 30 (-0.5 %)
+        assert got == {30: expected, 84: expected}, (per_30_days, got)
+    # an explicit period: tolerance 2 % per 90 days
+    days = np.arange(42.0)
+    se = np.full(42, 2e-4)
+    y = 0.9 - 0.9 * 0.01 / 30 * days + rng.normal(0, se)  # -1 % per 30 days = -3 % per 90
+    assert analyze_trend(days, y, se**2, higher_is_better=True, tolerance=0.02).direction == (
+        "stable"
+    )
+    res90 = analyze_trend(days, y, se**2, higher_is_better=True, tolerance=0.02, horizon_days=90)
+    assert res90.direction == "degrading"
+
+
+def test_ar1_fit_is_statsmodels_gls_with_the_fitted_covariance():
+    from perfkit.analysis._trend_ar import covariance_matrix
+
+    rng = np.random.default_rng(1306)
+    d, a, v = _ar_history(rng, 45, 0.7, rel_per_week=-0.003)
+    d = np.delete(d, [5, 6, 20])  # gaps: the wobble decays as phi ** days
+    a, v = np.delete(a, [5, 6, 20]), np.delete(v, [5, 6, 20])
+    res = analyze_trend(d, a, v, higher_is_better=True)
+    assert res.method == "gls_ar1_reml" and res.df == len(a) - 2
+    assert 0 <= res.ar_phi <= 0.99 and res.ar_variance >= 0 and res.tau2 >= 0
+    sigma = covariance_matrix(d, v, res.ar_phi, res.ar_variance, res.tau2)
+    ref = sm.GLS(a, sm.add_constant(d), sigma=sigma).fit()
+    assert res.slope_per_day == pytest.approx(ref.params[1], rel=1e-8)
+    assert res.intercept == pytest.approx(ref.params[0], rel=1e-8)
+    # the covariance is known up to the fitted parameters: no residual scale
+    cov = ref.normalized_cov_params
+    assert res.slope_se == pytest.approx(math.sqrt(cov[1, 1]), rel=1e-8)
+    q = stats.t.ppf(0.975, len(a) - 2)
+    assert res.slope_ci[1] == pytest.approx(ref.params[1] + q * math.sqrt(cov[1, 1]), rel=1e-8)
+    t_stat = ref.params[1] / math.sqrt(cov[1, 1])
+    assert res.p_value == pytest.approx(2 * stats.t.sf(abs(t_stat), len(a) - 2), rel=1e-8)
+
+
+def test_reml_objective_is_the_dense_formula_and_is_maximised():
+    from perfkit.analysis._trend_ar import covariance_matrix, fit_ar1_trend, reml_objective
+
+    rng = np.random.default_rng(1307)
+    d, a, v = _ar_history(rng, 36, 0.8)
+    d = np.r_[d[:10], d[10:] + 0.5]  # an irregular step
+    X = sm.add_constant(d)
+
+    def dense(phi, s2, tau2):
+        s = covariance_matrix(d, v, phi, s2, tau2)
+        si = np.linalg.inv(s)
+        xsx = X.T @ si @ X
+        beta = np.linalg.solve(xsx, X.T @ si @ a)
+        r = a - X @ beta
+        return 0.5 * (np.linalg.slogdet(s)[1] + np.linalg.slogdet(xsx)[1] + r @ si @ r)
+
+    for theta in ((0.0, 1e-5, 1e-5), (0.5, 2e-5, 0.0), (0.95, 1e-5, 3e-6)):
+        assert reml_objective(d, a, v, *theta) == pytest.approx(dense(*theta), rel=1e-9)
+    fit = fit_ar1_trend(d, a, v)
+    best = reml_objective(d, a, v, fit.phi, fit.s2, fit.tau2)
+    for phi in np.linspace(0.0, 0.99, 12):
+        for s2 in np.geomspace(1e-7, 1e-3, 9):
+            for tau2 in (0.0, 1e-6, 1e-5, 1e-4):
+                assert best <= reml_objective(d, a, v, phi, s2, tau2) + 0.05
 
 
 # ------------------------------------------------------------------ direction and breach
@@ -421,6 +595,7 @@ def test_validation_errors_name_the_parameter():
         ({"tolerance_mode": "pct"}, "tolerance_mode"),
         ({"min_samples": 2}, "min_samples"),
         ({"horizon_days": 0}, "horizon_days"),
+        ({"method": "ols"}, "method"),
     ]:
         with pytest.raises(ValidationError) as err:
             analyze_trend(d, y, None, higher_is_better=True, **kw)
