@@ -20,6 +20,16 @@ directory; when the template's ``parameters`` cell declares ``summary_path`` or
 :attr:`RunResult.summary`. Its ``"alerts"`` entry (a count or a list) drives
 ``ALERTS_PRESENT``.
 
+Secrets: a string parameter holding a URL with a password (``scheme://user:pw@host/...``)
+never reaches the notebook. The notebook receives the masked URL (``user:***@host``) and
+the kernel process receives the real one in its environment (``PERFKIT_SECRET_<NAME>``);
+the template resolves it with :func:`secret_parameter` in the cell after its parameters.
+So the executed notebook, its metadata, the HTML and the logs hold no password.
+
+The kernel talks to the runner over CurveZMQ-encrypted TCP when pyzmq supports it, else
+over local IPC sockets (POSIX), so it logs no "running over TCP without encryption"
+warning.
+
 Examples
 --------
 >>> int(ExitCode.TIMEOUT), int(EXIT_KERNEL_DIED)
@@ -31,6 +41,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from enum import IntEnum
@@ -56,8 +67,10 @@ __all__ = [
     "EXIT_TIMEOUT",
     "ExitCode",
     "RunResult",
+    "mask_url",
     "run_notebook",
     "run_notebook_exit_code",
+    "secret_parameter",
 ]
 
 logger = logging.getLogger("perfkit")
@@ -85,6 +98,106 @@ EXIT_BAD_USAGE = ExitCode.BAD_USAGE
 
 #: Parameters the runner fills in when the template declares them and the caller did not.
 _AUTO_PARAMETERS = ("summary_path", "output_dir")
+
+#: Prefix of the kernel environment variables that carry secret parameter values.
+SECRET_ENV_PREFIX = "PERFKIT_SECRET_"
+
+_URL_PASSWORD = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):(?P<pw>[^/?#@]*)@")
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with its password replaced by ``***`` (other strings unchanged).
+
+    Examples
+    --------
+    >>> mask_url("postgresql+psycopg://perf:s3cret@db.example:5432/perf")
+    'postgresql+psycopg://perf:***@db.example:5432/perf'
+    >>> mask_url("sqlite:///data/perf.db")
+    'sqlite:///data/perf.db'
+    """
+    if not isinstance(url, str):
+        return url
+    return _URL_PASSWORD.sub(lambda m: f"{m['head']}:***@", url, count=1)
+
+
+def _has_password(value: Any) -> bool:
+    m = _URL_PASSWORD.match(value) if isinstance(value, str) else None
+    return bool(m and m["pw"] and m["pw"] != "***")
+
+
+def secret_parameter(name: str, value: Any) -> Any:
+    """Resolve a parameter the runner masked: the real value from the kernel's environment.
+
+    Call it in the template cell after the ``parameters`` cell (for example
+    ``store_url = secret_parameter("store_url", store_url)``). When the environment holds
+    ``PERFKIT_SECRET_<NAME>`` and its masked form equals ``value``, that real value is
+    returned; otherwise ``value`` unchanged (a notebook opened by hand keeps its own value).
+
+    Examples
+    --------
+    >>> secret_parameter("store_url", "sqlite:///perf.db")
+    'sqlite:///perf.db'
+    """
+    real = os.environ.get(SECRET_ENV_PREFIX + name.upper())
+    if real and isinstance(value, str) and mask_url(real) == value:
+        return real
+    return value
+
+
+def _split_secrets(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Masked parameters for the notebook and the environment carrying the real values."""
+    env: dict[str, str] = {}
+    shown = dict(params)
+    for name, value in params.items():
+        if _has_password(value):
+            env[SECRET_ENV_PREFIX + name.upper()] = value
+            shown[name] = mask_url(value)
+    return shown, env
+
+
+def _scrub_text(text: str, env: dict[str, str]) -> str:
+    """Replace every secret (the URL, and its password when not trivially short) by its mask."""
+    for real in env.values():
+        text = text.replace(real, mask_url(real))
+        m = _URL_PASSWORD.match(real)
+        if m and len(m["pw"]) >= 6:
+            text = text.replace(m["pw"], "***")
+    return text
+
+
+def _scrub_file(path: Path, env: dict[str, str]) -> None:
+    """Belt and braces: a cell that printed a secret must not leave it in the notebook."""
+    if not env or not path.is_file():
+        return
+    text = path.read_text(encoding="utf-8")
+    clean = _scrub_text(text, env)
+    if clean != text:
+        logger.warning("a report cell output held a secret; it was masked in %s", path.name)
+        path.write_text(clean, encoding="utf-8")
+
+
+def _kernel_manager_class(env: dict[str, str]) -> type:
+    """A kernel manager that adds ``env`` to the kernel's environment and avoids plain TCP."""
+    import zmq
+    from jupyter_client.manager import AsyncKernelManager
+
+    curve = bool(zmq.has("curve"))
+    ipc = not curve and os.name == "posix"
+
+    class _ReportKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            if curve:
+                kwargs.setdefault("transport_encryption", "auto")
+            elif ipc:
+                kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+            if env:
+                kw["env"] = {**(kw.get("env") or os.environ), **env}
+            return await super()._async_pre_start_kernel(**kw)
+
+    return _ReportKernelManager
 
 
 @dataclass(frozen=True)
@@ -317,6 +430,7 @@ def run_notebook(
         if name in declared and name not in params:
             params[name] = auto[name]
     summary_target.unlink(missing_ok=True)  # never read a stale summary from an earlier run
+    params, secret_env = _split_secrets(params)
 
     import papermill
     from jupyter_client.kernelspec import NoSuchKernel
@@ -338,6 +452,7 @@ def run_notebook(
             cwd=None if cwd is None else str(cwd),
             log_output=False,
             progress_bar=False,
+            kernel_manager_class=_kernel_manager_class(secret_env),
         )
     except PapermillExecutionError as exc:
         failure = (ReportExecutionError, ExitCode.CELL_ERROR,
@@ -354,9 +469,12 @@ def run_notebook(
         raise _bad_usage(f"kernel_name {kernel_name!r} is not installed: {exc}",
                          "kernel_name") from exc
 
+    _scrub_file(notebook_path, secret_env)
+    _scrub_file(summary_target, secret_env)
     summary_path = summary_target if summary_target.is_file() else None
     if failure is not None:
         error_cls, code, message = failure
+        message = _scrub_text(message, secret_env)
         failed_html = _try_export(notebook_path, html_target, page_title) if html else None
         logger.error("report %s failed (exit %d): %s", template_path.name, code, message)
         raise _attach(
