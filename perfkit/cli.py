@@ -145,12 +145,13 @@ def _open_existing_store(url: str) -> Any:
 
 def _tracker(args: argparse.Namespace, *, model: str | None = None, read: bool = False) -> Any:
     """A tracker on the command's store; ``read=True``: the store must already exist."""
-    from perfkit.tracker import ModelPerformanceTracker
-
     config = _load_config(args)
     url = _store_url(args, config)
     store = _open_existing_store(url) if read else (args.store or None)
     try:
+        from perfkit.tracker import ModelPerformanceTracker
+
+
         return ModelPerformanceTracker(config=config, store=store, model=model)
     except BaseException:
         if read:
