@@ -105,8 +105,13 @@ def mask_urls(text: str) -> str:
 
 
 def _load_config(args: argparse.Namespace) -> Any:
+    import os
+
     from perfkit.config import load_config
 
+    early = getattr(args, "store", None) or os.environ.get("PERFKIT_STORE_URL")
+    if early and getattr(args, "func", None) is not _cmd_track:
+        _check_store_path(early)  # before the configuration's (slower) metric checks
     return load_config(args.config)
 
 
@@ -128,13 +133,18 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(db)
 
 
-def _open_existing_store(url: str) -> Any:
-    """Open a store for a read command: never create a file, a directory or a schema."""
+def _check_store_path(url: str) -> Path | None:
     path = _sqlite_path(url)
     if path is not None and not path.is_file():
         raise _UsageError(
             f"no perfkit store at {path}: check --store or the config's store_url "
             f"(perfkit track or perfkit demo create one)")
+    return path
+
+
+def _open_existing_store(url: str) -> Any:
+    """Open a store for a read command: never create a file, a directory or a schema."""
+    path = _check_store_path(url)
     from perfkit.store import Store
 
     try:
@@ -185,7 +195,7 @@ def _baseline_line(store: Any, config: Any, model: str, segment: Any = "__all__"
             "whole model" if seg is None else str(seg))
     if len(groups) == 1:
         (text, segs), = groups.items()
-        return f"baseline: {text}" + ("" if segs == ["whole model"] else f" ({', '.join(segs)})")
+        return f"baseline: {text}" + ("" if segs == ["whole model"] else f" for {', '.join(segs)}")
     return "baseline: " + "; ".join(f"{', '.join(segs)}: {text}" for text, segs in groups.items())
 
 
@@ -505,20 +515,26 @@ def _cmd_review(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from perfkit.demo import run_demo
+    from perfkit.demo import project_config_path, run_demo
 
-    print(f"perfkit demo: simulating {args.weeks} weeks of production traffic into {args.output_dir} ...",
+    output_dir = args.output_dir or "data/performance"
+    config_path = args.config or (project_config_path(output_dir) if args.output_dir is None else None)
+    print(f"perfkit demo: simulating {args.weeks} weeks of production traffic into {output_dir} ...",
           file=sys.stderr)
-    result = run_demo(args.output_dir, weeks=args.weeks, rows=(args.min_rows, args.max_rows), seed=args.seed,
-                      report=not args.no_report, progress=not args.quiet)
-    print(f"tracked {result.n_batches} batches ({result.n_alerts} alerts) into {result.store_url}")
-    print(f"config:         {result.config_path}")
+    result = run_demo(output_dir, weeks=args.weeks, rows=(args.min_rows, args.max_rows), seed=args.seed,
+                      report=not args.no_report, progress=not args.quiet, config_path=config_path)
+    print(f"tracked {result.n_batches} batches ({result.n_alerts} alerts) into {mask_urls(result.store_url)}")
+    print(f"config:         {result.config_path}"
+          + ("  (found by every perfkit command here)" if result.discovered else ""))
     if result.json_report:
         print(f"JSON report:    {result.json_report}")
     if result.html_path:
         print(f"weekly review:  {result.html_path}")
         print(f"open it:        {result.html_path.as_uri()}")
     print(f"done in {result.duration_s:.1f} s")
+    print("next, try:")
+    for command in result.next_commands:
+        print(f"  {command}")
     return EXIT_OK
 
 
@@ -614,7 +630,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="simulate a production history, track it and render the weekly review",
                        epilog=_epilog(), formatter_class=fmt)
-    p.add_argument("--output-dir", default="data/performance", help="default data/performance")
+    p.add_argument("--output-dir", default=None,
+                   help="where the demo's store, alerts and reports go (default data/performance; then "
+                        "its configuration goes to config/main_config.yaml, found by every command here, "
+                        "unless that file is your own)")
+    p.add_argument("--config", default=None, metavar="YAML",
+                   help="write the demo's configuration here (default: see --output-dir)")
     p.add_argument("--weeks", type=int, default=6, help="weeks of daily batches (default 6)")
     p.add_argument("--min-rows", type=int, default=500, help="rows per batch, low (default 500)")
     p.add_argument("--max-rows", type=int, default=2000, help="rows per batch, high (default 2000)")
