@@ -121,12 +121,12 @@ def phases(store: Path, out: Path) -> dict[str, float]:
     return t
 
 
-def cli(args: list[str], cwd: Path) -> float:
+def cli(args: list[str], cwd: Path, expect: int = 0) -> float:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "perfkit.cli", *args], cwd=cwd, env=_env(),
                           capture_output=True, text=True)
     took = time.perf_counter() - t0
-    if proc.returncode != 0:
+    if proc.returncode != expect:
         raise SystemExit(f"perfkit {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return took
 
@@ -164,6 +164,15 @@ def main() -> None:
     html_mb = (work / "review" / "weekly_review.html").stat().st_size / 1e6
     report = min(cli(["report", "--store", str(store), "--output", str(work / "report.json")], work)
                  for _ in range(a.repeat))
+    bad = {
+        "review --as-of yesterday": ["review", "--store", str(store), "--as-of", "yesterday"],
+        "review --model nope": ["review", "--store", str(store), "--model", "nope"],
+        "summary --store /typo/x.db": ["summary", "--store", "/typo/dir/x.db"],
+    }
+    print("\nmistakes (exit 2, before any kernel; target < 3 s):")
+    for name, args in bad.items():
+        took = min(cli(args, work, expect=2) for _ in range(a.repeat))
+        print(f"  perfkit {name:<28} {took:5.2f} s  {'ok' if took < 3 else 'MISSED'}")
     rows += [("perfkit review", review, TARGETS["review"], "(wall, CLI end to end)"),
              ("review HTML size", html_mb, TARGETS["html_mb"], "MB"),
              ("perfkit report", report, TARGETS["report"], "(wall, CLI end to end)")]
