@@ -406,6 +406,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _magnitude(payload: Any) -> dict[str, float | None]:
+    """Value, baseline and relative change of an alert (None where the alert has none)."""
+    p = payload if isinstance(payload, dict) else {}
+
+    def num(key: str) -> float | None:
+        v = p.get(key)
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
+
+    return {"value": num("current"), "baseline": num("baseline"), "relative_change": num("relative_change")}
+
+
 def _cmd_alerts_list(args: argparse.Namespace) -> int:
     with _tracker(args, read=True) as tracker:
         names = _models(tracker, args.model)
@@ -416,15 +427,22 @@ def _cmd_alerts_list(args: argparse.Namespace) -> int:
     if args.json:
         rows = [{"alert_id": r.alert_id, "timestamp": pd.Timestamp(r.timestamp).isoformat(), "model": r.model,
                  "segment": r.segment, "metric": r.metric, "alert_type": r.alert_type, "severity": r.severity,
-                 "status": r.status, "deliveries": dict(r.deliveries or {})} for r in frame.itertuples()]
+                 "status": r.status, **_magnitude(r.payload), "deliveries": dict(r.deliveries or {})}
+                for r in frame.itertuples()]
         _json_out({"days": args.days, "alerts": rows}, None)
         return EXIT_OK
     if not len(frame):
         print(f"no alerts in the last {args.days:g} days")
         return EXIT_OK
     for r in frame.itertuples():
+        m = _magnitude(r.payload)
+        size = ""
+        if m["value"] is not None and m["baseline"] is not None:
+            size = f" {m['value']:.4f} vs baseline {m['baseline']:.4f}"
+            if m["relative_change"] is not None:
+                size += f" ({m['relative_change']:+.1%})"
         print(f"{pd.Timestamp(r.timestamp):%Y-%m-%d %H:%M}  {r.severity:<9} {r.status:<10} {r.model} "
-              f"segment={r.segment or '-'} {r.alert_type} {r.metric or ''}".rstrip())
+              f"segment={r.segment or '-'} {r.alert_type} {r.metric or ''}{size}".rstrip())
     return EXIT_OK
 
 

@@ -99,8 +99,14 @@ def test_track_summary_report_alerts(workdir, capsys):
     alerts = json.loads(capsys.readouterr().out)["alerts"]
     assert alerts, "the degraded batches should have raised alerts"
     assert {a["model"] for a in alerts} == {"churn"}
+    degradations = [a for a in alerts if a["alert_type"] == "performance_degradation"]
+    assert degradations
+    for a in degradations:  # each alert says how big the change is
+        assert a["value"] < a["baseline"] or a["metric"] in ("log_loss",)
+        assert a["relative_change"] == pytest.approx(a["value"] / a["baseline"] - 1, rel=1e-9)
     assert main(["alerts", "list", "--config", "perfkit.yaml", "--days", "60"]) == 0
-    assert "performance_degradation" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "performance_degradation" in out and " vs baseline " in out
     assert main(["alerts", "retry", "--config", "perfkit.yaml"]) == 0
     assert "retried" in capsys.readouterr().out
 
