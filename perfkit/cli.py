@@ -551,9 +551,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"open it:        {result.html_path.as_uri()}")
     print(f"done in {result.duration_s:.1f} s")
     print("next, try:")
+    prog = _program()
     for command in result.next_commands:
-        print(f"  {command}")
+        print(f"  {prog}{command.removeprefix('perfkit')}")
     return EXIT_OK
+
+
+def _program() -> str:
+    """How to call ``perfkit`` again: the plain name when it is on PATH, else the path used."""
+    import os
+    import shutil
+
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if argv0 is None or argv0.name != "perfkit":
+        return "perfkit"
+    found = shutil.which("perfkit")
+    if found and Path(found).resolve() == argv0.resolve():
+        return "perfkit"
+    return os.path.relpath(argv0) if not argv0.is_absolute() else str(argv0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -698,6 +713,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return args.func(args)
+    except BrokenPipeError:  # `perfkit alerts list | head`: the reader left, not an error
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         print("perfkit: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
