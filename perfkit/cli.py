@@ -484,24 +484,41 @@ def _check_review(args: argparse.Namespace) -> tuple[Any, str, list[str]]:
     _check_as_of(args.as_of)
     if args.segment is not None and not args.segment.strip():
         raise _UsageError("--segment must not be empty")
-    config = _load_config(args)
-    url = _store_url(args, config)
-    with _open_existing_store(url) as store:
-        available = store.models()
-        if args.model is not None and args.model not in available:
-            raise _UsageError(f"model {args.model!r} is not in the store {mask_urls(store.url)}; "
-                              f"it has {available}")
-        names = [args.model] if args.model is not None else available
-        if args.segment is not None:
-            known = {s for m in names for s in store.segments(m)}
-            if args.segment not in known:
-                raise _UsageError(f"segment {args.segment!r} is not in the store for "
-                                  f"{'model ' + repr(args.model) if args.model else 'any model'}; "
-                                  f"it has {sorted(s for s in known if s is not None)}")
+    import os
+
+    early = args.store or os.environ.get("PERFKIT_STORE_URL")
+    store = _open_existing_store(early) if early else None  # model / segment checks first: fast
+    try:
+        if store is not None:
+            _check_names(args, store)
+        config = _load_config(args)
+        url = _store_url(args, config)
+        if store is None:
+            store = _open_existing_store(url)
+            _check_names(args, store)
+        names = [args.model] if args.model is not None else store.models()
         lines = [f"model {m}: " + _baseline_line(store, config, m,
                                                    "__all__" if args.segment is None else args.segment)
                  for m in names]
+    finally:
+        if store is not None:
+            store.close()
     return config, url, lines
+
+
+def _check_names(args: argparse.Namespace, store: Any) -> None:
+    """``--model`` and ``--segment`` must be in the store."""
+    available = store.models()
+    if args.model is not None and args.model not in available:
+        raise _UsageError(f"model {args.model!r} is not in the store {mask_urls(store.url)}; "
+                          f"it has {available}")
+    names = [args.model] if args.model is not None else available
+    if args.segment is not None:
+        known = {s for m in names for s in store.segments(m)}
+        if args.segment not in known:
+            raise _UsageError(f"segment {args.segment!r} is not in the store for "
+                              f"{'model ' + repr(args.model) if args.model else 'any model'}; "
+                              f"it has {sorted(s for s in known if s is not None)}")
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
