@@ -415,6 +415,22 @@ def mask_url(url: Any, *, keep_path: bool = True) -> str:
         return f"{scheme}://" + _mask_text(url[len(scheme) + 3:])
 
 
+_URL_PASSWORD_IN_TEXT = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:\s]*):[^/?#@\s]*@")
+
+
+def mask_urls_in_text(text: str) -> str:
+    """Mask the password of every URL inside a free text (``user:***@host``).
+
+    For messages that quote a URL among other words (errors of drivers, CLI output).
+
+    Examples
+    --------
+    >>> mask_urls_in_text("cannot open postgresql://perf:s3cret@db:5432/perf: refused")
+    'cannot open postgresql://perf:***@db:5432/perf: refused'
+    """
+    return _URL_PASSWORD_IN_TEXT.sub(r"\1:***@", text)
+
+
 def _origin(url: str, scheme: str) -> str:
     import urllib.parse
 

@@ -11,18 +11,26 @@ code  meaning
 0     success
 1     unexpected internal error (a bug: rerun with ``--debug`` for the traceback)
 2     bad usage or invalid input: unknown option, unreadable file, missing column, bad
-      configuration, store error (any perfkit error); for ``review``: a report cell raised
-      (for example a missing ``--config`` file)
+      configuration, missing or unreachable store (any perfkit error); ``review`` checks
+      its arguments, configuration and store before it starts a kernel; for ``review``
+      also: a report cell raised
 3     ``review``: a report cell ran longer than ``--cell-timeout``
 4     ``review``: the report kernel died
 5     ``review``: exporting the HTML failed
 6     ``review --fail-on-alerts``: the review period has (non-suppressed) alerts
-64    ``review``: the runner refused its arguments (bad ``--as-of``, template, output dir)
+64    ``review``: the runner refused its arguments (template, output dir)
 130   interrupted (Ctrl-C)
 ====  =====================================================================================
 
 Errors are one line on stderr (``perfkit: error: ...``); ``--debug`` shows the traceback
-and DEBUG logs, ``-v`` shows INFO logs.
+and DEBUG logs, ``-v`` shows INFO logs. Passwords in store URLs are masked in every message
+(``user:***@host``).
+
+Read commands (``summary``, ``report``, ``review``, ``alerts``) never create a store: a
+missing one is an error naming the path. The store and configuration are found as in the
+library: ``--store`` / ``--config``, else ``$PERFKIT_STORE_URL`` / ``$PERFKIT_CONFIG``, else
+``config/main_config.yaml`` of the working directory (``perfkit demo`` writes one), else
+``data/performance/perfkit.db``.
 
 Examples
 --------
@@ -36,14 +44,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from perfkit._checks import check_days
+from perfkit._checks import mask_urls_in_text as mask_urls
 from perfkit._json import json_safe
 from perfkit.exceptions import PerfkitError, ReportError, ValidationError
+
+
+class _UsageError(PerfkitError):
+    """A command-line usage problem found after parsing (exit 2)."""
 
 __all__ = ["EXIT_CODES", "build_parser", "main"]
 
@@ -58,12 +72,12 @@ EXIT_INTERRUPTED = 130
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "unexpected internal error (rerun with --debug)",
-    2: "bad usage or invalid input/config/store; review: a report cell raised",
+    2: "bad usage, invalid input/config, missing or unreachable store; review: a report cell raised",
     3: "review: a report cell timed out",
     4: "review: the report kernel died",
     5: "review: HTML export failed",
     6: "review --fail-on-alerts: alerts in the period",
-    64: "review: the runner refused its arguments",
+    64: "review: the runner refused its arguments (template, output dir)",
     130: "interrupted",
 }
 
@@ -78,10 +92,99 @@ def _epilog() -> str:
     return "\n".join(lines)
 
 
-def _tracker(args: argparse.Namespace, *, model: str | None = None) -> Any:
-    from perfkit.tracker import ModelPerformanceTracker
+def _load_config(args: argparse.Namespace) -> Any:
+    import os
 
-    return ModelPerformanceTracker(args.config, store=args.store, model=model)
+    from perfkit.config import load_config
+
+    early = getattr(args, "store", None) or os.environ.get("PERFKIT_STORE_URL")
+    if early and getattr(args, "func", None) is not _cmd_track:
+        _check_store_path(early)  # before the configuration's (slower) metric checks
+    return load_config(args.config)
+
+
+def _store_url(args: argparse.Namespace, config: Any) -> str:
+    return args.store or config.store_url
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite store URL or plain path (None: not a SQLite file)."""
+    if "://" not in url:
+        return Path(url)
+    if not url.lower().startswith("sqlite"):
+        return None
+    db = url.split("://", 1)[1]
+    db = db[1:] if db.startswith("/") else db  # sqlite:///rel or sqlite:////abs
+    db = db.split("?", 1)[0]
+    if db in ("", ":memory:") or db.startswith("file:"):
+        return None
+    return Path(db)
+
+
+def _check_store_path(url: str) -> Path | None:
+    path = _sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise _UsageError(
+            f"no perfkit store at {path}: check --store or the config's store_url "
+            f"(perfkit track or perfkit demo create one)")
+    return path
+
+
+def _open_existing_store(url: str) -> Any:
+    """Open a store for a read command: never create a file, a directory or a schema."""
+    path = _check_store_path(url)
+    from perfkit.store import Store
+
+    try:
+        return Store(path if path is not None and "://" not in url else url, create=False)
+    except PerfkitError as exc:
+        raise _UsageError(f"cannot open store {mask_urls(url)}: {mask_urls(str(exc))}") from exc
+
+
+def _tracker(args: argparse.Namespace, *, model: str | None = None, read: bool = False) -> Any:
+    """A tracker on the command's store; ``read=True``: the store must already exist."""
+    config = _load_config(args)
+    url = _store_url(args, config)
+    store = _open_existing_store(url) if read else (args.store or None)
+    try:
+        from perfkit.tracker import ModelPerformanceTracker
+
+
+        return ModelPerformanceTracker(config=config, store=store, model=model)
+    except BaseException:
+        if read:
+            store.close()
+        raise
+
+
+def _baseline_text(store: Any, config: Any, model: str, segment: str | None) -> str:
+    b = store.get_baseline(model, segment=segment)
+    n = int(config.baseline_batches)
+    if b is not None:
+        own = b.segment == segment
+        where = "" if own or segment is None else " (the whole model's)"
+        if b.source == f"first_{n}_batches" or str(b.source).startswith("first_"):
+            k = str(b.source).split("_")[1] if str(b.source).count("_") >= 2 else n
+            return f"first {k} batches{where}"
+        rows = f", {b.sample_count} rows" if b.sample_count else ""
+        return f"explicit ({b.source or 'set_baseline'}{rows}){where}"
+    labelled = len(store.records(model, segment=segment, include_pending=False))
+    if labelled < n:
+        return f"none yet: {n - labelled} more batches needed"
+    return f"none yet: the first {n} batches become it with the next batch"
+
+
+def _baseline_line(store: Any, config: Any, model: str, segment: Any = "__all__") -> str:
+    """One line saying which baseline each segment of ``model`` is compared with."""
+    segments = store.segments(model) if segment == "__all__" else [segment]
+    groups: dict[str, list[str]] = {}
+    for seg in segments or [None]:
+        groups.setdefault(_baseline_text(store, config, model, seg), []).append(
+            "whole model" if seg is None else str(seg))
+    if len(groups) == 1:
+        (text, segs), = groups.items()
+        return f"baseline: {text}" + ("" if segs == ["whole model"] else f" for {', '.join(segs)}")
+    return "baseline: " + "; ".join(f"{', '.join(segs)}: {text}" for text, segs in groups.items())
 
 
 def _models(tracker: Any, wanted: str | None) -> list[str]:
@@ -213,10 +316,12 @@ def _cmd_track(args: argparse.Namespace) -> int:
                 task=args.task,
             )
             n_alerts += len(result.alert_outcomes)
+        line = _baseline_line(tracker.store, tracker.config, tracker.model)
     finally:
         tracker.close()
     print(f"tracked {len(groups)} batch(es) of {len(frame)} rows for model {tracker.model!r}; "
           f"{n_alerts} alert(s)", file=sys.stderr)
+    print(line, file=sys.stderr)
     return EXIT_OK
 
 
@@ -257,9 +362,10 @@ def _track_engine(args: argparse.Namespace, path: Path, proba: list[str] | None)
 # summary / report / alerts
 # --------------------------------------------------------------------------------------------
 def _cmd_summary(args: argparse.Namespace) -> int:
-    with _tracker(args) as tracker:
+    with _tracker(args, read=True) as tracker:
         names = _models(tracker, args.model)
         summaries = [tracker.get_performance_summary(args.days, model=m).to_dict() for m in names]
+        baselines = {m: _baseline_line(tracker.store, tracker.config, m) for m in names}
     if args.json:
         _json_out({"days": args.days, "models": summaries}, None)
         return EXIT_OK
@@ -271,6 +377,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
         print(f"model {s['model']}: {s['labelled_records']} labelled batches, {s['total_samples']} rows "
               f"in the last {args.days:g} days; trend {s['performance_trend'].get('trend_direction')}; "
               f"alerts {d['delivered_or_pending']} (+{d['suppressed']} suppressed)")
+        print(f"  {baselines[s['model']]}")
         for name, v in s["window_metrics"].items():
             if v.get("value") is None or name not in s["metric_trends"]:
                 continue
@@ -281,15 +388,26 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    with _tracker(args) as tracker:
+    with _tracker(args, read=True) as tracker:
         model = _one_model(tracker, args.model)
         report = tracker.generate_performance_report(None, days=args.days, model=model)
     _json_out(report, args.output)
     return EXIT_OK
 
 
+def _magnitude(payload: Any) -> dict[str, float | None]:
+    """Value, baseline and relative change of an alert (None where the alert has none)."""
+    p = payload if isinstance(payload, dict) else {}
+
+    def num(key: str) -> float | None:
+        v = p.get(key)
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
+
+    return {"value": num("current"), "baseline": num("baseline"), "relative_change": num("relative_change")}
+
+
 def _cmd_alerts_list(args: argparse.Namespace) -> int:
-    with _tracker(args) as tracker:
+    with _tracker(args, read=True) as tracker:
         names = _models(tracker, args.model)
         frames = [tracker.alerts(args.days, model=m, include_suppressed=args.all) for m in names]
     import pandas as pd
@@ -298,20 +416,27 @@ def _cmd_alerts_list(args: argparse.Namespace) -> int:
     if args.json:
         rows = [{"alert_id": r.alert_id, "timestamp": pd.Timestamp(r.timestamp).isoformat(), "model": r.model,
                  "segment": r.segment, "metric": r.metric, "alert_type": r.alert_type, "severity": r.severity,
-                 "status": r.status, "deliveries": dict(r.deliveries or {})} for r in frame.itertuples()]
+                 "status": r.status, **_magnitude(r.payload), "deliveries": dict(r.deliveries or {})}
+                for r in frame.itertuples()]
         _json_out({"days": args.days, "alerts": rows}, None)
         return EXIT_OK
     if not len(frame):
         print(f"no alerts in the last {args.days:g} days")
         return EXIT_OK
     for r in frame.itertuples():
+        m = _magnitude(r.payload)
+        size = ""
+        if m["value"] is not None and m["baseline"] is not None:
+            size = f" {m['value']:.4f} vs baseline {m['baseline']:.4f}"
+            if m["relative_change"] is not None:
+                size += f" ({m['relative_change']:+.1%})"
         print(f"{pd.Timestamp(r.timestamp):%Y-%m-%d %H:%M}  {r.severity:<9} {r.status:<10} {r.model} "
-              f"segment={r.segment or '-'} {r.alert_type} {r.metric or ''}".rstrip())
+              f"segment={r.segment or '-'} {r.alert_type} {r.metric or ''}{size}".rstrip())
     return EXIT_OK
 
 
 def _cmd_alerts_retry(args: argparse.Namespace) -> int:
-    with _tracker(args) as tracker:
+    with _tracker(args, read=True) as tracker:
         pending = len(tracker.store.pending_deliveries())
         delivered = tracker.retry_pending_alerts()
         left = len(tracker.store.pending_deliveries())
@@ -322,36 +447,89 @@ def _cmd_alerts_retry(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 # review / demo
 # --------------------------------------------------------------------------------------------
-def _report_defaults(args: argparse.Namespace) -> tuple[str, str]:
-    """Store URL and reports dir from the config; a config that does not load falls back to the
-    defaults, so that the report itself fails on it (exit 2, with a partial report)."""
-    from perfkit.config import PerformanceConfig, load_config
-    from perfkit.exceptions import ConfigError
+def _config_file(config: Any) -> str | None:
+    source = getattr(config, "source", None)
+    return source if source and not source.startswith("<") and Path(source).is_file() else None
 
+
+def _check_as_of(text: str | None) -> None:
+    """``--as-of`` must be an ISO 8601 date or time (checked before any kernel starts)."""
+    from datetime import datetime
+
+    if text is None:
+        return
     try:
-        config = load_config(args.config)
-    except ConfigError:
-        config = PerformanceConfig()
-    return args.store or config.store_url, config.storage.reports_dir
+        datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise _UsageError(f"--as-of {text!r} is not an ISO 8601 date or time "
+                          "(for example 2026-11-30 or 2026-11-30T12:00Z)") from None
+
+
+def _check_review(args: argparse.Namespace) -> tuple[Any, str, list[str]]:
+    """Validate every review argument, the config and the store before a kernel starts.
+
+    Returns the config, the store URL and one baseline line per reviewed model.
+    """
+    _check_as_of(args.as_of)
+    if args.segment is not None and not args.segment.strip():
+        raise _UsageError("--segment must not be empty")
+    import os
+
+    early = args.store or os.environ.get("PERFKIT_STORE_URL")
+    store = _open_existing_store(early) if early else None  # model / segment checks first: fast
+    try:
+        if store is not None:
+            _check_names(args, store)
+        config = _load_config(args)
+        url = _store_url(args, config)
+        if store is None:
+            store = _open_existing_store(url)
+            _check_names(args, store)
+        names = [args.model] if args.model is not None else store.models()
+        lines = [f"model {m}: " + _baseline_line(store, config, m,
+                                                   "__all__" if args.segment is None else args.segment)
+                 for m in names]
+    finally:
+        if store is not None:
+            store.close()
+    return config, url, lines
+
+
+def _check_names(args: argparse.Namespace, store: Any) -> None:
+    """``--model`` and ``--segment`` must be in the store."""
+    available = store.models()
+    if args.model is not None and args.model not in available:
+        raise _UsageError(f"model {args.model!r} is not in the store {mask_urls(store.url)}; "
+                          f"it has {available}")
+    names = [args.model] if args.model is not None else available
+    if args.segment is not None:
+        known = {s for m in names for s in store.segments(m)}
+        if args.segment not in known:
+            raise _UsageError(f"segment {args.segment!r} is not in the store for "
+                              f"{'model ' + repr(args.model) if args.model else 'any model'}; "
+                              f"it has {sorted(s for s in known if s is not None)}")
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
+    config, store, baselines = _check_review(args)
     from perfkit.report.runner import ExitCode
     from perfkit.report.weekly import run_weekly_review
 
-    store, reports_dir = _report_defaults(args)
-    output_dir = args.output_dir or reports_dir
+    output_dir = args.output_dir or config.storage.reports_dir
+    for line in baselines:
+        print(line)
     try:
         result = run_weekly_review(store, output_dir, model=args.model, segment=args.segment, as_of=args.as_of,
-                                   days=args.days, config_path=args.config, cell_timeout=args.cell_timeout,
-                                   fail_on_alerts=args.fail_on_alerts)
+                                   days=args.days, config_path=args.config or _config_file(config),
+                                   cell_timeout=args.cell_timeout, fail_on_alerts=args.fail_on_alerts)
     except ReportError as exc:
         code = int(getattr(exc, "exit_code", ExitCode.CELL_ERROR))
         where = getattr(exc, "html_path", None) or getattr(exc, "notebook_path", None)
-        print(f"perfkit: error: {exc}" + (f" (partial report: {where})" if where else ""), file=sys.stderr)
+        print(f"perfkit: error: {mask_urls(str(exc))}" + (f" (partial report: {where})" if where else ""),
+              file=sys.stderr)
         return code
     except ValidationError as exc:
-        print(f"perfkit: error: {exc}", file=sys.stderr)
+        print(f"perfkit: error: {mask_urls(str(exc))}", file=sys.stderr)
         return int(getattr(exc, "exit_code", ExitCode.BAD_USAGE))
     n = (result.summary or {}).get("alerts", 0)
     print(f"weekly review: {result.html_path} ({n} alert(s) in the period, {result.duration_s:.1f} s)")
@@ -361,21 +539,42 @@ def _cmd_review(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from perfkit.demo import run_demo
+    from perfkit.demo import project_config_path, run_demo
 
-    print(f"perfkit demo: simulating {args.weeks} weeks of production traffic into {args.output_dir} ...",
+    output_dir = args.output_dir or "data/performance"
+    config_path = args.config or (project_config_path(output_dir) if args.output_dir is None else None)
+    print(f"perfkit demo: simulating {args.weeks} weeks of production traffic into {output_dir} ...",
           file=sys.stderr)
-    result = run_demo(args.output_dir, weeks=args.weeks, rows=(args.min_rows, args.max_rows), seed=args.seed,
-                      report=not args.no_report, progress=not args.quiet)
-    print(f"tracked {result.n_batches} batches ({result.n_alerts} alerts) into {result.store_url}")
-    print(f"config:         {result.config_path}")
+    result = run_demo(output_dir, weeks=args.weeks, rows=(args.min_rows, args.max_rows), seed=args.seed,
+                      report=not args.no_report, progress=not args.quiet, config_path=config_path)
+    print(f"tracked {result.n_batches} batches ({result.n_alerts} alerts) into {mask_urls(result.store_url)}")
+    print(f"config:         {result.config_path}"
+          + ("  (found by every perfkit command here)" if result.discovered else ""))
     if result.json_report:
         print(f"JSON report:    {result.json_report}")
     if result.html_path:
         print(f"weekly review:  {result.html_path}")
         print(f"open it:        {result.html_path.as_uri()}")
     print(f"done in {result.duration_s:.1f} s")
+    print("next, try:")
+    prog = _program()
+    for command in result.next_commands:
+        print(f"  {prog}{command.removeprefix('perfkit')}")
     return EXIT_OK
+
+
+def _program() -> str:
+    """How to call ``perfkit`` again: the plain name when it is on PATH, else the path used."""
+    import os
+    import shutil
+
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if argv0 is None or argv0.name != "perfkit":
+        return "perfkit"
+    found = shutil.which("perfkit")
+    if found and Path(found).resolve() == argv0.resolve():
+        return "perfkit"
+    return os.path.relpath(argv0) if not argv0.is_absolute() else str(argv0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -470,7 +669,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="simulate a production history, track it and render the weekly review",
                        epilog=_epilog(), formatter_class=fmt)
-    p.add_argument("--output-dir", default="data/performance", help="default data/performance")
+    p.add_argument("--output-dir", default=None,
+                   help="where the demo's store, alerts and reports go (default data/performance; then "
+                        "its configuration goes to config/main_config.yaml, found by every command here, "
+                        "unless that file is your own)")
+    p.add_argument("--config", default=None, metavar="YAML",
+                   help="write the demo's configuration here (default: see --output-dir)")
     p.add_argument("--weeks", type=int, default=6, help="weeks of daily batches (default 6)")
     p.add_argument("--min-rows", type=int, default=500, help="rows per batch, low (default 500)")
     p.add_argument("--max-rows", type=int, default=2000, help="rows per batch, high (default 2000)")
@@ -515,18 +719,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return args.func(args)
+    except BrokenPipeError:  # `perfkit alerts list | head`: the reader left, not an error
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         print("perfkit: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except PerfkitError as exc:
         if args.debug:
             raise
-        print(f"perfkit: error: {exc}", file=sys.stderr)
+        print(f"perfkit: error: {mask_urls(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:
         if args.debug:
             raise
-        print(f"perfkit: internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)",
+        print(f"perfkit: internal error: {type(exc).__name__}: {mask_urls(str(exc))} "
+              "(rerun with --debug for details)",
               file=sys.stderr)
         return EXIT_INTERNAL
 

@@ -9,7 +9,10 @@ not). ``eu`` stays healthy.
 
 Everything goes under ``output_dir`` (default ``data/performance`` of the working directory)::
 
-    demo_config.yaml        the configuration the demo used (point --config at it)
+    demo_config.yaml        the configuration the demo used (unless ``config_path`` says
+                            elsewhere: ``perfkit demo`` writes ``config/main_config.yaml``,
+                            the project configuration every perfkit command and
+                            ``ModelPerformanceTracker()`` discover in that directory)
     demo.db                 the SQLite history store (baselines, batches, alerts)
     demo_alerts.jsonl       alerts delivered by the file channel
     reports/weekly_review.html   the offline weekly review (+ .ipynb and summary.json)
@@ -41,7 +44,7 @@ import yaml
 
 from perfkit.exceptions import ValidationError
 
-__all__ = ["DEMO_MODEL", "DEMO_SEGMENTS", "DemoResult", "run_demo", "simulate_batches"]
+__all__ = ["DEMO_MODEL", "DEMO_SEGMENTS", "DemoResult", "project_config_path", "run_demo", "simulate_batches"]
 
 logger = logging.getLogger("perfkit")
 
@@ -49,6 +52,9 @@ logger = logging.getLogger("perfkit")
 DEMO_MODEL = "churn-classifier"
 #: Segments of the demo traffic.
 DEMO_SEGMENTS: tuple[str, ...] = ("eu", "us", "apac")
+
+#: First line of a configuration written by the demo (the demo may replace such a file).
+DEMO_MARKER = "# written by `perfkit demo`: safe to edit or delete (the demo rewrites it)"
 
 _N_FEATURES = 20
 _HOUR_OF_SEGMENT = (6, 14, 22)
@@ -84,6 +90,22 @@ class DemoResult:
     json_report: Path | None
     report: Any
     duration_s: float
+
+    @property
+    def discovered(self) -> bool:
+        """True when plain ``perfkit`` commands in the working directory find this demo's config."""
+        from perfkit.config import DEFAULT_CONFIG_PATH
+
+        env = os.environ.get("PERFKIT_CONFIG")
+        found = Path(env) if env else DEFAULT_CONFIG_PATH
+        return found.exists() and found.resolve() == self.config_path.resolve() \
+            and not os.environ.get("PERFKIT_STORE_URL")
+
+    @property
+    def next_commands(self) -> list[str]:
+        """Three commands to try next (with ``--config`` when the config is not discovered)."""
+        opt = "" if self.discovered else f" --config {self.config_path}"
+        return [f"perfkit summary{opt}", f"perfkit alerts list{opt}", f"perfkit review{opt}"]
 
     @property
     def html_path(self) -> Path | None:
@@ -218,6 +240,28 @@ def simulate_batches(
     return model, batches, validation
 
 
+def project_config_path(output_dir: str | os.PathLike[str] = "data/performance") -> Path:
+    """Where ``perfkit demo`` writes its configuration.
+
+    ``config/main_config.yaml`` of the working directory (the configuration perfkit discovers)
+    when that file does not exist or an earlier demo wrote it, and ``$PERFKIT_CONFIG`` is not
+    set; else ``<output_dir>/demo_config.yaml`` (a user's own configuration is never replaced).
+    """
+    from perfkit.config import DEFAULT_CONFIG_PATH
+
+    target = DEFAULT_CONFIG_PATH
+    if os.environ.get("PERFKIT_CONFIG"):
+        return Path(output_dir) / "demo_config.yaml"
+    if target.exists():
+        try:
+            first = target.read_text(encoding="utf-8").splitlines()[:1]
+        except OSError:
+            first = []
+        if first != [DEMO_MARKER]:
+            return Path(output_dir) / "demo_config.yaml"
+    return target
+
+
 def _fresh(out: Path) -> None:
     for name in ("demo.db", "demo.db-wal", "demo.db-shm", "demo_alerts.jsonl", "demo_history.jsonl"):
         (out / name).unlink(missing_ok=True)
@@ -237,6 +281,7 @@ def run_demo(
     report: bool = True,
     progress: bool = False,
     cell_timeout: float = 300,
+    config_path: str | os.PathLike[str] | None = None,
 ) -> DemoResult:
     """Generate, track and report a realistic production history (see the module docstring).
 
@@ -254,6 +299,9 @@ def run_demo(
         Show a tqdm progress bar on stderr while tracking.
     cell_timeout : float, default 300
         Per-cell timeout of the weekly review run.
+    config_path : path-like, optional
+        Where to write the demo's configuration (default ``<output_dir>/demo_config.yaml``;
+        ``perfkit demo`` passes :func:`project_config_path`). Its storage paths are absolute.
 
     Returns
     -------
@@ -272,9 +320,10 @@ def run_demo(
         raise ValidationError(f"output_dir {str(out)!r} is not a directory", parameter="output_dir")
     out.mkdir(parents=True, exist_ok=True)
     _fresh(out)
-    config_path = out / "demo_config.yaml"
+    config_path = out / "demo_config.yaml" if config_path is None else Path(config_path).resolve()
+    config_path.parent.mkdir(parents=True, exist_ok=True)
     cfg = _demo_config(out, model)
-    config_path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    config_path.write_text(f"{DEMO_MARKER}\n" + yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     store_url = cfg["model_performance"]["performance_storage"]["store_url"]
 
     _, batches, validation = simulate_batches(weeks=weeks, segments=segments, rows=rows, seed=seed)

@@ -99,8 +99,14 @@ def test_track_summary_report_alerts(workdir, capsys):
     alerts = json.loads(capsys.readouterr().out)["alerts"]
     assert alerts, "the degraded batches should have raised alerts"
     assert {a["model"] for a in alerts} == {"churn"}
+    degradations = [a for a in alerts if a["alert_type"] == "performance_degradation"]
+    assert degradations
+    for a in degradations:  # each alert says how big the change is
+        assert a["value"] < a["baseline"] or a["metric"] in ("log_loss",)
+        assert a["relative_change"] == pytest.approx(a["value"] / a["baseline"] - 1, rel=1e-9)
     assert main(["alerts", "list", "--config", "perfkit.yaml", "--days", "60"]) == 0
-    assert "performance_degradation" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "performance_degradation" in out and " vs baseline " in out
     assert main(["alerts", "retry", "--config", "perfkit.yaml"]) == 0
     assert "retried" in capsys.readouterr().out
 
@@ -129,6 +135,9 @@ def test_bad_inputs_are_one_line_errors(workdir, capsys):
     assert main(["summary", "--config", "bad.yaml"]) == 2
     assert "alert_cooldown_hours" in capsys.readouterr().err
     assert main(["summary", "--days", "-3"]) == 2
+    assert main(["report", "--config", "perfkit.yaml"]) == 2  # no store yet: nothing created
+    assert "no perfkit store at" in capsys.readouterr().err
+    Store(workdir / "perf.db").close()
     assert main(["report", "--config", "perfkit.yaml"]) == 2  # empty store: no model to report
     assert "no model" in capsys.readouterr().err
 
@@ -160,3 +169,129 @@ def test_subprocess_console_entry_point(workdir):
     proc = subprocess.run([sys.executable, "-m", "perfkit.cli", "--help"], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and "exit codes:" in proc.stdout
+
+
+# ------------------------------------------------------------------ issue 14: read commands, review checks
+@pytest.mark.parametrize("command", [["summary"], ["report"], ["alerts", "list"], ["alerts", "retry"],
+                                     ["review"]])
+def test_read_commands_never_create_a_store(tmp_path, monkeypatch, capsys, command):
+    monkeypatch.chdir(tmp_path)
+    typo = tmp_path / "typo" / "dir" / "x.db"
+    assert main([*command, "--store", str(typo)]) == 2
+    err = capsys.readouterr().err
+    assert f"no perfkit store at {typo}" in err and len(err.strip().splitlines()) == 1
+    # the default store (no config, no --store) is not created either
+    assert main(command) == 2
+    assert "no perfkit store at data/performance/perfkit.db" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no file, no directory
+
+
+def test_review_arguments_checked_before_any_kernel(workdir, capsys):
+    csv = _predictions(workdir / "preds.csv", n_batches=6)
+    assert _track(workdir, csv) == 0
+    capsys.readouterr()
+    out = workdir / "review-out"
+    cases = {
+        ("--as-of", "yesterday"): "--as-of 'yesterday' is not an ISO 8601 date",
+        ("--model", "nope"): "model 'nope' is not in the store",
+        ("--segment", "mars"): "segment 'mars' is not in the store",
+        ("--store", str(workdir / "missing.db")): "no perfkit store at",
+        ("--config", "missing.yaml"): "missing.yaml",
+    }
+    for extra, message in cases.items():
+        args = ["review", "--output-dir", str(out), *extra]
+        if "--config" not in extra:
+            args += ["--config", "perfkit.yaml"]
+        assert main(args) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err, (extra, err)
+        assert not out.exists(), "no report (so no kernel) for a bad argument"
+    (workdir / "bad.yaml").write_text("model_performance:\n  alert_cooldown_hours: -1\n")
+    assert main(["review", "--config", "bad.yaml", "--output-dir", str(out)]) == 2
+    assert "alert_cooldown_hours" in capsys.readouterr().err and not out.exists()
+
+
+def test_baseline_is_announced(workdir, capsys):
+    csv = _predictions(workdir / "preds.csv", n_batches=6)
+    frame = pd.read_csv(csv)
+    first = frame["batch"].isin(["b00", "b01", "b02"])
+    frame[first].to_csv(workdir / "first.csv", index=False)
+    frame[~first].to_csv(workdir / "rest.csv", index=False)
+    args = ["--config", "perfkit.yaml", "--y-true", "label", "--y-pred", "pred", "--proba", "score",
+            "--batch-col", "batch", "--timestamp-col", "ts", "--model", "churn"]
+    assert main(["track", "first.csv", *args]) == 0
+    assert "baseline: none yet: 2 more batches needed" in capsys.readouterr().err
+    assert main(["summary", "--config", "perfkit.yaml"]) == 0
+    assert "baseline: none yet: 2 more batches needed" in capsys.readouterr().out
+    assert main(["track", "rest.csv", *args]) == 0  # 3 more: the first 5 became the baseline
+    err = capsys.readouterr().err
+    assert "baseline: first 5 batches" in err, err
+    assert main(["summary", "--config", "perfkit.yaml"]) == 0
+    assert "baseline: first 5 batches" in capsys.readouterr().out
+
+    from perfkit.tracker import ModelPerformanceTracker
+
+    with ModelPerformanceTracker(workdir / "perfkit.yaml", model="other") as tracker:
+        rng = np.random.default_rng(3)
+        y = rng.integers(0, 2, 200)
+        tracker.set_baseline(y, y, source="validation")
+        tracker.track_performance(y, y)
+    assert main(["summary", "--config", "perfkit.yaml", "--model", "other"]) == 0
+    assert "baseline: explicit (validation, 200 rows)" in capsys.readouterr().out
+
+
+def test_urls_masked_in_messages(workdir, capsys):
+    from perfkit.cli import mask_urls
+
+    url = "postgresql+psycopg://someone:Secret-123@127.0.0.1:1/nodb"
+    assert main(["summary", "--store", url, "--config", "perfkit.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "Secret-123" not in err and "someone:***@127.0.0.1" in err
+    assert mask_urls(f"a {url} b") == "a postgresql+psycopg://someone:***@127.0.0.1:1/nodb b"
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_review_against_password_protected_postgres(postgres_password_url, tmp_path):
+    """The password reaches the kernel (the review sees the model) but no output file or message."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from perfkit.tracker import ModelPerformanceTracker
+
+    url = make_url(postgres_password_url)
+    password = url.password
+    masked = postgres_password_url.replace(f":{password}@", ":***@")
+    with pytest.raises(psycopg.OperationalError):  # the role really needs its password
+        psycopg.connect(host=url.host, port=url.port, user=url.username, dbname=url.database,
+                        connect_timeout=10).close()
+    rng = np.random.default_rng(5)
+    start = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=6)
+    with ModelPerformanceTracker(store=postgres_password_url, model="secret-model") as tracker:
+        for b in range(8):
+            y = rng.integers(0, 2, 150)
+            p = np.clip(np.where(y == 1, 0.7, 0.3) + rng.normal(0, 0.2, 150), 0, 1)
+            tracker.track_performance(y, (p >= 0.5).astype(int), p, timestamp=start + pd.Timedelta(hours=12 * b),
+                                      batch_id=f"b{b}")
+    out = tmp_path / "review"
+    proc = subprocess.run([sys.executable, "-m", "perfkit.cli", "review", "--store", postgres_password_url,
+                           "--output-dir", str(out), "--cell-timeout", "300"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert password not in proc.stdout + proc.stderr
+    assert "without encryption" not in proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert [m["model"] for m in summary["models"]] == ["secret-model"]  # the kernel connected
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"weekly_review.ipynb", "weekly_review.html", "summary.json"}
+    for path in files:
+        assert password.encode() not in path.read_bytes(), path
+    notebook = (out / "weekly_review.ipynb").read_text()
+    assert masked in notebook  # the parameter holds the masked URL
+
+    # a failing review (wrong password) reports no password either
+    wrong = postgres_password_url.replace(password, "Wrong-" + password[::-1])
+    proc = subprocess.run([sys.executable, "-m", "perfkit.cli", "review", "--store", wrong,
+                           "--output-dir", str(tmp_path / "r2")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "Wrong-" not in proc.stderr and password[::-1] not in proc.stderr and ":***@" in proc.stderr

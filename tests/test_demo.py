@@ -38,3 +38,37 @@ def test_demo_command_without_report(tmp_path, capsys):
                  "--max-rows", "120", "--no-report", "-q"]) == 0
     out = capsys.readouterr().out
     assert "tracked 21 batches" in out and str(tmp_path / "d") in out
+
+
+def test_demo_and_plain_commands_share_one_store(tmp_path, monkeypatch, capsys):
+    """After `perfkit demo`, plain commands and ModelPerformanceTracker() in that directory see it."""
+    from perfkit.tracker import ModelPerformanceTracker
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--weeks", "1", "--min-rows", "100", "--max-rows", "120", "--no-report", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "config" / "main_config.yaml").is_file()
+    assert out.splitlines()[-4:] == ["next, try:", "  perfkit summary", "  perfkit alerts list",
+                                     "  perfkit review"]
+    assert main(["summary"]) == 0
+    out = capsys.readouterr().out
+    assert "model churn-classifier: 21 labelled batches" in out
+    assert "baseline: explicit (validation, 3000 rows) for apac, eu, us" in out
+    assert main(["alerts", "list", "--days", "30"]) == 0
+    assert "churn-classifier segment=" in capsys.readouterr().out
+    with ModelPerformanceTracker() as tracker:
+        assert tracker.model == "churn-classifier"
+        assert tracker.get_performance_summary(30)["labelled_records"] == 21
+
+    # a second demo run replaces its own config, and never a user's own
+    assert main(["demo", "--weeks", "1", "--min-rows", "100", "--max-rows", "120", "--no-report", "-q"]) == 0
+    capsys.readouterr()
+    own = "model_performance:\n  model_name: mine\n"
+    (tmp_path / "config" / "main_config.yaml").write_text(own)
+    assert main(["demo", "--weeks", "1", "--min-rows", "100", "--max-rows", "120", "--no-report", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "config" / "main_config.yaml").read_text() == own
+    demo_cfg = (tmp_path / "data" / "performance" / "demo_config.yaml").resolve()
+    assert f"  perfkit summary --config {demo_cfg}" in out
+    assert main(["summary", "--config", str(demo_cfg)]) == 0
+    assert "model churn-classifier: 21 labelled batches" in capsys.readouterr().out

@@ -245,3 +245,47 @@ def test_export_html_errors(tmp_path):
     (tmp_path / "bad.ipynb").write_text("{not json", encoding="utf-8")
     with pytest.raises(ReportExportError):
         export_html(tmp_path / "bad.ipynb", tmp_path / "x.html")
+
+
+# ------------------------------------------------------------------------------ secrets (issue 12 item 4)
+def test_password_urls_reach_the_kernel_but_no_file(tmp_path, capfd):
+    """A URL parameter with a password: the notebook gets the masked URL, the kernel the real one."""
+    password = "Kernel-Only-7f3a9"
+    template = tmp_path / "secret.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("url = None\nsummary_path = None", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import json\nfrom perfkit.report.runner import secret_parameter\n"
+            "real = secret_parameter('url', url)\n"
+            "json.dump({'shown': url, 'real_password_length': len(real.split(':')[2].split('@')[0])},\n"
+            "          open(summary_path, 'w'))\n"
+            "print('connecting to', real)  # a careless cell: the runner masks it in the outputs"),
+    ]
+    nbformat.write(nb, template)
+    url = f"postgresql+psycopg://perf:{password}@db.example:5432/perf"
+    result = run_notebook(template, tmp_path / "out", {"url": url}, cell_timeout=120, cwd=tmp_path)
+    assert result.summary == {"shown": "postgresql+psycopg://perf:***@db.example:5432/perf",
+                              "real_password_length": len(password)}
+    files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert len(files) == 3
+    for path in files:
+        assert password.encode() not in path.read_bytes(), path
+    assert "perf:***@db.example" in _outputs_text(result.notebook_path)
+    captured = capfd.readouterr()
+    assert password not in captured.out + captured.err
+    assert "without encryption" not in captured.err  # encrypted or IPC kernel transport
+    assert set(result.phases) == {"execute", "export"}
+
+
+def test_mask_url_and_secret_parameter(monkeypatch):
+    from perfkit.report.runner import mask_url, secret_parameter
+
+    assert mask_url("postgresql://u:p%40ss@h/db") == "postgresql://u:***@h/db"
+    assert mask_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    real = "postgresql://u:pw@h/db"
+    monkeypatch.setenv("PERFKIT_SECRET_STORE_URL", real)
+    assert secret_parameter("store_url", mask_url(real)) == real
+    # another value (edited by hand in JupyterLab) is kept
+    assert secret_parameter("store_url", "sqlite:///x.db") == "sqlite:///x.db"

@@ -138,8 +138,8 @@ def test_template_failing_config_exit_code_through_the_cli(history, tmp_path, ca
 
     code = main(["review", "--store", _store(history), "--config", str(tmp_path / "missing.yaml"),
                  "--output-dir", str(tmp_path / "out"), "--cell-timeout", "300"])
-    assert code == ExitCode.CELL_ERROR
+    assert code == 2  # checked before any kernel starts (issue 14)
     err = capsys.readouterr().err.strip()
-    assert "ConfigError" in err and "missing.yaml" in err
+    assert "missing.yaml" in err and "configuration file not found" in err
     assert len(err.splitlines()) == 1
-    assert (tmp_path / "out" / "weekly_review.ipynb").is_file()  # the partial notebook is kept
+    assert not (tmp_path / "out").exists()  # no kernel, no partial report

@@ -20,6 +20,16 @@ directory; when the template's ``parameters`` cell declares ``summary_path`` or
 :attr:`RunResult.summary`. Its ``"alerts"`` entry (a count or a list) drives
 ``ALERTS_PRESENT``.
 
+Secrets: a string parameter holding a URL with a password (``scheme://user:pw@host/...``)
+never reaches the notebook. The notebook receives the masked URL (``user:***@host``) and
+the kernel process receives the real one in its environment (``PERFKIT_SECRET_<NAME>``);
+the template resolves it with :func:`secret_parameter` in the cell after its parameters.
+So the executed notebook, its metadata, the HTML and the logs hold no password.
+
+The kernel talks to the runner over CurveZMQ-encrypted TCP when pyzmq supports it, else
+over local IPC sockets (POSIX), so it logs no "running over TCP without encryption"
+warning.
+
 Examples
 --------
 >>> int(ExitCode.TIMEOUT), int(EXIT_KERNEL_DIED)
@@ -31,8 +41,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -56,8 +68,10 @@ __all__ = [
     "EXIT_TIMEOUT",
     "ExitCode",
     "RunResult",
+    "mask_url",
     "run_notebook",
     "run_notebook_exit_code",
+    "secret_parameter",
 ]
 
 logger = logging.getLogger("perfkit")
@@ -86,6 +100,109 @@ EXIT_BAD_USAGE = ExitCode.BAD_USAGE
 #: Parameters the runner fills in when the template declares them and the caller did not.
 _AUTO_PARAMETERS = ("summary_path", "output_dir")
 
+#: Prefix of the kernel environment variables that carry secret parameter values.
+SECRET_ENV_PREFIX = "PERFKIT_SECRET_"
+
+_URL_PASSWORD = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):(?P<pw>[^/?#@]*)@")
+
+
+def mask_url(url: Any) -> Any:
+    """``url`` with its password replaced by ``***`` (non-strings unchanged); see
+    :func:`perfkit._checks.mask_url`.
+
+    Examples
+    --------
+    >>> mask_url("postgresql+psycopg://perf:s3cret@db.example:5432/perf")
+    'postgresql+psycopg://perf:***@db.example:5432/perf'
+    >>> mask_url("sqlite:///data/perf.db")
+    'sqlite:///data/perf.db'
+    """
+    if not isinstance(url, str):
+        return url
+    from perfkit._checks import mask_url as _mask
+
+    return _mask(url)
+
+
+def _has_password(value: Any) -> bool:
+    m = _URL_PASSWORD.match(value) if isinstance(value, str) else None
+    return bool(m and m["pw"] and m["pw"] != "***")
+
+
+def secret_parameter(name: str, value: Any) -> Any:
+    """Resolve a parameter the runner masked: the real value from the kernel's environment.
+
+    Call it in the template cell after the ``parameters`` cell (for example
+    ``store_url = secret_parameter("store_url", store_url)``). When the environment holds
+    ``PERFKIT_SECRET_<NAME>`` and its masked form equals ``value``, that real value is
+    returned; otherwise ``value`` unchanged (a notebook opened by hand keeps its own value).
+
+    Examples
+    --------
+    >>> secret_parameter("store_url", "sqlite:///perf.db")
+    'sqlite:///perf.db'
+    """
+    real = os.environ.get(SECRET_ENV_PREFIX + name.upper())
+    if real and isinstance(value, str) and mask_url(real) == value:
+        return real
+    return value
+
+
+def _split_secrets(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Masked parameters for the notebook and the environment carrying the real values."""
+    env: dict[str, str] = {}
+    shown = dict(params)
+    for name, value in params.items():
+        if _has_password(value):
+            env[SECRET_ENV_PREFIX + name.upper()] = value
+            shown[name] = mask_url(value)
+    return shown, env
+
+
+def _scrub_text(text: str, env: dict[str, str]) -> str:
+    """Replace every secret (the URL, and its password when not trivially short) by its mask."""
+    for real in env.values():
+        text = text.replace(real, mask_url(real))
+        m = _URL_PASSWORD.match(real)
+        if m and len(m["pw"]) >= 6:
+            text = text.replace(m["pw"], "***")
+    return text
+
+
+def _scrub_file(path: Path, env: dict[str, str]) -> None:
+    """Belt and braces: a cell that printed a secret must not leave it in the notebook."""
+    if not env or not path.is_file():
+        return
+    text = path.read_text(encoding="utf-8")
+    clean = _scrub_text(text, env)
+    if clean != text:
+        logger.warning("a report cell output held a secret; it was masked in %s", path.name)
+        path.write_text(clean, encoding="utf-8")
+
+
+def _kernel_manager_class(env: dict[str, str]) -> type:
+    """A kernel manager that adds ``env`` to the kernel's environment and avoids plain TCP."""
+    import zmq
+    from jupyter_client.manager import AsyncKernelManager
+
+    curve = bool(zmq.has("curve"))
+    ipc = not curve and os.name == "posix"
+
+    class _ReportKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            if curve:
+                kwargs.setdefault("transport_encryption", "auto")
+            elif ipc:
+                kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+            if env:
+                kw["env"] = {**(kw.get("env") or os.environ), **env}
+            return await super()._async_pre_start_kernel(**kw)
+
+    return _ReportKernelManager
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -104,6 +221,8 @@ class RunResult:
     exit_code : ExitCode
     duration_s : float
         Wall time of execution and export.
+    phases : dict
+        Seconds per phase: ``execute`` (kernel start to stop) and ``export`` (HTML).
     """
 
     notebook_path: Path
@@ -112,6 +231,7 @@ class RunResult:
     summary: dict[str, Any] | None
     exit_code: ExitCode
     duration_s: float
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -218,6 +338,26 @@ def _declared_parameters(template_path: Path) -> dict[str, Any]:
                          "template") from exc
 
 
+def _warm_export() -> None:
+    """Import nbconvert and build the Vega bundle (seconds) while the kernel runs."""
+    try:
+        from nbconvert import HTMLExporter  # noqa: F401
+
+        from perfkit.report.html import vega_bundle
+
+        vega_bundle()
+    except Exception as exc:  # noqa: BLE001 - only a warm-up: the export reports real errors
+        logger.debug("export warm-up failed: %s", exc)
+
+
+def _start_warm_up(html: bool) -> threading.Thread | None:
+    if not html:
+        return None
+    thread = threading.Thread(target=_warm_export, name="perfkit-export-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def _try_export(notebook_path: Path, html_path: Path, title: str) -> Path | None:
     """Best-effort export after a failed run: the partial report helps debugging."""
     from perfkit.report.html import export_html
@@ -317,6 +457,7 @@ def run_notebook(
         if name in declared and name not in params:
             params[name] = auto[name]
     summary_target.unlink(missing_ok=True)  # never read a stale summary from an earlier run
+    params, secret_env = _split_secrets(params)
 
     import papermill
     from jupyter_client.kernelspec import NoSuchKernel
@@ -325,6 +466,7 @@ def run_notebook(
 
     page_title = title if title is not None else template_path.stem
     start = time.perf_counter()
+    warm_up = _start_warm_up(html)
     logger.info("running report %s -> %s", template_path, notebook_path)
     failure: tuple[type[ReportError], ExitCode, str] | None = None
     cause: BaseException | None = None
@@ -338,6 +480,7 @@ def run_notebook(
             cwd=None if cwd is None else str(cwd),
             log_output=False,
             progress_bar=False,
+            kernel_manager_class=_kernel_manager_class(secret_env),
         )
     except PapermillExecutionError as exc:
         failure = (ReportExecutionError, ExitCode.CELL_ERROR,
@@ -354,9 +497,15 @@ def run_notebook(
         raise _bad_usage(f"kernel_name {kernel_name!r} is not installed: {exc}",
                          "kernel_name") from exc
 
+    executed = time.perf_counter()
+    if warm_up is not None:
+        warm_up.join()
+    _scrub_file(notebook_path, secret_env)
+    _scrub_file(summary_target, secret_env)
     summary_path = summary_target if summary_target.is_file() else None
     if failure is not None:
         error_cls, code, message = failure
+        message = _scrub_text(message, secret_env)
         failed_html = _try_export(notebook_path, html_target, page_title) if html else None
         logger.error("report %s failed (exit %d): %s", template_path.name, code, message)
         raise _attach(
@@ -382,7 +531,9 @@ def run_notebook(
     if fail_on_alerts and _alert_count(summary) > 0:
         code = ExitCode.ALERTS_PRESENT
     duration = time.perf_counter() - start
-    logger.info("report %s finished in %.1f s (exit %d)", template_path.name, duration, code)
+    phases = {"execute": executed - start, "export": duration - (executed - start)}
+    logger.info("report %s finished in %.1f s (execute %.1f s, export %.1f s; exit %d)",
+                template_path.name, duration, phases["execute"], phases["export"], code)
     return RunResult(
         notebook_path=notebook_path,
         html_path=html_path,
@@ -390,6 +541,7 @@ def run_notebook(
         summary=summary,
         exit_code=code,
         duration_s=duration,
+        phases=phases,
     )
 
 

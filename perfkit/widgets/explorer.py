@@ -797,7 +797,7 @@ class ThresholdExplorer:
         if self.error is not None:
             raise ValidationError(f"cannot save invalid settings: {self.error}", parameter="settings")
         p = Path(path if path is not None else self.path_text.value)
-        base = load_config(p) if p.exists() else self.config
+        base = load_config(p) if p.exists() else self.config.replace(model_name=self.model)
         shown = {m: self.settings.thresholds[m] for m in self.metrics}
         detection = self.settings.replace(thresholds={**base.detection.thresholds, **shown})
         out = save_config(base.replace(detection=detection, alert_cooldown_hours=self.cooldown_hours), p)
