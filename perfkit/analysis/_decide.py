@@ -28,8 +28,8 @@ The rules, each written once here:
 5. **Degraded** = practical and (adjusted p < alpha, unless ``gating="none"``). A window row
    is degraded only when its batch row is not (one alert per metric and call).
 6. **Severity** from the bands; the **retraining** trigger marks the call's worst degraded
-   row whose degradation reaches ``auto_retraining_threshold`` and is credibly beyond
-   ``minimum_effect_fraction x auto_retraining_threshold`` (the same test, at level ``alpha``).
+   row whose degradation is credibly beyond ``auto_retraining_threshold`` (the same test with
+   that null, at level ``alpha``; with ``significance`` gating: credibly worse at all).
 7. **Low performance** (``floor`` rows): the performance score is credibly below the floor
    (one-sided z with a conservative standard error at level ``alpha``), not part of the
    degradation family and not a degradation.
@@ -390,11 +390,11 @@ def decide(rows: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
 
     # retraining: the call's worst degraded (non-floor) row, when it reaches the threshold
     retraining = np.zeros(B, bool)
-    # the trigger needs the degradation beyond the retraining threshold to be credible too
-    # (same test, null at minimum_effect_fraction x auto_retraining_threshold)
+    # retraining is costly: the degradation must be credibly *beyond* the retraining threshold
+    # (same test, null "degradation <= auto_retraining_threshold"; "significance" gating: > 0)
     cand = degraded & ~floor & (degradation >= settings.auto_retraining_threshold)
     if cand.any() and gating != "none":
-        frac = settings.minimum_effect_fraction if gating == "minimum_effect" else 0.0
+        frac = 1.0 if gating == "minimum_effect" else 0.0
         with np.errstate(invalid="ignore", divide="ignore"):
             p_rt = _norm_sf(statistic(settings.auto_retraining_threshold * scale * frac))
         cand &= np.isfinite(p_rt) & (p_rt < settings.alpha)
