@@ -132,6 +132,8 @@ def assert_same_state(got, ref) -> None:
     np.testing.assert_array_equal(got.pred_counts, ref.pred_counts)
     assert np.array_equal(got.hist_pos, ref.hist_pos)
     assert np.array_equal(got.hist_neg, ref.hist_neg)
+    assert (got.hist_pred is None) == (ref.hist_pred is None)
+    assert ref.hist_pred is None or np.array_equal(got.hist_pred, ref.hist_pred)
     assert len(got.score_moments) == len(ref.score_moments)
     for j, (a, b) in enumerate(zip(got.score_moments, ref.score_moments, strict=True)):
         assert_moments(a, b, f"score {j}")
@@ -252,6 +254,7 @@ def test_duckdb_argmax_unlabelled_and_one_group():
     g = df[df["segment"] == "a"]
     ref = compute_state(None, g["y_pred"].to_numpy(), pr.loc[g.index], task="multiclass")
     np.testing.assert_array_equal(s.hist_neg, ref.hist_neg)
+    np.testing.assert_array_equal(s.hist_pred, ref.hist_pred)
     np.testing.assert_array_equal(s.pred_counts, ref.pred_counts)
 
 

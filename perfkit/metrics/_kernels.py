@@ -8,6 +8,7 @@ import numpy as np
 __all__ = [
     "HIST_BINS",
     "HIST_HALF",
+    "V1_BINS",
     "auc_from_keys",
     "auc_keys",
     "check_proba",
@@ -19,17 +20,35 @@ __all__ = [
     "placement_tables",
     "regression_moments",
     "score_bins",
+    "upgrade_v1_bins",
 ]
 
-# Log-linear (HDR-style) bins on min(p, 1 - p): the exponent and the top MANT_BITS mantissa
-# bits of a float64 are monotone in its value, so bin = (bits >> shift) - base is a cheap,
-# exact, order-preserving bucket with a relative width of 2**-MANT_BITS.
+# Log-linear (HDR-style) bins on q = min(p, 1 - p): the exponent and the top mantissa bits
+# of a float64 are monotone in its value, so bin = (bits >> shift) - base is a cheap, exact,
+# order-preserving bucket. Two resolutions per half:
+#   fine   q in [2**MIN_EXP, 0.5):        MANT_BITS mantissa bits (relative width 2**-10)
+#   coarse q in [2**LOW_EXP, 2**MIN_EXP): COARSE_BITS mantissa bits (relative width 2**-5,
+#          a logit width of ~0.02), so over-confident models (scores down to 1e-300, or up
+#          to 1 - 2**-53) keep their ranking; q < 2**LOW_EXP (and 0) shares bucket 0.
+# Bucket layout of a half: [0] [coarse: COARSE_SPAN] [fine: FINE_SPAN]; the upper half
+# (p >= 0.5, on 1 - p, exact there) mirrors it.
 MANT_BITS = 10
-MIN_EXP = -40  # p < 2**-40 (~9e-13) shares the first bucket
+MIN_EXP = -40
+COARSE_BITS = 5
+LOW_EXP = -1000  # 2**-1000 ~ 9.3e-302
 _SHIFT = 52 - MANT_BITS
 _BASE = (1023 + MIN_EXP) << MANT_BITS
-HIST_HALF = (-1 - MIN_EXP) * (1 << MANT_BITS) + 1  # buckets for p in [0, 0.5)
+_CSHIFT = 52 - COARSE_BITS
+_CBASE = (1023 + LOW_EXP) << COARSE_BITS
+COARSE_SPAN = (MIN_EXP - LOW_EXP) << COARSE_BITS
+FINE_SPAN = (-1 - MIN_EXP) << MANT_BITS  # exponents MIN_EXP .. -2
+HIST_HALF = 1 + COARSE_SPAN + FINE_SPAN  # buckets for p in [0, 0.5)
 HIST_BINS = 2 * HIST_HALF
+
+#: The layout before the coarse range existed (q < 2**-40 all in bucket 0); stored states
+#: of that layout are mapped into this one when decoded (:func:`upgrade_v1_bins`).
+V1_HALF = FINE_SPAN + 1
+V1_BINS = 2 * V1_HALF
 
 #: Reductions may be reassociated (so LLVM vectorises them); no nnan/ninf/arcp: IEEE
 #: semantics of NaN, inf and division are kept.
@@ -39,8 +58,10 @@ _REASSOC = {"reassoc", "contract"}
 @nb.njit(cache=True, inline="always")
 def _half_bin(q: float) -> int:
     if q < 2.0**MIN_EXP:
-        return 0
-    b = (np.float64(q).view(np.int64) >> _SHIFT) - _BASE + 1
+        if q < 2.0**LOW_EXP:
+            return 0
+        return (np.float64(q).view(np.int64) >> _CSHIFT) - _CBASE + 1
+    b = (np.float64(q).view(np.int64) >> _SHIFT) - _BASE + 1 + COARSE_SPAN
     if b > HIST_HALF - 1:
         b = HIST_HALF - 1
     return b
@@ -51,6 +72,21 @@ def _bin(p: float) -> int:
     if p < 0.5:
         return _half_bin(p)
     return HIST_BINS - 1 - _half_bin(1.0 - p)
+
+
+def upgrade_v1_bins(idx: np.ndarray) -> np.ndarray:
+    """Map bucket indices of the first layout (``V1_BINS``) into the current one.
+
+    Old bucket ``i >= 1`` of a half is the same interval as new bucket ``COARSE_SPAN + i``;
+    old bucket 0 (every q < 2**-40) goes to the coarse bucket just below 2**-40, which keeps
+    its order relative to all other old buckets.
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    low = idx < V1_HALF
+    half = np.where(low, idx, V1_BINS - 1 - idx)
+    mapped = COARSE_SPAN + np.maximum(half, 0)
+    mapped = np.where(half == 0, COARSE_SPAN, mapped)
+    return np.where(low, mapped, HIST_BINS - 1 - mapped)
 
 
 @nb.njit(cache=True)
@@ -236,26 +272,31 @@ def _rowmajor_moments(x: np.ndarray, mom: np.ndarray) -> None:
 
 
 @nb.njit(cache=True, nogil=True)
-def class_pass(proba, y_idx, hist_classes, labelled, eps):
+def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps):
     """Score histograms, per-column moments and the clipped probability of the true class.
 
-    Returns ``pos, neg`` (h, HIST_BINS) histograms, ``mom`` (k, 5) rows of
-    (n, mean, M2, M3, M4) of every column, and ``p_true`` (n,) = clip(p[i, y_i], eps, 1 - eps)
-    (empty when not labelled).
+    Returns ``pos, neg, pred`` (h, HIST_BINS) histograms (``pred``: the class's score of
+    the rows *predicted* as that class, the joint predicted class x score bin that
+    label-free estimation needs), ``mom`` (k, 5) rows of (n, mean, M2, M3, M4) of every
+    column, and ``p_true`` (n,) = clip(p[i, y_i], eps, 1 - eps) (empty when not labelled).
     """
     n, k = proba.shape
     h = hist_classes.shape[0]
     pos = np.zeros((h, HIST_BINS), dtype=np.int64)
     neg = np.zeros((h, HIST_BINS), dtype=np.int64)
+    pred = np.zeros((h, HIST_BINS), dtype=np.int64)
     if h == k and k > 2:  # every class: one row-major pass
         for i in range(n):
             yi = y_idx[i] if labelled else -1
+            pi = p_idx[i]
             for c in range(k):
                 b = _bin(proba[i, c])
                 if c == yi:
                     pos[c, b] += 1
                 else:
                     neg[c, b] += 1
+                if c == pi:
+                    pred[c, b] += 1
     else:
         for j in range(h):
             c = hist_classes[j]
@@ -266,9 +307,14 @@ def class_pass(proba, y_idx, hist_classes, labelled, eps):
                         pos[j, b] += 1
                     else:
                         neg[j, b] += 1
+                    if p_idx[i] == c:
+                        pred[j, b] += 1
             else:
                 for i in range(n):
-                    neg[j, _bin(proba[i, c])] += 1
+                    b = _bin(proba[i, c])
+                    neg[j, b] += 1
+                    if p_idx[i] == c:
+                        pred[j, b] += 1
     mom = np.empty((k, 5))
     if k > 2:
         _rowmajor_moments(proba, mom)
@@ -292,7 +338,7 @@ def class_pass(proba, y_idx, hist_classes, labelled, eps):
         for i in range(n):
             p = proba[i, y_idx[i]]
             p_true[i] = min(max(p, lo), hi)
-    return pos, neg, mom, p_true
+    return pos, neg, pred, mom, p_true
 
 
 @nb.njit(cache=True, nogil=True)
