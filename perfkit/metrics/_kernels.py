@@ -15,6 +15,7 @@ __all__ = [
     "class_pass",
     "delong_from_histograms",
     "has_fraction",
+    "isotonic_blocks",
     "macro_influence_ss_rows",
     "moments",
     "placement_tables",
@@ -623,3 +624,33 @@ def b64decode_unpadded(src: np.ndarray, table: np.ndarray) -> np.ndarray:
         out[3 * i + 1] = (v >> 8) & 0xFF
         out[3 * i + 2] = v & 0xFF
     return out
+
+
+@nb.njit(cache=True)
+def isotonic_blocks(y: np.ndarray, w: np.ndarray):
+    """Weighted isotonic (increasing) regression by pool-adjacent-violators.
+
+    Returns ``(values, weights, block)``: the value and total weight of each pooled block
+    and the block index of every input point (points in input order).
+    """
+    n = y.shape[0]
+    val = np.empty(n)
+    wt = np.empty(n)
+    start = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        val[m] = y[i]
+        wt[m] = w[i]
+        start[m] = i
+        m += 1
+        while m > 1 and val[m - 2] > val[m - 1]:
+            tw = wt[m - 2] + wt[m - 1]
+            val[m - 2] = (val[m - 2] * wt[m - 2] + val[m - 1] * wt[m - 1]) / tw
+            wt[m - 2] = tw
+            m -= 1
+    block = np.empty(n, dtype=np.int64)
+    for b in range(m):
+        end = start[b + 1] if b + 1 < m else n
+        for i in range(start[b], end):
+            block[i] = b
+    return val[:m].copy(), wt[:m].copy(), block
