@@ -10,6 +10,8 @@ __all__ = [
     "HIST_HALF",
     "V1_BINS",
     "auc_from_keys",
+    "bin_cells",
+    "bin_lower_edges",
     "auc_keys",
     "check_proba",
     "class_pass",
@@ -51,6 +53,12 @@ HIST_BINS = 2 * HIST_HALF
 V1_HALF = FINE_SPAN + 1
 V1_BINS = 2 * V1_HALF
 
+#: Coarse cells of a score for the joint (predicted class, class, score cell) counts of
+#: multiclass states: cell = floor(p * JOINT_CELLS) for p < 0.5, mirrored on 1 - p above
+#: (as the buckets). Cell edges j / 64 are bucket edges, so every histogram bucket lies in
+#: one cell (:func:`bin_cells`).
+JOINT_CELLS = 64
+
 #: Reductions may be reassociated (so LLVM vectorises them); no nnan/ninf/arcp: IEEE
 #: semantics of NaN, inf and division are kept.
 _REASSOC = {"reassoc", "contract"}
@@ -73,6 +81,36 @@ def _bin(p: float) -> int:
     if p < 0.5:
         return _half_bin(p)
     return HIST_BINS - 1 - _half_bin(1.0 - p)
+
+
+def bin_lower_edges() -> np.ndarray:
+    """Lower edge of q = min(p, 1 - p) of every bucket of a half (length HIST_HALF)."""
+    i = np.arange(HIST_HALF, dtype=np.int64)
+    out = np.zeros(HIST_HALF)
+    coarse = (i >= 1) & (i <= COARSE_SPAN)
+    j = i[coarse] - 1
+    out[coarse] = np.ldexp(1.0 + (j & ((1 << COARSE_BITS) - 1)) / 2.0**COARSE_BITS, (j >> COARSE_BITS) + LOW_EXP)
+    fine = i > COARSE_SPAN
+    j = i[fine] - 1 - COARSE_SPAN
+    out[fine] = np.ldexp(1.0 + (j & ((1 << MANT_BITS) - 1)) / 2.0**MANT_BITS, (j >> MANT_BITS) + MIN_EXP)
+    return out
+
+
+def bin_cells() -> np.ndarray:
+    """The :data:`JOINT_CELLS` cell of every histogram bucket (length HIST_BINS)."""
+    lo = bin_lower_edges()
+    hi = np.append(lo[1:], 0.5)
+    mid = 0.5 * (lo + hi)  # strictly inside the bucket
+    p = np.concatenate([mid, 1.0 - mid[::-1]])
+    upper = JOINT_CELLS - 1 - np.minimum(np.floor((1.0 - p) * JOINT_CELLS), JOINT_CELLS // 2 - 1)
+    return np.where(p < 0.5, np.floor(p * JOINT_CELLS), upper).astype(np.int64)
+
+
+@nb.njit(cache=True, inline="always")
+def _cell(p: float) -> int:
+    if p < 0.5:
+        return np.int64(p * JOINT_CELLS)
+    return JOINT_CELLS - 1 - min(np.int64((1.0 - p) * JOINT_CELLS), JOINT_CELLS // 2 - 1)
 
 
 def upgrade_v1_bins(idx: np.ndarray) -> np.ndarray:
@@ -278,7 +316,8 @@ def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps):
 
     Returns ``pos, neg, pred`` (h, HIST_BINS) histograms (``pred``: the class's score of
     the rows *predicted* as that class, the joint predicted class x score bin that
-    label-free estimation needs), ``mom`` (k, 5) rows of (n, mean, M2, M3, M4) of every
+    label-free estimation needs), ``joint`` (k, k, JOINT_CELLS) counts of (predicted
+    class, class, cell of that class's score) for multiclass (empty otherwise), ``mom`` (k, 5) rows of (n, mean, M2, M3, M4) of every
     column, and ``p_true`` (n,) = clip(p[i, y_i], eps, 1 - eps) (empty when not labelled).
     """
     n, k = proba.shape
@@ -286,12 +325,15 @@ def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps):
     pos = np.zeros((h, HIST_BINS), dtype=np.int64)
     neg = np.zeros((h, HIST_BINS), dtype=np.int64)
     pred = np.zeros((h, HIST_BINS), dtype=np.int64)
+    joint = np.zeros((k, k, JOINT_CELLS) if (h == k and k > 2) else (0, 0, 0), dtype=np.int64)
     if h == k and k > 2:  # every class: one row-major pass
         for i in range(n):
             yi = y_idx[i] if labelled else -1
             pi = p_idx[i]
             for c in range(k):
-                b = _bin(proba[i, c])
+                x = proba[i, c]
+                joint[pi, c, _cell(x)] += 1
+                b = _bin(x)
                 if c == yi:
                     pos[c, b] += 1
                 else:
@@ -339,7 +381,7 @@ def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps):
         for i in range(n):
             p = proba[i, y_idx[i]]
             p_true[i] = min(max(p, lo), hi)
-    return pos, neg, pred, mom, p_true
+    return pos, neg, pred, joint, mom, p_true
 
 
 @nb.njit(cache=True, nogil=True)

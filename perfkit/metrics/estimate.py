@@ -195,6 +195,11 @@ class _ClassParts:
     auc: float
     auc_var_sampling: float
     auc_grad: np.ndarray  # d AUC / d block value
+    bins: np.ndarray  # occupied batch bins and, per bin: rows, rows predicted as the class,
+    cb: np.ndarray  # calibrated probability and the AUC's derivative for one row turning
+    kb: np.ndarray  # from negative to positive in that bin
+    q: np.ndarray
+    g: np.ndarray
 
 
 def _class_parts(cal: ClassCalibration, c: np.ndarray, k: np.ndarray) -> _ClassParts:
@@ -217,6 +222,7 @@ def _class_parts(cal: ClassCalibration, c: np.ndarray, k: np.ndarray) -> _ClassP
     SP, SN = float(P.sum()), float(N.sum())
     auc = auc_var = math.nan
     auc_grad = np.zeros(nblk)
+    g = np.zeros(bins.size)
     if SP > 0 and SN > 0:
         below = np.cumsum(N) - N
         above = SP - np.cumsum(P)
@@ -228,7 +234,7 @@ def _class_parts(cal: ClassCalibration, c: np.ndarray, k: np.ndarray) -> _ClassP
     return _ClassParts(
         A=A, B=B, K=float(kb.sum()), var_a=float(np.sum(kb * pq)), var_b=float(np.sum(mb * pq)),
         grad_a=to_blocks(kb), grad_b=to_blocks(mb), block_var=cal.var,
-        auc=auc, auc_var_sampling=auc_var, auc_grad=auc_grad,
+        auc=auc, auc_var_sampling=auc_var, auc_grad=auc_grad, bins=bins, cb=cb, kb=kb, q=q, g=g,
     )
 
 
@@ -287,6 +293,73 @@ def _gradient(f, A: np.ndarray, B: np.ndarray, K: np.ndarray) -> tuple[np.ndarra
     return ga, gb
 
 
+_CELLS: np.ndarray | None = None
+
+
+def _cell_means(part: _ClassParts, x: np.ndarray) -> np.ndarray:
+    """Per coarse score cell, the mean of ``x`` (per bin) over the batch's rows of the cell."""
+    global _CELLS
+    if _CELLS is None:
+        _CELLS = _kernels.bin_cells()
+    cell = _CELLS[part.bins]
+    num = np.bincount(cell, part.cb * x, minlength=_kernels.JOINT_CELLS)
+    den = np.bincount(cell, part.cb, minlength=_kernels.JOINT_CELLS)
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+
+
+def _off_diagonal(joint: np.ndarray, parts: list[_ClassParts], x_per_class: list[np.ndarray],
+                  totals: np.ndarray | None) -> np.ndarray:
+    """M[d, c] ~ sum over rows predicted d (c != d) of x_c(row), from the coarse joint counts;
+    with ``totals`` (x >= 0) rescaled so that each class's column sums to its exact total over
+    the rows not predicted c."""
+    k = joint.shape[0]
+    M = np.zeros((k, k))
+    for c in range(k):
+        M[:, c] = joint[:, c, :] @ _cell_means(parts[c], x_per_class[c])
+        M[c, c] = 0.0
+        s = M[:, c].sum()
+        if totals is not None and s > 0.0:
+            M[:, c] *= totals[c] / s
+    return M
+
+
+def _cross_count_var(ga: np.ndarray, gb: np.ndarray, A: np.ndarray, K: np.ndarray, m_cd: np.ndarray) -> float:
+    """Covariance part of a count metric's sampling variance (a row has one true class).
+
+    Row i predicted d adds ``-sum_{c != c'} gamma_c gamma_c' q_ic q_ic'`` to the variance
+    (gamma = dF/dA_d for c = d, dF/dB_c otherwise); the other classes' probabilities of the
+    rows predicted d are replaced by their means over those rows (``m_cd[d, c] / K[d]``).
+    """
+    total = 0.0
+    for d in range(K.size):
+        if K[d] <= 0:
+            continue
+        t = gb * m_cd[d] / K[d]  # beta_c * mean q_c over the rows predicted d (0 for c = d)
+        r = float(t.sum())
+        total += 2.0 * ga[d] * A[d] * r + K[d] * (r * r - float(np.sum(t * t)))
+    return -total
+
+
+def _cross_auc_var(parts: list[_ClassParts], defined: list[int], joint: np.ndarray, K: np.ndarray) -> float:
+    """Covariance part of the OvR macro AUC's sampling variance (before dividing by m**2).
+
+    Per row the linearised macro AUC is sum_c g_c(bin) (Y_c - q_c); rows predicted d use their
+    exact class-d term and the mean of a_c = g_c q_c over rows predicted d for the others.
+    """
+    k = len(parts)
+    a = [p.g * p.q if j in defined else np.zeros_like(p.q) for j, p in enumerate(parts)]
+    own = np.array([float(np.sum(p.kb * a[j])) for j, p in enumerate(parts)])
+    M = _off_diagonal(joint, parts, a, None)
+    total = 0.0
+    for d in range(k):
+        if K[d] <= 0:
+            continue
+        t = M[d] / K[d]
+        r = float(t.sum())
+        total += 2.0 * own[d] * r + K[d] * (r * r - float(np.sum(t * t)))
+    return -total
+
+
 def _value(name: str, value: float, var: float, level: float, n: int, reason: str | None = None) -> MetricValue:
     spec = METRICS.get(name)
     lo_b, hi_b = (spec.lower, spec.upper) if spec is not None else (-math.inf, math.inf)
@@ -320,11 +393,15 @@ def _classification_estimate(state: ClassificationState, cal: Calibration, level
     A = np.array([p.A for p in parts])
     B = np.array([p.B for p in parts])
     K = np.array([p.K for p in parts])
+    joint = state.pred_joint if state.task == "multiclass" else None
+    m_cd = None
+    if joint is not None:  # expected truth c among rows predicted d (c != d)
+        m_cd = _off_diagonal(joint, parts, [p.q for p in parts], B)
     out: dict[str, MetricValue] = {}
     for name, f in _count_metrics(state.task, n, 0.0).items():
         value = float(f(A, B, K))
         ga, gb = _gradient(f, A, B, K)
-        var = 0.0
+        var = 0.0 if m_cd is None else _cross_count_var(ga, gb, A, K, m_cd)
         for j, p in enumerate(parts):
             var += ga[j] ** 2 * p.var_a + gb[j] ** 2 * p.var_b
             g = ga[j] * p.grad_a + gb[j] * p.grad_b
@@ -339,7 +416,11 @@ def _classification_estimate(state: ClassificationState, cal: Calibration, level
     else:
         m = len(aucs)
         var = sum(p.auc_var_sampling + float(np.sum(p.auc_grad**2 * p.block_var))
-                  for p in parts if math.isfinite(p.auc)) / (m * m)
+                  for p in parts if math.isfinite(p.auc))
+        if joint is not None:
+            defined = [j for j, p in enumerate(parts) if math.isfinite(p.auc)]
+            var += _cross_auc_var(parts, defined, joint, K)
+        var /= m * m
         out["roc_auc"] = _value("roc_auc", sum(aucs) / m, var, level, state.n)
     return {k: out[k] for k in names}
 

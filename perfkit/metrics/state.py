@@ -189,6 +189,10 @@ class ClassificationState:
         predicted class x score bin, which keeps label-free estimates exact when the
         predicted label is not a threshold of the score. Labels are not needed; None for
         states stored before it existed (merging with such a state drops it).
+    pred_joint : ndarray of shape (k, k, JOINT_CELLS) or None
+        Multiclass: rows by (predicted class, class, coarse cell of that class's score).
+        Label-free estimates use it for the covariances between classes within a row.
+        None for binary states and states stored before it existed.
     """
 
     task: str
@@ -208,6 +212,7 @@ class ClassificationState:
     n_batches: int = 1
     auc_var_ratio: float | None = None
     hist_pred: np.ndarray | None = None
+    pred_joint: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -290,6 +295,8 @@ class ClassificationState:
             auc_var_ratio=_merge_ratio(self, other),
             hist_pred=None if self.hist_pred is None or other.hist_pred is None
             else self.hist_pred + other.hist_pred,
+            pred_joint=None if self.pred_joint is None or other.pred_joint is None
+            else self.pred_joint + other.pred_joint,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -316,6 +323,8 @@ class ClassificationState:
             "n_batches": self.n_batches,
             "auc_var_ratio": self.auc_var_ratio,
             "hist_pred": None if self.hist_pred is None else _encode_hist(self.hist_pred),
+            "pred_joint": None if self.pred_joint is None
+            else _encode_hist(self.pred_joint.reshape(self.k * self.k, -1)),
         }
 
     @classmethod
@@ -340,6 +349,8 @@ class ClassificationState:
             n_batches=int(d.get("n_batches", 1)),
             auc_var_ratio=None if d.get("auc_var_ratio") is None else float(d["auc_var_ratio"]),
             hist_pred=None if d.get("hist_pred") is None else _decode_hist(d["hist_pred"]),
+            pred_joint=None if d.get("pred_joint") is None
+            else _decode_hist(d["pred_joint"]).reshape(len(d["classes"]), len(d["classes"]), -1),
         )
 
     def equals(self, other: object) -> bool:
@@ -536,7 +547,7 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
     if labelled:
         confusion = np.bincount(p.y_idx * k + p.p_idx, minlength=k * k).reshape(k, k).astype(np.int64)
     pred_counts = np.bincount(p.p_idx, minlength=k).astype(np.int64)
-    hist_pos = hist_neg = hist_pred = logloss = None
+    hist_pos = hist_neg = hist_pred = pred_joint = logloss = None
     score_moments: tuple = ()
     auc_exact = auc_var = var_ratio = None
     if p.proba is not None:
@@ -552,10 +563,11 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
                     auc_jobs.append(pool.submit(_exact_auc, p.proba, p.y_idx, int(c)))
                 else:
                     auc_jobs.append(_exact_auc(p.proba, p.y_idx, int(c)))
-        hist_pos, hist_neg, hist_pred, mom, p_true = _kernels.class_pass(
+        hist_pos, hist_neg, hist_pred, joint, mom, p_true = _kernels.class_pass(
             p.proba, y_idx, p.p_idx, hist_classes, labelled, p.eps
         )
         score_moments = tuple(Moments.from_list(row) for row in mom.tolist())
+        pred_joint = joint if (p.task == "multiclass" and joint.size) else None
         if labelled:
             np.log(p_true, out=p_true)  # vectorised (SIMD) log; the loss is its negative
             n_, mean, m2, m3, m4 = _kernels.moments(p_true)
@@ -584,6 +596,7 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
         auc_var_exact=auc_var,
         auc_var_ratio=var_ratio,
         hist_pred=hist_pred,
+        pred_joint=pred_joint,
     )
 
 
@@ -733,7 +746,15 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
     first = dicts[0]
     if len(dicts) == 1 or first.get("kind") != "classification":
         return merge_states(state_from_dict(d) for d in dicts)
-    head = ClassificationState.from_dict({**first, "hist_pos": None, "hist_neg": None, "hist_pred": None})
+    head = ClassificationState.from_dict(
+        {**first, "hist_pos": None, "hist_neg": None, "hist_pred": None, "pred_joint": None}
+    )
+    joint = None
+    if all(d.get("pred_joint") is not None for d in dicts):
+        try:
+            joint = sum(_decode_hist(d["pred_joint"]) for d in dicts).reshape(len(first["classes"]), len(first["classes"]), -1)
+        except ValueError:  # different layouts: the slow path raises the precise error
+            return merge_states(state_from_dict(x) for x in dicts)
     has_hist = first.get("hist_neg") is not None
     has_pred = has_hist and all(d.get("hist_pred") is not None for d in dicts)
     bins = int(first["hist_neg"]["bins"]) if has_hist else 0
@@ -793,7 +814,7 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
         score_moments=tuple(Moments.merge_all(r) for r in score_rows),
         logloss=Moments.merge_all(loss_rows) if use_loss else None, eps=eps,
         auc_exact=None, auc_var_exact=None, n_batches=n_batches,
-        auc_var_ratio=ratio_num / ratio_den if ratio_den else None, hist_pred=hpred,
+        auc_var_ratio=ratio_num / ratio_den if ratio_den else None, hist_pred=hpred, pred_joint=joint,
     )
 
 
