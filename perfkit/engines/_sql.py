@@ -37,6 +37,7 @@ from perfkit.metrics._kernels import (
     COARSE_SPAN,
     HIST_BINS,
     HIST_HALF,
+    JOINT_CELLS,
     LOW_EXP,
     MANT_BITS,
     MIN_EXP,
@@ -50,6 +51,7 @@ __all__ = [
     "Runner",
     "Spec",
     "bin_expr",
+    "cell_expr",
     "compute_with_runner",
 ]
 
@@ -156,6 +158,15 @@ def bin_expr(x: str) -> str:
     lo = _half_bin_expr(x)
     hi = _half_bin_expr(f"(1e0 - {x})")
     return f"(CASE WHEN {x} < 5e-1 THEN {lo} ELSE {HIST_BINS - 1} - {hi} END)"
+
+
+def cell_expr(x: str) -> str:
+    """SQL of the coarse score cell of ``x`` (same as ``_kernels._cell``)."""
+    c = JOINT_CELLS
+    return (
+        f"(CASE WHEN {x} < 5e-1 THEN CAST(floor({x} * {flt(c)}) AS BIGINT) "
+        f"ELSE {c - 1} - LEAST(CAST(floor((1e0 - {x}) * {flt(c)}) AS BIGINT), {c // 2 - 1}) END)"
+    )
 
 
 def _finite(x: str) -> str:
@@ -651,6 +662,22 @@ def _classification(spec: Spec, runner: Runner) -> pd.DataFrame:
             )
         hist = runner.query(" UNION ALL ".join(parts))
 
+    # ---- multiclass: rows by (predicted class, class, coarse cell of that class's score)
+    joint = None
+    if has_proba and task == "multiclass":
+        all_scores = ", ".join(f"{s} AS s{m}" for m, s in enumerate(scores))
+        yp_item = f", {d.ident(spec.y_pred)} AS yp" if spec.y_pred is not None else ""
+        yp_outer = "" if spec.y_pred is not None else f", {_argmax_sql([f's{m}' for m in range(k)], lits)} AS yp"
+        base_sel = (
+            f"SELECT *{yp_outer} FROM (SELECT {', '.join(key_items)}{yp_item}, {all_scores} FROM {{src}}) q00"
+        )
+        parts = [
+            f"SELECT {klist}, yp, {c} AS hc, {cell_expr(f's{c}')} AS cl, COUNT(*) AS n FROM jb "
+            f"GROUP BY {klist}, yp, {cell_expr(f's{c}')}"
+            for c in range(k)
+        ]
+        joint = runner.query(f"WITH jb AS ({base_sel}) " + " UNION ALL ".join(parts))
+
     # ---- assemble
     conf_gid = _attach_gid(keyed_pairs, keyframe, keys)
     p_idx = label_codes(keyed_pairs["yp"], lookup, "y_pred")
@@ -675,6 +702,17 @@ def _classification(spec: Spec, runner: Runner) -> pd.DataFrame:
             is_pos = np.zeros(len(hist), dtype=bool)
         is_pred = hist["pf"].to_numpy(np.int64) == 1
         order, bounds = _slices(hgid, G)
+
+    pred_joint = None
+    if joint is not None:
+        jgid = _attach_gid(joint, keyframe, keys)
+        pred_joint = np.zeros((G, k, k, JOINT_CELLS), dtype=np.int64)
+        np.add.at(
+            pred_joint,
+            (jgid, label_codes(joint["yp"], lookup, "y_pred"), joint["hc"].to_numpy(np.int64),
+             joint["cl"].to_numpy(np.int64)),
+            joint["n"].to_numpy(np.int64),
+        )
 
     states = []
     for g, row in enumerate(moments.to_dict("records")):
@@ -707,6 +745,7 @@ def _classification(spec: Spec, runner: Runner) -> pd.DataFrame:
                 auc_exact=None,
                 auc_var_exact=None,
                 hist_pred=hist_pred,
+                pred_joint=None if pred_joint is None else pred_joint[g],
             )
         )
     return _output(moments, keys, spec, states)
