@@ -363,5 +363,16 @@ def test_prediction_histogram_is_the_joint_of_predicted_class_and_score_bin():
         m = merge_states([state_of(task, None, pred[i], proba[i]) for i in parts])
         np.testing.assert_array_equal(m.hist_pred, s.hist_pred)
         assert state_from_dict(s.to_dict()).equals(s)
+        if task == "multiclass":  # (predicted class, class, coarse score cell) counts
+            k = p2.shape[1]
+            cells = _kernels.bin_cells()[_kernels.score_bins(np.ascontiguousarray(p2.ravel()))].reshape(p2.shape)
+            ref = np.zeros((k, k, _kernels.JOINT_CELLS), dtype=np.int64)
+            np.add.at(ref, (np.repeat(pred, k), np.tile(np.arange(k), pred.size), cells.ravel()), 1)
+            np.testing.assert_array_equal(s.pred_joint, ref)
+            np.testing.assert_array_equal(m.pred_joint, ref)
+            fast = state_from_dict(merge_state_dicts([state_of(task, None, pred[i], proba[i]).to_dict() for i in parts]))
+            np.testing.assert_array_equal(fast.pred_joint, ref)
+        else:
+            assert s.pred_joint is None
         lab = state_of(task, y, pred, proba)
         np.testing.assert_array_equal(lab.prediction_part().hist_pred, s.hist_pred)
