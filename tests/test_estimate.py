@@ -27,13 +27,25 @@ TOL = 1e-9
 
 
 # ------------------------------------------------------------------ per-row reference
-def _calibrated_rows(base_scores, base_is_pos, scores):
-    """Isotonic calibration fitted on the baseline's bins (scikit-learn), read per row."""
+def _calibrated_rows(base_scores, base_is_pos, scores, end_rows=None):
+    """Isotonic calibration fitted on the baseline's bins (scikit-learn), read per row.
+
+    As perfkit, the first / last bins are pooled until each end holds ``ceil(3.5 sqrt(n))``
+    baseline rows before the fit (``end_rows=0``: plain isotonic regression).
+    """
     bb = _kernels.score_bins(np.ascontiguousarray(base_scores, dtype=np.float64))
     tot = np.bincount(bb, minlength=_kernels.HIST_BINS)
     pos = np.bincount(bb[base_is_pos], minlength=_kernels.HIST_BINS)
     s = np.flatnonzero(tot)
-    iso = IsotonicRegression(out_of_bounds="clip").fit(s.astype(float), pos[s] / tot[s], sample_weight=tot[s])
+    y, w = pos[s] / tot[s], tot[s].astype(float)
+    m = math.ceil(3.5 * math.sqrt(w.sum())) if end_rows is None else end_rows
+    if m > 0:
+        cw = np.cumsum(w)
+        lo, hi = np.flatnonzero(cw >= m)[0], np.flatnonzero(cw <= cw[-1] - m)[-1] + 1
+        y = y.copy()
+        y[: lo + 1] = np.average(y[: lo + 1], weights=w[: lo + 1])
+        y[hi:] = np.average(y[hi:], weights=w[hi:])
+    iso = IsotonicRegression(out_of_bounds="clip").fit(s.astype(float), y, sample_weight=w)
     b = _kernels.score_bins(np.ascontiguousarray(scores, dtype=np.float64))
     return iso.predict(b.astype(float)), b
 
@@ -109,6 +121,16 @@ def test_estimates_equal_per_row_reference(task, seed):
     # a labelled batch gives the same estimate (its labels are ignored)
     lab = estimate(compute_state(y, pred, p, classes=classes, task=task), base)
     assert all(lab[m].value == est[m].value for m in est)
+
+
+def test_plain_isotonic_calibration_on_request():
+    rng = np.random.default_rng(4)
+    by, bpred, bp = make("binary", 3000, rng)
+    _, pred, p = make("binary", 500, rng, shift=1.0)
+    cal = calibrate(compute_state(by, bpred, bp), min_end_rows=0)
+    q, _ = _calibrated_rows(bp, by == 1, p, end_rows=0)
+    est = estimate(compute_state(None, pred, p), cal)
+    assert est["accuracy"].value == pytest.approx(np.mean(np.where(pred == 1, q, 1 - q)), abs=TOL)
 
 
 def test_custom_predictions_are_exact_not_a_threshold():

@@ -7,7 +7,8 @@ calibrated probabilities. Here everything comes from mergeable states:
 - the **baseline** (a labelled state) holds, per class, the score histograms of positives
   and negatives: a binned calibration curve, made monotone by weighted isotonic regression
   (pool-adjacent-violators over the occupied bins, weights = bin counts; one-vs-rest per
-  class for multiclass). Bins of the batch that the baseline never saw are interpolated
+  class for multiclass), each end of the score range first pooled over ``3.5 sqrt(n)``
+  baseline rows against isotonic regression's spikes there (:func:`pool_ends`). Bins of the batch that the baseline never saw are interpolated
   linearly in bin index between the neighbouring fitted bins (clipped at the ends, as
   scikit-learn's ``IsotonicRegression(out_of_bounds="clip")``);
 - the **batch** (labelled or not) holds its score histogram per class and the joint count of
@@ -80,7 +81,9 @@ __all__ = [
     "ConceptDriftFinding",
     "calibrate",
     "concept_drift_check",
+    "end_rows_rule",
     "estimate",
+    "pool_ends",
 ]
 
 METHOD = "cbpe"
@@ -141,8 +144,45 @@ class Calibration:
     per_class: tuple[ClassCalibration | None, ...]
 
 
-def calibrate(baseline_state: ClassificationState | dict) -> Calibration:
+def end_rows_rule(n_rows: float) -> int:
+    """Default minimum rows of each end group of the calibration: ``ceil(3.5 sqrt(n))``."""
+    return int(math.ceil(3.5 * math.sqrt(max(n_rows, 0.0))))
+
+
+def pool_ends(y: np.ndarray, w: np.ndarray, min_rows: float) -> np.ndarray:
+    """Replace ``y`` of the first and last points by their weighted mean until each end
+    group holds at least ``min_rows`` weight (the input of the isotonic fit).
+
+    Plain isotonic regression "spikes" at the ends: the last block is the largest mean of
+    any suffix, so with few rows there the calibration is too extreme, and a batch shifted
+    towards the extremes is estimated too optimistically. Pooling each end over
+    ``3.5 sqrt(n)`` baseline rows removed that bias in the simulations of
+    ``benchmarks/estimation.py``; ``min_rows = 0`` gives plain isotonic regression
+    (NannyML's calibration).
+    """
+    out = np.array(y, dtype=np.float64)
+    if min_rows <= 0 or y.size < 2:
+        return out
+    cw = np.cumsum(w)
+    lo = int(np.searchsorted(cw, min_rows))
+    hi = int(np.searchsorted(cw, cw[-1] - min_rows, side="right"))
+    if 0 < lo < y.size:
+        out[: lo + 1] = np.sum(y[: lo + 1] * w[: lo + 1]) / np.sum(w[: lo + 1])
+    if 0 < hi < y.size - 1:
+        out[hi:] = np.sum(y[hi:] * w[hi:]) / np.sum(w[hi:])
+    return out
+
+
+def calibrate(baseline_state: ClassificationState | dict, *, min_end_rows: float | None = None) -> Calibration:
     """Fit the per-class isotonic calibration of a labelled baseline state.
+
+    Parameters
+    ----------
+    baseline_state : ClassificationState or dict
+        Labelled state with scores.
+    min_end_rows : float, optional
+        Rows pooled at each end of the score range before the isotonic fit (see
+        :func:`pool_ends`); default ``ceil(3.5 sqrt(rows))``; 0 for plain isotonic regression.
 
     Raises
     ------
@@ -173,7 +213,8 @@ def calibrate(baseline_state: ClassificationState | dict) -> Calibration:
             continue
         w = tot[support].astype(np.float64)
         p = pos[support].astype(np.float64)
-        values, weights, block = _kernels.isotonic_blocks(p / w, w)
+        m = end_rows_rule(w.sum()) if min_end_rows is None else min_end_rows
+        values, weights, block = _kernels.isotonic_blocks(pool_ends(p / w, w, m), w)
         q = (values * weights + 0.5) / (weights + 1.0)
         out.append(ClassCalibration(support, block, values, q * (1.0 - q) / weights))
     return Calibration(
