@@ -342,6 +342,8 @@ def test_spark_sql_bucket_equals_kernel_bins(spark):
     df.createOrReplaceTempView("edge_scores")
     got = spark.sql(f"SELECT i, {bin_expr('p')} AS b FROM edge_scores ORDER BY i").toPandas()
     np.testing.assert_array_equal(got["b"].to_numpy(), score_bins(x))
+    cells = spark.sql(f"SELECT i, {cell_expr('p')} AS c FROM edge_scores ORDER BY i").toPandas()
+    np.testing.assert_array_equal(cells["c"].to_numpy(), bin_cells()[score_bins(x)])
     # label literals survive Spark's quoting and backslash escapes
     label = "it's\\yes"
     assert spark.sql(f"SELECT {SPARK.literal(label)} AS s").collect()[0]["s"] == label
