@@ -20,6 +20,7 @@ __all__ = [
     "isotonic_blocks",
     "macro_influence_ss_rows",
     "moments",
+    "nonzero_index",
     "placement_tables",
     "regression_moments",
     "score_bins",
@@ -311,7 +312,7 @@ def _rowmajor_moments(x: np.ndarray, mom: np.ndarray) -> None:
 
 
 @nb.njit(cache=True, nogil=True)
-def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps):
+def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps, pos, neg, pred):
     """Score histograms, per-column moments and the clipped probability of the true class.
 
     Returns ``pos, neg, pred`` (h, HIST_BINS) histograms (``pred``: the class's score of
@@ -319,12 +320,11 @@ def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps):
     label-free estimation needs), ``joint`` (k, k, JOINT_CELLS) counts of (predicted
     class, class, cell of that class's score) for multiclass (empty otherwise), ``mom`` (k, 5) rows of (n, mean, M2, M3, M4) of every
     column, and ``p_true`` (n,) = clip(p[i, y_i], eps, 1 - eps) (empty when not labelled).
+    ``pos, neg, pred`` are zeroed (h, HIST_BINS) int64 outputs allocated by the caller
+    (``np.zeros`` maps zero pages lazily: a small batch touches only the pages it counts in).
     """
     n, k = proba.shape
     h = hist_classes.shape[0]
-    pos = np.zeros((h, HIST_BINS), dtype=np.int64)
-    neg = np.zeros((h, HIST_BINS), dtype=np.int64)
-    pred = np.zeros((h, HIST_BINS), dtype=np.int64)
     joint = np.zeros((k, k, JOINT_CELLS) if (h == k and k > 2) else (0, 0, 0), dtype=np.int64)
     if h == k and k > 2:  # every class: one row-major pass
         for i in range(n):
@@ -696,3 +696,19 @@ def isotonic_blocks(y: np.ndarray, w: np.ndarray):
         for i in range(start[b], end):
             block[i] = b
     return val[:m].copy(), wt[:m].copy(), block
+
+
+@nb.njit(cache=True)
+def nonzero_index(r: np.ndarray) -> np.ndarray:
+    """Indices of the non-zero entries of a 1-D int64 array (sparse histogram rows)."""
+    m = 0
+    for i in range(r.shape[0]):
+        if r[i] != 0:
+            m += 1
+    out = np.empty(m, dtype=np.int64)
+    m = 0
+    for i in range(r.shape[0]):
+        if r[i] != 0:
+            out[m] = i
+            m += 1
+    return out

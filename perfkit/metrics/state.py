@@ -58,7 +58,7 @@ def _encode_row(r: np.ndarray) -> dict:
     (usually uint16 + uint8: three bytes, so base64 strings of such rows can be joined and
     decoded in one call when many states are merged).
     """
-    nz = np.flatnonzero(r)
+    nz = _kernels.nonzero_index(np.ascontiguousarray(r, dtype=np.int64))
     counts = r[nz]
     top = int(counts.max()) if counts.size else 0
     ccode = "B" if top < 2**8 else "H" if top < 2**16 else "I" if top < 2**32 else "Q"
@@ -563,8 +563,10 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
                     auc_jobs.append(pool.submit(_exact_auc, p.proba, p.y_idx, int(c)))
                 else:
                     auc_jobs.append(_exact_auc(p.proba, p.y_idx, int(c)))
+        shape = (hist_classes.size, _kernels.HIST_BINS)
         hist_pos, hist_neg, hist_pred, joint, mom, p_true = _kernels.class_pass(
-            p.proba, y_idx, p.p_idx, hist_classes, labelled, p.eps
+            p.proba, y_idx, p.p_idx, hist_classes, labelled, p.eps,
+            np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64),
         )
         score_moments = tuple(Moments.from_list(row) for row in mom.tolist())
         pred_joint = joint if (p.task == "multiclass" and joint.size) else None
