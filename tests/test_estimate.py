@@ -266,8 +266,8 @@ def test_concept_drift_check_fires_on_drift_and_stays_quiet_on_stable_streams():
     rng = np.random.default_rng(13)
     by, bpred, bp = make("binary", 20_000, rng)
     base = calibrate(compute_state(by, bpred, bp))
-    # flipping 6.5 % of outcomes moves accuracy by ~5 points at accuracy ~0.88
-    fired = np.mean([_drift_stream(rng, base, 0.065, 2000) for _ in range(40)])
+    # flipping 10.5 % of outcomes moves accuracy by ~5 points (accuracy ~0.74: f (2 acc - 1))
+    fired = np.mean([_drift_stream(rng, base, 0.105, 2000) for _ in range(40)])
     false = np.mean([_drift_stream(rng, base, 0.0, 2000) for _ in range(150)])
     assert fired >= 0.9 and false <= 0.02, (fired, false)
 
