@@ -15,9 +15,9 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import detection as bench  # noqa: E402
+import detection as bench
 
-from perfkit.metrics import compute_metrics  # noqa: E402
+from perfkit.metrics import compute_metrics
 
 
 def _stable_rates(task: str, n: int, calls: int, seed: int) -> tuple[float, float]:

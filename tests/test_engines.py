@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from perfkit.engines import compute_states, states_from_parquet
-from perfkit.engines._sql import DUCKDB, SPARK, bin_expr
+from perfkit.engines._sql import DUCKDB, SPARK, bin_expr, cell_expr
 from perfkit.exceptions import (
     EngineError,
     LabelError,
@@ -28,7 +28,7 @@ from perfkit.metrics import (
     merge_states,
     state_from_dict,
 )
-from perfkit.metrics._kernels import delong_from_histograms, score_bins
+from perfkit.metrics._kernels import bin_cells, delong_from_histograms, score_bins
 
 RTOL = 1e-9
 N_BATCHES = 40
@@ -132,6 +132,10 @@ def assert_same_state(got, ref) -> None:
     np.testing.assert_array_equal(got.pred_counts, ref.pred_counts)
     assert np.array_equal(got.hist_pos, ref.hist_pos)
     assert np.array_equal(got.hist_neg, ref.hist_neg)
+    assert (got.hist_pred is None) == (ref.hist_pred is None)
+    assert ref.hist_pred is None or np.array_equal(got.hist_pred, ref.hist_pred)
+    assert (got.pred_joint is None) == (ref.pred_joint is None)
+    assert ref.pred_joint is None or np.array_equal(got.pred_joint, ref.pred_joint)
     assert len(got.score_moments) == len(ref.score_moments)
     for j, (a, b) in enumerate(zip(got.score_moments, ref.score_moments, strict=True)):
         assert_moments(a, b, f"score {j}")
@@ -192,6 +196,8 @@ def test_sql_bucket_equals_kernel_bins_on_edge_values():
     rel = duckdb.from_df(pd.DataFrame({"p": x, "i": np.arange(x.size)}))
     got = rel.query("t", f"SELECT i, {bin_expr('p')} AS b FROM t ORDER BY i").df()["b"].to_numpy()
     np.testing.assert_array_equal(got, score_bins(x))
+    cells = rel.query("t", f"SELECT i, {cell_expr('p')} AS c FROM t ORDER BY i").df()["c"].to_numpy()
+    np.testing.assert_array_equal(cells, bin_cells()[score_bins(x)])  # cells nest the buckets
     label = "it's\\yes"
     assert duckdb.sql(f"SELECT {DUCKDB.literal(label)}").fetchall()[0][0] == label
 
@@ -252,6 +258,8 @@ def test_duckdb_argmax_unlabelled_and_one_group():
     g = df[df["segment"] == "a"]
     ref = compute_state(None, g["y_pred"].to_numpy(), pr.loc[g.index], task="multiclass")
     np.testing.assert_array_equal(s.hist_neg, ref.hist_neg)
+    np.testing.assert_array_equal(s.hist_pred, ref.hist_pred)
+    np.testing.assert_array_equal(s.pred_joint, ref.pred_joint)
     np.testing.assert_array_equal(s.pred_counts, ref.pred_counts)
 
 
@@ -334,6 +342,8 @@ def test_spark_sql_bucket_equals_kernel_bins(spark):
     df.createOrReplaceTempView("edge_scores")
     got = spark.sql(f"SELECT i, {bin_expr('p')} AS b FROM edge_scores ORDER BY i").toPandas()
     np.testing.assert_array_equal(got["b"].to_numpy(), score_bins(x))
+    cells = spark.sql(f"SELECT i, {cell_expr('p')} AS c FROM edge_scores ORDER BY i").toPandas()
+    np.testing.assert_array_equal(cells["c"].to_numpy(), bin_cells()[score_bins(x)])
     # label literals survive Spark's quoting and backslash escapes
     label = "it's\\yes"
     assert spark.sql(f"SELECT {SPARK.literal(label)} AS s").collect()[0]["s"] == label

@@ -282,3 +282,97 @@ def test_histograms_of_another_layout_do_not_merge():
     d["hist_pos"]["bins"] = 10  # indices out of range: malformed
     with pytest.raises(StateError, match="malformed"):
         state_from_dict(d)
+
+
+def _confident_scores(rng, n, centre, spread, shift):
+    """Binary scores of a very confident model: logits around ``centre`` (far from 0)."""
+    y = rng.integers(0, 2, n)
+    z = rng.normal(centre, spread, n) + shift * y
+    return y, expit(z)
+
+
+@pytest.mark.parametrize(
+    ("centre", "spread", "shift"),
+    [(-40.0, 8.0, 6.0),      # scores ~1e-17 .. 1e-12 (the issue's case: below 2**-40)
+     (-400.0, 60.0, 40.0),   # down to ~1e-300
+     (30.0, 3.0, 2.0),       # up to 1 - 1e-16 on the other side
+     (-15.0, 25.0, 8.0)],    # across the whole range
+)
+def test_merged_auc_exact_for_very_confident_scores(centre, spread, shift):
+    rng = np.random.default_rng(int(abs(centre) * 7 + spread))
+    y, p = _confident_scores(rng, 20_000, centre, spread, shift)
+    keep = (p >= 1e-300) & (p <= 1 - 1e-16)
+    y, p = y[keep], p[keep]
+    exact = skm.roc_auc_score(y, p)
+    parts = split_points(y.size, 10, rng)
+    merged = merge_states([compute_state(y[i], None, p[i], classes=[0, 1]) for i in parts])
+    auc = evaluate(merged, metrics=["roc_auc"])["roc_auc"]
+    assert abs(auc.value - exact) < 1e-4, (auc.value, exact)
+    assert abs(auc.value - exact) <= auc.error_bound + 1e-12
+    # the same through the stored form (sparse dicts, bulk merge)
+    fast = merge_state_dicts([compute_state(y[i], None, p[i], classes=[0, 1]).to_dict() for i in parts])
+    back = state_from_dict(fast)
+    for name in ("hist_pos", "hist_neg", "hist_pred", "confusion"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(merged, name))
+
+
+def test_merged_multiclass_auc_exact_for_very_confident_scores():
+    rng = np.random.default_rng(31)
+    n, k = 20_000, 4
+    y = rng.integers(0, k, n)
+    logits = rng.normal(0, 40, (n, k)) + 30 * np.eye(k)[y]
+    proba = softmax(logits, axis=1)
+    exact = skm.roc_auc_score(y, proba, multi_class="ovr")
+    merged = merge_states([compute_state(y[i], None, proba[i]) for i in split_points(n, 10, rng)])
+    assert abs(evaluate(merged, metrics=["roc_auc"])["roc_auc"].value - exact) < 1e-4
+
+
+def test_states_of_the_first_histogram_layout_are_read_and_merge():
+    rng = np.random.default_rng(32)
+    y, pred, proba = make_batch("binary", 2_000, rng)
+    s = state_of("binary", y, pred, proba)
+    # write the state in the first layout (V1_BINS buckets, q < 2**-40 in bucket 0)
+    b = _kernels.score_bins(proba)
+    half = np.minimum(b, _kernels.HIST_BINS - 1 - b)
+    old_half = np.where(half <= _kernels.COARSE_SPAN, 0, half - _kernels.COARSE_SPAN)
+    old = np.where(b < _kernels.HIST_HALF, old_half, _kernels.V1_BINS - 1 - old_half)
+    pos = np.bincount(old[y == 1], minlength=_kernels.V1_BINS)[None, :]
+    neg = np.bincount(old[y != 1], minlength=_kernels.V1_BINS)[None, :]
+    d = dataclasses.replace(s, hist_pos=pos, hist_neg=neg, hist_pred=None).to_dict()
+    back = state_from_dict(d)
+    assert back.hist_pos.shape[1] == _kernels.HIST_BINS
+    np.testing.assert_array_equal(back.hist_pos, s.hist_pos)  # no score below 2**-40 here
+    assert back.hist_pred is None
+    merged = back.merge(s)  # merges with a current state (prediction histogram dropped)
+    assert merged.hist_pred is None and merged.n == 2 * s.n
+    fast = state_from_dict(merge_state_dicts([d, s.to_dict()]))
+    np.testing.assert_array_equal(fast.hist_neg, merged.hist_neg)
+    assert evaluate(back)["roc_auc"].value == pytest.approx(skm.roc_auc_score(y, proba), abs=1e-4)
+
+
+def test_prediction_histogram_is_the_joint_of_predicted_class_and_score_bin():
+    rng = np.random.default_rng(33)
+    for task in ("binary", "multiclass"):
+        y, pred, proba = make_batch(task, 3_000, rng)
+        s = state_of(task, None, pred, proba)
+        p2 = np.column_stack([1 - proba, proba]) if task == "binary" else proba
+        for j, c in enumerate(s.hist_classes):
+            ref = np.bincount(_kernels.score_bins(np.ascontiguousarray(p2[pred == c, c])), minlength=_kernels.HIST_BINS)
+            np.testing.assert_array_equal(s.hist_pred[j], ref)
+        parts = split_points(3_000, 3, rng)
+        m = merge_states([state_of(task, None, pred[i], proba[i]) for i in parts])
+        np.testing.assert_array_equal(m.hist_pred, s.hist_pred)
+        assert state_from_dict(s.to_dict()).equals(s)
+        if task == "multiclass":  # (predicted class, class, coarse score cell) counts
+            k = p2.shape[1]
+            cells = _kernels.bin_cells()[_kernels.score_bins(np.ascontiguousarray(p2.ravel()))].reshape(p2.shape)
+            ref = np.zeros((k, k, _kernels.JOINT_CELLS), dtype=np.int64)
+            np.add.at(ref, (np.repeat(pred, k), np.tile(np.arange(k), pred.size), cells.ravel()), 1)
+            np.testing.assert_array_equal(s.pred_joint, ref)
+            np.testing.assert_array_equal(m.pred_joint, ref)
+            fast = state_from_dict(merge_state_dicts([state_of(task, None, pred[i], proba[i]).to_dict() for i in parts]))
+            np.testing.assert_array_equal(fast.pred_joint, ref)
+        else:
+            assert s.pred_joint is None
+        lab = state_of(task, y, pred, proba)
+        np.testing.assert_array_equal(lab.prediction_part().hist_pred, s.hist_pred)

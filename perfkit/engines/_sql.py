@@ -32,7 +32,16 @@ from perfkit.exceptions import (
     ValidationError,
 )
 from perfkit.metrics import ClassificationState, Moments, RegressionState
-from perfkit.metrics._kernels import HIST_BINS, HIST_HALF, MANT_BITS, MIN_EXP
+from perfkit.metrics._kernels import (
+    COARSE_BITS,
+    COARSE_SPAN,
+    HIST_BINS,
+    HIST_HALF,
+    JOINT_CELLS,
+    LOW_EXP,
+    MANT_BITS,
+    MIN_EXP,
+)
 from perfkit.metrics._validation import label_codes, python_label, sorted_labels
 
 __all__ = [
@@ -42,6 +51,7 @@ __all__ = [
     "Runner",
     "Spec",
     "bin_expr",
+    "cell_expr",
     "compute_with_runner",
 ]
 
@@ -100,22 +110,38 @@ def flt(x: float) -> str:
 
 # ------------------------------------------------------------------------ the bucket
 _TINY = flt(2.0**MIN_EXP)
-_FLOOR_Q = flt(2.0 ** (MIN_EXP - 1))
+_LOWEST = flt(2.0**LOW_EXP)
+
+
+def _exponent_expr(q: str) -> str:
+    """``floor(log2(q))`` corrected by one when ``q / 2**e`` is outside [1, 2) (log2 rounds)."""
+    e0 = f"CAST(floor(log2({q})) AS BIGINT)"
+    r0 = f"({q} / power(2e0, {e0}))"
+    return f"({e0} + CASE WHEN {r0} >= 2e0 THEN 1 WHEN {r0} < 1e0 THEN -1 ELSE 0 END)"
+
+
+def _region_expr(q: str, min_exp: int, bits: int, offset: int) -> str:
+    """``offset + (e - min_exp) * 2**bits + (top ``bits`` mantissa bits)`` of ``q``."""
+    e = _exponent_expr(q)
+    sub = f"CAST(floor(({q} / power(2e0, {e}) - 1e0) * {flt(2.0**bits)}) AS BIGINT)"
+    return f"(({e}) - ({min_exp})) * {1 << bits} + {sub} + {offset}"
 
 
 def _half_bin_expr(q: str) -> str:
     """SQL bucket of ``q`` in [0, 0.5] as :func:`perfkit.metrics._kernels._half_bin`.
 
-    ``q`` must be a column name (it is repeated). The exponent is ``floor(log2(q))``
-    corrected by one when ``q / 2**e`` falls outside [1, 2) because log2 rounded.
+    ``q`` must be a column name (it is repeated). Fine buckets for q >= 2**MIN_EXP,
+    coarse ones down to 2**LOW_EXP, bucket 0 below.
     """
-    qq = f"GREATEST({q}, {_FLOOR_Q})"
-    e0 = f"CAST(floor(log2({qq})) AS BIGINT)"
-    r0 = f"({qq} / power(2e0, {e0}))"
-    e = f"({e0} + CASE WHEN {r0} >= 2e0 THEN 1 WHEN {r0} < 1e0 THEN -1 ELSE 0 END)"
-    sub = f"CAST(floor(({qq} / power(2e0, {e}) - 1e0) * {flt(2.0**MANT_BITS)}) AS BIGINT)"
-    b = f"(({e}) - ({MIN_EXP})) * {1 << MANT_BITS} + {sub} + 1"
-    return f"(CASE WHEN {q} < {_TINY} THEN 0 ELSE LEAST({b}, {HIST_HALF - 1}) END)"
+    # both branches are evaluated on every row by vectorised engines: clamp so that log2
+    # never sees 0 (a -inf exponent does not cast to BIGINT)
+    fine = _region_expr(f"GREATEST({q}, {_TINY})", MIN_EXP, MANT_BITS, 1 + COARSE_SPAN)
+    qc = f"GREATEST({q}, {_LOWEST})"
+    coarse = _region_expr(qc, LOW_EXP, COARSE_BITS, 1)
+    return (
+        f"(CASE WHEN {q} < {_LOWEST} THEN 0 WHEN {q} < {_TINY} THEN {coarse} "
+        f"ELSE LEAST({fine}, {HIST_HALF - 1}) END)"
+    )
 
 
 def bin_expr(x: str) -> str:
@@ -132,6 +158,15 @@ def bin_expr(x: str) -> str:
     lo = _half_bin_expr(x)
     hi = _half_bin_expr(f"(1e0 - {x})")
     return f"(CASE WHEN {x} < 5e-1 THEN {lo} ELSE {HIST_BINS - 1} - {hi} END)"
+
+
+def cell_expr(x: str) -> str:
+    """SQL of the coarse score cell of ``x`` (same as ``_kernels._cell``)."""
+    c = JOINT_CELLS
+    return (
+        f"(CASE WHEN {x} < 5e-1 THEN CAST(floor({x} * {flt(c)}) AS BIGINT) "
+        f"ELSE {c - 1} - LEAST(CAST(floor((1e0 - {x}) * {flt(c)}) AS BIGINT), {c // 2 - 1}) END)"
+    )
 
 
 def _finite(x: str) -> str:
@@ -601,19 +636,47 @@ def _classification(spec: Spec, runner: Runner) -> pd.DataFrame:
     G = len(moments)
 
     # ---- histograms of each histogram class's score, split by the true label
+    # and by whether the row is predicted as that class (pf: the joint predicted class x
+    # score bin that label-free estimation needs)
     hist = None
     if has_proba:
         yt_sel = f", {d.ident(spec.y_true)} AS yt" if labelled else ""
+        if spec.y_pred is not None:
+            yp_sel = f", {d.ident(spec.y_pred)} AS yp"
+        else:
+            all_scores = ", ".join(f"{s} AS s{m}" for m, s in enumerate(scores))
+            yp_sel = f", {_argmax_sql([f's{m}' for m in range(k)], lits)} AS yp"
         parts = []
         for j, c in enumerate(hist_classes):
-            g = ", ".join(keys + (["yt"] if labelled else []) + ["bkt"])
+            g = ", ".join(keys + (["yt"] if labelled else []) + ["pf", "bkt"])
+            inner = (
+                f"SELECT {', '.join(key_items)}{yt_sel}{yp_sel}, {scores[c]} AS x FROM {{src}}"
+                if spec.y_pred is not None
+                else f"SELECT *, s{c} AS x{yp_sel} FROM (SELECT {', '.join(key_items)}{yt_sel}, "
+                f"{all_scores} FROM {{src}}) q00"
+            )
             parts.append(
                 f"SELECT {g}, {j} AS hj, COUNT(*) AS n FROM (SELECT {klist}"
-                f"{', yt' if labelled else ''}, {bin_expr('x')} AS bkt FROM "
-                f"(SELECT {', '.join(key_items)}{yt_sel}, {scores[c]} AS x FROM {{src}}) q0) q1 "
-                f"GROUP BY {g}"
+                f"{', yt' if labelled else ''}, CASE WHEN yp = {lits[c]} THEN 1 ELSE 0 END AS pf, "
+                f"{bin_expr('x')} AS bkt FROM ({inner}) q0) q1 GROUP BY {g}"
             )
         hist = runner.query(" UNION ALL ".join(parts))
+
+    # ---- multiclass: rows by (predicted class, class, coarse cell of that class's score)
+    joint = None
+    if has_proba and task == "multiclass":
+        all_scores = ", ".join(f"{s} AS s{m}" for m, s in enumerate(scores))
+        yp_item = f", {d.ident(spec.y_pred)} AS yp" if spec.y_pred is not None else ""
+        yp_outer = "" if spec.y_pred is not None else f", {_argmax_sql([f's{m}' for m in range(k)], lits)} AS yp"
+        base_sel = (
+            f"SELECT *{yp_outer} FROM (SELECT {', '.join(key_items)}{yp_item}, {all_scores} FROM {{src}}) q00"
+        )
+        parts = [
+            f"SELECT {klist}, yp, {c} AS hc, {cell_expr(f's{c}')} AS cl, COUNT(*) AS n FROM jb "
+            f"GROUP BY {klist}, yp, {cell_expr(f's{c}')}"
+            for c in range(k)
+        ]
+        joint = runner.query(f"WITH jb AS ({base_sel}) " + " UNION ALL ".join(parts))
 
     # ---- assemble
     conf_gid = _attach_gid(keyed_pairs, keyframe, keys)
@@ -637,19 +700,34 @@ def _classification(spec: Spec, runner: Runner) -> pd.DataFrame:
             is_pos = hy == np.asarray(hist_classes, dtype=np.int64)[hj]
         else:
             is_pos = np.zeros(len(hist), dtype=bool)
+        is_pred = hist["pf"].to_numpy(np.int64) == 1
         order, bounds = _slices(hgid, G)
+
+    pred_joint = None
+    if joint is not None:
+        jgid = _attach_gid(joint, keyframe, keys)
+        pred_joint = np.zeros((G, k, k, JOINT_CELLS), dtype=np.int64)
+        np.add.at(
+            pred_joint,
+            (jgid, label_codes(joint["yp"], lookup, "y_pred"), joint["hc"].to_numpy(np.int64),
+             joint["cl"].to_numpy(np.int64)),
+            joint["n"].to_numpy(np.int64),
+        )
 
     states = []
     for g, row in enumerate(moments.to_dict("records")):
-        hist_pos = hist_neg = None
+        hist_pos = hist_neg = hist_pred = None
         if hist is not None:
             sl = order[bounds[g] : bounds[g + 1]]
             hist_pos = np.zeros((h, HIST_BINS), dtype=np.int64)
             hist_neg = np.zeros((h, HIST_BINS), dtype=np.int64)
+            hist_pred = np.zeros((h, HIST_BINS), dtype=np.int64)
             ps = sl[is_pos[sl]]
             ns = sl[~is_pos[sl]]
+            ks = sl[is_pred[sl]]
             np.add.at(hist_pos, (hj[ps], hb[ps]), hn[ps])
             np.add.at(hist_neg, (hj[ns], hb[ns]), hn[ns])
+            np.add.at(hist_pred, (hj[ks], hb[ks]), hn[ks])
         states.append(
             ClassificationState(
                 task=task,
@@ -666,6 +744,8 @@ def _classification(spec: Spec, runner: Runner) -> pd.DataFrame:
                 eps=eps,
                 auc_exact=None,
                 auc_var_exact=None,
+                hist_pred=hist_pred,
+                pred_joint=None if pred_joint is None else pred_joint[g],
             )
         )
     return _output(moments, keys, spec, states)

@@ -5,11 +5,20 @@ Pure functions over mergeable state::
     state = compute_state(y_true, y_pred, y_pred_proba)   # one batch
     week = merge_states([monday, tuesday, ...])          # exact re-aggregation
     report = evaluate(week)                              # values + intervals
+    guess = estimate(pending_state, baseline_state)      # before the labels arrive (CBPE)
 """
 
 from __future__ import annotations
 
 from perfkit.metrics._moments import Moments
+from perfkit.metrics.estimate import (
+    Calibration,
+    ConceptDriftCheck,
+    ConceptDriftFinding,
+    calibrate,
+    concept_drift_check,
+    estimate,
+)
 from perfkit.metrics.evaluate import (
     MetricReport,
     compute_metrics,
@@ -44,8 +53,11 @@ from perfkit.metrics.state import (
 __all__ = [
     "ALIASES",
     "CUSTOM_METRICS",
+    "Calibration",
     "METRICS",
     "ClassificationState",
+    "ConceptDriftCheck",
+    "ConceptDriftFinding",
     "CustomMetric",
     "MetricReport",
     "MetricSpec",
@@ -53,8 +65,11 @@ __all__ = [
     "Moments",
     "RegressionState",
     "State",
+    "calibrate",
     "compute_metrics",
     "compute_state",
+    "concept_drift_check",
+    "estimate",
     "evaluate",
     "get_metric",
     "merge_state_dicts",

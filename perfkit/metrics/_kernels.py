@@ -8,28 +8,57 @@ import numpy as np
 __all__ = [
     "HIST_BINS",
     "HIST_HALF",
+    "V1_BINS",
     "auc_from_keys",
+    "bin_cells",
+    "bin_lower_edges",
     "auc_keys",
     "check_proba",
     "class_pass",
     "delong_from_histograms",
     "has_fraction",
+    "isotonic_blocks",
     "macro_influence_ss_rows",
     "moments",
+    "nonzero_index",
     "placement_tables",
     "regression_moments",
     "score_bins",
+    "upgrade_v1_bins",
 ]
 
-# Log-linear (HDR-style) bins on min(p, 1 - p): the exponent and the top MANT_BITS mantissa
-# bits of a float64 are monotone in its value, so bin = (bits >> shift) - base is a cheap,
-# exact, order-preserving bucket with a relative width of 2**-MANT_BITS.
+# Log-linear (HDR-style) bins on q = min(p, 1 - p): the exponent and the top mantissa bits
+# of a float64 are monotone in its value, so bin = (bits >> shift) - base is a cheap, exact,
+# order-preserving bucket. Two resolutions per half:
+#   fine   q in [2**MIN_EXP, 0.5):        MANT_BITS mantissa bits (relative width 2**-10)
+#   coarse q in [2**LOW_EXP, 2**MIN_EXP): COARSE_BITS mantissa bits (relative width 2**-5,
+#          a logit width of ~0.02), so over-confident models (scores down to 1e-300, or up
+#          to 1 - 2**-53) keep their ranking; q < 2**LOW_EXP (and 0) shares bucket 0.
+# Bucket layout of a half: [0] [coarse: COARSE_SPAN] [fine: FINE_SPAN]; the upper half
+# (p >= 0.5, on 1 - p, exact there) mirrors it.
 MANT_BITS = 10
-MIN_EXP = -40  # p < 2**-40 (~9e-13) shares the first bucket
+MIN_EXP = -40
+COARSE_BITS = 5
+LOW_EXP = -1000  # 2**-1000 ~ 9.3e-302
 _SHIFT = 52 - MANT_BITS
 _BASE = (1023 + MIN_EXP) << MANT_BITS
-HIST_HALF = (-1 - MIN_EXP) * (1 << MANT_BITS) + 1  # buckets for p in [0, 0.5)
+_CSHIFT = 52 - COARSE_BITS
+_CBASE = (1023 + LOW_EXP) << COARSE_BITS
+COARSE_SPAN = (MIN_EXP - LOW_EXP) << COARSE_BITS
+FINE_SPAN = (-1 - MIN_EXP) << MANT_BITS  # exponents MIN_EXP .. -2
+HIST_HALF = 1 + COARSE_SPAN + FINE_SPAN  # buckets for p in [0, 0.5)
 HIST_BINS = 2 * HIST_HALF
+
+#: The layout before the coarse range existed (q < 2**-40 all in bucket 0); stored states
+#: of that layout are mapped into this one when decoded (:func:`upgrade_v1_bins`).
+V1_HALF = FINE_SPAN + 1
+V1_BINS = 2 * V1_HALF
+
+#: Coarse cells of a score for the joint (predicted class, class, score cell) counts of
+#: multiclass states: cell = floor(p * JOINT_CELLS) for p < 0.5, mirrored on 1 - p above
+#: (as the buckets). Cell edges j / 64 are bucket edges, so every histogram bucket lies in
+#: one cell (:func:`bin_cells`).
+JOINT_CELLS = 64
 
 #: Reductions may be reassociated (so LLVM vectorises them); no nnan/ninf/arcp: IEEE
 #: semantics of NaN, inf and division are kept.
@@ -39,8 +68,10 @@ _REASSOC = {"reassoc", "contract"}
 @nb.njit(cache=True, inline="always")
 def _half_bin(q: float) -> int:
     if q < 2.0**MIN_EXP:
-        return 0
-    b = (np.float64(q).view(np.int64) >> _SHIFT) - _BASE + 1
+        if q < 2.0**LOW_EXP:
+            return 0
+        return (np.float64(q).view(np.int64) >> _CSHIFT) - _CBASE + 1
+    b = (np.float64(q).view(np.int64) >> _SHIFT) - _BASE + 1 + COARSE_SPAN
     if b > HIST_HALF - 1:
         b = HIST_HALF - 1
     return b
@@ -51,6 +82,51 @@ def _bin(p: float) -> int:
     if p < 0.5:
         return _half_bin(p)
     return HIST_BINS - 1 - _half_bin(1.0 - p)
+
+
+def bin_lower_edges() -> np.ndarray:
+    """Lower edge of q = min(p, 1 - p) of every bucket of a half (length HIST_HALF)."""
+    i = np.arange(HIST_HALF, dtype=np.int64)
+    out = np.zeros(HIST_HALF)
+    coarse = (i >= 1) & (i <= COARSE_SPAN)
+    j = i[coarse] - 1
+    out[coarse] = np.ldexp(1.0 + (j & ((1 << COARSE_BITS) - 1)) / 2.0**COARSE_BITS, (j >> COARSE_BITS) + LOW_EXP)
+    fine = i > COARSE_SPAN
+    j = i[fine] - 1 - COARSE_SPAN
+    out[fine] = np.ldexp(1.0 + (j & ((1 << MANT_BITS) - 1)) / 2.0**MANT_BITS, (j >> MANT_BITS) + MIN_EXP)
+    return out
+
+
+def bin_cells() -> np.ndarray:
+    """The :data:`JOINT_CELLS` cell of every histogram bucket (length HIST_BINS)."""
+    lo = bin_lower_edges()
+    hi = np.append(lo[1:], 0.5)
+    mid = 0.5 * (lo + hi)  # strictly inside the bucket
+    p = np.concatenate([mid, 1.0 - mid[::-1]])
+    upper = JOINT_CELLS - 1 - np.minimum(np.floor((1.0 - p) * JOINT_CELLS), JOINT_CELLS // 2 - 1)
+    return np.where(p < 0.5, np.floor(p * JOINT_CELLS), upper).astype(np.int64)
+
+
+@nb.njit(cache=True, inline="always")
+def _cell(p: float) -> int:
+    if p < 0.5:
+        return np.int64(p * JOINT_CELLS)
+    return JOINT_CELLS - 1 - min(np.int64((1.0 - p) * JOINT_CELLS), JOINT_CELLS // 2 - 1)
+
+
+def upgrade_v1_bins(idx: np.ndarray) -> np.ndarray:
+    """Map bucket indices of the first layout (``V1_BINS``) into the current one.
+
+    Old bucket ``i >= 1`` of a half is the same interval as new bucket ``COARSE_SPAN + i``;
+    old bucket 0 (every q < 2**-40) goes to the coarse bucket just below 2**-40, which keeps
+    its order relative to all other old buckets.
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    low = idx < V1_HALF
+    half = np.where(low, idx, V1_BINS - 1 - idx)
+    mapped = COARSE_SPAN + np.maximum(half, 0)
+    mapped = np.where(half == 0, COARSE_SPAN, mapped)
+    return np.where(low, mapped, HIST_BINS - 1 - mapped)
 
 
 @nb.njit(cache=True)
@@ -236,26 +312,34 @@ def _rowmajor_moments(x: np.ndarray, mom: np.ndarray) -> None:
 
 
 @nb.njit(cache=True, nogil=True)
-def class_pass(proba, y_idx, hist_classes, labelled, eps):
+def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps, pos, neg, pred):
     """Score histograms, per-column moments and the clipped probability of the true class.
 
-    Returns ``pos, neg`` (h, HIST_BINS) histograms, ``mom`` (k, 5) rows of
-    (n, mean, M2, M3, M4) of every column, and ``p_true`` (n,) = clip(p[i, y_i], eps, 1 - eps)
-    (empty when not labelled).
+    Returns ``pos, neg, pred`` (h, HIST_BINS) histograms (``pred``: the class's score of
+    the rows *predicted* as that class, the joint predicted class x score bin that
+    label-free estimation needs), ``joint`` (k, k, JOINT_CELLS) counts of (predicted
+    class, class, cell of that class's score) for multiclass (empty otherwise), ``mom`` (k, 5) rows of (n, mean, M2, M3, M4) of every
+    column, and ``p_true`` (n,) = clip(p[i, y_i], eps, 1 - eps) (empty when not labelled).
+    ``pos, neg, pred`` are zeroed (h, HIST_BINS) int64 outputs allocated by the caller
+    (``np.zeros`` maps zero pages lazily: a small batch touches only the pages it counts in).
     """
     n, k = proba.shape
     h = hist_classes.shape[0]
-    pos = np.zeros((h, HIST_BINS), dtype=np.int64)
-    neg = np.zeros((h, HIST_BINS), dtype=np.int64)
+    joint = np.zeros((k, k, JOINT_CELLS) if (h == k and k > 2) else (0, 0, 0), dtype=np.int64)
     if h == k and k > 2:  # every class: one row-major pass
         for i in range(n):
             yi = y_idx[i] if labelled else -1
+            pi = p_idx[i]
             for c in range(k):
-                b = _bin(proba[i, c])
+                x = proba[i, c]
+                joint[pi, c, _cell(x)] += 1
+                b = _bin(x)
                 if c == yi:
                     pos[c, b] += 1
                 else:
                     neg[c, b] += 1
+                if c == pi:
+                    pred[c, b] += 1
     else:
         for j in range(h):
             c = hist_classes[j]
@@ -266,9 +350,14 @@ def class_pass(proba, y_idx, hist_classes, labelled, eps):
                         pos[j, b] += 1
                     else:
                         neg[j, b] += 1
+                    if p_idx[i] == c:
+                        pred[j, b] += 1
             else:
                 for i in range(n):
-                    neg[j, _bin(proba[i, c])] += 1
+                    b = _bin(proba[i, c])
+                    neg[j, b] += 1
+                    if p_idx[i] == c:
+                        pred[j, b] += 1
     mom = np.empty((k, 5))
     if k > 2:
         _rowmajor_moments(proba, mom)
@@ -292,7 +381,7 @@ def class_pass(proba, y_idx, hist_classes, labelled, eps):
         for i in range(n):
             p = proba[i, y_idx[i]]
             p_true[i] = min(max(p, lo), hi)
-    return pos, neg, mom, p_true
+    return pos, neg, pred, joint, mom, p_true
 
 
 @nb.njit(cache=True, nogil=True)
@@ -576,4 +665,50 @@ def b64decode_unpadded(src: np.ndarray, table: np.ndarray) -> np.ndarray:
         out[3 * i] = (v >> 16) & 0xFF
         out[3 * i + 1] = (v >> 8) & 0xFF
         out[3 * i + 2] = v & 0xFF
+    return out
+
+
+@nb.njit(cache=True)
+def isotonic_blocks(y: np.ndarray, w: np.ndarray):
+    """Weighted isotonic (increasing) regression by pool-adjacent-violators.
+
+    Returns ``(values, weights, block)``: the value and total weight of each pooled block
+    and the block index of every input point (points in input order).
+    """
+    n = y.shape[0]
+    val = np.empty(n)
+    wt = np.empty(n)
+    start = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        val[m] = y[i]
+        wt[m] = w[i]
+        start[m] = i
+        m += 1
+        while m > 1 and val[m - 2] > val[m - 1]:
+            tw = wt[m - 2] + wt[m - 1]
+            val[m - 2] = (val[m - 2] * wt[m - 2] + val[m - 1] * wt[m - 1]) / tw
+            wt[m - 2] = tw
+            m -= 1
+    block = np.empty(n, dtype=np.int64)
+    for b in range(m):
+        end = start[b + 1] if b + 1 < m else n
+        for i in range(start[b], end):
+            block[i] = b
+    return val[:m].copy(), wt[:m].copy(), block
+
+
+@nb.njit(cache=True)
+def nonzero_index(r: np.ndarray) -> np.ndarray:
+    """Indices of the non-zero entries of a 1-D int64 array (sparse histogram rows)."""
+    m = 0
+    for i in range(r.shape[0]):
+        if r[i] != 0:
+            m += 1
+    out = np.empty(m, dtype=np.int64)
+    m = 0
+    for i in range(r.shape[0]):
+        if r[i] != 0:
+            out[m] = i
+            m += 1
     return out

@@ -58,7 +58,7 @@ def _encode_row(r: np.ndarray) -> dict:
     (usually uint16 + uint8: three bytes, so base64 strings of such rows can be joined and
     decoded in one call when many states are merged).
     """
-    nz = np.flatnonzero(r)
+    nz = _kernels.nonzero_index(np.ascontiguousarray(r, dtype=np.int64))
     counts = r[nz]
     top = int(counts.max()) if counts.size else 0
     ccode = "B" if top < 2**8 else "H" if top < 2**16 else "I" if top < 2**32 else "Q"
@@ -126,10 +126,26 @@ def _encode_hist(h: np.ndarray) -> dict:
 
 
 def _decode_hist(d: dict) -> np.ndarray:
-    out = np.zeros((len(d["rows"]), int(d["bins"])), dtype=np.int64)
+    bins = int(d["bins"])
+    upgrade = bins == _kernels.V1_BINS
+    out = np.zeros((len(d["rows"]), _kernels.HIST_BINS if upgrade else bins), dtype=np.int64)
     for j, r in enumerate(d["rows"]):
         idx, counts = _decode_row(r)
-        out[j, idx] = counts
+        if upgrade:  # a state stored before the coarse range existed: same buckets, shifted
+            np.add.at(out[j], _kernels.upgrade_v1_bins(idx), counts)
+        else:
+            out[j, idx] = counts
+    return out
+
+
+def _upgrade_dense(h: np.ndarray | None) -> np.ndarray | None:
+    """Dense (rows, V1_BINS) histograms of the first layout in the current layout."""
+    if h is None or h.shape[1] != _kernels.V1_BINS:
+        return h
+    out = np.zeros((h.shape[0], _kernels.HIST_BINS), dtype=np.int64)
+    idx = _kernels.upgrade_v1_bins(np.arange(_kernels.V1_BINS))
+    for j in range(h.shape[0]):
+        np.add.at(out[j], idx, h[j])
     return out
 
 
@@ -167,6 +183,16 @@ class ClassificationState:
     auc_var_ratio : float or None
         Multiclass: the OvR macro AUC's variance (with the covariances between classes,
         from per-row influence) over ``sum(var_c) / k**2``; merged as an n-weighted mean.
+    hist_pred : ndarray of shape (h, HIST_BINS) or None
+        Per histogram class, the score histogram of the rows *predicted* as that class
+        (binary: predicted positive). With the score histograms this is the joint count of
+        predicted class x score bin, which keeps label-free estimates exact when the
+        predicted label is not a threshold of the score. Labels are not needed; None for
+        states stored before it existed (merging with such a state drops it).
+    pred_joint : ndarray of shape (k, k, JOINT_CELLS) or None
+        Multiclass: rows by (predicted class, class, coarse cell of that class's score).
+        Label-free estimates use it for the covariances between classes within a row.
+        None for binary states and states stored before it existed.
     """
 
     task: str
@@ -185,6 +211,8 @@ class ClassificationState:
     auc_var_exact: tuple | None = None
     n_batches: int = 1
     auc_var_ratio: float | None = None
+    hist_pred: np.ndarray | None = None
+    pred_joint: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -265,6 +293,10 @@ class ClassificationState:
             auc_var_exact=None,
             n_batches=self.n_batches + other.n_batches,
             auc_var_ratio=_merge_ratio(self, other),
+            hist_pred=None if self.hist_pred is None or other.hist_pred is None
+            else self.hist_pred + other.hist_pred,
+            pred_joint=None if self.pred_joint is None or other.pred_joint is None
+            else self.pred_joint + other.pred_joint,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -290,6 +322,9 @@ class ClassificationState:
             else [_nan_to_none(a) for a in self.auc_var_exact],
             "n_batches": self.n_batches,
             "auc_var_ratio": self.auc_var_ratio,
+            "hist_pred": None if self.hist_pred is None else _encode_hist(self.hist_pred),
+            "pred_joint": None if self.pred_joint is None
+            else _encode_hist(self.pred_joint.reshape(self.k * self.k, -1)),
         }
 
     @classmethod
@@ -313,6 +348,9 @@ class ClassificationState:
             else tuple(_none_to_nan(a) for a in d["auc_var_exact"]),
             n_batches=int(d.get("n_batches", 1)),
             auc_var_ratio=None if d.get("auc_var_ratio") is None else float(d["auc_var_ratio"]),
+            hist_pred=None if d.get("hist_pred") is None else _decode_hist(d["hist_pred"]),
+            pred_joint=None if d.get("pred_joint") is None
+            else _decode_hist(d["pred_joint"]).reshape(len(d["classes"]), len(d["classes"]), -1),
         )
 
     def equals(self, other: object) -> bool:
@@ -509,7 +547,7 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
     if labelled:
         confusion = np.bincount(p.y_idx * k + p.p_idx, minlength=k * k).reshape(k, k).astype(np.int64)
     pred_counts = np.bincount(p.p_idx, minlength=k).astype(np.int64)
-    hist_pos = hist_neg = logloss = None
+    hist_pos = hist_neg = hist_pred = pred_joint = logloss = None
     score_moments: tuple = ()
     auc_exact = auc_var = var_ratio = None
     if p.proba is not None:
@@ -525,8 +563,13 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
                     auc_jobs.append(pool.submit(_exact_auc, p.proba, p.y_idx, int(c)))
                 else:
                     auc_jobs.append(_exact_auc(p.proba, p.y_idx, int(c)))
-        hist_pos, hist_neg, mom, p_true = _kernels.class_pass(p.proba, y_idx, hist_classes, labelled, p.eps)
+        shape = (hist_classes.size, _kernels.HIST_BINS)
+        hist_pos, hist_neg, hist_pred, joint, mom, p_true = _kernels.class_pass(
+            p.proba, y_idx, p.p_idx, hist_classes, labelled, p.eps,
+            np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64),
+        )
         score_moments = tuple(Moments.from_list(row) for row in mom.tolist())
+        pred_joint = joint if (p.task == "multiclass" and joint.size) else None
         if labelled:
             np.log(p_true, out=p_true)  # vectorised (SIMD) log; the loss is its negative
             n_, mean, m2, m3, m4 = _kernels.moments(p_true)
@@ -554,6 +597,8 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
         auc_exact=auc_exact,
         auc_var_exact=auc_var,
         auc_var_ratio=var_ratio,
+        hist_pred=hist_pred,
+        pred_joint=pred_joint,
     )
 
 
@@ -703,8 +748,17 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
     first = dicts[0]
     if len(dicts) == 1 or first.get("kind") != "classification":
         return merge_states(state_from_dict(d) for d in dicts)
-    head = ClassificationState.from_dict({**first, "hist_pos": None, "hist_neg": None})
+    head = ClassificationState.from_dict(
+        {**first, "hist_pos": None, "hist_neg": None, "hist_pred": None, "pred_joint": None}
+    )
+    joint = None
+    if all(d.get("pred_joint") is not None for d in dicts):
+        try:
+            joint = sum(_decode_hist(d["pred_joint"]) for d in dicts).reshape(len(first["classes"]), len(first["classes"]), -1)
+        except ValueError:  # different layouts: the slow path raises the precise error
+            return merge_states(state_from_dict(x) for x in dicts)
     has_hist = first.get("hist_neg") is not None
+    has_pred = has_hist and all(d.get("hist_pred") is not None for d in dicts)
     bins = int(first["hist_neg"]["bins"]) if has_hist else 0
     h = len(first["hist_neg"]["rows"]) if has_hist else 0
     k = len(first["classes"])
@@ -735,7 +789,10 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
         if conf is not None:
             confs.append(d["confusion"])
         if has_hist:
-            for side, key in ((0, "hist_pos"), (1, "hist_neg")):
+            sides = ((0, "hist_pos"), (1, "hist_neg"), (2, "hist_pred")) if has_pred else ((0, "hist_pos"), (1, "hist_neg"))
+            if has_pred and (int(d["hist_pred"]["bins"]) != bins or len(d["hist_pred"]["rows"]) != h):
+                return merge_states(state_from_dict(x) for x in dicts)
+            for side, key in sides:
                 for j, row in enumerate(d[key]["rows"]):
                     if row.get("n", 1):
                         rows.append(row)
@@ -747,17 +804,19 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
     pred = np.asarray(preds, dtype=np.int64).sum(axis=0)
     if conf is not None:
         conf = np.asarray(confs, dtype=np.int64).sum(axis=0)
-    pos = neg = None
+    pos = neg = hpred = None
     if has_hist:
-        acc = _decode_rows_bulk(rows, targets, bins, 2 * h * bins)
-        pos = acc[: h * bins].reshape(h, bins)
-        neg = acc[h * bins:].reshape(h, bins)
+        acc = _decode_rows_bulk(rows, targets, bins, (3 if has_pred else 2) * h * bins)
+        pos = _upgrade_dense(acc[: h * bins].reshape(h, bins))
+        neg = _upgrade_dense(acc[h * bins: 2 * h * bins].reshape(h, bins))
+        if has_pred:
+            hpred = _upgrade_dense(acc[2 * h * bins:].reshape(h, bins))
     return replace(
         head, n=n, confusion=conf, pred_counts=pred, hist_pos=pos, hist_neg=neg,
         score_moments=tuple(Moments.merge_all(r) for r in score_rows),
         logloss=Moments.merge_all(loss_rows) if use_loss else None, eps=eps,
         auc_exact=None, auc_var_exact=None, n_batches=n_batches,
-        auc_var_ratio=ratio_num / ratio_den if ratio_den else None,
+        auc_var_ratio=ratio_num / ratio_den if ratio_den else None, hist_pred=hpred, pred_joint=joint,
     )
 
 
