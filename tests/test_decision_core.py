@@ -203,3 +203,21 @@ def test_stable_poor_model_is_not_degraded(segmented):
     analysis = r["degradation_analysis"]
     assert analysis["low_performance"] and not analysis["degradation_detected"]
     assert [a.alert_type for a in r.alerts] == ["low_performance"]
+
+
+def test_new_metrics_carry_thresholds_end_to_end(tmp_path):
+    """balanced_accuracy and brier_score were added through the metric table alone: they are
+    tracked, stored, merged and can alert like the built-ins."""
+    from perfkit.config import parse_config
+
+    section = {"degradation_thresholds": {"brier_score_increase": 0.10, "balanced_accuracy_drop": 0.05},
+               "metrics_to_track": ["balanced_accuracy", "brier_score"], "alert_channels": ["log"]}
+    t = ModelPerformanceTracker(config=parse_config(section), store=tmp_path / "n.db", model="m")
+    rng = np.random.default_rng(4)
+    t.set_baseline(*_batch(rng, 20_000, 0.85))
+    ok = t.track_performance(*_batch(rng, 3000, 0.85), timestamp=T0)
+    assert {"balanced_accuracy", "brier_score"} <= set(ok.metrics) and not ok.alerts
+    bad = t.track_performance(*_batch(rng, 3000, 0.60), timestamp=T0 + timedelta(hours=1))
+    assert {a.metric for a in bad.alerts if a.alert_type == "performance_degradation"} == \
+        {"balanced_accuracy", "brier_score"}
+    assert t.window_metrics(days=3650)["brier_score"].value > 0

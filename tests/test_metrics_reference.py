@@ -67,7 +67,7 @@ def ref_classification(y_true, y_pred, proba2d, classes, positive_label=None, ep
         out["prediction_variance"] = float(
             np.mean([np.var((p_idx == c).astype(float)) for c in score_cols])
         )
-        out["roc_auc"] = out["log_loss"] = math.nan  # reason "no_scores"
+        out["roc_auc"] = out["log_loss"] = out["brier_score"] = math.nan  # reason "no_scores"
         return out
     p64 = np.asarray(proba2d, dtype=np.float64)
     out["prediction_variance"] = float(np.mean([np.var(p64[:, c]) for c in score_cols]))
@@ -76,6 +76,10 @@ def ref_classification(y_true, y_pred, proba2d, classes, positive_label=None, ep
     else:  # scikit-learn's rule with the input dtype's eps, computed in float64
         p = np.clip(p64[np.arange(len(y_idx)), y_idx], eps, 1 - eps)
         out["log_loss"] = float(-np.mean(np.log(p)))
+    if binary:
+        out["brier_score"] = _sk(skm.brier_score_loss, y_idx == classes.index(pos), p64[:, classes.index(pos)])
+    else:
+        out["brier_score"] = _sk(skm.brier_score_loss, y_idx, p64, labels=list(range(len(classes))))
     if binary:
         j = classes.index(pos)
         both = 0 < np.sum(y_idx == j) < len(y_idx)

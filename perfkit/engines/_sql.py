@@ -626,6 +626,12 @@ def _classification(spec: Spec, runner: Runner) -> pd.DataFrame:
         py = "CASE " + " ".join(f"WHEN yt = {lits[j]} THEN s{j}" for j in range(k)) + " END"
         clip = f"GREATEST(LEAST({py}, {flt(1.0 - eps)}), {flt(eps)})"
         series.insert(0, ("ll", f"-ln({clip})"))
+        if task == "binary":
+            brier = f"POWER(s{pos} - CASE WHEN yt = {lits[pos]} THEN 1.0 ELSE 0.0 END, 2)"
+        else:
+            brier = " + ".join(f"POWER(s{j} - CASE WHEN yt = {lits[j]} THEN 1.0 ELSE 0.0 END, 2)"
+                               for j in range(k))
+        series.insert(1, ("br", brier))
     if not base:
         base = ["0 AS z"]
         series = [("z", "z")]
@@ -741,6 +747,7 @@ def _classification(spec: Spec, runner: Runner) -> pd.DataFrame:
                 hist_neg=hist_neg,
                 score_moments=tuple(_moments_from(row, f"s{j}") for j in range(len(scores))),
                 logloss=_moments_from(row, "ll") if (labelled and has_proba) else None,
+                brier=_moments_from(row, "br") if (labelled and has_proba) else None,
                 eps=eps,
                 auc_exact=None,
                 auc_var_exact=None,

@@ -521,6 +521,18 @@ def _log_loss(state: ClassificationState, ctx: EvalContext) -> MetricValue:
     )
 
 
+def _brier_score(state: ClassificationState, ctx: EvalContext) -> MetricValue:
+    """Mean Brier term (scikit-learn's ``brier_score_loss``), t interval on the row terms."""
+    m = state.brier
+    if m is None or m.n == 0:
+        return _undefined("brier_score", "no_scores" if not state.has_scores else "not_tracked", state.n,
+                          ctx.level)
+    se = m.mean_se() if m.n > 1 else math.nan
+    lo, hi = normal_interval(m.mean, se, ctx.level, df=m.n - 1)
+    return MetricValue("brier_score", m.mean, max(0.0, lo) if math.isfinite(lo) else lo, hi, se, ctx.level, m.n,
+                       method="t_mean")
+
+
 def _sample_count(state: Any, ctx: EvalContext) -> MetricValue:
     n = float(state.n)
     return MetricValue("sample_count", n, n, n, 0.0, ctx.level, state.n, method="exact")
@@ -666,6 +678,9 @@ _builtin("roc_auc", C, True, 0, 1, True, "ROC AUC (binary; multiclass one-vs-res
          test="delong_z", score_weight=1.0, aliases=("auc",), threshold_keys=("auc",))
 _builtin("log_loss", C, False, 0, math.inf, True, "Mean cross-entropy (scikit-learn clipping).", _log_loss,
          window="mean", aliases=("logloss",))
+_builtin("brier_score", C, False, 0, 2, True,
+         "Mean squared error of the probabilities (binary: positive class; multiclass: all classes).",
+         _brier_score, window="mean", aliases=("brier",))
 _builtin("mse", R, False, 0, math.inf, False, "Mean squared error.", _t_metric("mse", "se"), window="mean")
 _builtin("rmse", R, False, 0, math.inf, False, "Root mean squared error.", _rmse)
 _builtin("mae", R, False, 0, math.inf, False, "Mean absolute error.", _t_metric("mae", "ae"), window="mean")

@@ -175,6 +175,9 @@ class ClassificationState:
     score_moments : tuple of Moments
         Moments of each class's predicted probability.
     logloss : Moments or None
+    brier : Moments or None
+        Per-row Brier terms: ``(p_pos - y_pos)**2`` (binary), ``sum_k (p_k - [y = k])**2``
+        (multiclass), as scikit-learn's ``brier_score_loss``.
         Moments of the per-row log loss.
     auc_exact : tuple of float or None
         Exact per-class AUC of a single batch (lost on merge; histograms take over).
@@ -206,6 +209,7 @@ class ClassificationState:
     hist_neg: np.ndarray | None = None
     score_moments: tuple = ()
     logloss: Moments | None = None
+    brier: Moments | None = None
     eps: float = float(np.finfo(np.float64).eps)
     auc_exact: tuple | None = None
     auc_var_exact: tuple | None = None
@@ -248,6 +252,7 @@ class ClassificationState:
             hist_pos=None if hist is None else np.zeros_like(hist),
             hist_neg=hist,
             logloss=None,
+            brier=None,
             auc_exact=None,
             auc_var_exact=None,
             auc_var_ratio=None,
@@ -288,6 +293,7 @@ class ClassificationState:
             hist_neg=None if self.hist_neg is None else self.hist_neg + other.hist_neg,
             score_moments=tuple(a.merge(b) for a, b in zip(self.score_moments, other.score_moments, strict=True)),
             logloss=None if self.logloss is None else self.logloss.merge(other.logloss),
+            brier=None if self.brier is None or other.brier is None else self.brier.merge(other.brier),
             eps=max(self.eps, other.eps),
             auc_exact=None,
             auc_var_exact=None,
@@ -315,6 +321,7 @@ class ClassificationState:
             "hist_neg": None if self.hist_neg is None else _encode_hist(self.hist_neg),
             "score_moments": [m.to_list() for m in self.score_moments],
             "logloss": None if self.logloss is None else self.logloss.to_list(),
+            "brier": None if self.brier is None else self.brier.to_list(),
             "eps": self.eps,
             "auc_exact": None if self.auc_exact is None else [_nan_to_none(a) for a in self.auc_exact],
             "auc_var_exact": None
@@ -341,6 +348,7 @@ class ClassificationState:
             hist_neg=None if d["hist_neg"] is None else _decode_hist(d["hist_neg"]),
             score_moments=tuple(Moments.from_list(m) for m in d["score_moments"]),
             logloss=None if d["logloss"] is None else Moments.from_list(d["logloss"]),
+            brier=None if d.get("brier") is None else Moments.from_list(d["brier"]),
             eps=float(d["eps"]),
             auc_exact=None if d["auc_exact"] is None else tuple(_none_to_nan(a) for a in d["auc_exact"]),
             auc_var_exact=None
@@ -540,6 +548,15 @@ def _exact_auc(proba: np.ndarray, y_idx: np.ndarray, c: int) -> tuple[float, flo
     return a, v
 
 
+def _brier_terms(p: PreparedClassification) -> np.ndarray:
+    """Per-row Brier terms (scikit-learn's convention: positive class only for binary)."""
+    if p.task == "binary":
+        j = p.positive_index
+        return (p.proba[:, j] - (p.y_idx == j)) ** 2
+    sq = np.einsum("ij,ij->i", p.proba, p.proba)
+    return sq - 2.0 * p.proba[np.arange(p.n), p.y_idx] + 1.0
+
+
 def _classification_state(p: PreparedClassification) -> ClassificationState:
     k = len(p.classes)
     labelled = p.y_idx is not None
@@ -547,7 +564,7 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
     if labelled:
         confusion = np.bincount(p.y_idx * k + p.p_idx, minlength=k * k).reshape(k, k).astype(np.int64)
     pred_counts = np.bincount(p.p_idx, minlength=k).astype(np.int64)
-    hist_pos = hist_neg = hist_pred = pred_joint = logloss = None
+    hist_pos = hist_neg = hist_pred = pred_joint = logloss = brier = None
     score_moments: tuple = ()
     auc_exact = auc_var = var_ratio = None
     if p.proba is not None:
@@ -574,6 +591,8 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
             np.log(p_true, out=p_true)  # vectorised (SIMD) log; the loss is its negative
             n_, mean, m2, m3, m4 = _kernels.moments(p_true)
             logloss = Moments(int(n_), -float(mean), float(m2), -float(m3), float(m4))
+            bn, bmean, b2, b3, b4 = _kernels.moments(_brier_terms(p))
+            brier = Moments(int(bn), float(bmean), float(b2), float(b3), float(b4))
             aucs, vars_ = [], []
             for a, v in (f.result() if hasattr(f, "result") else f for f in auc_jobs):
                 aucs.append(float(a))
@@ -593,6 +612,7 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
         hist_neg=hist_neg,
         score_moments=score_moments,
         logloss=logloss,
+        brier=brier,
         eps=p.eps,
         auc_exact=auc_exact,
         auc_var_exact=auc_var,
@@ -769,6 +789,8 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
     score_rows: list[list[list[float]]] = [[] for _ in range(n_score)]
     loss_rows: list[list[float]] = []
     use_loss = bool(first["labelled"]) and first.get("logloss") is not None
+    use_brier = use_loss and all(d.get("brier") is not None for d in dicts)
+    brier_rows: list[list[float]] = []
     preds, confs = [], []
     rows: list[dict] = []
     targets: list[int] = []
@@ -801,6 +823,8 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
             score_rows[j].append(mom)
         if use_loss:
             loss_rows.append(d["logloss"])
+        if use_brier:
+            brier_rows.append(d["brier"])
     pred = np.asarray(preds, dtype=np.int64).sum(axis=0)
     if conf is not None:
         conf = np.asarray(confs, dtype=np.int64).sum(axis=0)
@@ -815,6 +839,7 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
         head, n=n, confusion=conf, pred_counts=pred, hist_pos=pos, hist_neg=neg,
         score_moments=tuple(Moments.merge_all(r) for r in score_rows),
         logloss=Moments.merge_all(loss_rows) if use_loss else None, eps=eps,
+        brier=Moments.merge_all(brier_rows) if use_brier else None,
         auc_exact=None, auc_var_exact=None, n_batches=n_batches,
         auc_var_ratio=ratio_num / ratio_den if ratio_den else None, hist_pred=hpred, pred_joint=joint,
     )
