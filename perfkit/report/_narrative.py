@@ -157,8 +157,8 @@ def _lead(findings: Findings) -> tuple[MetricChange | None, list[MetricChange], 
     better = [m for m in findings.metrics if m.direction == "better"]
     if not worse:
         return None, [], better
-    # a thresholded metric leads; among those (or among all), the largest relative change
-    ranked = sorted(worse, key=lambda m: (m.threshold is None, -abs(m.relative) if _finite(m.relative) else 0))
+    # the first worsened metric with a threshold leads (``metrics`` is in order of importance)
+    ranked = sorted(worse, key=lambda m: m.threshold is None)
     return ranked[0], ranked[1:], better
 
 
@@ -203,7 +203,9 @@ def _where(findings: Findings, lead: MetricChange) -> str | None:
     if not worse:
         return (f"No single segment shows a credible worsening of {lead.metric} on its own "
                 f"({_join([s.segment for s in segs])}).")
-    parts = [f"{s.segment} ({_num(s.baseline)} to {_num(s.value)})" for s in worse]
+    parts = [f"{s.segment} ({_num(s.baseline)} to {_num(s.value)}"
+             + (f", {_signed(s.contribution)} of the overall change" if _finite(s.contribution) else "") + ")"
+             for s in worse]
     text = f"It is carried by segment{'s' if len(worse) > 1 else ''} {_join(parts)}"
     if steady:
         text += f"; {_join([s.segment for s in steady])} show{'s' if len(steady) == 1 else ''} no credible change"

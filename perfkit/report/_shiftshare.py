@@ -4,12 +4,14 @@ For a metric that is a ratio of sums over rows, the overall value is a weighted 
 segments' values, ``M = sum_s w_s m_s`` with ``w_s = den_s / sum(den)`` and
 ``m_s = num_s / den_s``. Between a baseline (0) and a current period (1)::
 
-    M1 - M0 = sum_s (w0_s + w1_s) / 2 * (m1_s - m0_s)      within-segment performance change
-            + sum_s (m0_s + m1_s) / 2 * (w1_s - w0_s)      segment-mix change
+    M1 - M0 = sum_s (w0_s + w1_s) / 2 * (m1_s - m0_s)              within-segment performance change
+            + sum_s ((m0_s + m1_s) / 2 - R) * (w1_s - w0_s)        segment-mix change
 
-an identity (the symmetric, midpoint form: no residual term, no order dependence). A segment
-present in only one period (or with an empty denominator there) contributes
-``w1_s m1_s - w0_s m0_s`` wholly to the mix term, so the identity still holds.
+an identity for any constant ``R`` (the shares sum to 1 in both periods): the symmetric,
+midpoint form, with no residual term and no order dependence. ``R = (M0 + M1) / 2`` makes each
+segment's mix term readable (a segment gaining share while better than average raises the
+metric). A segment present in only one period (or with an empty denominator there) has no
+within term: its whole contribution ``w1_s m1_s - w0_s m0_s`` is mix, so the identity holds.
 
 Supported metrics (:data:`SUPPORTED_METRICS`) are those whose value is exactly such a ratio of
 additive sums in the stored states:
@@ -220,6 +222,9 @@ def shift_share(baseline: Mapping[Any, Any], current: Mapping[Any, Any], metric:
     for name, total in (("baseline", b_total), ("current", c_total)):
         if not total > 0:
             raise ValidationError(f"{name} has no rows for {metric}: nothing to decompose", parameter=name)
+    b_value = sum(n for n, _ in b.values()) / b_total
+    c_value = sum(n for n, _ in c.values()) / c_total
+    ref = (b_value + c_value) / 2
     rows = []
     for seg in list(dict.fromkeys([*b, *c])):
         n0, d0 = b.get(seg, (0.0, 0.0))
@@ -229,18 +234,19 @@ def shift_share(baseline: Mapping[Any, Any], current: Mapping[Any, Any], metric:
         m1 = n1 / d1 if d1 > 0 else math.nan
         if d0 > 0 and d1 > 0:
             within = (w0 + w1) / 2 * (m1 - m0)
-            mix = (m0 + m1) / 2 * (w1 - w0)
-            presence = "both"
+            level, presence = (m0 + m1) / 2, "both"
         else:
             within = 0.0
-            mix = (w1 * m1 if d1 > 0 else 0.0) - (w0 * m0 if d0 > 0 else 0.0)
-            presence = "new" if d1 > 0 else "gone"
+            level, presence = (m1, "new") if d1 > 0 else (m0, "gone")
+        # sum(w1 - w0) == 0, so measuring levels from ``ref`` leaves the total unchanged and
+        # makes each segment's mix term readable: gaining share while better than average is +
+        mix = (level - ref) * (w1 - w0)
         rows.append(SegmentShare(seg, w0, w1, m0, m1, within, mix, presence))
     rows.sort(key=lambda s: -abs(s.contribution))
     return ShiftShare(
         metric=metric,
-        baseline_value=sum(n for n, _ in b.values()) / b_total,
-        current_value=sum(n for n, _ in c.values()) / c_total,
+        baseline_value=b_value,
+        current_value=c_value,
         within=math.fsum(s.within for s in rows),
         mix=math.fsum(s.mix for s in rows),
         segments=tuple(rows),

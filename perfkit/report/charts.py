@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from perfkit.exceptions import ValidationError
@@ -176,7 +177,7 @@ def _timestamp_x(title: str | None = "time") -> alt.X:
     return alt.X(
         "timestamp:T",
         title=title,
-        scale=alt.Scale(type="utc"),
+        scale=alt.Scale(type="utc", padding=8),
         axis=alt.Axis(labelOverlap=True, tickCount=8),
     )
 
@@ -389,14 +390,16 @@ def metric_chart(
     data = _prepare(df, columns)[columns].reset_index(drop=True)
     if has_segment:
         data["segment"] = data["segment"].astype(str)
+    # one line per segment only when there are several; a single label is tooltip text
+    by_segment = has_segment and data["segment"].nunique() > 1
     if "alert_severity" in data.columns:
         data["alert_severity"] = [s if isinstance(s, str) and s else None for s in data["alert_severity"]]
-        bad = sorted({s for s in data["alert_severity"] if s is not None} - set(SEVERITY_COLORS))
+        bad = sorted({s for s in data["alert_severity"] if isinstance(s, str)} - set(SEVERITY_COLORS))
         if bad:
             raise ValidationError(f"df.alert_severity has unknown value(s) {bad}; valid: {list(SEVERITY_COLORS)}",
                                   parameter="df")
         if "alert" not in data.columns:
-            data["alert"] = [s or "none" for s in data["alert_severity"]]
+            data["alert"] = [s if isinstance(s, str) else "none" for s in data["alert_severity"]]
     elif alerts is not None:
         data = _snap_alerts(data, alerts)
     if has_ci:
@@ -450,7 +453,7 @@ def metric_chart(
     layers: list[Any] = []
     if has_ci:
         band = base.mark_area(opacity=0.18, clip=True).encode(x=x, y=y("ci_lower"), y2="ci_upper:Q")
-        if has_segment:
+        if by_segment:
             band = band.encode(color=alt.Color("segment:N", title="segment", legend=None))
         else:
             band = _keyed(band, interval_label, _LINE_COLOR, symbol="square", opacity=0.3)
@@ -458,7 +461,7 @@ def metric_chart(
     line = base.mark_line(clip=True).encode(x=x, y=y("value"))
     points = base.mark_point(filled=True, size=36, opacity=1).encode(
         x=x, y=y("value"), tooltip=tooltip).properties(name="series_points")
-    if has_segment:
+    if by_segment:
         seg_color = alt.Color("segment:N", title="segment")
         layers += [line.encode(color=seg_color), points.encode(color=seg_color)]
     else:
@@ -704,10 +707,18 @@ def explorer_chart(
     if not 0 <= init_t <= max_t:
         raise ValidationError(f"initial_threshold must be within [0, {max_t}], got {initial_threshold!r}",
                               parameter="initial_threshold")
-    data = _prepare(df, ["timestamp", "metric", "value"])[["timestamp", "metric", "value"]]
+    extra = [c for c in ("baseline", "segment") if c in getattr(df, "columns", ())]
+    data = _prepare(df, ["timestamp", "metric", "value", *extra])[["timestamp", "metric", "value", *extra]]
     data["metric"] = data["metric"].astype(str)
     data = data[data["metric"].isin(list(info))].reset_index(drop=True)
-    data["baseline"] = [info[m][0] for m in data["metric"]]
+    if "baseline" not in extra:
+        data["baseline"] = [info[m][0] for m in data["metric"]]
+    bad = ~(np.isfinite(data["baseline"].to_numpy(float)) & (data["baseline"].to_numpy(float) != 0))
+    if bad.any():
+        raise ValidationError("df.baseline must be finite and non-zero", parameter="df")
+    has_segment = "segment" in extra
+    if has_segment:
+        data["segment"] = data["segment"].astype(str)
     data["scale"] = data["baseline"].abs()
     data["sign"] = [1.0 if info[m][1] else -1.0 for m in data["metric"]]
 
@@ -724,7 +735,8 @@ def explorer_chart(
     lows: dict[str, float] = {}
     highs: dict[str, float] = {}
     for m, (b, hib) in info.items():
-        vals = list(data.loc[data["metric"] == m, "value"]) + [b, b - (1 if hib else -1) * init_t * abs(b)]
+        vals = list(data.loc[data["metric"] == m, "value"]) + list(data.loc[data["metric"] == m, "baseline"])
+        vals += [b, b - (1 if hib else -1) * init_t * abs(b)]
         dom = _y_domain(vals, metric_bounds(m)) or [b - 1, b + 1]
         lows[m], highs[m] = dom
     y_scale = alt.Scale(zero=False, domainMin=alt.ExprRef(_metric_select_expr("explorer_metric", lows, 0)),
@@ -737,6 +749,8 @@ def explorer_chart(
     )
     shown = base.transform_filter("datum.metric === explorer_metric")
     line = shown.mark_line(color="#bbbbbb", clip=True).encode(x=x, y=y)
+    if has_segment:
+        line = line.encode(detail="segment:N")
     points = shown.mark_point(filled=True, size=70, opacity=1).encode(
         x=x, y=y,
         color=alt.Color("status:N", title="at this threshold",
@@ -744,6 +758,7 @@ def explorer_chart(
         tooltip=[
             alt.Tooltip("timestamp:T", title="time", format="%Y-%m-%d %H:%M UTC"),
             alt.Tooltip("metric:N"),
+            *([alt.Tooltip("segment:N")] if has_segment else []),
             alt.Tooltip("value:Q", title="value", format=".4f"),
             alt.Tooltip("baseline:Q", format=".4f"),
             alt.Tooltip("degradation:Q", title="worse than baseline (%)", format=".1f"),
