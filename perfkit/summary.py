@@ -17,10 +17,18 @@ import numpy as np
 import pandas as pd
 
 from perfkit._json import json_safe as _clean
+from perfkit.analysis import threshold_value
 from perfkit.analysis.drift import compare_distributions, drift_performance_correlation
 from perfkit.analysis.trend import analyze_trend
 from perfkit.exceptions import ValidationError
-from perfkit.metrics import ClassificationState, evaluate, get_metric, state_from_dict
+from perfkit.metrics import (
+    ClassificationState,
+    MetricValue,
+    evaluate,
+    get_metric,
+    performance_score_se,
+    state_from_dict,
+)
 from perfkit.metrics.state import merge_dicts_to_state
 
 if TYPE_CHECKING:
@@ -124,13 +132,7 @@ def _nan(x: Any) -> float:
 
 
 def _threshold_value(tracker: ModelPerformanceTracker, metric: str, baseline_value: float | None) -> float | None:
-    t = tracker.config.detection.thresholds.get(metric)
-    if t is None or baseline_value is None or not math.isfinite(baseline_value):
-        return None
-    hib = get_metric(metric).higher_is_better
-    if tracker.config.detection.threshold_mode == "absolute":
-        return baseline_value - t if hib else baseline_value + t
-    return baseline_value - t * abs(baseline_value) if hib else baseline_value + t * abs(baseline_value)
+    return threshold_value(metric, baseline_value, tracker.config.detection)
 
 
 def _trend(tracker, series: pd.DataFrame, metric: str, baseline_value: float | None):
@@ -150,9 +152,8 @@ def _score_series(records: list) -> pd.DataFrame:
     for r in records:
         if r.performance_score is None:
             continue
-        comps = [r.metrics.get(k, {}).get("se") for k in (("r2",) if r.task == "regression" else ("accuracy", "f1_macro", "roc_auc"))]
-        comps = [c for c in comps if c is not None and math.isfinite(c)]
-        se = float(np.mean(comps)) if comps else math.nan  # upper bound: components fully correlated
+        report = {k: MetricValue.from_dict({"name": k, **v}) for k, v in r.metrics.items()}
+        se = performance_score_se(report, r.task)  # upper bound: components fully correlated
         rows.append({"timestamp": pd.Timestamp(r.timestamp), "metric": "performance_score",
                      "value": r.performance_score, "se": se})
     return pd.DataFrame(rows, columns=["timestamp", "metric", "value", "se"])

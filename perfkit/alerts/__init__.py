@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from perfkit.alerts._cooldown import apply_cooldown, suppresses
 from perfkit.alerts.channels import (
     CHANNELS,
     CallbackChannel,
@@ -36,8 +37,10 @@ __all__ = [
     "FileChannel",
     "LogChannel",
     "WebhookChannel",
+    "apply_cooldown",
     "channel_from_config",
     "register_channel",
     "run_retraining_hook",
     "slack_payload",
+    "suppresses",
 ]

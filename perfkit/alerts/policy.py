@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from perfkit.alerts._cooldown import SEVERITY_RANK, suppresses
 from perfkit.alerts.channels import Channel, run_retraining_hook
 from perfkit.alerts.types import Alert, DeliveryResult
 from perfkit.exceptions import StoreError
@@ -21,9 +22,6 @@ from perfkit.exceptions import StoreError
 __all__ = ["AlertManager", "AlertOutcome", "SEVERITY_RANK"]
 
 logger = logging.getLogger("perfkit")
-
-SEVERITY_RANK = {"minor": 1, "moderate": 2, "critical": 3}
-
 
 @dataclass(frozen=True)
 class AlertOutcome:
@@ -80,8 +78,8 @@ class AlertManager:
                 since=alert.timestamp - self.cooldown,
             )
             if last is not None and last.get("alert_id") != alert.alert_id:
-                escalation = SEVERITY_RANK.get(alert.severity, 0) > SEVERITY_RANK.get(last.get("severity"), 0)
-                if not escalation:
+                if suppresses(_when(last, alert.timestamp), last.get("severity"), alert.timestamp,
+                              alert.severity, self.cooldown):
                     self.store.add_alert(alert.to_dict(), status="suppressed", suppressed_by=last["alert_id"])
                     logger.info(
                         "alert suppressed by cooldown: %s (suppressed by %s)", alert.subject(), last["alert_id"]
@@ -121,6 +119,15 @@ class AlertManager:
             alert = Alert.from_dict(_alert_fields(payload))
             results.append(self._deliver(alert, channel))
         return results
+
+
+def _when(payload: dict[str, Any], default: datetime) -> datetime:
+    """The time of a stored alert payload (the store query already limits it to the cooldown)."""
+    try:
+        t = datetime.fromisoformat(str(payload["timestamp"]))
+    except (KeyError, ValueError):
+        return default
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 def _alert_fields(payload: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from perfkit.analysis._decide import (
+    ROW_COLUMNS,
+    adjust_pvalues,
+    decide,
+    score_test_diff,
+    severity_for,
+    threshold_value,
+)
 from perfkit.analysis.degradation import (
     DegradationAnalysis,
     MetricFinding,
@@ -9,7 +17,10 @@ from perfkit.analysis.degradation import (
     build_alerts,
     compare_metric,
     detect_degradation,
-    severity_for,
+    history_frame,
+    metric_status,
+    replay,
+    replay_decisions,
 )
 from perfkit.analysis.drift import (
     CorrelationResult,
@@ -28,6 +39,15 @@ from perfkit.analysis.trend import (
 )
 
 __all__ = [
+    "ROW_COLUMNS",
+    "adjust_pvalues",
+    "decide",
+    "history_frame",
+    "replay",
+    "replay_decisions",
+    "score_test_diff",
+    "threshold_value",
+    "metric_status",
     "DegradationAnalysis",
     "MetricFinding",
     "assess",

@@ -25,19 +25,20 @@ false alarms of healthy batches well under 1 % even for small batches
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from scipy import stats
+import pandas as pd
 
+from perfkit.alerts._cooldown import apply_cooldown
 from perfkit.alerts.types import Alert
+from perfkit.analysis._decide import adjust_pvalues, decide, severity_for
 from perfkit.config import DetectionSettings
 from perfkit.exceptions import ValidationError
-from perfkit.metrics import MetricReport, MetricValue, get_metric
+from perfkit.metrics import METRICS, MetricReport, MetricValue, performance_score_se
 
 __all__ = [
     "DegradationAnalysis",
@@ -45,16 +46,16 @@ __all__ = [
     "assess",
     "build_alerts",
     "compare_metric",
-    "WINDOWABLE",
     "adjust_pvalues",
+    "decision_rows",
     "detect_degradation",
+    "history_frame",
+    "metric_status",
     "replay",
+    "replay_decisions",
     "severity_for",
     "window_report",
 ]
-
-_PROPORTIONS = {"accuracy", "precision", "recall"}
-_SEVERITY_RANK = {None: 0, "minor": 1, "moderate": 2, "critical": 3}
 
 
 def _f(x: Any) -> float | None:
@@ -89,6 +90,8 @@ class MetricFinding:
     min_detectable_degradation: float = math.nan
     reason: str | None = None
     segment: str | None = None
+    scope: str = "batch"
+    retraining: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out = {}
@@ -148,7 +151,10 @@ class DegradationAnalysis(Mapping[str, Any]):
             "alpha": self.settings.alpha,
             "fdr_method": self.settings.fdr_method,
             "baseline_version": self.baseline_version,
-            "window_findings": {f.metric: f.to_dict() for f in self.window_findings},
+            "window_findings": {
+                f.metric if f.segment is None else f"{f.segment}/{f.metric}": f.to_dict()
+                for f in self.window_findings
+            },
         }
 
     def __getitem__(self, key: str) -> Any:
@@ -170,192 +176,38 @@ class DegradationAnalysis(Mapping[str, Any]):
         return pd.DataFrame([f.to_dict() for f in self.findings])
 
 
-def severity_for(degradation: float, threshold: float, bands: Mapping[str, float]) -> str | None:
-    """Severity of a degradation: minor (threshold..moderate), moderate, critical.
-
-    Examples
-    --------
-    >>> bands = {"moderate": 0.10, "critical": 0.20}
-    >>> [severity_for(d, 0.05, bands) for d in (0.03, 0.07, 0.15, 0.25)]
-    [None, 'minor', 'moderate', 'critical']
-    """
-    if not math.isfinite(degradation) or degradation < threshold:
-        return None
-    if degradation >= bands["critical"]:
-        return "critical"
-    if degradation >= bands["moderate"]:
-        return "moderate"
-    return "minor"
+def _window_kind(metric: str) -> str | None:
+    spec = METRICS.get(metric)
+    return None if spec is None else spec.window
 
 
-def _z_p(z: float) -> float:
-    return float(stats.norm.sf(z)) if math.isfinite(z) else math.nan
-
-
-_TEST_NAMES = {"roc_auc": "delong_z", "f1_macro": "bootstrap_z", "precision_macro": "bootstrap_z",
-               "recall_macro": "bootstrap_z", "f1": "bootstrap_z"}
-
-
-def _metric_arrays(
-    name: str,
-    baseline: MetricValue,
-    value: np.ndarray,
-    se: np.ndarray,
-    successes: np.ndarray | None,
-    trials: np.ndarray | None,
-    threshold: float,
-    settings: DetectionSettings,
-) -> dict[str, np.ndarray]:
-    """Vectorized comparison of one metric over many batches with the baseline.
-
-    This is the single implementation of the per-metric decision: the tracker calls it with
-    one batch, the threshold explorer replays a whole history through it.
-    """
-    hib = bool(get_metric(name).higher_is_better)
-    b = float(baseline.value)
-    c = np.asarray(value, dtype=float)
-    n = c.shape[0]
-    nan = np.full(n, np.nan)
-    if not math.isfinite(b) or (settings.threshold_mode == "relative" and b == 0):
-        reason = "baseline_is_zero" if math.isfinite(b) else f"undefined:baseline_{baseline.reason}"
-        return {"degradation": nan, "relative_change": nan, "practical": np.zeros(n, bool), "z": nan,
-                "p": nan, "mdd": nan, "test": "none", "reason": np.full(n, reason, dtype=object)}
-    worse = (b - c) if hib else (c - b)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rel_change = (c - b) / abs(b) if b != 0 else nan
-    relative = settings.threshold_mode == "relative"
-    degradation = worse / abs(b) if relative else worse
-    margin = threshold * abs(b) if relative else threshold
-    null_margin = margin if settings.gating == "minimum_effect" else 0.0
-    se_b = float(baseline.se)
-    se_d = np.sqrt(np.asarray(se, dtype=float) ** 2 + se_b**2) if math.isfinite(se_b) else nan.copy()
-    test = _TEST_NAMES.get(name, "welch_z")
-    use_prop = (
-        name in _PROPORTIONS and successes is not None and trials is not None
-        and baseline.successes is not None and baseline.trials
-    )
-    if use_prop:
-        test = "proportions_score"
-        p, z = _proportions_vec(np.asarray(successes, float), np.asarray(trials, float),
-                                float(baseline.successes), float(baseline.trials), hib, null_margin)
-        pb = b
-        with np.errstate(invalid="ignore", divide="ignore"):
-            se_d = np.sqrt(np.maximum(c * (1 - c), 1e-12) / np.asarray(trials, float)
-                           + max(pb * (1 - pb), 1e-12) / float(baseline.trials))
-    else:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z = np.where(se_d > 0, (worse - null_margin) / se_d, np.nan)
-        p = stats.norm.sf(z)
-    reason = np.where(np.isfinite(c), np.where(np.isfinite(p), None, "no_standard_error"), "undefined_current")
-    z_a = stats.norm.isf(settings.alpha)
-    z_b = stats.norm.isf(0.2)
-    scale = abs(b) if relative else 1.0
-    extra = (z_a + z_b) * se_d / scale
-    mdd = (null_margin / scale + extra) if settings.gating == "minimum_effect" else np.maximum(threshold, extra)
-    return {"degradation": degradation, "relative_change": rel_change,
-            "practical": np.isfinite(degradation) & (degradation >= threshold), "z": z, "p": p, "mdd": mdd,
-            "test": test, "reason": reason}
-
-
-def _proportions_vec(c1, n1, c2, n2, hib: bool, margin: float) -> tuple[np.ndarray, np.ndarray]:
-    """One-sided score test (Miettinen-Nurminen) of p_current vs p_baseline with a margin."""
-    from statsmodels.stats.proportion import test_proportions_2indep
-
-    value, alternative = (-margin, "smaller") if hib else (margin, "larger")
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        try:
-            res = test_proportions_2indep(c1, n1, c2, n2, value=value, method="score", compare="diff",
-                                          alternative=alternative)
-            p = np.atleast_1d(np.asarray(res.pvalue, dtype=float)).copy()
-            z = np.atleast_1d(np.asarray(res.statistic, dtype=float)).copy()
-        except (ValueError, ZeroDivisionError, FloatingPointError):
-            p = np.full(np.shape(c1), np.nan)
-            z = p.copy()
-    bad = ~np.isfinite(p)
-    if bad.any():
-        # degenerate proportions (0 or 1 on both sides): Wald with a variance floor
-        p1, p2 = c1 / n1, c2 / n2
-        se = np.sqrt(np.maximum(p1 * (1 - p1), 0.25 / n1) / n1 + max(p2 * (1 - p2), 0.25 / n2) / n2)
-        worse = (p2 - p1) if hib else (p1 - p2)
-        zz = (worse - margin) / se
-        z = np.where(bad, zz, z)
-        p = np.where(bad, stats.norm.sf(zz), p)
-    return p, z
-
-
-def adjust_pvalues(P: np.ndarray, method: str) -> np.ndarray:
-    """Adjust each row of a (batches x tests) p-value matrix as one family (NaN = not tested).
-
-    Vectorized equivalents of ``statsmodels.stats.multitest.multipletests`` for
-    ``fdr_bh``, ``fdr_by``, ``holm`` and ``bonferroni`` (checked against it in the tests).
-
-    Examples
-    --------
-    >>> adjust_pvalues(np.array([[0.01, 0.04, 0.03]]), "fdr_bh").round(3).tolist()
-    [[0.03, 0.04, 0.04]]
-    """
-    P = np.atleast_2d(np.asarray(P, dtype=float))
-    if method == "none":
-        return P.copy()
-    finite = np.isfinite(P)
-    m = finite.sum(axis=1, keepdims=True).astype(float)
-    key = np.where(finite, P, np.inf)
-    order = np.argsort(key, axis=1, kind="stable")
-    ps = np.take_along_axis(key, order, axis=1)
-    j = np.arange(1, P.shape[1] + 1, dtype=float)[None, :]
-    with np.errstate(invalid="ignore"):
-        if method in ("fdr_bh", "fdr_by"):
-            adj = ps * m / j
-            if method == "fdr_by":
-                cm = np.array([np.sum(1.0 / np.arange(1, int(k) + 1)) if k > 0 else 1.0 for k in m[:, 0]])[:, None]
-                adj = adj * cm
-            adj = np.minimum.accumulate(adj[:, ::-1], axis=1)[:, ::-1]
-        elif method == "holm":
-            adj = np.maximum.accumulate(np.where(np.isfinite(ps), (m - j + 1) * ps, 0.0), axis=1)
-            adj = np.where(np.isfinite(ps), adj, np.inf)
-        elif method == "bonferroni":
-            adj = ps * m
-        else:
-            raise ValidationError(f"unknown fdr_method {method!r}", parameter="fdr_method")
-    adj = np.minimum(adj, 1.0)
-    out = np.empty_like(adj)
-    np.put_along_axis(out, order, adj, axis=1)
-    out[~finite] = np.nan
-    return out
-
-
-#: Metrics whose value over a window of batches follows exactly from the stored batch values
-#: (proportions from their counts, means from count / mean / standard error).
-WINDOW_PROPORTIONS = frozenset({"accuracy", "precision", "recall"})
-WINDOW_MEANS = frozenset({"mse", "mae", "log_loss", "mape", "smape"})
-WINDOWABLE = WINDOW_PROPORTIONS | WINDOW_MEANS
-
-
-def _window_sums(metric: str, n, value, se, successes, trials) -> tuple:
+def _window_sums(kind: str, n, value, se, successes, trials) -> tuple:
     """Per-batch additive pieces of a window value (arrays or scalars)."""
-    if metric in WINDOW_PROPORTIONS:
+    if kind == "proportion":
         return (successes, trials)
     n = np.asarray(n, dtype=float)
     var = np.asarray(se, dtype=float) ** 2 * n  # se = sqrt(var / n), var with ddof = 1
     return (n, n * value, (n - 1) * var + n * np.asarray(value, dtype=float) ** 2)
 
 
-def _window_from_sums(metric: str, sums: tuple) -> tuple:
-    """(value, se, successes, trials) of a window from summed :func:`_window_sums`."""
+def _window_from_sums(kind: str, sums: tuple) -> tuple:
+    """(value, se, successes, trials, n) of a window from summed :func:`_window_sums`."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        if metric in WINDOW_PROPORTIONS:
+        if kind == "proportion":
             S, T = (np.asarray(x, dtype=float) for x in sums)
             v = S / T
-            return v, np.sqrt(v * (1 - v) / T), S, T
+            return v, np.sqrt(v * (1 - v) / T), S, T, T
         A, Bs, C = (np.asarray(x, dtype=float) for x in sums)
         mean = Bs / A
         var = (C - A * mean * mean) / (A - 1)
-        return mean, np.sqrt(np.maximum(var, 0.0) / A), None, None
+        return mean, np.sqrt(np.maximum(var, 0.0) / A), None, None, A
 
 
 def window_report(entries: Sequence[Mapping[str, Mapping[str, Any]]], metrics: Sequence[str]) -> dict[str, MetricValue]:
-    """Metric values of a window of batches from their stored metric dicts (windowable metrics only).
+    """Metric values of a window of batches from their stored metric dicts.
+
+    Only metrics whose window value follows exactly from per-batch numbers (the metric
+    table's ``window`` kind) are returned.
 
     Examples
     --------
@@ -366,59 +218,74 @@ def window_report(entries: Sequence[Mapping[str, Mapping[str, Any]]], metrics: S
     """
     out: dict[str, MetricValue] = {}
     for m in metrics:
-        if m not in WINDOWABLE or not all(m in e for e in entries):
+        kind = _window_kind(m)
+        if kind is None or not entries or not all(m in e for e in entries):
             continue
         parts = []
         for e in entries:
             d = e[m]
-            if d.get("value") is None or (m in WINDOW_PROPORTIONS and d.get("trials") is None) or \
-                    (m in WINDOW_MEANS and (d.get("se") is None or not d.get("n"))):
+            if d.get("value") is None or (kind == "proportion" and d.get("trials") is None) or \
+                    (kind == "mean" and (d.get("se") is None or not d.get("n"))):
                 break
-            parts.append(_window_sums(m, d.get("n"), d["value"], d.get("se"), d.get("successes"), d.get("trials")))
+            parts.append(_window_sums(kind, d.get("n"), d["value"], d.get("se"), d.get("successes"), d.get("trials")))
         else:
             sums = tuple(float(np.sum([p[i] for p in parts])) for i in range(len(parts[0])))
-            v, se, succ, trials = _window_from_sums(m, sums)
-            out[m] = MetricValue(m, float(v), se=float(se), n=int(sums[-1] if succ is not None else sums[0]),
+            v, se, succ, trials, n = _window_from_sums(kind, sums)
+            out[m] = MetricValue(m, float(v), se=float(se), n=int(n),
                                  successes=None if succ is None else float(succ),
                                  trials=None if trials is None else float(trials), method="window")
     return out
 
 
-def compare_metric(
-    current: MetricValue,
-    baseline: MetricValue,
-    threshold: float,
-    settings: DetectionSettings,
-) -> MetricFinding:
-    """Compare one metric of the current batch with the baseline (before FDR control)."""
-    name = current.name
-    hib = bool(get_metric(name).higher_is_better)
-    arr = _metric_arrays(
-        name, baseline, np.array([current.value]), np.array([current.se]),
-        None if current.successes is None else np.array([current.successes]),
-        None if current.trials is None else np.array([current.trials]),
-        threshold, settings,
-    )
-    reason = arr["reason"][0]
-    if not math.isfinite(current.value):
-        reason = f"undefined:{current.reason}"
+def _row(family: Any, segment: str | None, scope: str, cur: MetricValue, base: MetricValue) -> dict[str, Any]:
+    return {
+        "family": family, "segment": segment, "metric": cur.name, "scope": scope,
+        "value": cur.value, "se": cur.se, "n": cur.n, "successes": cur.successes, "trials": cur.trials,
+        "baseline": base.value, "baseline_se": base.se, "baseline_successes": base.successes,
+        "baseline_trials": base.trials,
+    }
+
+
+def decision_rows(
+    groups: Sequence[tuple[str | None, Mapping[str, MetricValue], Mapping[str, MetricValue]]],
+    names: Sequence[str],
+    *,
+    family: Any = 0,
+    scope: str = "batch",
+) -> list[dict[str, Any]]:
+    """Rows for :func:`perfkit.analysis.decide` from ``(segment, current, baseline)`` reports."""
+    rows = []
+    for segment, cur, base in groups:
+        for name in names:
+            if name in cur and name in base:
+                rows.append(_row(family, segment, scope, cur[name], base[name]))
+    return rows
+
+
+def _finding(r: Mapping[str, Any], cur: MetricValue | None) -> MetricFinding:
+    def f(x: Any) -> float:
+        return math.nan if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+    reason = r["reason"]
+    if cur is not None and not math.isfinite(cur.value):
+        reason = f"undefined:{cur.reason}"
     return MetricFinding(
-        metric=name, higher_is_better=hib, baseline=float(baseline.value), current=float(current.value),
-        ci_lower=current.ci_lower, ci_upper=current.ci_upper, threshold=threshold,
-        relative_change=float(arr["relative_change"][0]), degradation=float(arr["degradation"][0]),
-        practical=bool(arr["practical"][0]), test=arr["test"] if math.isfinite(current.value) else "none",
-        statistic=float(arr["z"][0]), p_value=float(arr["p"][0]),
-        min_detectable_degradation=float(arr["mdd"][0]), reason=reason,
+        metric=r["metric"], higher_is_better=bool(r["higher_is_better"]), baseline=f(r["baseline"]),
+        current=f(r["value"]), ci_lower=f(cur.ci_lower) if cur is not None else math.nan,
+        ci_upper=f(cur.ci_upper) if cur is not None else math.nan,
+        relative_change=f(r["relative_change"]), degradation=f(r["degradation"]), threshold=f(r["threshold"]),
+        practical=bool(r["practical"]), test=r["test"], statistic=f(r["statistic"]), p_value=f(r["p_value"]),
+        adjusted_p_value=f(r["adjusted_p_value"]), significant=bool(r["significant"]),
+        degraded=bool(r["degraded"]), severity=r["severity"] if r["degraded"] else None,
+        min_detectable_degradation=f(r["min_detectable_degradation"]), reason=reason,
+        segment=r["segment"], scope=r["scope"], retraining=bool(r["retraining"]),
     )
 
 
-def _adjust(pvalues: Sequence[float], settings: DetectionSettings) -> list[float]:
-    return adjust_pvalues(np.asarray([pvalues], dtype=float), settings.fdr_method)[0].tolist() if len(pvalues) else []
-
-
-def _decide(practical: np.ndarray, adjusted: np.ndarray, settings: DetectionSettings) -> np.ndarray:
-    significant = np.isfinite(adjusted) & (adjusted < settings.alpha)
-    return practical if settings.gating == "none" else practical & significant
+def _check_names(names: Sequence[str], settings: DetectionSettings) -> None:
+    for name in names:
+        if name not in settings.thresholds:
+            raise ValidationError(f"no threshold configured for metric {name!r}", parameter="metrics")
 
 
 def detect_degradation(
@@ -453,34 +320,200 @@ def detect_degradation(
     (True, 'critical')
     """
     settings = settings or DetectionSettings()
-    if baseline is None:
-        groups = list(current)  # type: ignore[arg-type]
-    else:
-        groups = [(None, current, baseline)]
-    findings: list[MetricFinding] = []
-    for segment, cur, base in groups:
-        names = list(metrics) if metrics is not None else list(settings.thresholds)
-        for name in names:
-            if name not in settings.thresholds:
-                raise ValidationError(f"no threshold configured for metric {name!r}", parameter="metrics")
-            if name not in cur or name not in base:
-                continue
-            f = compare_metric(cur[name], base[name], settings.thresholds[name], settings)
-            if segment is not None:
-                f = MetricFinding(**{**f.__dict__, "segment": segment})
-            findings.append(f)
-    # the FDR family: the metrics whose point estimate reaches their threshold (the others
-    # cannot alert, and with the minimum-effect null their p-values are >= 0.5 anyway)
-    adjusted = np.asarray(_adjust([f.p_value if f.practical else math.nan for f in findings], settings),
-                          dtype=float)
-    degraded = _decide(np.array([f.practical for f in findings], bool), adjusted, settings) if findings else []
-    out = []
-    for f, adj, deg in zip(findings, adjusted, degraded, strict=True):
-        sev = severity_for(f.degradation, f.threshold, settings.severity_bands) if deg else None
-        out.append(MetricFinding(**{**f.__dict__, "adjusted_p_value": float(adj),
-                                    "significant": bool(math.isfinite(adj) and adj < settings.alpha),
-                                    "degraded": bool(deg), "severity": sev}))
-    return out
+    groups = list(current) if baseline is None else [(None, current, baseline)]  # type: ignore[arg-type]
+    names = list(metrics) if metrics is not None else list(settings.thresholds)
+    _check_names(names, settings)
+    rows = decision_rows(groups, names)
+    if not rows:
+        return []
+    decided = decide(pd.DataFrame(rows), settings)
+    reports = {seg: cur for seg, cur, _ in groups}
+    return [_finding(r, reports[r["segment"]].get(r["metric"])) for r in decided.to_dict("records")]
+
+
+def compare_metric(
+    current: MetricValue,
+    baseline: MetricValue,
+    threshold: float,
+    settings: DetectionSettings,
+) -> MetricFinding:
+    """Compare one metric of the current batch with the baseline (a family of one)."""
+    s = settings.replace(thresholds={current.name: threshold})
+    return detect_degradation({current.name: current}, {current.name: baseline}, s)[0]
+
+
+def metric_status(
+    current: Mapping[str, MetricValue],
+    baseline: Mapping[str, MetricValue] | None,
+    settings: DetectionSettings,
+    metrics: Sequence[str],
+) -> pd.DataFrame:
+    """A status per metric for a report (a window or a batch) against the baseline.
+
+    The decision of :func:`decide` (one family): ``"degraded"`` or ``"ok"`` for metrics
+    with a threshold; for the others ``"changed, no threshold"`` when the change in the bad
+    direction is credible (threshold 0, ``significance`` gating) and ``"no threshold"``
+    otherwise; ``"no baseline"`` / ``"undefined"`` when there is nothing to compare.
+
+    Returns
+    -------
+    DataFrame
+        :func:`decide` columns plus ``status``, one row per metric of ``metrics`` present in
+        ``current``.
+    """
+    names = [m for m in metrics if m in current]
+    base = baseline or {}
+    rows = []
+    for m in names:
+        if m in base:
+            rows.append(_row(0, None, "batch", current[m], base[m]))
+        else:
+            rows.append({"family": 0, "segment": None, "metric": m, "scope": "batch",
+                         "value": current[m].value, "se": current[m].se, "baseline": math.nan})
+    if not rows:
+        return decide(pd.DataFrame(columns=["family", "metric", "value"]), settings).assign(status=[])
+    frame = pd.DataFrame(rows)
+    with_thr = np.array([m in settings.thresholds for m in names])
+    frame["threshold"] = [settings.thresholds.get(m, 0.0) for m in names]
+    decided = decide(frame[with_thr], settings) if with_thr.any() else None
+    loose = decide(frame[~with_thr], settings.replace(gating="significance")) if (~with_thr).any() else None
+    out = pd.concat([d for d in (decided, loose) if d is not None]).sort_index(kind="stable")
+    status = np.where(out["degraded"].to_numpy(bool), "degraded", "ok").astype(object)
+    thr = np.array([m in settings.thresholds for m in out["metric"]])
+    status[~thr] = np.where(out["degraded"].to_numpy(bool)[~thr], "changed, no threshold", "no threshold")
+    status[out["reason"].to_numpy(object) == "undefined_current"] = "undefined"
+    no_base = ~np.isfinite(pd.to_numeric(out["baseline"], errors="coerce").to_numpy(float))
+    status[no_base] = "no baseline"
+    out["status"] = status
+    out.loc[~thr, "threshold"] = np.nan
+    return out.reset_index(drop=True)
+
+
+def history_frame(history: Any) -> pd.DataFrame:
+    """One row per labelled batch with per-metric columns, time-ordered.
+
+    Accepts ``Store.history()`` output or a list of :class:`perfkit.store.BatchRecord`.
+    Columns: ``timestamp``, ``batch_id``, ``segment``, ``family`` (the tracking call: records
+    tracked together by one call share it), ``performance_score`` and per metric ``M``,
+    ``M_se``, ``M_n`` and, for proportions, ``M_successes`` / ``M_trials``.
+    """
+    if isinstance(history, pd.DataFrame):
+        return history.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    rows = []
+    for i, r in enumerate(history):
+        if r.labels_pending:
+            continue
+        call = (r.metadata or {}).get("call_id")
+        row = {"timestamp": r.timestamp, "batch_id": r.batch_id, "segment": r.segment,
+               "family": f"call:{call}" if call is not None else f"record:{i}",
+               "performance_score": r.performance_score if r.performance_score is not None else np.nan}
+        for m, v in r.metrics.items():
+            row[m] = np.nan if v.get("value") is None else v["value"]
+            row[f"{m}_se"] = np.nan if v.get("se") is None else v["se"]
+            row[f"{m}_n"] = np.nan if v.get("n") is None else v["n"]
+            if v.get("successes") is not None:
+                row[f"{m}_successes"] = v["successes"]
+                row[f"{m}_trials"] = v["trials"]
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def _score_se_frame(frame: pd.DataFrame) -> np.ndarray:
+    """:func:`perfkit.metrics.performance_score_se` for every row of a history frame."""
+    B = len(frame)
+    num = np.zeros(B)
+    den = np.zeros(B)
+    for name, spec in METRICS.items():
+        if spec.score_weight <= 0 or name not in frame:
+            continue
+        v = frame[name].to_numpy(float)
+        se = frame[f"{name}_se"].to_numpy(float) if f"{name}_se" in frame else np.full(B, np.nan)
+        ok = np.isfinite(v) & np.isfinite(se)
+        num += np.where(ok, spec.score_weight * se, 0.0)
+        den += np.where(ok, spec.score_weight, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def replay_decisions(
+    history: Any,
+    baseline: MetricReport | Mapping[str, MetricValue],
+    settings: DetectionSettings,
+    *,
+    metrics: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Every decision the tracker would have made over a history: :func:`decide` output.
+
+    One row per (batch, metric, scope) with the frame's ``timestamp`` and ``batch_id``;
+    ``family`` groups the rows of one tracking call. :func:`replay` turns it into alerts.
+    """
+    frame = history_frame(history)
+    if frame.empty:
+        return decide(pd.DataFrame(columns=["family", "metric", "value"]), settings).assign(
+            timestamp=pd.Series(dtype="datetime64[ns, UTC]"), batch_id=pd.Series(dtype=object))
+    B = len(frame)
+    if "family" not in frame:
+        frame["family"] = np.arange(B)
+    names = [m for m in (metrics or settings.thresholds) if m in settings.thresholds and m in frame.columns
+             and m in baseline]
+    seg = (frame["segment"] if "segment" in frame else pd.Series([None] * B)).to_numpy(object)
+    checked = frame["_checked"].to_numpy(bool) if "_checked" in frame else np.ones(B, bool)
+
+    def col(c: str) -> np.ndarray:
+        return frame[c].to_numpy(float) if c in frame else np.full(B, np.nan)
+
+    parts = []
+    common = {"family": frame["family"].to_numpy(object), "segment": seg, "_row": np.arange(B)}
+    for m in names:
+        base = baseline[m]
+        bcols = {"baseline": base.value, "baseline_se": base.se, "baseline_successes": base.successes,
+                 "baseline_trials": base.trials}
+        parts.append(pd.DataFrame({**common, "metric": m, "scope": "batch", "value": col(m), "se": col(f"{m}_se"),
+                                   "n": col(f"{m}_n"), "successes": col(f"{m}_successes"),
+                                   "trials": col(f"{m}_trials"), **bcols}))
+        k = int(settings.window_batches or 1)
+        kind = _window_kind(m)
+        if k > 1 and kind is not None:
+            key = pd.Series(seg, dtype=object).map(lambda x: ("s", x)).to_numpy()
+            pieces = _window_sums(kind, col(f"{m}_n"), col(m), col(f"{m}_se"), col(f"{m}_successes"),
+                                  col(f"{m}_trials"))
+            rolled = tuple(pd.Series(x).groupby(key, sort=False).rolling(k, min_periods=k).sum()
+                           .reset_index(level=0, drop=True).sort_index().to_numpy() for x in pieces)
+            v, se_w, succ_w, trials_w, n_w = _window_from_sums(kind, rolled)
+            parts.append(pd.DataFrame({**common, "metric": m, "scope": "window", "value": v, "se": se_w, "n": n_w,
+                                       "successes": np.nan if succ_w is None else succ_w,
+                                       "trials": np.nan if trials_w is None else trials_w, **bcols}))
+    if "performance_score" in frame:
+        parts.append(pd.DataFrame({**common, "metric": "performance_score", "scope": "floor",
+                                   "value": col("performance_score"), "se": _score_se_frame(frame)}))
+    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["family", "metric", "value"])
+    rows = rows[checked[rows["_row"].to_numpy(int)]] if len(rows) else rows
+    decided = decide(rows, settings)
+    r = decided["_row"].to_numpy(int) if len(decided) else np.zeros(0, int)
+    decided["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True).to_numpy()[r] if B else []
+    decided["batch_id"] = (frame["batch_id"] if "batch_id" in frame else pd.Series(range(B))).to_numpy(object)[r]
+    return decided.drop(columns="_row")
+
+
+_ALERT_COLUMNS = ["timestamp", "batch_id", "segment", "metric", "alert_type", "severity", "value", "baseline",
+                  "degradation", "p_value", "adjusted_p_value"]
+
+
+def _alert_rows(decided: pd.DataFrame) -> pd.DataFrame:
+    """Alerts raised by decided rows: degradations, retraining triggers, low performance."""
+    deg = decided[decided["degraded"].to_numpy(bool)]
+    if deg.empty:
+        return pd.DataFrame(columns=_ALERT_COLUMNS)
+    floor = deg["scope"].to_numpy(object) == "floor"
+    out = deg.assign(alert_type=np.where(floor, "low_performance", "performance_degradation"))
+    out.loc[floor, "metric"] = None
+    out.loc[floor, "baseline"] = out.loc[floor, "threshold"]
+    out.loc[floor, ["degradation", "p_value", "adjusted_p_value"]] = np.nan
+    retrain = deg[deg["retraining"].to_numpy(bool)].assign(alert_type="retraining_trigger")
+    both = pd.concat([out, retrain], ignore_index=True)
+    return both.sort_values("timestamp", kind="stable").reset_index(drop=True)
 
 
 def replay(
@@ -494,15 +527,16 @@ def replay(
 ) -> Any:
     """Which alerts would have fired over a stored history under ``settings``.
 
-    The same per-metric tests, false-discovery control, severity bands and cooldown rule as
-    the tracker, vectorized over the batches (a year of hourly batches in well under a second).
+    The tracker's decision (:func:`perfkit.analysis.decide`: tests, one family per tracking
+    call, window check, severity, retraining, low performance) and its cooldown
+    (:func:`perfkit.alerts.apply_cooldown`), vectorized over the batches (a year of hourly
+    batches in well under a second).
 
     Parameters
     ----------
     history : DataFrame
-        ``Store.history()`` output (columns ``timestamp``, ``batch_id``, ``segment``,
-        ``performance_score`` and per metric ``M``, ``M_se``, optionally ``M_successes`` /
-        ``M_trials``), or a list of :class:`perfkit.store.BatchRecord`.
+        :func:`history_frame` output (or ``Store.history()``), or a list of
+        :class:`perfkit.store.BatchRecord`.
     baseline : MetricReport
     settings : DetectionSettings
     metrics : sequence of str, optional
@@ -517,145 +551,16 @@ def replay(
         (``"fires"`` or ``"suppressed"``) and suppressed_by (row index of the alert that
         suppresses it).
     """
-    import pandas as pd
-
-    frame = _history_frame(history)
-    cols = ["timestamp", "batch_id", "segment", "metric", "alert_type", "severity", "value", "baseline",
-            "degradation", "p_value", "adjusted_p_value", "status", "suppressed_by"]
-    if frame.empty:
-        return pd.DataFrame(columns=cols)
-    names = [m for m in (metrics or settings.thresholds) if m in settings.thresholds and m in frame.columns
-             and m in baseline]
-    B = len(frame)
-    P = np.full((B, len(names)), np.nan)
-    D = np.full((B, len(names)), np.nan)
-    PR = np.zeros((B, len(names)), bool)
-    for j, m in enumerate(names):
-        succ = frame[f"{m}_successes"].to_numpy(float) if f"{m}_successes" in frame else None
-        trials = frame[f"{m}_trials"].to_numpy(float) if f"{m}_trials" in frame else None
-        arr = _metric_arrays(m, baseline[m], frame[m].to_numpy(float), frame[f"{m}_se"].to_numpy(float)
-                             if f"{m}_se" in frame else np.full(B, np.nan), succ, trials,
-                             settings.thresholds[m], settings)
-        P[:, j], D[:, j], PR[:, j] = arr["p"], arr["degradation"], arr["practical"]
-    ADJ = adjust_pvalues(np.where(PR, P, np.nan), settings.fdr_method) if names else P
-    DEG = _decide(PR, ADJ, settings) if names else PR
-    checked = frame["_checked"].to_numpy(bool) if "_checked" in frame else np.ones(B, bool)
-    DEG = DEG & checked[:, None]
-    bands = settings.severity_bands
-    sev = np.where(D >= bands["critical"], "critical", np.where(D >= bands["moderate"], "moderate", "minor"))
-    ts = pd.to_datetime(frame["timestamp"], utc=True).reset_index(drop=True)
-    seg = (frame["segment"] if "segment" in frame else pd.Series([None] * B)).to_numpy(object)
-    bid = (frame["batch_id"] if "batch_id" in frame else pd.Series(range(B))).to_numpy(object)
-    V = frame[names].to_numpy(float) if names else np.empty((B, 0))
-    base = np.array([float(baseline[m].value) for m in names], float)
-    name_arr = np.array(names, dtype=object)
-
-    def block(i, j, alert_type, severity, value, base_v, deg, p, adj):
-        return pd.DataFrame({"timestamp": ts.iloc[i].reset_index(drop=True), "batch_id": bid[i], "segment": seg[i],
-                             "metric": j, "alert_type": alert_type, "severity": severity, "value": value,
-                             "baseline": base_v, "degradation": deg, "p_value": p, "adjusted_p_value": adj})
-
-    bi, mj = np.nonzero(DEG)
-    parts = [block(bi, name_arr[mj], "performance_degradation", sev[bi, mj], V[bi, mj], base[mj],
-                   D[bi, mj], P[bi, mj], ADJ[bi, mj])]
-    if "performance_score" in frame:
-        score = frame["performance_score"].to_numpy(float)
-        li = np.nonzero(np.isfinite(score) & (score < settings.low_performance_threshold) & checked)[0]
-        nan = np.full(len(li), np.nan)
-        parts.append(block(li, np.full(len(li), None, object), "low_performance", "critical", score[li],
-                           settings.low_performance_threshold, nan, nan, nan))
-    if names:
-        Dd = np.where(DEG, D, -np.inf)
-        worst = Dd.argmax(axis=1)
-        wval = Dd[np.arange(B), worst]
-        ri = np.nonzero(wval >= settings.auto_retraining_threshold)[0]
-        rj = worst[ri]
-        parts.append(block(ri, name_arr[rj], "retraining_trigger", sev[ri, rj], V[ri, rj], base[rj],
-                           D[ri, rj], P[ri, rj], ADJ[ri, rj]))
-    k = int(getattr(settings, "window_batches", 1) or 1)
-    wnames = [m for m in names if m in WINDOWABLE]
-    if k > 1 and wnames:
-        key = pd.Series(seg, dtype=object).map(lambda x: ("s", x))
-        pos = key.groupby(key, sort=False).cumcount().to_numpy()
-        has = pos >= k - 1
-        PW = np.full((B, len(wnames)), np.nan)
-        DW = np.full((B, len(wnames)), np.nan)
-        PRW = np.zeros((B, len(wnames)), bool)
-        VW = np.full((B, len(wnames)), np.nan)
-        for j, m in enumerate(wnames):
-            col = lambda c: frame[c].to_numpy(float) if c in frame else np.full(B, np.nan)  # noqa: E731
-            pieces = _window_sums(m, col(f"{m}_n"), col(m), col(f"{m}_se"), col(f"{m}_successes"),
-                                  col(f"{m}_trials"))
-            rolled = tuple(pd.Series(x).groupby(key.to_numpy(), sort=False).rolling(k, min_periods=k).sum()
-                           .reset_index(level=0, drop=True).sort_index().to_numpy() for x in pieces)
-            v, se_w, succ_w, trials_w = _window_from_sums(m, rolled)
-            arr = _metric_arrays(m, baseline[m], v, se_w, succ_w, trials_w, settings.thresholds[m], settings)
-            PW[:, j], DW[:, j], PRW[:, j], VW[:, j] = arr["p"], arr["degradation"], arr["practical"], v
-        PRW &= has[:, None]
-        ADJW = adjust_pvalues(np.where(PRW, PW, np.nan), settings.fdr_method)
-        single = {m: DEG[:, names.index(m)] for m in wnames}
-        DEGW = (_decide(PRW, ADJW, settings) & ~np.column_stack([single[m] for m in wnames])
-                & np.column_stack([PR[:, names.index(m)] for m in wnames]))
-        if "_checked" in frame:
-            DEGW &= frame["_checked"].to_numpy(bool)[:, None]
-        sevw = np.where(DW >= bands["critical"], "critical", np.where(DW >= bands["moderate"], "moderate", "minor"))
-        wi, wj = np.nonzero(DEGW)
-        basew = np.array([float(baseline[m].value) for m in wnames], float)
-        parts.append(block(wi, np.array(wnames, dtype=object)[wj], "performance_degradation", sevw[wi, wj],
-                           VW[wi, wj], basew[wj], DW[wi, wj], PW[wi, wj], ADJW[wi, wj]))
-    parts = [p for p in parts if len(p)]
-    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols[:-2])
-    out = out.sort_values("timestamp", kind="stable").reset_index(drop=True)
-    status, by = _cooldown(out, cooldown_hours)
+    decided = replay_decisions(history, baseline, settings, metrics=metrics)
+    out = _alert_rows(decided)[_ALERT_COLUMNS].reset_index(drop=True) if len(decided) else \
+        pd.DataFrame(columns=_ALERT_COLUMNS)
+    keys = list(zip(out["segment"], out["metric"], out["alert_type"], strict=True))
+    status, by = apply_cooldown(pd.to_datetime(out["timestamp"], utc=True).dt.tz_localize(None).to_numpy(
+        "datetime64[ns]") if len(out) else np.zeros(0, "datetime64[ns]"), keys, out["severity"].tolist(),
+        cooldown_hours)
     out["status"] = status
     out["suppressed_by"] = by
     return out
-
-
-def _cooldown(alerts: Any, cooldown_hours: float) -> tuple[list[str], list[Any]]:
-    """The tracker's cooldown rule: suppressed unless no delivered alert of the same key within
-    the cooldown, or an escalation to a higher severity."""
-    import pandas as pd
-
-    window = np.timedelta64(int(round(cooldown_hours * 3600e9)), "ns")
-    t = pd.to_datetime(alerts["timestamp"], utc=True).to_numpy("datetime64[ns]") if len(alerts) else []
-    last = {}
-    status, by = [], []
-    rank = _SEVERITY_RANK
-    for k, (tk, s, m, a, sv) in enumerate(zip(t, alerts["segment"].tolist(), alerts["metric"].tolist(),
-                                               alerts["alert_type"].tolist(), alerts["severity"].tolist(), strict=True)):
-        key = (s, m, a)
-        prev = last.get(key)
-        if prev is not None and tk - prev[0] <= window and rank[sv] <= rank[prev[1]]:
-            status.append("suppressed")
-            by.append(prev[2])
-            continue
-        status.append("fires")
-        by.append(None)
-        last[key] = (tk, sv, k)
-    return status, by
-
-
-def _history_frame(history: Any) -> Any:
-    import pandas as pd
-
-    if isinstance(history, pd.DataFrame):
-        return history.sort_values("timestamp", kind="stable").reset_index(drop=True)
-    rows = []
-    for r in history:
-        if r.labels_pending:
-            continue
-        row = {"timestamp": r.timestamp, "batch_id": r.batch_id, "segment": r.segment,
-               "performance_score": r.performance_score if r.performance_score is not None else np.nan}
-        for m, v in r.metrics.items():
-            row[m] = np.nan if v.get("value") is None else v["value"]
-            row[f"{m}_se"] = np.nan if v.get("se") is None else v["se"]
-            row[f"{m}_n"] = np.nan if v.get("n") is None else v["n"]
-            if v.get("successes") is not None:
-                row[f"{m}_successes"] = v["successes"]
-                row[f"{m}_trials"] = v["trials"]
-        rows.append(row)
-    return pd.DataFrame(rows).sort_values("timestamp", kind="stable").reset_index(drop=True) if rows else pd.DataFrame()
 
 
 def build_alerts(
@@ -668,38 +573,53 @@ def build_alerts(
     batch_id: str | None = None,
     model_version: str | None = None,
     performance_score: float = math.nan,
+    low_performance: bool | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> list[Alert]:
-    """Alerts raised by the findings: one per degraded metric, low performance, retraining."""
+    """Alerts raised by decided findings: one per degraded metric, low performance, retraining.
+
+    ``low_performance``: the floor decision of :func:`decide`; when None, the point rule
+    (score below ``low_performance_threshold``) is used.
+    """
     alerts: list[Alert] = []
     common = dict(timestamp=timestamp, batch_id=batch_id, model_version=model_version,
                   metadata=dict(metadata or {}))
 
     def from_finding(f: MetricFinding, alert_type: str, message: str = "") -> Alert:
+        meta = dict(common["metadata"])
+        if f.scope == "window":
+            meta["window_batches"] = settings.window_batches
         return Alert(
             model=model, segment=f.segment if f.segment is not None else segment, metric=f.metric,
             alert_type=alert_type, severity=f.severity, baseline=f.baseline, current=f.current,
             ci_lower=f.ci_lower, ci_upper=f.ci_upper, relative_change=f.relative_change,
-            p_value=f.p_value, adjusted_p_value=f.adjusted_p_value, message=message, **common,
+            p_value=f.p_value, adjusted_p_value=f.adjusted_p_value, message=message,
+            timestamp=timestamp, batch_id=batch_id, model_version=model_version, metadata=meta,
         )
 
     alerts.extend(from_finding(f, "performance_degradation") for f in findings if f.degraded)
-    if math.isfinite(performance_score) and performance_score < settings.low_performance_threshold:
+    if low_performance is None:
+        low_performance = math.isfinite(performance_score) and performance_score < settings.low_performance_threshold
+    if low_performance:
         alerts.append(
             Alert(
                 model=model, segment=segment, metric=None, alert_type="low_performance",
                 severity="critical", baseline=settings.low_performance_threshold,
                 current=performance_score,
-                message=(f"performance score {performance_score:.3f} is below "
+                message=(f"performance score {performance_score:.3f} is credibly below "
                          f"{settings.low_performance_threshold:g}"),
                 **common,
             )
         )
-    worst = max((f for f in findings if f.degraded), key=lambda f: f.degradation, default=None)
-    if worst is not None and worst.degradation >= settings.auto_retraining_threshold:
+    worst = [f for f in findings if f.degraded and f.retraining]
+    if not worst and findings and not any(f.retraining for f in findings):
+        # findings not from decide (hand-built): the same rule on the worst degraded one
+        cand = max((f for f in findings if f.degraded), key=lambda f: f.degradation, default=None)
+        worst = [cand] if cand is not None and cand.degradation >= settings.auto_retraining_threshold else []
+    for f in worst:
         alerts.append(from_finding(
-            worst, "retraining_trigger",
-            f"{worst.metric} degraded by {worst.degradation:.1%}, beyond the "
+            f, "retraining_trigger",
+            f"{f.metric} degraded by {f.degradation:.1%}, beyond the "
             f"auto-retraining threshold {settings.auto_retraining_threshold:.0%}",
         ))
     return alerts
@@ -720,43 +640,44 @@ def assess(
     metrics: Sequence[str] | None = None,
     baseline_version: int | None = None,
     window_entries: Sequence[Mapping[str, Mapping[str, Any]]] | None = None,
+    segments: Sequence[tuple[str | None, MetricReport, MetricReport, Sequence[Mapping[str, Any]] | None]]
+    | None = None,
 ) -> DegradationAnalysis:
-    """Findings and alerts for one batch or window (what the tracker stores and delivers).
+    """Findings and alerts for one tracking call: :func:`decide` on one family.
 
-    ``window_entries``: stored metric dicts of the last batches including this one; the
-    window's windowable metrics are checked too and alert when the batch alone did not.
+    ``window_entries``: stored metric dicts of the last ``window_batches`` batches including
+    this one; the window's metrics are tested in the same family and alert when the batch
+    alone did not. ``segments``: further ``(segment, current, baseline, window_entries)`` of
+    the same call, tested in the same family (one tracking call, one family).
     """
     names = [m for m in (metrics or settings.thresholds) if m in settings.thresholds]
-    findings = detect_degradation(current, baseline, settings, metrics=names)
+    groups = [(segment, current, baseline, window_entries), *(segments or ())]
+    rows: list[dict[str, Any]] = []
+    reports: dict[tuple[str | None, str], Mapping[str, MetricValue]] = {}
+    for seg, cur, base, entries in groups:
+        rows += decision_rows([(seg, cur, base)], names)
+        reports[(seg, "batch")] = cur
+        if entries and settings.window_batches > 1 and len(entries) >= settings.window_batches:
+            wrep = window_report(entries, [m for m in names if m in base])
+            rows += decision_rows([(seg, wrep, base)], list(wrep), scope="window")
+            reports[(seg, "window")] = wrep
+    score_se = performance_score_se(current)
+    rows.append({"family": 0, "segment": segment, "metric": "performance_score", "scope": "floor",
+                 "value": performance_score, "se": score_se})
+    decided = decide(pd.DataFrame(rows), settings)
+    records = decided.to_dict("records")
+    findings = [_finding(r, reports[(r["segment"], r["scope"])].get(r["metric"])) for r in records
+                if r["scope"] == "batch"]
+    window = [_finding(r, reports[(r["segment"], r["scope"])].get(r["metric"])) for r in records
+              if r["scope"] == "window"]
+    low = bool(decided["degraded"].to_numpy(bool)[-1])
     alerts = build_alerts(
-        findings,
-        settings,
-        model=model,
-        timestamp=timestamp,
-        segment=segment,
-        batch_id=batch_id,
-        model_version=model_version,
-        performance_score=performance_score,
+        [*findings, *window], settings, model=model, timestamp=timestamp, segment=segment, batch_id=batch_id,
+        model_version=model_version, performance_score=performance_score, low_performance=low,
         metadata=metadata,
     )
-    window: list[MetricFinding] = []
-    if window_entries:
-        single = {f.metric for f in findings if f.degraded}
-        # the window only confirms what this batch shows: its own point estimate must be
-        # beyond the threshold (a healthy batch after a bad one raises nothing)
-        looks_worse = {f.metric for f in findings if f.practical}
-        wrep = window_report(window_entries, [m for m in names if m in WINDOWABLE and m in baseline])
-        if wrep:
-            window = detect_degradation(wrep, baseline, settings, metrics=list(wrep))
-            extra = [f for f in window if f.degraded and f.metric not in single and f.metric in looks_worse]
-            alerts += [a for a in build_alerts(
-                extra, settings, model=model, timestamp=timestamp, segment=segment, batch_id=batch_id,
-                model_version=model_version,
-                metadata={**dict(metadata or {}), "window_batches": len(window_entries)},
-            ) if a.alert_type == "performance_degradation"]
-    low = any(a.alert_type == "low_performance" for a in alerts)
     return DegradationAnalysis(
-        degradation_detected=any(f.degraded for f in (*findings, *window)) or low,
+        degradation_detected=any(f.degraded for f in (*findings, *window)),
         window_findings=tuple(window),
         findings=tuple(findings),
         alerts=tuple(alerts),

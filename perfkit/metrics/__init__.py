@@ -10,7 +10,13 @@ Pure functions over mergeable state::
 from __future__ import annotations
 
 from perfkit.metrics._moments import Moments
-from perfkit.metrics.evaluate import MetricReport, compute_metrics, evaluate, performance_score
+from perfkit.metrics.evaluate import (
+    MetricReport,
+    compute_metrics,
+    evaluate,
+    performance_score,
+    performance_score_se,
+)
 from perfkit.metrics.registry import (
     ALIASES,
     CUSTOM_METRICS,
@@ -23,6 +29,7 @@ from perfkit.metrics.registry import (
     register_custom_metric,
     register_metric,
     resolve_metric_name,
+    threshold_metric,
 )
 from perfkit.metrics.state import (
     ClassificationState,
@@ -54,8 +61,10 @@ __all__ = [
     "merge_states",
     "metric_names",
     "performance_score",
+    "performance_score_se",
     "register_custom_metric",
     "register_metric",
     "resolve_metric_name",
     "state_from_dict",
+    "threshold_metric",
 ]

@@ -14,7 +14,7 @@ from perfkit.exceptions import ValidationError
 from perfkit.metrics.registry import METRICS, EvalContext, MetricValue, resolve_metric_name
 from perfkit.metrics.state import ClassificationState, State, compute_state, state_from_dict
 
-__all__ = ["MetricReport", "compute_metrics", "evaluate", "performance_score"]
+__all__ = ["MetricReport", "compute_metrics", "evaluate", "performance_score", "performance_score_se"]
 
 
 class _Values(dict):
@@ -193,11 +193,24 @@ def compute_metrics(
     )
 
 
+def _score_parts(report: Mapping[str, MetricValue], task: str | None) -> list[tuple[float, MetricValue]]:
+    from perfkit.metrics.registry import METRICS
+
+    task = task or getattr(report, "task", None)
+    return [
+        (spec.score_weight, report[name])
+        for name, spec in METRICS.items()
+        if spec.score_weight > 0 and name in report and (task is None or task in spec.tasks)
+        and math.isfinite(report[name].value)
+    ]
+
+
 def performance_score(report: Mapping[str, MetricValue], task: str | None = None) -> float:
     """One number in [0, 1] summarising a batch (higher is better).
 
-    Classification: the mean of accuracy, macro F1 and ROC AUC (those defined).
-    Regression: R² clipped to [0, 1]. NaN when none of them is defined (labels pending).
+    The weighted mean of the metrics with a ``score_weight`` in the metric table, each
+    clipped to [0, 1]: classification accuracy, macro F1 and ROC AUC (those defined),
+    regression R². NaN when none of them is defined (labels pending).
 
     Examples
     --------
@@ -205,12 +218,29 @@ def performance_score(report: Mapping[str, MetricValue], task: str | None = None
     >>> performance_score(r)
     1.0
     """
-    task = task or getattr(report, "task", None)
-    if task == "regression":
-        r2 = report.get("r2")
-        if r2 is None or not math.isfinite(r2.value):
-            return math.nan
-        return min(1.0, max(0.0, r2.value))
-    vals = [report[k].value for k in ("accuracy", "f1_macro", "roc_auc") if k in report]
-    vals = [v for v in vals if math.isfinite(v)]
-    return sum(vals) / len(vals) if vals else math.nan
+    parts = _score_parts(report, task)
+    if not parts:
+        return math.nan
+    total = sum(w for w, _ in parts)
+    return sum(w * min(1.0, max(0.0, v.value)) for w, v in parts) / total
+
+
+def performance_score_se(report: Mapping[str, MetricValue], task: str | None = None) -> float:
+    """A conservative standard error of :func:`performance_score`.
+
+    The weighted mean of the components' standard errors: the standard error of a weighted
+    mean of correlated estimates is at most that (equality under perfect correlation), so a
+    "credibly below the floor" decision made with it keeps its level whatever the correlation.
+    Components without a finite standard error are left out; NaN when none has one.
+
+    Examples
+    --------
+    >>> r = compute_metrics([0, 1] * 50, [0, 1] * 45 + [1, 0] * 5)
+    >>> 0 < performance_score_se(r) < 0.1
+    True
+    """
+    parts = [(w, v) for w, v in _score_parts(report, task) if math.isfinite(v.se)]
+    if not parts:
+        return math.nan
+    total = sum(w for w, _ in parts)
+    return sum(w * v.se for w, v in parts) / total

@@ -38,6 +38,7 @@ __all__ = [
     "register_custom_metric",
     "register_metric",
     "resolve_metric_name",
+    "threshold_metric",
 ]
 
 CLASSIFICATION = frozenset({"binary", "multiclass"})
@@ -152,9 +153,15 @@ class EvalContext:
     cache: dict = field(default_factory=dict)
 
 
+#: How a metric is compared with its baseline (:func:`perfkit.analysis.decide`).
+TEST_KINDS = ("proportion", "delong_z", "bootstrap_z", "welch_z", "none")
+#: How a metric's value over a window of batches follows exactly from per-batch numbers.
+WINDOW_KINDS = ("proportion", "mean", None)
+
+
 @dataclass(frozen=True)
 class MetricSpec:
-    """A metric computed from a state.
+    """Everything perfkit knows about a metric: the one metric table.
 
     Attributes
     ----------
@@ -163,11 +170,29 @@ class MetricSpec:
     higher_is_better : bool or None
         ``None`` for descriptive statistics without a good direction (sample count).
     lower, upper : float
-        Bounds of the value.
+        Bounds of the value (charts clip their axes to them; config refuses thresholds
+        that could never fire).
     needs_scores : bool
-    needs_labels : bool
+        Needs ``y_pred_proba`` / scores (computed over the rows that had them).
     description : str
     compute : callable (state, EvalContext) -> MetricValue
+    needs_labels : bool
+    binary_only : bool
+    test : str
+        The comparison with the baseline, one of :data:`TEST_KINDS`: ``"proportion"``
+        (score test of two proportions from ``successes`` / ``trials``), or a z test from
+        the standard errors named after how they are computed (``"delong_z"``,
+        ``"bootstrap_z"``, ``"welch_z"``); ``"none"`` for descriptive statistics.
+    window : str or None
+        ``"proportion"`` (window value = summed successes / summed trials) or ``"mean"``
+        (window value from counts, means and standard errors) when the value of a window
+        of batches follows exactly from the per-batch numbers; ``None`` otherwise.
+    score_weight : float
+        Weight in the one-number performance score (0: not part of it).
+    aliases : tuple of str
+        Other names that resolve to this metric (``auc`` -> ``roc_auc``).
+    threshold_keys : tuple of str
+        Extra stems accepted for the config key ``<stem>_drop`` / ``<stem>_increase``.
     """
 
     name: str
@@ -180,19 +205,24 @@ class MetricSpec:
     compute: Callable[[Any, EvalContext], MetricValue]
     needs_labels: bool = True
     binary_only: bool = False
+    test: str = "welch_z"
+    window: str | None = None
+    score_weight: float = 0.0
+    aliases: tuple[str, ...] = ()
+    threshold_keys: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.test not in TEST_KINDS:
+            raise ValidationError(f"test must be one of {TEST_KINDS}, got {self.test!r}", parameter="test")
+        if self.window not in WINDOW_KINDS:
+            raise ValidationError(f"window must be one of {WINDOW_KINDS}, got {self.window!r}",
+                                  parameter="window")
 
 
 METRICS: dict[str, MetricSpec] = {}
 
-#: Names used by the seed's threshold keys (``auc_drop``) and common spellings.
-ALIASES = {
-    "auc": "roc_auc",
-    "f1": "f1_macro",
-    "precision": "precision_macro",
-    "recall": "recall_macro",
-    "logloss": "log_loss",
-    "n": "sample_count",
-}
+#: Alias -> canonical name, filled from the metric table (:attr:`MetricSpec.aliases`).
+ALIASES: dict[str, str] = {}
 
 
 def register_metric(spec: MetricSpec, *, overwrite: bool = False) -> MetricSpec:
@@ -200,6 +230,8 @@ def register_metric(spec: MetricSpec, *, overwrite: bool = False) -> MetricSpec:
     if spec.name in METRICS and not overwrite:
         raise ValidationError(f"metric {spec.name!r} is already registered", parameter="spec")
     METRICS[spec.name] = spec
+    for alias in spec.aliases:
+        ALIASES[alias] = spec.name
     return spec
 
 
@@ -216,6 +248,20 @@ def resolve_metric_name(name: str) -> str:
         return ALIASES[name]
     valid = sorted(set(METRICS) | set(CUSTOM_METRICS))
     raise UnknownMetricError(f"unknown metric {name!r}; valid names: {', '.join(valid)}")
+
+
+def threshold_metric(stem: str) -> str:
+    """Canonical metric named by a config threshold key stem (``f1`` in ``f1_drop``).
+
+    Examples
+    --------
+    >>> threshold_metric("f1"), threshold_metric("auc"), threshold_metric("log_loss")
+    ('f1_macro', 'roc_auc', 'log_loss')
+    """
+    for spec in METRICS.values():
+        if stem in spec.threshold_keys:
+            return spec.name
+    return resolve_metric_name(stem)
 
 
 def get_metric(name: str) -> MetricSpec:
@@ -563,32 +609,49 @@ def _guard_labels(fn):
 fn_name: dict = {}
 
 
-def _builtin(name, tasks, hib, lo, hi, needs_scores, desc, fn, *, needs_labels=True, binary_only=False):
+def _builtin(name, tasks, hib, lo, hi, needs_scores, desc, fn, *, needs_labels=True, binary_only=False,
+             **table: Any):
     fn_name[fn] = name
     register_metric(
         MetricSpec(
             name, tasks, hib, lo, hi, needs_scores, desc,
             _guard_labels(fn) if needs_labels else fn,
-            needs_labels=needs_labels, binary_only=binary_only,
+            needs_labels=needs_labels, binary_only=binary_only, **table,
         )
     )
 
 
-# ---- the built-in metrics, in one visible block
-_builtin("accuracy", CLASSIFICATION, True, 0, 1, False, "Share of correct predictions (Wilson interval).", _accuracy)
-_builtin("precision_macro", CLASSIFICATION, True, 0, 1, False, "Unweighted mean of per-class precision.", _macro(0, "precision_macro"))
-_builtin("recall_macro", CLASSIFICATION, True, 0, 1, False, "Unweighted mean of per-class recall.", _macro(1, "recall_macro"))
-_builtin("f1_macro", CLASSIFICATION, True, 0, 1, False, "Unweighted mean of per-class F1.", _macro(2, "f1_macro"))
-_builtin("precision", frozenset({"binary"}), True, 0, 1, False, "Precision of the positive class.", _positive("precision"), binary_only=True)
-_builtin("recall", frozenset({"binary"}), True, 0, 1, False, "Recall of the positive class.", _positive("recall"), binary_only=True)
-_builtin("f1", frozenset({"binary"}), True, 0, 1, False, "F1 of the positive class.", _positive("f1"), binary_only=True)
-_builtin("roc_auc", CLASSIFICATION, True, 0, 1, True, "ROC AUC (binary; multiclass one-vs-rest macro).", _roc_auc)
-_builtin("log_loss", CLASSIFICATION, False, 0, math.inf, True, "Mean cross-entropy (scikit-learn clipping).", _log_loss)
-_builtin("mse", REGRESSION, False, 0, math.inf, False, "Mean squared error.", _t_metric("mse", "se"))
-_builtin("rmse", REGRESSION, False, 0, math.inf, False, "Root mean squared error.", _rmse)
-_builtin("mae", REGRESSION, False, 0, math.inf, False, "Mean absolute error.", _t_metric("mae", "ae"))
-_builtin("r2", REGRESSION, True, -math.inf, 1, False, "Coefficient of determination.", _r2)
-_builtin("mape", REGRESSION, False, 0, math.inf, False, "Mean absolute percentage error over non-zero targets (a fraction).", _mape)
-_builtin("smape", REGRESSION, False, 0, 2, False, "Symmetric MAPE, 2|e|/(|y|+|yhat|), 0/0 counted as 0 (a fraction in [0, 2]).", _t_metric("smape", "sape"))
-_builtin("sample_count", ALL_TASKS, None, 0, math.inf, False, "Rows in the batch or window.", _sample_count, needs_labels=False)
-_builtin("prediction_variance", ALL_TASKS, None, 0, math.inf, False, "Variance of the predictions (scores when given).", _prediction_variance, needs_labels=False)
+# ---- the built-in metrics, in one visible block: the metric table
+C, B, R, A = CLASSIFICATION, frozenset({"binary"}), REGRESSION, ALL_TASKS
+_builtin("accuracy", C, True, 0, 1, False, "Share of correct predictions (Wilson interval).", _accuracy,
+         test="proportion", window="proportion", score_weight=1.0)
+_builtin("precision_macro", C, True, 0, 1, False, "Unweighted mean of per-class precision.",
+         _macro(0, "precision_macro"), test="bootstrap_z", threshold_keys=("precision",))
+_builtin("recall_macro", C, True, 0, 1, False, "Unweighted mean of per-class recall.",
+         _macro(1, "recall_macro"), test="bootstrap_z", threshold_keys=("recall",))
+_builtin("f1_macro", C, True, 0, 1, False, "Unweighted mean of per-class F1.", _macro(2, "f1_macro"),
+         test="bootstrap_z", score_weight=1.0, threshold_keys=("f1",))
+_builtin("precision", B, True, 0, 1, False, "Precision of the positive class.", _positive("precision"),
+         binary_only=True, test="proportion", window="proportion")
+_builtin("recall", B, True, 0, 1, False, "Recall of the positive class.", _positive("recall"),
+         binary_only=True, test="proportion", window="proportion")
+_builtin("f1", B, True, 0, 1, False, "F1 of the positive class.", _positive("f1"), binary_only=True,
+         test="bootstrap_z")
+_builtin("roc_auc", C, True, 0, 1, True, "ROC AUC (binary; multiclass one-vs-rest macro).", _roc_auc,
+         test="delong_z", score_weight=1.0, aliases=("auc",))
+_builtin("log_loss", C, False, 0, math.inf, True, "Mean cross-entropy (scikit-learn clipping).", _log_loss,
+         window="mean", aliases=("logloss",))
+_builtin("mse", R, False, 0, math.inf, False, "Mean squared error.", _t_metric("mse", "se"), window="mean")
+_builtin("rmse", R, False, 0, math.inf, False, "Root mean squared error.", _rmse)
+_builtin("mae", R, False, 0, math.inf, False, "Mean absolute error.", _t_metric("mae", "ae"), window="mean")
+_builtin("r2", R, True, -math.inf, 1, False, "Coefficient of determination.", _r2, score_weight=1.0)
+_builtin("mape", R, False, 0, math.inf, False,
+         "Mean absolute percentage error over non-zero targets (a fraction).", _mape, window="mean")
+_builtin("smape", R, False, 0, 2, False,
+         "Symmetric MAPE, 2|e|/(|y|+|yhat|), 0/0 counted as 0 (a fraction in [0, 2]).",
+         _t_metric("smape", "sape"), window="mean")
+_builtin("sample_count", A, None, 0, math.inf, False, "Rows in the batch or window.", _sample_count,
+         needs_labels=False, test="none", aliases=("n",))
+_builtin("prediction_variance", A, None, 0, math.inf, False,
+         "Variance of the predictions (scores when given).", _prediction_variance, needs_labels=False,
+         test="none")

@@ -13,13 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from perfkit.report._narrative import (
-    Findings,
-    MetricChange,
-    SegmentChange,
-    credible_direction,
-    narrate,
-)
+from perfkit.report._narrative import Findings, MetricChange, SegmentChange, narrate
 from perfkit.store import ALL_SEGMENTS
 
 __all__ = ["model_review_fields"]
@@ -50,33 +44,29 @@ def _hib(name: str) -> bool | None:
     return get_metric(name).higher_is_better
 
 
-def _status(value: float, threshold: float | None, baseline: float, lo: float, hi: float, hib: bool | None) -> str:
-    if not _finite(baseline):
-        return "no baseline"
-    if threshold is not None and _finite(threshold) and hib is not None:
-        return "degraded" if (value < threshold if hib else value > threshold) else "ok"
-    direction = credible_direction(lo, hi, hib)
-    return f"changed, no threshold ({direction})" if direction else "no threshold"
-
-
 def headline(tracker: Any, summary: Any) -> pd.DataFrame:
     """One row per tracked metric: value, interval, baseline, change with interval, threshold, status.
 
-    ``status``: ``degraded`` / ``ok`` (against the alert threshold), ``changed, no threshold
-    (worse|better)`` when a metric without a threshold changed credibly (the change interval
-    excludes 0), ``no threshold`` or ``no baseline``.
+    ``status`` is :func:`perfkit.analysis.metric_status` of the period's merged state against
+    the baseline (the tracker's own decision): ``degraded`` / ``ok`` for metrics with a
+    threshold, ``changed, no threshold`` when a metric without one changed credibly for the
+    worse, ``no threshold``, ``no baseline`` or ``undefined``.
     """
-    from perfkit.summary import _threshold_value
+    from perfkit.analysis import metric_status, threshold_value
+    from perfkit.metrics import MetricValue
 
-    level = float(tracker.config.confidence_level)
-    z = _z(level)
+    settings = tracker.config.detection
+    z = _z(float(tracker.config.confidence_level))
     base = (summary["baseline"] or {}).get("metrics", {})
+    tracked = [m for m in tracker.config.metrics_to_track
+               if (summary["window_metrics"].get(m) or {}).get("value") is not None]
+    current = {m: MetricValue.from_dict({"name": m, **summary["window_metrics"][m]}) for m in tracked}
+    baseline = {m: MetricValue.from_dict({"name": m, **base[m]}) for m in tracked
+                if (base.get(m) or {}).get("value") is not None}
+    decided = metric_status(current, baseline, settings, tracked).set_index("metric") if tracked else None
     rows = []
-    for m in tracker.config.metrics_to_track:
-        w = summary["window_metrics"].get(m)
-        if not w or w.get("value") is None:
-            continue
-        hib = _hib(m)
+    for m in tracked:
+        w = summary["window_metrics"][m]
         b = base.get(m, {})
         bv, bse = b.get("value"), b.get("se")
         v, se = w.get("value"), w.get("se")
@@ -86,11 +76,10 @@ def headline(tracker: Any, summary: Any) -> pd.DataFrame:
             half = z * math.hypot(se, bse)
             lo, hi = change - half, change + half
         rel = change / abs(bv) if _finite(change) and bv else math.nan
-        thr = _threshold_value(tracker, m, bv if _finite(bv) else None)
+        thr = threshold_value(m, bv if _finite(bv) else None, settings)
         rows.append({"metric": m, "value": v, "ci_lower": _nan(w.get("ci_lower")), "ci_upper": _nan(w.get("ci_upper")),
                      "baseline": _nan(bv), "change": change, "change_ci_lower": lo, "change_ci_upper": hi,
-                     "relative_change": rel, "threshold": _nan(thr),
-                     "status": _status(v, thr, _nan(bv), lo, hi, hib)})
+                     "relative_change": rel, "threshold": _nan(thr), "status": decided.loc[m, "status"]})
     return pd.DataFrame(rows, columns=["metric", "value", "ci_lower", "ci_upper", "baseline", "change",
                                        "change_ci_lower", "change_ci_upper", "relative_change", "threshold",
                                        "status"])
@@ -200,10 +189,10 @@ def _chart_metrics(tracker: Any, head: pd.DataFrame) -> list[str]:
 
 def _trend_chart(tracker: Any, recs: list, alerts: pd.DataFrame, metric: str, baseline: float, freq: str | None,
                  title: str) -> Any:
+    from perfkit.analysis import threshold_value
     from perfkit.analysis.trend import analyze_trend
     from perfkit.report._sections import trend_points
     from perfkit.report.charts import metric_chart
-    from perfkit.summary import _threshold_value
 
     pts = trend_points(recs, metric, alerts, freq=freq, level=tracker.config.confidence_level)
     hib = _hib(metric)
@@ -222,46 +211,35 @@ def _trend_chart(tracker: Any, recs: list, alerts: pd.DataFrame, metric: str, ba
     level = f"{float(tracker.config.confidence_level) * 100:g} %"
     return metric_chart(
         pts.drop(columns=["se", "n_batches"]), metric=metric, baseline=bv,
-        threshold=_threshold_value(tracker, metric, bv), higher_is_better=hib is not False, trend=trend_frame,
+        threshold=threshold_value(metric, bv, tracker.config.detection), higher_is_better=hib is not False, trend=trend_frame,
         change_point=cp, title=title, value_label="daily value (all segments)" if freq else "batch value",
         interval_label=f"{level} interval",
     )
 
 
-def _explorer(tracker: Any, recs: list, head: pd.DataFrame, baselines: dict, model: str) -> Any:
+def _explorer(tracker: Any, model: str, segment: Any, start: datetime, stop: datetime) -> Any:
+    from perfkit.report._explorer import explorer_data, explorer_decision, explorer_payload
     from perfkit.report.charts import explorer_chart
-    from perfkit.summary import _threshold_value
 
-    rows, metrics = [], {}
-    h = head.set_index("metric")
-    for m in h.index:
-        hib = _hib(m)
-        bv = h.loc[m, "baseline"]
-        if hib is None or not _finite(bv) or bv == 0:
-            continue
-        metrics[m] = {"baseline": float(bv), "higher_is_better": bool(hib)}
-    if not metrics:
+    data = explorer_data(tracker, model, segment=segment, start=start, end=stop)
+    if data is None or not len(data.points):
         return None
-    for r in recs:
-        b = baselines.get(r.segment) or baselines.get(None)
-        for m in metrics:
-            v = (r.metrics or {}).get(m, {}).get("value")
-            bm = ((b.metrics or {}).get(m, {}) if b is not None else {}).get("value")
-            if _finite(v) and _finite(bm) and bm != 0:
-                rows.append({"timestamp": r.timestamp, "metric": m, "value": float(v), "baseline": float(bm),
-                             "segment": r.segment if r.segment is not None else "all"})
-    if not rows:
-        return None
-    thresholded = [m for m in metrics if m in tracker.config.detection.thresholds]
-    first = thresholded[0] if thresholded else next(iter(metrics))
-    rel = tracker.config.detection.thresholds.get(first, 0.05)
-    if tracker.config.detection.threshold_mode == "absolute":
-        thr = _threshold_value(tracker, first, metrics[first]["baseline"])
-        rel = abs(metrics[first]["baseline"] - thr) / abs(metrics[first]["baseline"]) if thr is not None else 0.05
+    settings = tracker.config.detection
+    first = data.active[0] if data.active else data.metrics[0]
+    rel = float(settings.thresholds.get(first, 0.05))
+    if settings.threshold_mode == "absolute":  # the slider is relative: convert at the model baseline
+        base = data.points.loc[data.points["metric"] == first, "baseline"]
+        rel = rel / abs(float(base.iloc[0])) if len(base) and float(base.iloc[0]) else 0.05
     max_t = max(0.3, round(rel * 2, 3))
-    return explorer_chart(pd.DataFrame(rows), metrics=metrics, initial_metric=first,
-                          initial_threshold=min(rel, max_t), max_threshold=max_t,
-                          title=f"threshold explorer — {model}")
+    rel = min(rel, max_t)
+    initial = explorer_decision(data, first, round(rel * 100, 6) / 100)
+    model_base = {m: float(data.points.loc[data.points["metric"] == m, "baseline"].median()) for m in data.metrics}
+    metrics = {m: {"baseline": model_base[m], "higher_is_better": bool(_hib(m))} for m in data.metrics}
+    return explorer_chart(
+        data.points, metrics=metrics, initial_metric=first, initial_threshold=rel, max_threshold=max_t,
+        title=f"threshold explorer — {model}", decision=explorer_payload(data),
+        initial_alerts={"fire": list(initial.loc[initial["status"] == "fires", "key"]),
+                        "suppressed": list(initial.loc[initial["status"] == "suppressed", "key"])})
 
 
 def model_review_fields(tracker: Any, model: str, segment: Any, as_of: datetime, days: float, trend_days: float,
@@ -327,7 +305,7 @@ def model_review_fields(tracker: Any, model: str, segment: Any, as_of: datetime,
             out["segment_chart"] = segment_chart(segments[["segment", "value", "ci_lower", "ci_upper"]].dropna(),
                                                  metric=primary, higher_is_better=hib is not False,
                                                  title=f"{primary} by segment, last {days:g} days (worst first)")
-        explorer = _explorer(tracker, recs, head, baselines, model)
+        explorer = _explorer(tracker, model, segment, tstart, stop)
         if explorer is not None:
             out["explorer_chart"] = explorer
         else:

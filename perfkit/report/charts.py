@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -637,6 +637,8 @@ def explorer_chart(
     initial_threshold: float = 0.05,
     max_threshold: float = 0.3,
     title: str | None = None,
+    decision: Mapping[str, Any] | None = None,
+    initial_alerts: Mapping[str, Sequence[str]] | None = None,
 ) -> alt.LayerChart:
     """Offline threshold explorer over several metrics: a metric selector and a threshold slider.
 
@@ -661,6 +663,15 @@ def explorer_chart(
     max_threshold : float, default 0.3
         Slider maximum, as a fraction.
     title : str, optional
+    decision : mapping, optional
+        The tracker's decision inputs (:func:`perfkit.report._explorer.explorer_payload`);
+        ``df`` then needs a ``key`` column naming each point's check. The page evaluates the
+        tracker's rule (tests, false-discovery family, window check, cooldown) in JavaScript
+        and colours the points whose alert would fire; without it the rule is the point
+        estimate against the threshold alone.
+    initial_alerts : mapping, optional
+        With ``decision``: ``{"fire": keys, "suppressed": keys}`` at the initial metric and
+        threshold (computed in Python), shown before any script runs.
 
     Returns
     -------
@@ -707,7 +718,9 @@ def explorer_chart(
     if not 0 <= init_t <= max_t:
         raise ValidationError(f"initial_threshold must be within [0, {max_t}], got {initial_threshold!r}",
                               parameter="initial_threshold")
-    extra = [c for c in ("baseline", "segment") if c in getattr(df, "columns", ())]
+    extra = [c for c in ("baseline", "segment", "key") if c in getattr(df, "columns", ())]
+    if decision is not None and "key" not in extra:
+        raise ValidationError("df needs a 'key' column with decision=", parameter="df")
     data = _prepare(df, ["timestamp", "metric", "value", *extra])[["timestamp", "metric", "value", *extra]]
     data["metric"] = data["metric"].astype(str)
     data = data[data["metric"].isin(list(info))].reset_index(drop=True)
@@ -730,8 +743,19 @@ def explorer_chart(
                          bind=alt.binding_select(options=list(info), name="metric "))
     # relative degradation, in percent of the baseline, positive = worse
     degradation = "100 * datum.sign * (datum.baseline - datum.value) / datum.scale"
-    flag = "datum.metric === explorer_metric && datum.degradation > threshold"
-
+    params = [threshold, selected]
+    if decision is None:
+        flag = "datum.metric === explorer_metric && datum.degradation > threshold"
+        status = "datum.degradation > threshold ? 'would alert' : 'ok'"
+    else:
+        init = initial_alerts or {}
+        fire = [str(k) for k in init.get("fire", [])]
+        supp = [str(k) for k in init.get("suppressed", [])]
+        params += [alt.param(name="fire_keys", value=fire), alt.param(name="suppressed_keys", value=supp),
+                   alt.param(name="fire_count", value=len(fire))]
+        flag = "datum.metric === explorer_metric && indexof(fire_keys, datum.key) >= 0"
+        status = ("indexof(fire_keys, datum.key) >= 0 ? 'would alert' : "
+                  "(indexof(suppressed_keys, datum.key) >= 0 ? 'suppressed (cooldown)' : 'ok')")
     lows: dict[str, float] = {}
     highs: dict[str, float] = {}
     for m, (b, hib) in info.items():
@@ -744,9 +768,7 @@ def explorer_chart(
     y = alt.Y("value:Q", title="value of the selected metric", scale=y_scale)
     x = _timestamp_x()
     base = alt.Chart(data).transform_calculate(degradation=degradation).transform_calculate(
-        flag=f"({flag}) ? 1 : 0",
-        status="datum.degradation > threshold ? 'would alert' : 'ok'",
-    )
+        flag=f"({flag}) ? 1 : 0", status=status)
     shown = base.transform_filter("datum.metric === explorer_metric")
     line = shown.mark_line(color="#bbbbbb", clip=True).encode(x=x, y=y)
     if has_segment:
@@ -754,7 +776,8 @@ def explorer_chart(
     points = shown.mark_point(filled=True, size=70, opacity=1).encode(
         x=x, y=y,
         color=alt.Color("status:N", title="at this threshold",
-                        scale=alt.Scale(domain=["ok", "would alert"], range=[_OK_COLOR, _ALERT_COLOR])),
+                        scale=alt.Scale(domain=["ok", "would alert", "suppressed (cooldown)"],
+                                        range=[_OK_COLOR, _ALERT_COLOR, "#f2a93b"])),
         tooltip=[
             alt.Tooltip("timestamp:T", title="time", format="%Y-%m-%d %H:%M UTC"),
             alt.Tooltip("metric:N"),
@@ -778,20 +801,27 @@ def explorer_chart(
         y=alt.Y("limit:Q", scale=y_scale),
         tooltip=[alt.Tooltip("label:N", title="rule"), alt.Tooltip("limit:Q", format=".4f")],
     ).properties(name="threshold_rule")
-    count = base.transform_aggregate(n="sum(flag)").transform_calculate(
-        label="datum.n + (datum.n === 1 ? ' alert would fire' : ' alerts would fire') + ' for ' + explorer_metric"
-        " + ' at a threshold of ' + format(threshold, '.1f') + ' % worse than baseline'"
-    ).mark_text(align="left", baseline="bottom", fontSize=13, fontWeight="bold", color="#333333").encode(
+    text = ("datum.n + (datum.n === 1 ? ' alert would fire' : ' alerts would fire') + ' for ' + explorer_metric"
+            " + ' at a threshold of ' + format(threshold, '.1f') + ' % worse than baseline'")
+    if decision is None:
+        count_data = base.transform_aggregate(n="sum(flag)")
+    else:  # the count is the decision script's (a signal), so it is there even with no point of the metric
+        count_data = alt.Chart(pd.DataFrame({"one": [1]})).transform_calculate(n="fire_count")
+    count = count_data.transform_calculate(label=text).mark_text(
+        align="left", baseline="bottom", fontSize=13, fontWeight="bold", color="#333333").encode(
         x=alt.value(0), y=alt.value(-8), text="label:N"
     ).properties(name="alert_count")
+    usermeta: dict[str, Any] = {"embedOptions": {"renderer": "svg", "actions": False}}
+    if decision is not None:
+        usermeta["perfkit_explorer"] = dict(decision)
+    subtitle = ("the tracker's rule: test against each segment's baseline, false-discovery control, cooldown"
+                if decision is not None else
+                "relative change against each metric's baseline, in percent (positive = worse)")
 
-    chart = alt.layer(line, baseline_rule, rule, points, count).add_params(threshold, selected).properties(
-        title=alt.TitleParams(
-            text=str(title) if title is not None else "threshold explorer",
-            subtitle="relative change against each metric's baseline, in percent (positive = worse)",
-            offset=26,
-        ),
-        usermeta={"embedOptions": {"renderer": "svg", "actions": False}},
+    chart = alt.layer(line, baseline_rule, rule, points, count).add_params(*params).properties(
+        title=alt.TitleParams(text=str(title) if title is not None else "threshold explorer", subtitle=subtitle,
+                              offset=26),
+        usermeta=usermeta,
     )
     return apply_theme(chart)
 

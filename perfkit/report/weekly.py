@@ -57,8 +57,8 @@ logger = logging.getLogger("perfkit")
 
 TEMPLATE_NAME = "weekly_review.ipynb"
 _MAX_ALERT_ROWS = 50
-_STATUS_CSS = {"degraded": "perfkit-bad", "ok": "perfkit-good", "changed, no threshold (worse)": "perfkit-warn",
-               "changed, no threshold (better)": "perfkit-good"}
+_STATUS_CSS = {"degraded": "perfkit-bad", "ok": "perfkit-good", "changed, no threshold": "perfkit-warn",
+               }
 
 _CSS = """<style>
 .perfkit-table{border-collapse:collapse;font:13px Helvetica,Arial,sans-serif;margin:6px 0 14px}

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from perfkit.analysis.degradation import _history_frame, replay
+from perfkit.analysis import history_frame, replay
 from perfkit.config import DetectionSettings, PerformanceConfig, load_config, save_config
 from perfkit.exceptions import InputTypeError, ValidationError
 from perfkit.metrics import MetricReport, evaluate, get_metric, state_from_dict
@@ -208,7 +208,7 @@ def _load(
             # every batch stays in the frame (earlier ones are the partners of windowed checks);
             # only the checked ones can raise alerts, as in the tracker
             ids = {r.batch_id for r in kept}
-            frame = _history_frame(recs)
+            frame = history_frame(recs)
             frame["_checked"] = frame["batch_id"].isin(ids).to_numpy()
             groups.append(_Group(seg, frame, base))
     if not groups:

@@ -1,0 +1,402 @@
+"""The one decision function: is a metric credibly worse than its baseline?
+
+Every place that answers "would this alert?" calls :func:`decide`: the tracker for one
+tracking call (:func:`perfkit.analysis.assess`), :func:`perfkit.analysis.replay` for a whole
+history, the summary, the weekly report and the threshold explorer. The offline HTML slider
+evaluates the same formulas in JavaScript from the per-point numbers listed in
+:data:`ROW_COLUMNS` (see ``perfkit/report/charts.py``), so every view gives the same answer.
+
+A row is one (tracking call, segment, metric, scope) comparison. ``scope`` is ``"batch"``
+(the batch on its own), ``"window"`` (the merge of the last ``window_batches`` batches of
+the same segment, only for metrics whose window value follows exactly from per-batch
+numbers) or ``"floor"`` (the performance score against ``low_performance_threshold``).
+
+The rules, each written once here:
+
+1. **Degradation** ``d``: the change in the bad direction (the metric table's
+   ``higher_is_better``), relative to ``|baseline|`` in ``relative`` threshold mode.
+2. **Practical**: ``d >= threshold``. Window rows are practical only when the batch's own
+   point estimate is practical too (a healthy batch after a bad one raises nothing).
+3. **Test** (one-sided, H1: worse): ``proportion`` metrics use the Miettinen-Nurminen score
+   test of two independent proportions (:func:`score_test_diff`, equal to statsmodels'
+   ``test_proportions_2indep(method="score")``); the others a z test from the standard errors
+   of the batch and the baseline. With ``gating="minimum_effect"`` the null is "degradation
+   <= threshold", with ``"significance"`` it is "no degradation".
+4. **One family per tracking call**: the p-values of the practical rows of a call (every
+   segment, batch and window scope) are adjusted together (``fdr_method``).
+5. **Degraded** = practical and (adjusted p < alpha, unless ``gating="none"``). A window row
+   is degraded only when its batch row is not (one alert per metric and call).
+6. **Severity** from the bands; the **retraining** trigger marks the call's worst degraded
+   row when its degradation reaches ``auto_retraining_threshold``.
+7. **Low performance** (``floor`` rows): the performance score is credibly below the floor
+   (one-sided z with a conservative standard error at level ``alpha``), not part of the
+   degradation family and not a degradation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from perfkit.config import DetectionSettings
+from perfkit.exceptions import ValidationError
+from perfkit.metrics import get_metric
+
+__all__ = [
+    "DECISION_COLUMNS",
+    "ROW_COLUMNS",
+    "adjust_pvalues",
+    "decide",
+    "score_test_diff",
+    "severity_for",
+    "threshold_value",
+]
+
+#: Input columns of :func:`decide` (``family``, ``metric`` and ``value`` are required).
+ROW_COLUMNS = (
+    "family", "segment", "metric", "scope", "value", "se", "n", "successes", "trials",
+    "baseline", "baseline_se", "baseline_successes", "baseline_trials",
+)
+#: Columns :func:`decide` adds.
+DECISION_COLUMNS = (
+    "higher_is_better", "threshold", "relative_change", "degradation", "practical", "test",
+    "statistic", "p_value", "adjusted_p_value", "significant", "degraded", "severity",
+    "min_detectable_degradation", "retraining", "reason",
+)
+
+
+def _norm_sf(z: np.ndarray) -> np.ndarray:
+    """Upper tail of the standard normal: ``0.5 * erfc(z / sqrt(2))`` (the JS port uses the same)."""
+    return 0.5 * special.erfc(np.asarray(z, dtype=float) / math.sqrt(2.0))
+
+
+def _norm_isf(p: float) -> float:
+    return float(-special.ndtri(p))
+
+
+def severity_for(degradation: float, threshold: float, bands: Mapping[str, float]) -> str | None:
+    """Severity of a degradation: minor (threshold..moderate), moderate, critical.
+
+    Examples
+    --------
+    >>> bands = {"moderate": 0.10, "critical": 0.20}
+    >>> [severity_for(d, 0.05, bands) for d in (0.03, 0.07, 0.15, 0.25)]
+    [None, 'minor', 'moderate', 'critical']
+    """
+    out = _severity(np.array([degradation], float), np.array([threshold], float), bands)[0]
+    return None if out is None else str(out)
+
+
+def _severity(d: np.ndarray, threshold: np.ndarray, bands: Mapping[str, float]) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        sev = np.where(d >= bands["critical"], "critical",
+                       np.where(d >= bands["moderate"], "moderate", "minor")).astype(object)
+        sev[~(np.isfinite(d) & (d >= threshold))] = None
+    return sev
+
+
+def threshold_value(metric: str, baseline: float | None, settings: DetectionSettings) -> float | None:
+    """The metric value at which a degradation reaches its threshold (the chart's threshold line).
+
+    Examples
+    --------
+    >>> s = DetectionSettings(thresholds={"accuracy": 0.05, "log_loss": 0.10})
+    >>> threshold_value("accuracy", 0.9, s), round(threshold_value("log_loss", 0.4, s), 6)
+    (0.855, 0.44)
+    """
+    t = settings.thresholds.get(metric)
+    if t is None or baseline is None or not math.isfinite(baseline):
+        return None
+    hib = get_metric(metric).higher_is_better
+    if hib is None:
+        return None
+    step = t if settings.threshold_mode == "absolute" else t * abs(baseline)
+    return baseline - step if hib else baseline + step
+
+
+def score_test_diff(count1, nobs1, count0, nobs0, value) -> tuple[np.ndarray, np.ndarray]:
+    """Score statistic of H0: ``p1 - p0 = value`` (Miettinen-Nurminen, with their n/(n-1)).
+
+    Vectorized and written in plain arithmetic so the offline report can evaluate the same
+    formula in JavaScript. Equal to ``statsmodels.stats.proportion.score_test_proportions_2indep``
+    (``compare="diff"``, ``correction=True``); returns ``(statistic, variance)`` where
+    ``statistic = (p1 - p0 - value) / sqrt(variance)``. Degenerate cells (all successes or
+    none on both sides) give NaN; :func:`decide` then falls back to a Wald statistic with a
+    variance floor.
+
+    Examples
+    --------
+    >>> z, v = score_test_diff(80, 100, 90, 100, -0.05)
+    >>> round(float(z), 4)
+    -0.9974
+    """
+    c1, n1, c0, n0, diff = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in
+                                                 (count1, nobs1, count0, nobs0, value)))
+    nobs = n1 + n0
+    count = c1 + c0
+    p1 = c1 / n1
+    p0 = c0 / n0
+    with np.errstate(all="ignore"):
+        tmp3 = nobs
+        tmp2 = (n1 + 2 * n0) * diff - nobs - count
+        tmp1 = (c0 * diff - nobs - 2 * c0) * diff + count
+        tmp0 = c0 * diff * (1 - diff)
+        q = (tmp2 / (3 * tmp3)) ** 3 - tmp1 * tmp2 / (6 * tmp3**2) + tmp0 / (2 * tmp3)
+        p = np.sign(q) * np.sqrt((tmp2 / (3 * tmp3)) ** 2 - tmp1 / (3 * tmp3))
+        a = (np.pi + np.arccos(np.clip(q / p**3, -1.0, 1.0))) / 3
+        prop0 = 2 * p * np.cos(a) - tmp2 / (3 * tmp3)
+        pooled = count / nobs
+        prop0 = np.where(diff == 0, pooled, prop0)
+        prop1 = np.where(diff == 0, pooled, prop0 + diff)
+        var = (prop1 * (1 - prop1) / n1 + prop0 * (1 - prop0) / n0) * nobs / (nobs - 1)
+        stat = (p1 - p0 - diff) / np.sqrt(var)
+    stat = np.where(np.isfinite(stat) & (var > 0), stat, np.nan)
+    return stat, var
+
+
+def adjust_pvalues(P: np.ndarray, method: str) -> np.ndarray:
+    """Adjust each row of a (families x tests) p-value matrix as one family (NaN = not tested).
+
+    Vectorized equivalents of ``statsmodels.stats.multitest.multipletests`` for
+    ``fdr_bh``, ``fdr_by``, ``holm`` and ``bonferroni`` (checked against it in the tests).
+
+    Examples
+    --------
+    >>> adjust_pvalues(np.array([[0.01, 0.04, 0.03]]), "fdr_bh").round(3).tolist()
+    [[0.03, 0.04, 0.04]]
+    """
+    P = np.atleast_2d(np.asarray(P, dtype=float))
+    if method == "none":
+        return P.copy()
+    finite = np.isfinite(P)
+    m = finite.sum(axis=1, keepdims=True).astype(float)
+    key = np.where(finite, P, np.inf)
+    order = np.argsort(key, axis=1, kind="stable")
+    ps = np.take_along_axis(key, order, axis=1)
+    j = np.arange(1, P.shape[1] + 1, dtype=float)[None, :]
+    with np.errstate(invalid="ignore"):
+        if method in ("fdr_bh", "fdr_by"):
+            adj = ps * m / j
+            if method == "fdr_by":
+                harmonic = np.concatenate([[1.0], np.cumsum(1.0 / np.arange(1, P.shape[1] + 1))])
+                adj = adj * harmonic[m[:, 0].astype(int)][:, None]
+            adj = np.minimum.accumulate(adj[:, ::-1], axis=1)[:, ::-1]
+        elif method == "holm":
+            adj = np.maximum.accumulate(np.where(np.isfinite(ps), (m - j + 1) * ps, 0.0), axis=1)
+            adj = np.where(np.isfinite(ps), adj, np.inf)
+        elif method == "bonferroni":
+            adj = ps * m
+        else:
+            raise ValidationError(f"unknown fdr_method {method!r}", parameter="fdr_method")
+    adj = np.minimum(adj, 1.0)
+    out = np.empty_like(adj)
+    np.put_along_axis(out, order, adj, axis=1)
+    out[~finite] = np.nan
+    return out
+
+
+def _col(frame: pd.DataFrame, name: str, default: float = np.nan) -> np.ndarray:
+    if name in frame:
+        return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan, copy=True)
+    return np.full(len(frame), default)
+
+
+def _table(metrics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: higher_is_better (+1 / -1, 0 for none) and the test kind, from the metric table."""
+    uniq, inv = np.unique(metrics.astype(str), return_inverse=True)
+    hib = np.empty(len(uniq))
+    test = np.empty(len(uniq), dtype=object)
+    for i, name in enumerate(uniq):
+        if name == "performance_score":
+            hib[i], test[i] = 1.0, "floor_z"
+            continue
+        spec = get_metric(name)
+        hib[i] = 0.0 if spec.higher_is_better is None else (1.0 if spec.higher_is_better else -1.0)
+        test[i] = spec.test
+    return hib[inv], test[inv]
+
+
+def decide(rows: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
+    """Decide every row of a frame of comparisons at once.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        One row per comparison with the columns of :data:`ROW_COLUMNS`: ``family`` (one
+        multiple-testing family per value: one tracking call), ``segment``, ``metric``,
+        ``scope`` (``"batch"``, ``"window"`` or ``"floor"``; default ``"batch"``), the
+        current ``value`` / ``se`` / ``n`` / ``successes`` / ``trials`` and the baseline's
+        ``baseline`` / ``baseline_se`` / ``baseline_successes`` / ``baseline_trials``. An
+        optional ``threshold`` column overrides ``settings.thresholds``; ``floor`` rows
+        carry the performance score as ``value`` with its standard error.
+    settings : DetectionSettings
+
+    Returns
+    -------
+    DataFrame
+        ``rows`` (same order and index) plus :data:`DECISION_COLUMNS`.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"family": [0, 0], "metric": ["accuracy", "log_loss"],
+    ...     "value": [0.70, 0.45], "se": [0.0065, 0.01], "successes": [3500, None],
+    ...     "trials": [5000, None], "baseline": [0.90, 0.35], "baseline_se": [0.004, 0.008],
+    ...     "baseline_successes": [4500, None], "baseline_trials": [5000, None]})
+    >>> s = DetectionSettings(thresholds={"accuracy": 0.05, "log_loss": 0.10})
+    >>> out = decide(rows, s)
+    >>> out[["metric", "test", "degraded", "severity", "retraining"]].values.tolist()
+    [['accuracy', 'proportions_score', True, 'critical', False], ['log_loss', 'welch_z', True, 'critical', True]]
+    """
+    out = rows.reset_index(drop=True).copy()
+    B = len(out)
+    if "scope" not in out:
+        out["scope"] = "batch"
+    if "segment" not in out:
+        out["segment"] = None
+    scope = out["scope"].to_numpy(object)
+    metric = out["metric"].to_numpy(object)
+    c = _col(out, "value")
+    se = _col(out, "se")
+    b = _col(out, "baseline")
+    se_b = _col(out, "baseline_se")
+    s1, n1 = _col(out, "successes"), _col(out, "trials")
+    s0, n0 = _col(out, "baseline_successes"), _col(out, "baseline_trials")
+    floor = scope == "floor"
+    if "threshold" in out:
+        thr = _col(out, "threshold")
+    else:
+        thr = np.array([settings.thresholds.get(m, np.nan) for m in metric], float)
+    thr[floor] = settings.low_performance_threshold
+    b = np.where(floor, settings.low_performance_threshold, b)
+    se_b = np.where(floor, 0.0, se_b)
+    hib, test = _table(metric) if B else (np.empty(0), np.empty(0, dtype=object))
+
+    relative = settings.threshold_mode == "relative"
+    gating = settings.gating
+    reason = np.full(B, None, dtype=object)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        worse = (b - c) * hib                                   # > 0: worse, whatever the direction
+        rel_change = np.where(b != 0, (c - b) / np.abs(b), np.nan)
+        use_rel = relative & ~floor
+        scale = np.where(use_rel, np.abs(b), 1.0)
+        degradation = np.where(use_rel, worse / np.abs(b), worse)
+        degradation[floor] = worse[floor]
+        bad_base = ~np.isfinite(b) | (use_rel & (b == 0))
+        degradation[bad_base] = np.nan
+        margin = thr * scale                                    # in the metric's units
+        null_margin = np.where(floor | (gating != "minimum_effect"), 0.0, margin)
+        se_d = np.sqrt(se**2 + se_b**2)
+
+        # proportions: score test on the counts (the batch and the baseline both carry them)
+        prop = (test == "proportion") & np.isfinite(s1) & (n1 > 0) & np.isfinite(s0) & (n0 > 0)
+        z = np.where(se_d > 0, (worse - null_margin) / se_d, np.nan)
+        if prop.any():
+            # H0: hib * (p0 - p1) <= m  <=>  p1 - p0 >= -m (hib) / <= m (lower is better)
+            stat, _ = score_test_diff(s1[prop], n1[prop], s0[prop], n0[prop], -hib[prop] * null_margin[prop])
+            zp = -hib[prop] * stat
+            # degenerate counts (0 or 1 on both sides): Wald with a variance floor
+            p1_, p0_ = s1[prop] / n1[prop], s0[prop] / n0[prop]
+            wse = np.sqrt(np.maximum(p1_ * (1 - p1_), 0.25 / n1[prop]) / n1[prop]
+                          + np.maximum(p0_ * (1 - p0_), 0.25 / n0[prop]) / n0[prop])
+            zw = (hib[prop] * (p0_ - p1_) - null_margin[prop]) / wse
+            z[prop] = np.where(np.isfinite(zp), zp, zw)
+            se_d[prop] = np.sqrt(np.maximum(p1_ * (1 - p1_), 1e-12) / n1[prop]
+                                 + np.maximum(p0_ * (1 - p0_), 1e-12) / n0[prop])
+        test_name = np.where(prop, "proportions_score", np.where(test == "proportion", "welch_z", test))
+        test_name = np.where(floor, "floor_z", test_name).astype(object)
+        p = _norm_sf(z)
+
+    undefined = ~np.isfinite(c)
+    reason[~np.isfinite(p)] = "no_standard_error"
+    reason[bad_base & np.isfinite(b)] = "baseline_is_zero"
+    reason[~np.isfinite(b) & ~floor] = "undefined_baseline"
+    reason[undefined] = "undefined_current"
+    no_test = undefined | bad_base | (hib == 0)
+    test_name[no_test] = "none"
+    z[no_test] = np.nan
+    p[no_test] = np.nan
+
+    practical = np.isfinite(degradation) & (degradation >= thr)
+    practical[floor] = np.isfinite(worse[floor]) & (worse[floor] > 0)
+    # window rows only confirm what the batch itself shows
+    if (scope == "window").any():
+        key = pd.MultiIndex.from_arrays([out["family"].to_numpy(object), out["segment"].to_numpy(object),
+                                         metric, scope])
+        batch_key = pd.MultiIndex.from_arrays([out["family"].to_numpy(object), out["segment"].to_numpy(object),
+                                               metric, np.full(B, "batch", dtype=object)])
+        pos = pd.Series(np.arange(B), index=key)
+        pos = pos[~pos.index.duplicated()]
+        partner = pos.reindex(batch_key).to_numpy(float)
+        has = np.isfinite(partner)
+        part_idx = np.where(has, partner, 0).astype(int)
+        window = scope == "window"
+        practical = practical & ~(window & ~(has & practical[part_idx]))
+    else:
+        window = np.zeros(B, bool)
+        part_idx = np.zeros(B, int)
+
+    # one family per tracking call (floor rows are their own question)
+    tested = practical & ~floor
+    fam_codes, _ = pd.factorize(out["family"], use_na_sentinel=False) if B else (np.zeros(0, int), None)
+    adjusted = np.full(B, np.nan)
+    if tested.any():
+        idx = np.nonzero(tested)[0]
+        fc = fam_codes[idx]
+        order = np.argsort(fc, kind="stable")
+        fc_sorted = fc[order]
+        starts = np.r_[0, np.nonzero(np.diff(fc_sorted))[0] + 1]
+        col = np.arange(len(fc_sorted)) - np.repeat(starts, np.diff(np.r_[starts, len(fc_sorted)]))
+        row = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(fc_sorted)]))
+        M = np.full((len(starts), int(col.max()) + 1), np.nan)
+        M[row, col] = p[idx[order]]
+        A = adjust_pvalues(M, settings.fdr_method)
+        adjusted[idx[order]] = A[row, col]
+    adjusted[floor] = p[floor]
+    significant = np.isfinite(adjusted) & (adjusted < settings.alpha)
+    if gating == "none":
+        degraded = practical.copy()
+    else:
+        degraded = practical & significant
+    # a window row is degraded only when its batch row is not
+    if window.any():
+        degraded[window] = degraded[window] & ~degraded[part_idx[window]]
+
+    severity = _severity(np.where(floor, np.inf, degradation), thr, settings.severity_bands)
+    severity[floor] = np.where(degraded[floor], "critical", None)
+    severity[~degraded] = None
+
+    z_a = _norm_isf(settings.alpha)
+    z_b = _norm_isf(0.2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        extra = (z_a + z_b) * se_d / scale
+        mdd = (null_margin / scale + extra) if gating == "minimum_effect" else np.maximum(thr, extra)
+    mdd = np.where(floor, np.nan, mdd)
+
+    # retraining: the call's worst degraded (non-floor) row, when it reaches the threshold
+    retraining = np.zeros(B, bool)
+    cand = degraded & ~floor & (degradation >= settings.auto_retraining_threshold)
+    if cand.any():
+        idx = np.nonzero(cand)[0]
+        worst = pd.Series(degradation[idx], index=idx).groupby(fam_codes[idx], sort=False).idxmax()
+        retraining[worst.to_numpy(int)] = True
+
+    out["higher_is_better"] = np.where(hib == 0, None, hib > 0).astype(object)
+    out["threshold"] = thr
+    out["relative_change"] = rel_change
+    out["degradation"] = degradation
+    out["practical"] = practical
+    out["test"] = test_name
+    out["statistic"] = z
+    out["p_value"] = p
+    out["adjusted_p_value"] = adjusted
+    out["significant"] = significant
+    out["degraded"] = degraded
+    out["severity"] = severity
+    out["min_detectable_degradation"] = mdd
+    out["retraining"] = retraining
+    out["reason"] = reason
+    return out
