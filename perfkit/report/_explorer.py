@@ -174,7 +174,10 @@ def explorer_payload(data: ExplorerData) -> dict[str, Any]:
     from perfkit.metrics import get_metric
 
     rows = data.rows
-    fam_codes, fam_uniques = pd.factorize(rows["family"].astype(str))
+    # replay runs each segment on its own, so a family is (segment, tracking call): history_frame's
+    # "record:<i>" ids restart in every segment
+    fam_codes, fam_uniques = pd.factorize(rows["segment"].map(lambda s: "" if s is None else str(s))
+                                          + "\x1f" + rows["family"].astype(str))
     seg_codes, seg_uniques = pd.factorize(rows["segment"].map(lambda s: "" if s is None else str(s)))
     s = data.settings
     ms = pd.to_datetime(rows["timestamp"], utc=True)

@@ -450,43 +450,49 @@ def metric_chart(
         tooltip.append(alt.Tooltip("alert:N", title="alert"))
 
     base = alt.Chart(data)
-    layers: list[Any] = []
+    # drawn bottom to top: bands, lines, rules, then the points and alert markers (on top, so
+    # every point receives the pointer and shows its tooltip)
+    bands: list[Any] = []
+    lines: list[Any] = []
+    rules: list[Any] = []
+    tops: list[Any] = []
     if has_ci:
         band = base.mark_area(opacity=0.18, clip=True).encode(x=x, y=y("ci_lower"), y2="ci_upper:Q")
         if by_segment:
             band = band.encode(color=alt.Color("segment:N", title="segment", legend=None))
         else:
             band = _keyed(band, interval_label, _LINE_COLOR, symbol="square", opacity=0.3)
-        layers.append(band)
+        bands.append(band)
     line = base.mark_line(clip=True).encode(x=x, y=y("value"))
     points = base.mark_point(filled=True, size=36, opacity=1).encode(
         x=x, y=y("value"), tooltip=tooltip).properties(name="series_points")
     if by_segment:
         seg_color = alt.Color("segment:N", title="segment")
-        layers += [line.encode(color=seg_color), points.encode(color=seg_color)]
+        lines.append(line.encode(color=seg_color))
+        tops.append(points.encode(color=seg_color))
     else:
-        layers += [line.encode(color=alt.value(_LINE_COLOR)),
-                   _keyed(points, value_label, _LINE_COLOR, symbol="circle")]
+        lines.append(line.encode(color=alt.value(_LINE_COLOR)))
+        tops.append(_keyed(points, value_label, _LINE_COLOR, symbol="circle"))
     if base_v is not None:
-        layers.append(_hrule(base_v, "baseline", _BASELINE_COLOR, dashed=False, y_scale=y_scale))
+        rules.append(_hrule(base_v, "baseline", _BASELINE_COLOR, dashed=False, y_scale=y_scale))
     if thr_v is not None:
-        layers.append(_hrule(thr_v, "alert threshold", _THRESHOLD_COLOR, dashed=True, y_scale=y_scale))
+        rules.append(_hrule(thr_v, "alert threshold", _THRESHOLD_COLOR, dashed=True, y_scale=y_scale))
     if trend_frame is not None:
         tbase = alt.Chart(trend_frame)
         if "lower" in trend_frame.columns:
-            layers.append(_keyed(tbase.mark_area(opacity=0.12, clip=True).encode(
+            bands.append(_keyed(tbase.mark_area(opacity=0.12, clip=True).encode(
                 x=x, y=y("lower"), y2="upper:Q"), "trend band", _TREND_COLOR, symbol="square", opacity=0.3))
-        layers.append(_keyed(tbase.mark_line(strokeDash=[2, 2], strokeWidth=1.5, clip=True).encode(
+        lines.append(_keyed(tbase.mark_line(strokeDash=[2, 2], strokeWidth=1.5, clip=True).encode(
             x=x, y=y("fitted"), tooltip=[alt.Tooltip("timestamp:T", title="time", format="%Y-%m-%d %H:%M UTC"),
                                          alt.Tooltip("fitted:Q", title="trend", format=".4f")]),
             "trend fit", _TREND_COLOR, dash=[2, 2]))
     if cp_frame is not None:
-        layers.append(_keyed(alt.Chart(cp_frame).mark_rule(strokeDash=[4, 2], strokeWidth=1.5).encode(
+        rules.append(_keyed(alt.Chart(cp_frame).mark_rule(strokeDash=[4, 2], strokeWidth=1.5).encode(
             x=x, tooltip=[alt.Tooltip("label:N", title="rule"),
                           alt.Tooltip("timestamp:T", title="time", format="%Y-%m-%d %H:%M UTC")]),
             "change point", _CHANGE_POINT_COLOR, dash=[4, 2]))
     if "alert_severity" in data.columns and data["alert_severity"].notna().any():
-        layers.append(base.transform_filter("isValid(datum.alert_severity)").mark_point(
+        tops.append(base.transform_filter("isValid(datum.alert_severity)").mark_point(
             filled=True, size=150, shape="diamond", opacity=1).encode(
             x=x, y=y("value"),
             color=alt.Color("alert_severity:N", title="alert",
@@ -494,6 +500,7 @@ def metric_chart(
                             legend=alt.Legend(title="alert", symbolType="diamond", orient="right")),
             tooltip=tooltip,
         ).properties(name="alert_markers"))
+    layers = [*bands, *lines, *rules, *tops]
 
     subtitle = _direction_text(higher_is_better)
     chart = alt.layer(*layers).properties(
