@@ -174,6 +174,13 @@ def test_explorer_equals_replay_for_every_metric(page, demo, tmp_path_factory):
             assert explorer_alert_count(page) == len(fires) == state["count"], (metric, pct)
             expected = {f"{b}|{s}" for b, s in zip(fires["batch_id"], fires["segment"], strict=True)}
             assert set(state["fire"]) == expected, (metric, pct)
+            if cfg.detection.thresholds.get(metric) == pct / 100:  # the configured threshold: the tracker's alerts
+                from perfkit.store import Store
+
+                with Store(result.store_url) as store:
+                    stored = store.alerts(XSS)
+                stored = stored[(stored["metric"] == metric) & (stored["alert_type"] == "performance_degradation")]
+                assert state["count"] == int((stored["status"] != "suppressed").sum()), (metric, pct)
             suppressed = ref[ref["status"] == "suppressed"]
             assert set(state["suppressed"]) == {f"{b}|{s}" for b, s in zip(suppressed["batch_id"],
                                                                             suppressed["segment"], strict=True)}

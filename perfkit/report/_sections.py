@@ -140,7 +140,7 @@ def grouped_alerts(alerts: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Columns ``time``, ``batch``, ``segment``, ``metrics``, ``value``, ``baseline``,
+        Columns ``time`` (UTC, text), ``batch``, ``segment``, ``metrics``, ``value``, ``baseline``,
         ``change``, ``severity``, ``delivery``, ``retraining``; plus ``_severity`` (the worst,
         for highlighting) and ``_sent`` (alerts sent on that row).
 
@@ -195,7 +195,8 @@ def grouped_alerts(alerts: pd.DataFrame) -> pd.DataFrame:
             names = ", ".join(dict.fromkeys(str(m) for m in retrain["metric"] if m))
             flag = (f"yes ({names})" if len(sent) else f"suppressed ({names})") if names else "yes"
         rows.append({
-            "time": pd.Timestamp(g["timestamp"].max()), "batch": g["_batch"].iloc[0] or "–",
+            "time": pd.Timestamp(g["timestamp"].max()).tz_convert("UTC").strftime("%Y-%m-%d %H:%M"),
+            "batch": g["_batch"].iloc[0] or "–",
             "segment": g["_seg"].iloc[0] or "all", "metrics": "\n".join(metrics), "value": "\n".join(values),
             "baseline": "\n".join(bases), "change": "\n".join(changes), "severity": "\n".join(sevs),
             "delivery": "\n".join(deliveries), "retraining": flag or "–",

@@ -471,8 +471,8 @@ def metric_chart(
         lines.append(line.encode(color=seg_color))
         tops.append(points.encode(color=seg_color))
     else:
-        lines.append(line.encode(color=alt.value(_LINE_COLOR)))
-        tops.append(_keyed(points, value_label, _LINE_COLOR, symbol="circle"))
+        lines.append(_keyed(line, value_label, _LINE_COLOR, symbol="circle"))
+        tops.append(points.encode(color=alt.value(_LINE_COLOR)))
     if base_v is not None:
         rules.append(_hrule(base_v, "baseline", _BASELINE_COLOR, dashed=False, y_scale=y_scale))
     if thr_v is not None:

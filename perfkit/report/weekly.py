@@ -67,7 +67,7 @@ _CSS = """<style>
 .perfkit-table caption{text-align:left;font-weight:bold;padding:4px 0}
 .perfkit-bad{color:#d62728;font-weight:bold}.perfkit-good{color:#2ca02c}
 .perfkit-warn{color:#b35900;font-weight:bold}
-.perfkit-table td{vertical-align:top}
+.perfkit-table td{vertical-align:top;white-space:nowrap}
 .perfkit-summary{border:1px solid #d0d7de;border-left:5px solid #4c78a8;background:#f6f8fa;padding:8px 14px;
 margin:8px 0 14px;font:14px/1.5 Helvetica,Arial,sans-serif}
 .perfkit-summary.perfkit-alarm{border-left-color:#d62728}
@@ -306,8 +306,8 @@ class ModelReview:
         css = {"severity": g["_severity"].map({"critical": "perfkit-bad", "moderate": "perfkit-warn"}).fillna(""),
                "retraining": g["retraining"].map(lambda v: "perfkit-bad" if v.startswith("yes") else "")}
         caption = (f"Alerts by batch and segment: {self.n_alerts} sent, {self.n_suppressed} suppressed by the "
-                   "cooldown. Values and changes are each segment's batch against that segment's baseline "
-                   "(the headline compares the whole period with the model baseline).")
+                   "cooldown (times UTC). Values and changes are each segment's batch against that segment's "
+                   "baseline (the headline compares the whole period with the model baseline).")
         return _CSS + table_html(shown, caption=caption, classes=css, max_rows=_MAX_ALERT_ROWS)
 
     def why_html(self) -> str:
