@@ -260,3 +260,44 @@ def test_alerts_list_shows_value_baseline_and_change(history, capsys):
     assert len(lines) == len(rows)
     first = rows[0]
     assert f"value={first['value']:.4f} baseline={first['baseline']:.4f} change={first['change']:+.4f}" in lines[0]
+
+
+def test_explorer_chart_starts_with_the_python_decision(history):
+    """Before any script runs (static SVG), the explorer shows what replay fires at the configured threshold."""
+    import vl_convert
+
+    from perfkit.report._explorer import explorer_data, explorer_decision
+    from perfkit.tracker import ModelPerformanceTracker
+
+    review = weekly_context(_store(history), _config(history))
+    section = review.models[0]
+    spec = section.explorer_chart.to_dict()
+    params = {p["name"]: p for p in spec["params"]}
+    assert params["explorer_metric"]["bind"]["options"] == ["accuracy", "f1_macro", "roc_auc", "log_loss"]
+    payload = spec["usermeta"]["perfkit_explorer"]
+    assert set(payload["rows"]) >= {"value", "se", "successes", "trials", "baseline", "baseline_se",
+                                    "baseline_successes", "baseline_trials", "family", "window", "time", "key"}
+    with ModelPerformanceTracker(_config(history)) as tracker:
+        data = explorer_data(tracker, XSS, start=review.as_of - pd.Timedelta(days=review.trend_days))
+        expected = explorer_decision(data, "accuracy", params["threshold"]["value"] / 100)
+    fires = expected[expected["status"] == "fires"]
+    assert set(params["fire_keys"]["value"]) == set(fires["key"]) and params["fire_count"]["value"] == len(fires)
+    scenegraph = vl_convert.vegalite_to_scenegraph(spec)
+
+    def marks(node, name):
+        if isinstance(node, dict):
+            if node.get("name") == name and "items" in node:
+                yield from node["items"]
+            for v in node.values():
+                yield from marks(v, name)
+        elif isinstance(node, list):
+            for v in node:
+                yield from marks(v, name)
+
+    red = [m for m in marks(scenegraph, "threshold_points_marks") if m.get("fill") == "#d62728"]
+    assert len(red) == len(fires) > 0
+    (text,) = list(marks(scenegraph, "alert_count_marks"))
+    assert text["text"].startswith(f"{len(fires)} alert")
+    summary = section.to_dict()
+    assert summary["drift_by_segment"][0]["segment"] == "apac"
+    json.dumps(summary, allow_nan=False)

@@ -235,9 +235,12 @@ def _explorer(tracker: Any, model: str, segment: Any, start: datetime, stop: dat
     initial = explorer_decision(data, first, round(rel * 100, 6) / 100)
     model_base = {m: float(data.points.loc[data.points["metric"] == m, "baseline"].median()) for m in data.metrics}
     metrics = {m: {"baseline": model_base[m], "higher_is_better": bool(_hib(m))} for m in data.metrics}
+    title = f"threshold explorer — {model}"
+    if data.start is not None and data.start > start:
+        title += f" (the last {len(data.points['key'].unique())} batches)"
     return explorer_chart(
         data.points, metrics=metrics, initial_metric=first, initial_threshold=rel, max_threshold=max_t,
-        title=f"threshold explorer — {model}", decision=explorer_payload(data),
+        title=title, decision=explorer_payload(data),
         initial_alerts={"fire": list(initial.loc[initial["status"] == "fires", "key"]),
                         "suppressed": list(initial.loc[initial["status"] == "suppressed", "key"])})
 

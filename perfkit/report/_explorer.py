@@ -24,8 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["ExplorerData", "explorer_data", "explorer_decision", "explorer_payload"]
+__all__ = ["MAX_BATCHES", "ExplorerData", "explorer_data", "explorer_decision", "explorer_payload"]
 
+#: Most batches the explorer checks (each ships ~2 kB of numbers per metric into the page).
+MAX_BATCHES = 240
 _AUTO_BASELINE = re.compile(r"^(?:first|history)_(\d+)_batches$")
 _INPUT = ("family", "segment", "metric", "scope", "value", "se", "successes", "trials", "baseline", "baseline_se",
           "baseline_successes", "baseline_trials")
@@ -62,6 +64,7 @@ class ExplorerData:
     active: tuple
     settings: Any
     cooldown_hours: float
+    start: datetime | None = None
 
 
 def _key(batch_id: Any, segment: Any) -> str:
@@ -69,12 +72,15 @@ def _key(batch_id: Any, segment: Any) -> str:
 
 
 def explorer_data(tracker: Any, model: str, *, segment: Any = None, start: datetime | None = None,
-                  end: datetime | None = None, metrics: Sequence[str] | None = None) -> ExplorerData | None:
+                  end: datetime | None = None, metrics: Sequence[str] | None = None,
+                  max_batches: int | None = MAX_BATCHES) -> ExplorerData | None:
     """Build the explorer's data from the store (None when no segment has a baseline).
 
     Batches from ``start`` to ``end`` are checked; earlier ones only serve as the partners of
     window checks (as in the tracker). ``segment=None`` means every segment, each against
-    its own baseline.
+    its own baseline. At most the latest ``max_batches`` batches are checked (the page
+    carries every number of every check: this bounds the report's size); ``start`` is
+    moved forward accordingly and returned in :attr:`ExplorerData.start`.
     """
     from perfkit.analysis import history_frame, replay_decisions
     from perfkit.metrics import evaluate, get_metric, state_from_dict
@@ -83,6 +89,11 @@ def explorer_data(tracker: Any, model: str, *, segment: Any = None, start: datet
     settings = cfg.detection
     kw = {} if segment is None else {"segment": segment}
     records = tracker.store.records(model, end=end, include_pending=False, **kw)
+    if max_batches is not None:
+        times = sorted(pd.Timestamp(r.timestamp) for r in records
+                       if start is None or pd.Timestamp(r.timestamp) >= pd.Timestamp(start))
+        if len(times) > max_batches:
+            start = times[-max_batches].to_pydatetime()
     wanted = list(metrics) if metrics is not None else list(cfg.metrics_to_track)
     wanted = [m for m in wanted if m != "performance_score" and get_metric(m).higher_is_better is not None]
     by_segment: dict[Any, list] = {}
@@ -128,7 +139,7 @@ def explorer_data(tracker: Any, model: str, *, segment: Any = None, start: datet
     active = tuple(m for m in present if m in settings.thresholds)
     return ExplorerData(groups=tuple(groups), rows=rows.reset_index(drop=True), points=points,
                         metrics=tuple(present), active=active, settings=settings,
-                        cooldown_hours=float(cfg.alert_cooldown_hours))
+                        cooldown_hours=float(cfg.alert_cooldown_hours), start=start)
 
 
 def explorer_decision(data: ExplorerData, metric: str, threshold: float) -> pd.DataFrame:

@@ -649,12 +649,15 @@ def explorer_chart(
 ) -> alt.LayerChart:
     """Offline threshold explorer over several metrics: a metric selector and a threshold slider.
 
-    Everything is computed by Vega-Lite in the browser (no kernel). For the selected metric,
-    each point's relative degradation against that metric's baseline (in its direction) is
-    compared with the slider's threshold, in percent: points beyond it turn red, a dashed rule
-    marks the metric level the threshold corresponds to, and a label above the plot says
-    "N alerts would fire". The y axis of each metric is fixed (it does not move with the
-    slider) and clipped to the metric's bounds.
+    Everything is computed in the browser (no kernel). With ``decision`` the page evaluates
+    the tracker's own rule (:func:`perfkit.analysis.decide` and the cooldown, ported to
+    JavaScript in :mod:`perfkit.report._explorer_js`) for the selected metric at the slider's
+    threshold, so the red points and the count equal :func:`perfkit.analysis.replay`;
+    without it a point is red when its relative degradation exceeds the threshold. A dashed
+    rule marks the metric level the threshold corresponds to (at the model baseline) and a
+    label above the plot says "N alerts would fire". The slider and the label are in
+    percent; the y axis of each metric is fixed (it does not move with the slider) and
+    clipped to the metric's bounds.
 
     Parameters
     ----------

@@ -377,6 +377,8 @@ class ModelReview:
             "trends": {r.metric: r.direction for r in self.trends.itertuples()} if len(self.trends) else {},
             "worst_segment": worst, "primary_metric": self.primary_metric, "notes": list(self.notes),
             "narrative": list(self.narrative),
+            "drift_by_segment": [{k: _json(v) for k, v in row.items()} for row in self.drift.to_dict("records")]
+            if len(self.drift) else [],
             "shift_share": {m: ss.to_dict() for m, ss in self.shift_shares.items()},
         }
 
