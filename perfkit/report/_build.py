@@ -226,10 +226,7 @@ def _explorer(tracker: Any, model: str, segment: Any, start: datetime, stop: dat
         return None
     settings = tracker.config.detection
     first = data.active[0] if data.active else data.metrics[0]
-    rel = float(settings.thresholds.get(first, 0.05))
-    if settings.threshold_mode == "absolute":  # the slider is relative: convert at the model baseline
-        base = data.points.loc[data.points["metric"] == first, "baseline"]
-        rel = rel / abs(float(base.iloc[0])) if len(base) and float(base.iloc[0]) else 0.05
+    rel = float(settings.thresholds.get(first, 0.05))  # relative, or absolute in absolute mode: as decide reads it
     max_t = max(0.3, round(rel * 2, 3))
     rel = min(rel, max_t)
     initial = explorer_decision(data, first, round(rel * 100, 6) / 100)
@@ -240,7 +237,7 @@ def _explorer(tracker: Any, model: str, segment: Any, start: datetime, stop: dat
         title += f" (the last {len(data.points['key'].unique())} batches)"
     return explorer_chart(
         data.points, metrics=metrics, initial_metric=first, initial_threshold=rel, max_threshold=max_t,
-        title=title, decision=explorer_payload(data),
+        title=title, decision=explorer_payload(data), threshold_mode=settings.threshold_mode,
         initial_alerts={"fire": list(initial.loc[initial["status"] == "fires", "key"]),
                         "suppressed": list(initial.loc[initial["status"] == "suppressed", "key"])})
 

@@ -646,6 +646,7 @@ def explorer_chart(
     title: str | None = None,
     decision: Mapping[str, Any] | None = None,
     initial_alerts: Mapping[str, Sequence[str]] | None = None,
+    threshold_mode: str = "relative",
 ) -> alt.LayerChart:
     """Offline threshold explorer over several metrics: a metric selector and a threshold slider.
 
@@ -745,10 +746,15 @@ def explorer_chart(
     data["scale"] = data["baseline"].abs()
     data["sign"] = [1.0 if info[m][1] else -1.0 for m in data["metric"]]
 
+    if threshold_mode not in ("relative", "absolute"):
+        raise ValidationError(f"threshold_mode must be 'relative' or 'absolute', got {threshold_mode!r}",
+                              parameter="threshold_mode")
+    relative = threshold_mode == "relative"
+    unit = "%" if relative else "hundredths"
     pct_max = round(max_t * 100, 6)
     threshold = alt.param(name="threshold", value=round(init_t * 100, 6),
                           bind=alt.binding_range(min=0, max=pct_max, step=0.5,
-                                                 name="alert threshold (% worse than baseline) "))
+                                                 name=f"alert threshold ({unit} worse than baseline) "))
     selected = alt.param(name="explorer_metric", value=first,
                          bind=alt.binding_select(options=list(info), name="metric "))
     # relative degradation, in percent of the baseline, positive = worse
@@ -806,13 +812,14 @@ def explorer_chart(
         y=alt.Y("baseline:Q", scale=y_scale),
         tooltip=[alt.Tooltip("label:N", title="rule"), alt.Tooltip("baseline:Q", format=".4f")])
     rule = rule_base.transform_calculate(
-        limit="datum.baseline - datum.sign * threshold / 100 * abs(datum.baseline)", label="'alert threshold'",
+        limit=("datum.baseline - datum.sign * threshold / 100 * abs(datum.baseline)" if relative else
+               "datum.baseline - datum.sign * threshold / 100"), label="'alert threshold'",
     ).mark_rule(color=_ALERT_COLOR, strokeDash=[6, 4], strokeWidth=1.5, clip=True).encode(
         y=alt.Y("limit:Q", scale=y_scale),
         tooltip=[alt.Tooltip("label:N", title="rule"), alt.Tooltip("limit:Q", format=".4f")],
     ).properties(name="threshold_rule")
     text = ("datum.n + (datum.n === 1 ? ' alert would fire' : ' alerts would fire') + ' for ' + explorer_metric"
-            " + ' at a threshold of ' + format(threshold, '.1f') + ' % worse than baseline'")
+            f" + ' at a threshold of ' + format(threshold, '.1f') + ' {unit} worse than baseline'")
     if decision is None:
         count_data = base.transform_aggregate(n="sum(flag)")
     else:  # the count is the decision script's (a signal), so it is there even with no point of the metric
