@@ -297,32 +297,18 @@ def _cmd_alerts_list(args: argparse.Namespace) -> int:
     import pandas as pd
 
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    def magnitude(payload: Any) -> dict[str, Any]:  # value, baseline and change of the alert
-        p = payload if isinstance(payload, dict) else {}
-        num = {k: p.get(k) if isinstance(p.get(k), (int, float)) and math.isfinite(p.get(k)) else None
-               for k in ("current", "baseline", "relative_change")}
-        change = num["current"] - num["baseline"] if None not in (num["current"], num["baseline"]) else None
-        return {"value": num["current"], "baseline": num["baseline"], "change": change,
-                "relative_change": num["relative_change"]}
-
     if args.json:
         rows = [{"alert_id": r.alert_id, "timestamp": pd.Timestamp(r.timestamp).isoformat(), "model": r.model,
                  "segment": r.segment, "metric": r.metric, "alert_type": r.alert_type, "severity": r.severity,
-                 "status": r.status, "deliveries": dict(r.deliveries or {}), **magnitude(r.payload)}
-                for r in frame.itertuples()]
+                 "status": r.status, "deliveries": dict(r.deliveries or {})} for r in frame.itertuples()]
         _json_out({"days": args.days, "alerts": rows}, None)
         return EXIT_OK
     if not len(frame):
         print(f"no alerts in the last {args.days:g} days")
         return EXIT_OK
     for r in frame.itertuples():
-        m = magnitude(r.payload)
-        size = "" if m["value"] is None else f" value={m['value']:.4f}"
-        if m["change"] is not None:
-            rel = f" ({m['relative_change']:+.1%})" if m["relative_change"] is not None else ""
-            size += f" baseline={m['baseline']:.4f} change={m['change']:+.4f}{rel}"
         print(f"{pd.Timestamp(r.timestamp):%Y-%m-%d %H:%M}  {r.severity:<9} {r.status:<10} {r.model} "
-              f"segment={r.segment or '-'} {r.alert_type} {r.metric or ''}{size}".rstrip())
+              f"segment={r.segment or '-'} {r.alert_type} {r.metric or ''}".rstrip())
     return EXIT_OK
 
 

@@ -241,27 +241,6 @@ def test_summary_sentences_on_a_healthy_history(healthy_history):
     assert set(section.headline["status"]) <= {"ok", "no threshold"}
 
 
-def test_alerts_list_shows_value_baseline_and_change(history, capsys):
-    from perfkit.cli import main
-
-    args = ["alerts", "list", "--config", _config(history), "--days", "30", "--all"]
-    assert main([*args, "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)["alerts"]
-    with Store(Path(_store(history))) as store:
-        stored = {a.alert_id: a.payload for a in store.alerts(XSS).itertuples()}
-    assert rows
-    for row in rows:
-        payload = stored[row["alert_id"]]
-        assert row["value"] == payload["current"] and row["baseline"] == payload["baseline"]
-        assert row["change"] == pytest.approx(payload["current"] - payload["baseline"], abs=1e-15)
-        assert row["relative_change"] == payload["relative_change"]
-    assert main(args) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == len(rows)
-    first = rows[0]
-    assert f"value={first['value']:.4f} baseline={first['baseline']:.4f} change={first['change']:+.4f}" in lines[0]
-
-
 def test_explorer_chart_starts_with_the_python_decision(history):
     """Before any script runs (static SVG), the explorer shows what replay fires at the configured threshold."""
     import vl_convert

@@ -38,6 +38,15 @@ def _z(level: float) -> float:
     return float(norm.ppf(0.5 + level / 2))
 
 
+def _call(fn: Any, tracker: Any, **kw: Any) -> Any:
+    """Call a :mod:`perfkit.summary` function that takes ``(store, config)`` or, before the
+    summary stopped depending on the tracker, ``(tracker)``."""
+    import inspect
+
+    first = next(iter(inspect.signature(fn).parameters))
+    return fn(tracker, **kw) if first == "tracker" else fn(tracker.store, tracker.config, **kw)
+
+
 def _hib(name: str) -> bool | None:
     from perfkit.metrics import get_metric
 
@@ -249,7 +258,7 @@ def model_review_fields(tracker: Any, model: str, segment: Any, as_of: datetime,
 
     seg_kw = ALL_SEGMENTS if segment is None else segment
     start, stop = as_of - timedelta(days=days), as_of + _US
-    summary = build_summary(tracker, days=days, model=model, segment=seg_kw, end=as_of)
+    summary = _call(build_summary, tracker, days=days, model=model, segment=seg_kw, end=as_of)
     alerts = tracker.store.alerts(model, start=start, end=stop, **({} if segment is None else {"segment": segment}))
     notes: list[str] = []
     head = headline(tracker, summary)
@@ -260,7 +269,7 @@ def model_review_fields(tracker: Any, model: str, segment: Any, as_of: datetime,
                 "trends": pd.DataFrame(), "alerts": alerts, "segments": pd.DataFrame(), "notes": notes}
     if summary["baseline"] is None:
         notes.append("no baseline yet: changes and thresholds cannot be shown")
-    trend_summary = build_summary(tracker, days=trend_days, model=model, segment=seg_kw, end=as_of)
+    trend_summary = _call(build_summary, tracker, days=trend_days, model=model, segment=seg_kw, end=as_of)
     trend_table = trends(trend_summary)
     chart_metrics = _chart_metrics(tracker, head)
     primary = chart_metrics[0] if chart_metrics else None
@@ -271,7 +280,7 @@ def model_review_fields(tracker: Any, model: str, segment: Any, as_of: datetime,
     splits = shift_shares(tracker, model, start, stop, seg_names, baselines, list(head["metric"])) \
         if segment is None else {}
     findings = _findings(tracker, summary, head, trend_table, seg_tables, splits, alerts, days, trend_days)
-    drift = drift_analysis(tracker, days=days, model=model, segment=seg_kw, end=as_of)
+    drift = _call(drift_analysis, tracker, days=days, model=model, segment=seg_kw, end=as_of)
     from perfkit.report._sections import segment_drift
 
     out: dict[str, Any] = {

@@ -195,6 +195,8 @@ def explorer_payload(data: ExplorerData) -> dict[str, Any]:
     epoch_ms = (ms - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(milliseconds=1)
     return {
         "settings": {"alpha": s.alpha, "fdr_method": s.fdr_method, "gating": s.gating,
+                     # the null of the minimum-effect test is this fraction of the threshold
+                     "minimum_effect_fraction": float(getattr(s, "minimum_effect_fraction", 1.0)),
                      "threshold_mode": s.threshold_mode, "severity_bands": dict(s.severity_bands),
                      "thresholds": {k: float(v) for k, v in s.thresholds.items()},
                      "cooldown_ms": data.cooldown_hours * 3_600_000.0},

@@ -122,7 +122,7 @@ EXPLORER_JS = r"""
       var badBase = !isFinite(b) || (relative && b === 0);
       var d = badBase ? NaN : (relative ? worse / Math.abs(b) : worse);
       var margin = thr * scale;
-      var nullMargin = S.gating === "minimum_effect" ? margin : 0;
+      var nullMargin = S.gating === "minimum_effect" ? margin * S.minimum_effect_fraction : 0;
       var seD = Math.sqrt(se * se + seb * seb);
       var z = seD > 0 ? (worse - nullMargin) / seD : NaN;
       if (info.test === "proportion" && isFinite(s1) && n1 > 0 && isFinite(s0) && n0 > 0) {
