@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from perfkit.demo import run_demo
+from perfkit.demo import DEMO_SEGMENTS, run_demo, simulate_batches
 from perfkit.exceptions import ValidationError
 from perfkit.report import ExitCode
 from perfkit.report.weekly import run_weekly_review, table_html, template_path, weekly_context
@@ -115,9 +116,14 @@ def test_template_with_history(history, tmp_path):
     assert "weekly_context(" not in html  # code cells are hidden
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert" in html
-    for heading in ("Headline numbers", "Trend analysis", "Alerts of the period", "Worst segments",
-                    "Threshold explorer"):
+    for heading in ("In short", "Is something wrong?", "Headline numbers", "Since when?", "Trend analysis",
+                    "Where? Segments", "Why? Within-segment change", "Prediction drift per segment",
+                    "What was done? Alerts of the period", "Alerts by batch and segment", "Threshold explorer"):
         assert heading in html
+    # the questions come in order
+    order = [html.index(h) for h in ("In short", "Is something wrong?", "Since when?", "Where?", "Why?",
+                                     "What was done?")]
+    assert order == sorted(order)
     assert html.count('class="perfkit-chart"') >= 5
     assert (out / "weekly_review.ipynb").is_file()
 
@@ -143,3 +149,134 @@ def test_template_failing_config_exit_code_through_the_cli(history, tmp_path, ca
     assert "missing.yaml" in err and "configuration file not found" in err
     assert len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()  # no kernel, no partial report
+
+
+# ------------------------------------------------------------------------------ the summary box
+def _degrade_start(weeks: int) -> pd.Timestamp:
+    """First degraded day of a demo history ending now (see perfkit.demo.simulate_batches)."""
+    n_days = weeks * 7
+    today = pd.Timestamp.now(tz="UTC").normalize()
+    return today - pd.Timedelta(days=n_days) + pd.Timedelta(days=n_days // 2)
+
+
+def test_summary_sentences_on_the_demo_history(history):
+    review = weekly_context(_store(history), _config(history), charts=False)
+    section = review.models[0]
+    sentences = list(section.narrative)
+    assert 3 <= len(sentences) <= 5
+    what, since, where = sentences[:3]
+    # is something wrong: the primary metric, its change with an interval, beyond the threshold
+    head = section.headline.set_index("metric")
+    acc = head.loc["accuracy"]
+    assert what.startswith("accuracy fell from ")
+    assert f"{acc['change']:+.3f}" in what and "95 % interval" in what and "beyond its alert threshold" in what
+    # since when: the change point lies in the degraded half of the history, not before it
+    stamp = pd.Timestamp(re.search(r"started around (\d{4}-\d{2}-\d{2})", since).group(1), tz="UTC")
+    assert _degrade_start(2) <= stamp <= pd.Timestamp.now(tz="UTC")
+    # where: the two degraded segments carry it, the healthy one does not
+    carried = where.split(";")[0]
+    assert "us (" in carried and "apac (" in carried and "eu" not in carried
+    assert "eu shows no credible change" in where
+    # why: the exact split is quoted
+    split = section.shift_shares["accuracy"]
+    assert f"{split.within:+.3f}" in sentences[3] and "segment mix" in sentences[3]
+    # what was done: the store's own counts
+    with Store(Path(_store(history))) as store:
+        alerts = store.alerts(XSS, start=review.start, end=review.as_of)
+    sent = int((alerts["status"] != "suppressed").sum())
+    suppressed = int((alerts["status"] == "suppressed").sum())
+    assert sentences[-1].startswith(f"{sent} alerts were sent and {suppressed} suppressed")
+    assert "In short" in section.narrative_html() and "<script>" not in section.narrative_html()
+
+
+def test_shift_share_from_stored_states_is_exact(history):
+    review = weekly_context(_store(history), _config(history), charts=False)
+    section = review.models[0]
+    head = section.headline.set_index("metric")
+    assert {"accuracy", "log_loss"} <= set(section.shift_shares)
+    for metric, split in section.shift_shares.items():
+        # the demo's model baseline is its segments' validation data merged: the same overall change
+        assert split.within + split.mix == pytest.approx(head.loc[metric, "change"], abs=1e-12, rel=0)
+        assert {s.segment for s in split.segments} == set(DEMO_SEGMENTS)
+    acc = section.shift_shares["accuracy"]
+    assert abs(acc.within) > abs(acc.mix)  # the drop is inside segments, not a change of mix
+    assert "within-segment" in section.why_html()
+    drift = section.drift.set_index("segment")
+    assert drift["median_psi"].idxmax() == "apac"  # the covariate-shifted segment drifts
+    assert drift.loc["apac", "drifted_batches"] > 0
+
+
+@pytest.fixture(scope="module")
+def healthy_history(tmp_path_factory) -> tuple[str, str]:
+    """A demo-like history without any degradation."""
+    import yaml
+
+    from perfkit.tracker import ModelPerformanceTracker
+
+    out = tmp_path_factory.mktemp("healthy")
+    config = {"model_performance": {
+        "model_name": "healthy", "degradation_thresholds": {"accuracy_drop": 0.05, "auc_drop": 0.03},
+        "metrics_to_track": ["accuracy", "roc_auc", "log_loss"], "alert_channels": [],
+        "performance_window_days": 28,
+        "performance_storage": {"store_url": f"sqlite:///{(out / 'h.db').as_posix()}"}}}
+    (out / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    _, batches, validation = simulate_batches(weeks=2, rows=(150, 250), degrade_after_days=10_000, seed=3)
+    with ModelPerformanceTracker(out / "config.yaml", model="healthy") as tracker:
+        for seg, v in validation.items():
+            tracker.set_baseline(v["y_true"], v["y_pred"], v["y_pred_proba"], segment=seg)
+        for b in batches:
+            tracker.track_performance(b["y_true"], b["y_pred"], b["y_pred_proba"], timestamp=b["timestamp"],
+                                      segment=b["segment"], batch_id=b["batch_id"])
+    return str(out / "h.db"), str(out / "config.yaml")
+
+
+def test_summary_sentences_on_a_healthy_history(healthy_history):
+    review = weekly_context(*healthy_history, charts=False)
+    section = review.models[0]
+    sentences = list(section.narrative)
+    assert sentences[0].startswith("No credible change in the last 7 days")
+    assert "accuracy" in sentences[0] and "includes 0" in sentences[0]
+    assert not any("started around" in s or "carried by" in s for s in sentences)
+    assert sentences[-1] == "No alerts were raised in the period." or "sent" in sentences[-1]
+    assert set(section.headline["status"]) <= {"ok", "no threshold"}
+
+
+def test_explorer_chart_starts_with_the_python_decision(history):
+    """Before any script runs (static SVG), the explorer shows what replay fires at the configured threshold."""
+    import vl_convert
+
+    from perfkit.report._explorer import explorer_data, explorer_decision
+    from perfkit.tracker import ModelPerformanceTracker
+
+    review = weekly_context(_store(history), _config(history))
+    section = review.models[0]
+    spec = section.explorer_chart.to_dict()
+    params = {p["name"]: p for p in spec["params"]}
+    assert params["explorer_metric"]["bind"]["options"] == ["accuracy", "f1_macro", "roc_auc", "log_loss"]
+    payload = spec["usermeta"]["perfkit_explorer"]
+    assert set(payload["rows"]) >= {"value", "se", "successes", "trials", "baseline", "baseline_se",
+                                    "baseline_successes", "baseline_trials", "family", "window", "time", "key"}
+    with ModelPerformanceTracker(_config(history)) as tracker:
+        data = explorer_data(tracker, XSS, start=review.as_of - pd.Timedelta(days=review.trend_days))
+        expected = explorer_decision(data, "accuracy", params["threshold"]["value"] / 100)
+    fires = expected[expected["status"] == "fires"]
+    assert set(params["fire_keys"]["value"]) == set(fires["key"]) and params["fire_count"]["value"] == len(fires)
+    scenegraph = vl_convert.vegalite_to_scenegraph(spec)
+
+    def marks(node, name):
+        if isinstance(node, dict):
+            if node.get("name") == name and "items" in node:
+                yield from node["items"]
+            for v in node.values():
+                yield from marks(v, name)
+        elif isinstance(node, list):
+            for v in node:
+                yield from marks(v, name)
+
+    red = [m for m in marks(scenegraph, "threshold_points_marks") if m.get("fill") == "#d62728"]
+    assert len(red) == len(fires) > 0
+    (text,) = list(marks(scenegraph, "alert_count_marks"))
+    assert text["text"].startswith(f"{len(fires)} alert")
+    summary = section.to_dict()
+    assert summary["drift_by_segment"][0]["segment"] == "apac"
+    json.dumps(summary, allow_nan=False)

@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from perfkit.exceptions import ValidationError
@@ -42,6 +44,8 @@ __all__ = [
     "THEME_FONT",
     "apply_theme",
     "chart_to_svg",
+    "explorer_chart",
+    "metric_bounds",
     "metric_chart",
     "save_chart",
     "segment_chart",
@@ -67,8 +71,9 @@ _LINE_COLOR = "#4c78a8"
 _OK_COLOR = "#4c78a8"
 _ALERT_COLOR = "#d62728"
 _BASELINE_COLOR = "#54a24b"
-_THRESHOLD_COLOR = "#d62728"
+_THRESHOLD_COLOR = "#333333"
 _TREND_COLOR = "#7f7f7f"
+_CHANGE_POINT_COLOR = "#9467bd"
 _SAVE_FORMATS = (".png", ".svg", ".html", ".json")
 
 
@@ -172,7 +177,7 @@ def _timestamp_x(title: str | None = "time") -> alt.X:
     return alt.X(
         "timestamp:T",
         title=title,
-        scale=alt.Scale(type="utc"),
+        scale=alt.Scale(type="utc", padding=8),
         axis=alt.Axis(labelOverlap=True, tickCount=8),
     )
 
@@ -196,6 +201,109 @@ def _direction_text(higher_is_better: bool) -> str:
 # --------------------------------------------------------------------------------------------
 # builders
 # --------------------------------------------------------------------------------------------
+def metric_bounds(metric: str) -> tuple[float, float]:
+    """Return the ``(lower, upper)`` bounds of ``metric`` from the metric table.
+
+    Unknown names (and ``performance_score``, a weighted mean of bounded metrics) get
+    ``(-inf, inf)`` and ``(0, 1)``.
+
+    Examples
+    --------
+    >>> metric_bounds("accuracy"), metric_bounds("log_loss")
+    ((0.0, 1.0), (0.0, inf))
+    """
+    if metric == "performance_score":
+        return 0.0, 1.0
+    from perfkit.metrics import get_metric
+
+    try:
+        spec = get_metric(metric)
+    except Exception:  # noqa: BLE001 - any unknown name: no bounds
+        return -math.inf, math.inf
+    return float(spec.lower), float(spec.upper)
+
+
+def _y_domain(values: Iterable[float], bounds: tuple[float, float]) -> list[float] | None:
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not finite:
+        return None
+    lo, hi = min(finite), max(finite)
+    pad = (hi - lo) * 0.08 or max(abs(hi) * 0.02, 1e-3)
+    lo, hi = max(lo - pad, bounds[0]), min(hi + pad, bounds[1])
+    if not hi > lo:
+        hi = lo + 1e-9
+    return [lo, hi]
+
+
+def _legend(color: str, *, symbol: str = "stroke", dash: list[int] | None = None,
+            opacity: float | None = None) -> alt.Legend:
+    kw: dict[str, Any] = {"title": None, "symbolType": symbol, "orient": "right",
+                          "symbolStrokeWidth": 2, "labelLimit": 220}
+    if symbol != "stroke":
+        kw["symbolFillColor"] = color
+    if dash:
+        kw["symbolDash"] = dash
+    if opacity is not None:
+        kw["symbolOpacity"] = opacity
+    return alt.Legend(**kw)
+
+
+def _keyed(chart: alt.Chart, label: str, color: str, **legend: Any) -> alt.Chart:
+    """``chart`` coloured through a one-entry scale, so it gets its own legend entry ``label``."""
+    return chart.transform_calculate(legend_entry=json.dumps(label)).encode(
+        color=alt.Color("legend_entry:N", scale=alt.Scale(domain=[label], range=[color]),
+                        legend=_legend(color, **legend))
+    )
+
+
+def _fmt_interval(lo: Any, hi: Any) -> str:
+    try:
+        lo_f, hi_f = float(lo), float(hi)
+    except (TypeError, ValueError):
+        return "–"
+    if not (math.isfinite(lo_f) and math.isfinite(hi_f)):
+        return "–"
+    return f"[{lo_f:.4f}, {hi_f:.4f}]"
+
+
+_SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITY_COLORS)}
+
+
+def _snap_alerts(data: pd.DataFrame, alerts: pd.DataFrame) -> pd.DataFrame:
+    """Put each alert on the point it belongs to: the latest point at or before it.
+
+    Alerts before the first point are dropped (they belong to no drawn point); an alert
+    never gets a marker of its own, so no marker can sit beside or after the points.
+    """
+    columns = ["timestamp", "severity", "value"]
+    frame = _prepare(alerts, columns, parameter="alerts")[columns]
+    frame["severity"] = frame["severity"].astype(str)
+    unknown = sorted(set(frame["severity"]) - set(SEVERITY_COLORS))
+    if unknown:
+        raise ValidationError(
+            f"alerts.severity has unknown value(s) {unknown}; valid: {list(SEVERITY_COLORS)}",
+            parameter="alerts",
+        )
+    out = data.copy()
+    out["alert_severity"] = None
+    out["alert"] = "none"
+    if not len(frame) or not len(out):
+        return out
+    order = out["timestamp"].sort_values(kind="stable")
+    times = order.to_numpy()
+    by_point: dict[int, list[str]] = {}
+    for t, sev in zip(frame["timestamp"].to_numpy(), frame["severity"], strict=True):
+        pos = times.searchsorted(t, side="right") - 1
+        if pos < 0:
+            continue
+        by_point.setdefault(order.index[pos], []).append(sev)
+    for idx, sevs in by_point.items():
+        worst = max(sevs, key=_SEVERITY_RANK.__getitem__)
+        out.at[idx, "alert_severity"] = worst
+        out.at[idx, "alert"] = f"{len(sevs)} alert{'s' if len(sevs) > 1 else ''} ({worst})"
+    return out
+
+
 def metric_chart(
     df: pd.DataFrame,
     *,
@@ -207,16 +315,27 @@ def metric_chart(
     trend: pd.DataFrame | None = None,
     change_point: Any = None,
     title: str | None = None,
+    bounds: tuple[float, float] | None = None,
+    value_label: str = "value",
+    interval_label: str = "95 % interval",
 ) -> alt.LayerChart:
-    """Plot one metric over time with its interval, baseline, threshold and alerts.
+    """Plot one metric over time with its interval, baseline, threshold, trend and alerts.
+
+    Every mark has its own legend entry (value, interval, baseline, alert threshold, trend
+    fit, trend band, change point, alert severities). Alert markers are drawn from the points
+    themselves, so each sits exactly on its point. Every point has a tooltip (time, value,
+    interval, n, segment, alert: whichever columns ``df`` has). The y axis is clipped to the
+    metric's bounds (:func:`metric_bounds`).
 
     Parameters
     ----------
     df : pandas.DataFrame
         Columns ``timestamp`` (tz-aware), ``value``; optional ``ci_lower`` and ``ci_upper``
-        (drawn as a band) and ``segment`` (one line per segment).
+        (drawn as a band), ``segment`` (one line per segment), ``n`` (rows behind the point),
+        ``alert`` (tooltip text) and ``alert_severity`` (``minor`` / ``moderate`` /
+        ``critical`` or None: the point gets an alert marker).
     metric : str
-        Metric name, used for the y axis title.
+        Metric name, used for the y axis title and the bounds.
     baseline : float, optional
         Reference value, drawn as a solid horizontal rule.
     threshold : float, optional
@@ -225,18 +344,25 @@ def metric_chart(
     higher_is_better : bool, default True
         Direction of the metric, shown in the subtitle.
     alerts : pandas.DataFrame, optional
-        Columns ``timestamp``, ``severity`` (``minor``, ``moderate``, ``critical``) and
-        ``value``; drawn as markers with the fixed colours of :data:`SEVERITY_COLORS`.
+        Columns ``timestamp``, ``severity`` and ``value``: each alert is put on the latest
+        point at or before its timestamp (its ``value`` is not used for placing it).
+        Ignored when ``df`` has ``alert_severity``.
     trend : pandas.DataFrame, optional
         Columns ``timestamp``, ``fitted``; optional ``lower`` and ``upper`` for a band.
     change_point : timestamp-like, optional
         Drawn as a vertical rule.
     title : str, optional
         Chart title; defaults to ``metric``.
+    bounds : (float, float), optional
+        Bounds of the y axis; default the metric's.
+    value_label, interval_label : str
+        Legend labels of the points and of the band.
 
     Returns
     -------
     altair.LayerChart
+        Layers named ``series_points`` and ``alert_markers`` (SVG groups
+        ``g.series_points_marks`` and ``g.alert_markers_marks``).
 
     Raises
     ------
@@ -252,144 +378,148 @@ def metric_chart(
     >>> spec = metric_chart(df, metric="accuracy", alerts=alerts).to_dict()
     >>> spec["layer"][-1]["encoding"]["color"]["scale"]["range"]
     ['#f2c744', '#f28e2b', '#d62728']
+    >>> spec["layer"][0]["encoding"]["y"]["scale"]["domain"][1] <= 1
+    True
     """
-    has_ci = "ci_lower" in getattr(df, "columns", ()) and "ci_upper" in df.columns
-    has_segment = "segment" in getattr(df, "columns", ())
-    columns = ["timestamp", "value"]
-    columns += ["ci_lower", "ci_upper"] if has_ci else []
-    columns += ["segment"] if has_segment else []
-    data = _prepare(df, columns)[columns]
+    columns_present = set(getattr(df, "columns", ()))
+    has_ci = {"ci_lower", "ci_upper"} <= columns_present
+    has_segment = "segment" in columns_present
+    optional = [c for c in ("ci_lower", "ci_upper", "segment", "n", "alert", "alert_severity")
+                if c in columns_present]
+    columns = ["timestamp", "value", *optional]
+    data = _prepare(df, columns)[columns].reset_index(drop=True)
     if has_segment:
         data["segment"] = data["segment"].astype(str)
-
-    y_title = str(metric)
-    x = _timestamp_x()
-    tooltip: list[Any] = [
-        alt.Tooltip("timestamp:T", title="time", format="%Y-%m-%d %H:%M UTC"),
-        alt.Tooltip("value:Q", title=y_title, format=".4f"),
-    ]
+    # one line per segment only when there are several; a single label is tooltip text
+    by_segment = has_segment and data["segment"].nunique() > 1
+    if "alert_severity" in data.columns:
+        data["alert_severity"] = [s if isinstance(s, str) and s else None for s in data["alert_severity"]]
+        bad = sorted({s for s in data["alert_severity"] if isinstance(s, str)} - set(SEVERITY_COLORS))
+        if bad:
+            raise ValidationError(f"df.alert_severity has unknown value(s) {bad}; valid: {list(SEVERITY_COLORS)}",
+                                  parameter="df")
+        if "alert" not in data.columns:
+            data["alert"] = [s if isinstance(s, str) else "none" for s in data["alert_severity"]]
+    elif alerts is not None:
+        data = _snap_alerts(data, alerts)
     if has_ci:
-        tooltip += [
-            alt.Tooltip("ci_lower:Q", format=".4f"),
-            alt.Tooltip("ci_upper:Q", format=".4f"),
-        ]
+        data["interval"] = [_fmt_interval(lo, hi) for lo, hi in zip(data["ci_lower"], data["ci_upper"],
+                                                                     strict=True)]
+    y_bounds = bounds if bounds is not None else metric_bounds(str(metric))
+    base_v = _finite_number(baseline, parameter="baseline") if baseline is not None else None
+    thr_v = _finite_number(threshold, parameter="threshold") if threshold is not None else None
+
+    trend_frame = None
+    if trend is not None:
+        has_band = {"lower", "upper"} <= set(getattr(trend, "columns", ()))
+        tcols = ["timestamp", "fitted"] + (["lower", "upper"] if has_band else [])
+        trend_frame = _prepare(trend, tcols, parameter="trend")[tcols]
+    cp_frame = None
+    if change_point is not None:
+        try:
+            stamp = pd.Timestamp(change_point)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"change_point must be a timestamp, got {change_point!r}",
+                                  parameter="change_point") from exc
+        cp_frame = _prepare(pd.DataFrame({"timestamp": [stamp], "label": ["change point"]}),
+                            ["timestamp", "label"], parameter="change_point")
+
+    domain_values: list[Any] = list(data["value"])
+    if has_ci:
+        domain_values += list(data["ci_lower"]) + list(data["ci_upper"])
+    domain_values += [v for v in (base_v, thr_v) if v is not None]
+    if trend_frame is not None:
+        domain_values += list(trend_frame["fitted"])
+    domain = _y_domain(domain_values, y_bounds)
+    y_scale = alt.Scale(zero=False, domain=domain, clamp=True) if domain else alt.Scale(zero=False)
+    y_title = str(metric)
+
+    def y(field: str) -> alt.Y:
+        return alt.Y(f"{field}:Q", title=y_title, scale=y_scale)
+
+    x = _timestamp_x()
+    tooltip: list[Any] = [alt.Tooltip("timestamp:T", title="time", format="%Y-%m-%d %H:%M UTC"),
+                          alt.Tooltip("value:Q", title=y_title, format=".4f")]
+    if has_ci:
+        tooltip.append(alt.Tooltip("interval:N", title=interval_label))
+    if "n" in data.columns:
+        tooltip.append(alt.Tooltip("n:Q", title="n (rows)", format=","))
     if has_segment:
-        tooltip.append(alt.Tooltip("segment:N"))
-    color: Any = (
-        alt.Color("segment:N", title="segment") if has_segment else alt.value(_LINE_COLOR)
-    )
+        tooltip.append(alt.Tooltip("segment:N", title="segment"))
+    if "alert" in data.columns:
+        tooltip.append(alt.Tooltip("alert:N", title="alert"))
 
     base = alt.Chart(data)
-    series_layers = []
+    # drawn bottom to top: bands, lines, rules, then the points and alert markers (on top, so
+    # every point receives the pointer and shows its tooltip)
+    bands: list[Any] = []
+    lines: list[Any] = []
+    rules: list[Any] = []
+    tops: list[Any] = []
     if has_ci:
-        series_layers.append(
-            base.mark_area(opacity=0.18).encode(
-                x=x, y=alt.Y("ci_lower:Q", title=y_title), y2="ci_upper:Q", color=color
-            )
-        )
-    series_layers.append(
-        base.mark_line(point=True).encode(
-            x=x,
-            y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False)),
-            color=color,
+        band = base.mark_area(opacity=0.18, clip=True).encode(x=x, y=y("ci_lower"), y2="ci_upper:Q")
+        if by_segment:
+            band = band.encode(color=alt.Color("segment:N", title="segment", legend=None))
+        else:
+            band = _keyed(band, interval_label, _LINE_COLOR, symbol="square", opacity=0.3)
+        bands.append(band)
+    line = base.mark_line(clip=True).encode(x=x, y=y("value"))
+    points = base.mark_point(filled=True, size=36, opacity=1).encode(
+        x=x, y=y("value"), tooltip=tooltip).properties(name="series_points")
+    if by_segment:
+        seg_color = alt.Color("segment:N", title="segment")
+        lines.append(line.encode(color=seg_color))
+        tops.append(points.encode(color=seg_color))
+    else:
+        lines.append(_keyed(line, value_label, _LINE_COLOR, symbol="circle"))
+        tops.append(points.encode(color=alt.value(_LINE_COLOR)))
+    if base_v is not None:
+        rules.append(_hrule(base_v, "baseline", _BASELINE_COLOR, dashed=False, y_scale=y_scale))
+    if thr_v is not None:
+        rules.append(_hrule(thr_v, "alert threshold", _THRESHOLD_COLOR, dashed=True, y_scale=y_scale))
+    if trend_frame is not None:
+        tbase = alt.Chart(trend_frame)
+        if "lower" in trend_frame.columns:
+            bands.append(_keyed(tbase.mark_area(opacity=0.12, clip=True).encode(
+                x=x, y=y("lower"), y2="upper:Q"), "trend band", _TREND_COLOR, symbol="square", opacity=0.3))
+        lines.append(_keyed(tbase.mark_line(strokeDash=[2, 2], strokeWidth=1.5, clip=True).encode(
+            x=x, y=y("fitted"), tooltip=[alt.Tooltip("timestamp:T", title="time", format="%Y-%m-%d %H:%M UTC"),
+                                         alt.Tooltip("fitted:Q", title="trend", format=".4f")]),
+            "trend fit", _TREND_COLOR, dash=[2, 2]))
+    if cp_frame is not None:
+        rules.append(_keyed(alt.Chart(cp_frame).mark_rule(strokeDash=[4, 2], strokeWidth=1.5).encode(
+            x=x, tooltip=[alt.Tooltip("label:N", title="rule"),
+                          alt.Tooltip("timestamp:T", title="time", format="%Y-%m-%d %H:%M UTC")]),
+            "change point", _CHANGE_POINT_COLOR, dash=[4, 2]))
+    if "alert_severity" in data.columns and data["alert_severity"].notna().any():
+        tops.append(base.transform_filter("isValid(datum.alert_severity)").mark_point(
+            filled=True, size=150, shape="diamond", opacity=1).encode(
+            x=x, y=y("value"),
+            color=alt.Color("alert_severity:N", title="alert",
+                            scale=alt.Scale(domain=list(SEVERITY_COLORS), range=list(SEVERITY_COLORS.values())),
+                            legend=alt.Legend(title="alert", symbolType="diamond", orient="right")),
             tooltip=tooltip,
-        )
-    )
-    # band and line share one colour scale (segment legend); alerts get their own below
-    layers: list[Any] = [alt.layer(*series_layers)]
-
-    if baseline is not None:
-        layers.append(_hrule(_finite_number(baseline, parameter="baseline"), "baseline",
-                             _BASELINE_COLOR, dashed=False))
-    if threshold is not None:
-        layers.append(_hrule(_finite_number(threshold, parameter="threshold"), "alert threshold",
-                             _THRESHOLD_COLOR, dashed=True))
-    if trend is not None:
-        layers.extend(_trend_layers(trend, x=x))
-    if change_point is not None:
-        layers.append(_change_point_layer(change_point, x=x))
-    if alerts is not None:
-        layers.append(_alert_layer(alerts, x=x, y_title=y_title))
+        ).properties(name="alert_markers"))
+    layers = [*bands, *lines, *rules, *tops]
 
     subtitle = _direction_text(higher_is_better)
     chart = alt.layer(*layers).properties(
         title=alt.TitleParams(text=str(title if title is not None else metric), subtitle=subtitle)
-    )
-    if alerts is not None or has_segment:
-        chart = chart.resolve_scale(color="independent")
+    ).resolve_scale(color="independent")
     return apply_theme(chart)
 
 
-def _hrule(value: float, label: str, color: str, *, dashed: bool) -> alt.Chart:
+def _hrule(value: float, label: str, color: str, *, dashed: bool, y_scale: Any = None) -> alt.Chart:
     frame = pd.DataFrame({"y": [value], "label": [label]})
-    mark: dict[str, Any] = {"color": color, "strokeWidth": 1.5}
+    mark: dict[str, Any] = {"strokeWidth": 1.5, "clip": True}
     if dashed:
         mark["strokeDash"] = [6, 4]
-    return alt.Chart(frame).mark_rule(**mark).encode(
-        y=alt.Y("y:Q"),
-        tooltip=[alt.Tooltip("label:N", title="rule"), alt.Tooltip("y:Q", title="value")],
+    chart = alt.Chart(frame).mark_rule(**mark).encode(
+        y=alt.Y("y:Q") if y_scale is None else alt.Y("y:Q", scale=y_scale),
+        tooltip=[alt.Tooltip("label:N", title="rule"), alt.Tooltip("y:Q", title="value", format=".4f")],
     )
+    return _keyed(chart, label, color, dash=[6, 4] if dashed else None)
 
-
-def _trend_layers(trend: pd.DataFrame, *, x: alt.X) -> list[alt.Chart]:
-    has_band = "lower" in getattr(trend, "columns", ()) and "upper" in trend.columns
-    columns = ["timestamp", "fitted"] + (["lower", "upper"] if has_band else [])
-    frame = _prepare(trend, columns, parameter="trend")[columns]
-    base = alt.Chart(frame)
-    layers = []
-    if has_band:
-        layers.append(
-            base.mark_area(opacity=0.12, color=_TREND_COLOR).encode(
-                x=x, y="lower:Q", y2="upper:Q"
-            )
-        )
-    layers.append(
-        base.mark_line(color=_TREND_COLOR, strokeDash=[2, 2], strokeWidth=1.5).encode(
-            x=x, y="fitted:Q", tooltip=[alt.Tooltip("fitted:Q", title="trend", format=".4f")]
-        )
-    )
-    return layers
-
-
-def _change_point_layer(change_point: Any, *, x: alt.X) -> alt.Chart:
-    try:
-        stamp = pd.Timestamp(change_point)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(
-            f"change_point must be a timestamp, got {change_point!r}", parameter="change_point"
-        ) from exc
-    frame = _prepare(pd.DataFrame({"timestamp": [stamp], "label": ["change point"]}),
-                     ["timestamp", "label"], parameter="change_point")
-    return alt.Chart(frame).mark_rule(color="#9467bd", strokeDash=[4, 2], strokeWidth=1.5).encode(
-        x=x, tooltip=[alt.Tooltip("label:N", title="rule"),
-                      alt.Tooltip("timestamp:T", title="time", format="%Y-%m-%d %H:%M UTC")]
-    )
-
-
-def _alert_layer(alerts: pd.DataFrame, *, x: alt.X, y_title: str) -> alt.Chart:
-    columns = ["timestamp", "severity", "value"]
-    frame = _prepare(alerts, columns, parameter="alerts")[columns]
-    frame["severity"] = frame["severity"].astype(str)
-    unknown = sorted(set(frame["severity"]) - set(SEVERITY_COLORS))
-    if unknown:
-        raise ValidationError(
-            f"alerts.severity has unknown value(s) {unknown}; valid: {list(SEVERITY_COLORS)}",
-            parameter="alerts",
-        )
-    return alt.Chart(frame).mark_point(filled=True, size=140, shape="diamond", opacity=1).encode(
-        x=x,
-        y=alt.Y("value:Q", title=y_title),
-        color=alt.Color(
-            "severity:N",
-            title="alert",
-            scale=alt.Scale(domain=list(SEVERITY_COLORS), range=list(SEVERITY_COLORS.values())),
-        ),
-        tooltip=[
-            alt.Tooltip("timestamp:T", title="time", format="%Y-%m-%d %H:%M UTC"),
-            alt.Tooltip("severity:N"),
-            alt.Tooltip("value:Q", format=".4f"),
-        ],
-    )
 
 
 def volume_chart(df: pd.DataFrame, *, title: str = "samples per period") -> alt.Chart:
@@ -499,6 +629,220 @@ def segment_chart(
     return apply_theme(chart)
 
 
+def _metric_select_expr(param: str, values: Mapping[str, float], default: float) -> str:
+    expr = repr(float(default))
+    for name, v in reversed(list(values.items())):
+        expr = f"({param} === {json.dumps(name)} ? {float(v)!r} : {expr})"
+    return expr
+
+
+def explorer_chart(
+    df: pd.DataFrame,
+    *,
+    metrics: Mapping[str, Mapping[str, Any]],
+    initial_metric: str | None = None,
+    initial_threshold: float = 0.05,
+    max_threshold: float = 0.3,
+    title: str | None = None,
+    decision: Mapping[str, Any] | None = None,
+    initial_alerts: Mapping[str, Sequence[str]] | None = None,
+    threshold_mode: str = "relative",
+) -> alt.LayerChart:
+    """Offline threshold explorer over several metrics: a metric selector and a threshold slider.
+
+    Everything is computed in the browser (no kernel). With ``decision`` the page evaluates
+    the tracker's own rule (:func:`perfkit.analysis.decide` and the cooldown, ported to
+    JavaScript in :mod:`perfkit.report._explorer_js`) for the selected metric at the slider's
+    threshold, so the red points and the count equal :func:`perfkit.analysis.replay`;
+    without it a point is red when its relative degradation exceeds the threshold. A dashed
+    rule marks the metric level the threshold corresponds to (at the model baseline) and a
+    label above the plot says "N alerts would fire". The slider and the label are in
+    percent; the y axis of each metric is fixed (it does not move with the slider) and
+    clipped to the metric's bounds.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Columns ``timestamp``, ``metric``, ``value``.
+    metrics : mapping
+        ``{metric: {"baseline": float, "higher_is_better": bool}}``; rows of other metrics
+        are ignored. Baselines must be finite and non-zero.
+    initial_metric : str, optional
+        Metric shown first (default: the first of ``metrics``).
+    initial_threshold : float, default 0.05
+        Starting threshold as a fraction (0.05 = 5 %; the slider shows percent).
+    max_threshold : float, default 0.3
+        Slider maximum, as a fraction.
+    title : str, optional
+    decision : mapping, optional
+        The tracker's decision inputs (:func:`perfkit.report._explorer.explorer_payload`);
+        ``df`` then needs a ``key`` column naming each point's check. The page evaluates the
+        tracker's rule (tests, false-discovery family, window check, cooldown) in JavaScript
+        and colours the points whose alert would fire; without it the rule is the point
+        estimate against the threshold alone.
+    initial_alerts : mapping, optional
+        With ``decision``: ``{"fire": keys, "suppressed": keys}`` at the initial metric and
+        threshold (computed in Python), shown before any script runs.
+
+    Returns
+    -------
+    altair.LayerChart
+        Params ``threshold`` (percent, a range input) and ``explorer_metric`` (a select);
+        layers named ``threshold_points``, ``threshold_rule`` and ``alert_count``.
+
+    Raises
+    ------
+    ValidationError
+        Bad baselines, thresholds or metric names (``parameter`` names which).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> ts = pd.date_range("2026-01-01", periods=2, tz="UTC")
+    >>> df = pd.DataFrame({"timestamp": list(ts) * 2, "metric": ["accuracy"] * 2 + ["log_loss"] * 2,
+    ...                    "value": [0.9, 0.8, 0.3, 0.5]})
+    >>> spec = explorer_chart(df, metrics={"accuracy": {"baseline": 0.9, "higher_is_better": True},
+    ...                                    "log_loss": {"baseline": 0.3, "higher_is_better": False}}).to_dict()
+    >>> [p["name"] for p in spec["params"]]
+    ['threshold', 'explorer_metric']
+    >>> spec["params"][1]["bind"]["options"]
+    ['accuracy', 'log_loss']
+    """
+    if not isinstance(metrics, Mapping) or not metrics:
+        raise ValidationError("metrics must be a non-empty mapping metric -> {baseline, higher_is_better}",
+                              parameter="metrics")
+    info: dict[str, tuple[float, bool]] = {}
+    for name, spec in metrics.items():
+        b = _finite_number((spec or {}).get("baseline"), parameter="baseline")
+        if b == 0:
+            raise ValidationError(f"baseline of {name!r} must be non-zero for a relative threshold",
+                                  parameter="baseline")
+        info[str(name)] = (b, bool(spec.get("higher_is_better", True)))
+    first = str(initial_metric) if initial_metric is not None else next(iter(info))
+    if first not in info:
+        raise ValidationError(f"initial_metric {initial_metric!r} is not one of {list(info)}",
+                              parameter="initial_metric")
+    max_t = _finite_number(max_threshold, parameter="max_threshold")
+    if max_t <= 0:
+        raise ValidationError(f"max_threshold must be > 0, got {max_threshold!r}", parameter="max_threshold")
+    init_t = _finite_number(initial_threshold, parameter="initial_threshold")
+    if not 0 <= init_t <= max_t:
+        raise ValidationError(f"initial_threshold must be within [0, {max_t}], got {initial_threshold!r}",
+                              parameter="initial_threshold")
+    extra = [c for c in ("baseline", "segment", "key") if c in getattr(df, "columns", ())]
+    if decision is not None and "key" not in extra:
+        raise ValidationError("df needs a 'key' column with decision=", parameter="df")
+    data = _prepare(df, ["timestamp", "metric", "value", *extra])[["timestamp", "metric", "value", *extra]]
+    data["metric"] = data["metric"].astype(str)
+    data = data[data["metric"].isin(list(info))].reset_index(drop=True)
+    if "baseline" not in extra:
+        data["baseline"] = [info[m][0] for m in data["metric"]]
+    bad = ~(np.isfinite(data["baseline"].to_numpy(float)) & (data["baseline"].to_numpy(float) != 0))
+    if bad.any():
+        raise ValidationError("df.baseline must be finite and non-zero", parameter="df")
+    has_segment = "segment" in extra
+    if has_segment:
+        data["segment"] = data["segment"].astype(str)
+    data["scale"] = data["baseline"].abs()
+    data["sign"] = [1.0 if info[m][1] else -1.0 for m in data["metric"]]
+
+    if threshold_mode not in ("relative", "absolute"):
+        raise ValidationError(f"threshold_mode must be 'relative' or 'absolute', got {threshold_mode!r}",
+                              parameter="threshold_mode")
+    relative = threshold_mode == "relative"
+    unit = "%" if relative else "hundredths"
+    pct_max = round(max_t * 100, 6)
+    threshold = alt.param(name="threshold", value=round(init_t * 100, 6),
+                          bind=alt.binding_range(min=0, max=pct_max, step=0.5,
+                                                 name=f"alert threshold ({unit} worse than baseline) "))
+    selected = alt.param(name="explorer_metric", value=first,
+                         bind=alt.binding_select(options=list(info), name="metric "))
+    # relative degradation, in percent of the baseline, positive = worse
+    degradation = "100 * datum.sign * (datum.baseline - datum.value) / datum.scale"
+    params = [threshold, selected]
+    if decision is None:
+        flag = "datum.metric === explorer_metric && datum.degradation > threshold"
+        status = "datum.degradation > threshold ? 'would alert' : 'ok'"
+    else:
+        init = initial_alerts or {}
+        fire = [str(k) for k in init.get("fire", [])]
+        supp = [str(k) for k in init.get("suppressed", [])]
+        params += [alt.param(name="fire_keys", value=fire), alt.param(name="suppressed_keys", value=supp),
+                   alt.param(name="fire_count", value=len(fire))]
+        flag = "datum.metric === explorer_metric && indexof(fire_keys, datum.key) >= 0"
+        status = ("indexof(fire_keys, datum.key) >= 0 ? 'would alert' : "
+                  "(indexof(suppressed_keys, datum.key) >= 0 ? 'suppressed (cooldown)' : 'ok')")
+    lows: dict[str, float] = {}
+    highs: dict[str, float] = {}
+    for m, (b, hib) in info.items():
+        vals = list(data.loc[data["metric"] == m, "value"]) + list(data.loc[data["metric"] == m, "baseline"])
+        vals += [b, b - (1 if hib else -1) * init_t * abs(b)]
+        dom = _y_domain(vals, metric_bounds(m)) or [b - 1, b + 1]
+        lows[m], highs[m] = dom
+    y_scale = alt.Scale(zero=False, domainMin=alt.ExprRef(_metric_select_expr("explorer_metric", lows, 0)),
+                        domainMax=alt.ExprRef(_metric_select_expr("explorer_metric", highs, 1)))
+    y = alt.Y("value:Q", title="value of the selected metric", scale=y_scale)
+    x = _timestamp_x()
+    base = alt.Chart(data).transform_calculate(degradation=degradation).transform_calculate(
+        flag=f"({flag}) ? 1 : 0", status=status)
+    shown = base.transform_filter("datum.metric === explorer_metric")
+    line = shown.mark_line(color="#bbbbbb", clip=True).encode(x=x, y=y)
+    if has_segment:
+        line = line.encode(detail="segment:N")
+    points = shown.mark_point(filled=True, size=70, opacity=1).encode(
+        x=x, y=y,
+        color=alt.Color("status:N", title="at this threshold",
+                        scale=alt.Scale(domain=["ok", "would alert", "suppressed (cooldown)"],
+                                        range=[_OK_COLOR, _ALERT_COLOR, "#f2a93b"])),
+        tooltip=[
+            alt.Tooltip("timestamp:T", title="time", format="%Y-%m-%d %H:%M UTC"),
+            alt.Tooltip("metric:N"),
+            *([alt.Tooltip("segment:N")] if has_segment else []),
+            alt.Tooltip("value:Q", title="value", format=".4f"),
+            alt.Tooltip("baseline:Q", format=".4f"),
+            alt.Tooltip("degradation:Q", title="worse than baseline (%)", format=".1f"),
+            alt.Tooltip("status:N"),
+        ],
+    ).properties(name="threshold_points")
+    rules = pd.DataFrame({"metric": list(info), "baseline": [v[0] for v in info.values()],
+                          "sign": [1.0 if v[1] else -1.0 for v in info.values()]})
+    rule_base = alt.Chart(rules).transform_filter("datum.metric === explorer_metric")
+    baseline_rule = rule_base.transform_calculate(label="'baseline'").mark_rule(
+        color=_BASELINE_COLOR, strokeWidth=1.5, clip=True).encode(
+        y=alt.Y("baseline:Q", scale=y_scale),
+        tooltip=[alt.Tooltip("label:N", title="rule"), alt.Tooltip("baseline:Q", format=".4f")])
+    rule = rule_base.transform_calculate(
+        limit=("datum.baseline - datum.sign * threshold / 100 * abs(datum.baseline)" if relative else
+               "datum.baseline - datum.sign * threshold / 100"), label="'alert threshold'",
+    ).mark_rule(color=_ALERT_COLOR, strokeDash=[6, 4], strokeWidth=1.5, clip=True).encode(
+        y=alt.Y("limit:Q", scale=y_scale),
+        tooltip=[alt.Tooltip("label:N", title="rule"), alt.Tooltip("limit:Q", format=".4f")],
+    ).properties(name="threshold_rule")
+    text = ("datum.n + (datum.n === 1 ? ' alert would fire' : ' alerts would fire') + ' for ' + explorer_metric"
+            f" + ' at a threshold of ' + format(threshold, '.1f') + ' {unit} worse than baseline'")
+    if decision is None:
+        count_data = base.transform_aggregate(n="sum(flag)")
+    else:  # the count is the decision script's (a signal), so it is there even with no point of the metric
+        count_data = alt.Chart(pd.DataFrame({"one": [1]})).transform_calculate(n="fire_count")
+    count = count_data.transform_calculate(label=text).mark_text(
+        align="left", baseline="bottom", fontSize=13, fontWeight="bold", color="#333333").encode(
+        x=alt.value(0), y=alt.value(-8), text="label:N"
+    ).properties(name="alert_count")
+    usermeta: dict[str, Any] = {"embedOptions": {"renderer": "svg", "actions": False}}
+    if decision is not None:
+        usermeta["perfkit_explorer"] = dict(decision)
+    subtitle = ("the tracker's rule: test against each segment's baseline, false-discovery control, cooldown"
+                if decision is not None else
+                "relative change against each metric's baseline, in percent (positive = worse)")
+
+    chart = alt.layer(line, baseline_rule, rule, points, count).add_params(*params).properties(
+        title=alt.TitleParams(text=str(title) if title is not None else "threshold explorer", subtitle=subtitle,
+                              offset=26),
+        usermeta=usermeta,
+    )
+    return apply_theme(chart)
+
+
 def threshold_explorer_chart(
     df: pd.DataFrame,
     *,
@@ -509,35 +853,7 @@ def threshold_explorer_chart(
     max_threshold: float = 0.3,
     title: str | None = None,
 ) -> alt.LayerChart:
-    """Offline threshold explorer: a slider that recolours the points that would alert.
-
-    Everything is computed by Vega-Lite in the browser (no kernel): the relative degradation
-    of each point against ``baseline`` (in the direction given by ``higher_is_better``) is
-    compared with the ``threshold`` param bound to a range input. Points above it turn red,
-    a rule marks the metric level the threshold corresponds to, and a text mark says
-    "N alerts would fire".
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        Columns ``timestamp`` and ``value``.
-    metric : str
-        Metric name (y axis title).
-    baseline : float
-        Reference value; must be non-zero (degradation is relative to it).
-    higher_is_better : bool, default True
-        When True a drop below the baseline is a degradation, otherwise a rise.
-    initial_threshold : float, default 0.05
-        Starting slider value (relative degradation, 0.05 = 5 %).
-    max_threshold : float, default 0.3
-        Slider maximum.
-    title : str, optional
-
-    Returns
-    -------
-    altair.LayerChart
-        Layers named ``threshold_points``, ``threshold_rule`` and ``alert_count`` (Vega mark
-        names get a ``_marks`` suffix, so the SVG has ``g.alert_count_marks text``).
+    """One-metric :func:`explorer_chart`: ``df`` has ``timestamp`` and ``value``.
 
     Raises
     ------
@@ -551,87 +867,14 @@ def threshold_explorer_chart(
     ...                    "value": [0.9, 0.84, 0.8]})
     >>> spec = threshold_explorer_chart(df, metric="accuracy", baseline=0.9).to_dict()
     >>> spec["params"][0]["name"], spec["params"][0]["value"]
-    ('threshold', 0.05)
+    ('threshold', 5.0)
     >>> spec["params"][0]["bind"]["input"]
     'range'
     """
-    baseline_f = _finite_number(baseline, parameter="baseline")
-    if baseline_f == 0:
-        raise ValidationError("baseline must be non-zero for a relative threshold",
-                              parameter="baseline")
-    max_t = _finite_number(max_threshold, parameter="max_threshold")
-    if max_t <= 0:
-        raise ValidationError(f"max_threshold must be > 0, got {max_threshold!r}",
-                              parameter="max_threshold")
-    init_t = _finite_number(initial_threshold, parameter="initial_threshold")
-    if not 0 <= init_t <= max_t:
-        raise ValidationError(
-            f"initial_threshold must be within [0, {max_t}], got {initial_threshold!r}",
-            parameter="initial_threshold",
-        )
-    data = _prepare(df, ["timestamp", "value"])[["timestamp", "value"]]
-
-    threshold = alt.param(
-        name="threshold",
-        value=init_t,
-        bind=alt.binding_range(min=0, max=max_t, step=0.005, name="threshold"),
-    )
-    scale = abs(baseline_f)
-    if higher_is_better:
-        degradation = f"({baseline_f!r} - datum.value) / {scale!r}"
-        limit = f"{baseline_f!r} - threshold * {scale!r}"
-    else:
-        degradation = f"(datum.value - {baseline_f!r}) / {scale!r}"
-        limit = f"{baseline_f!r} + threshold * {scale!r}"
-
-    y_title = str(metric)
-    x = _timestamp_x()
-    base = alt.Chart(data).transform_calculate(degradation=degradation).transform_calculate(
-        status="datum.degradation > threshold ? 'would alert' : 'ok'",
-        flag="datum.degradation > threshold ? 1 : 0",
-    )
-    line = alt.Chart(data).mark_line(color="#bbbbbb").encode(
-        x=x, y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False))
-    )
-    points = base.mark_point(filled=True, size=70, opacity=1).encode(
-        x=x,
-        y=alt.Y("value:Q", title=y_title),
-        color=alt.Color(
-            "status:N",
-            title="at this threshold",
-            scale=alt.Scale(domain=["ok", "would alert"], range=[_OK_COLOR, _ALERT_COLOR]),
-        ),
-        tooltip=[
-            alt.Tooltip("timestamp:T", title="time", format="%Y-%m-%d %H:%M UTC"),
-            alt.Tooltip("value:Q", title=y_title, format=".4f"),
-            alt.Tooltip("degradation:Q", title="relative degradation", format=".1%"),
-            alt.Tooltip("status:N"),
-        ],
-    ).properties(name="threshold_points")
-    baseline_rule = _hrule(baseline_f, "baseline", _BASELINE_COLOR, dashed=False)
-    rule = alt.Chart(pd.DataFrame({"label": ["alert threshold"]})).transform_calculate(
-        limit=limit
-    ).mark_rule(color=_THRESHOLD_COLOR, strokeDash=[6, 4], strokeWidth=1.5).encode(
-        y=alt.Y("limit:Q"),
-        tooltip=[alt.Tooltip("label:N", title="rule"), alt.Tooltip("limit:Q", format=".4f")],
-    ).properties(name="threshold_rule")
-    count = base.transform_aggregate(n="sum(flag)").transform_calculate(
-        label="datum.n + (datum.n === 1 ? ' alert would fire' : ' alerts would fire')"
-        " + ' at threshold ' + format(threshold, '.1%')"
-    ).mark_text(align="left", baseline="top", fontSize=13, fontWeight="bold",
-                color="#333333").encode(
-        x=alt.value(6), y=alt.value(6), text="label:N"
-    ).properties(name="alert_count")
-
-    chart = alt.layer(line, baseline_rule, rule, points, count).add_params(threshold).properties(
-        title=alt.TitleParams(
-            text=str(title) if title is not None else f"{metric}: threshold explorer",
-            subtitle=f"relative degradation vs baseline {baseline_f:g} "
-            f"({_direction_text(higher_is_better)})",
-        ),
-        usermeta={"embedOptions": {"renderer": "svg", "actions": False}},
-    )
-    return apply_theme(chart)
+    frame = _prepare(df, ["timestamp", "value"])[["timestamp", "value"]].assign(metric=str(metric))
+    return explorer_chart(frame, metrics={str(metric): {"baseline": baseline, "higher_is_better": higher_is_better}},
+                          initial_threshold=initial_threshold, max_threshold=max_threshold,
+                          title=title if title is not None else f"{metric}: threshold explorer")
 
 
 # --------------------------------------------------------------------------------------------

@@ -52,7 +52,11 @@ _SCRIPT = """<script type="text/javascript">
     root.setAttribute("data-perfkit-state", "loading");
     var target = root.querySelector(".perfkit-chart-interactive");
     var fallback = root.querySelector(".perfkit-chart-static");
-    window.vegaEmbed(target, spec, {renderer: "svg", actions: false}).then(function () {
+    window.vegaEmbed(target, spec, {renderer: "svg", actions: false}).then(function (result) {
+      var meta = spec.usermeta || {};
+      if (meta.perfkit_explorer && typeof window.perfkitExplorer === "function") {
+        window.perfkitExplorer(result.view, meta.perfkit_explorer);
+      }
       fallback.style.display = "none";
       target.style.display = "";
       root.setAttribute("data-perfkit-state", "interactive");
@@ -111,6 +115,11 @@ def chart_html(chart: Any, *, chart_id: str | None = None) -> str:
         raise ValidationError(f"chart_id {dom_id!r} is not a valid DOM id", parameter="chart_id")
     svg = chart_to_svg(spec)
     script = _SCRIPT % {"id": _json_for_script(dom_id), "spec": _json_for_script(spec)}
+    if isinstance(spec.get("usermeta"), dict) and "perfkit_explorer" in spec["usermeta"]:
+        from perfkit.report._explorer_js import EXPLORER_JS
+
+        # defines window.perfkitExplorer once per page: the tracker's decision rule in JavaScript
+        script = f'<script type="text/javascript">{EXPLORER_JS}</script>' + script
     return (
         f'<div class="perfkit-chart" id="{dom_id}" data-perfkit-state="static">'
         f'<div class="perfkit-chart-static">{svg}</div>'
