@@ -11,7 +11,8 @@ conventions keeps working::
     │   ├── ProbabilityError                  scores outside [0, 1] or rows not summing to 1
     │   ├── LabelError                        labels / classes that do not match
     │   ├── EmptyBatchError                   a batch with no rows
-    │   └── UnknownTaskError                  a task name perfkit does not know
+    │   ├── UnknownTaskError                  a task name perfkit does not know
+    │   └── ModelIdentityError                a batch / baseline of another task or label set
     ├── InputTypeError (TypeError)            arguments of the wrong type
     ├── ConfigError (ValueError)              a configuration key, type or value is wrong
     ├── StateError (ValueError)               states that cannot be merged or decoded
@@ -37,6 +38,7 @@ __all__ = [
     "EngineError",
     "InputTypeError",
     "LabelError",
+    "ModelIdentityError",
     "NonFiniteError",
     "PerfkitError",
     "ProbabilityError",
@@ -96,6 +98,11 @@ class EmptyBatchError(ValidationError):
 
 class UnknownTaskError(ValidationError):
     """A task name that perfkit does not know."""
+
+
+class ModelIdentityError(ValidationError):
+    """A batch or baseline that cannot belong to the model: another task, or a label set that
+    cannot be the model's (the message names the model's task and labels). Nothing is written."""
 
 
 class InputTypeError(PerfkitError, TypeError):

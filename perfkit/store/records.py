@@ -25,9 +25,11 @@ from perfkit.exceptions import InputTypeError, ValidationError
 __all__ = [
     "ALL_SEGMENTS",
     "METRIC_FIELDS",
+    "NAME_MAX",
     "TASKS",
     "BaselineRecord",
     "BatchRecord",
+    "check_name",
     "decode_json",
     "encode_json",
     "normalize_metrics",
@@ -268,12 +270,34 @@ def _new_batch_id() -> str:
     return uuid.uuid4().hex
 
 
+NAME_MAX = 255
+"""Longest model / segment / batch id / version name every backend stores."""
+
+
+def check_name(value: Any, parameter: str) -> str:
+    """The one name rule of the store: a str, not blank, at most :data:`NAME_MAX` characters.
+
+    >>> check_name("churn", "model")
+    'churn'
+    >>> check_name("  ", "batch_id")
+    Traceback (most recent call last):
+    ...
+    perfkit.exceptions.ValidationError: batch_id must be a non-blank str of at most 255 characters, got '  '
+    """
+    if not isinstance(value, str) or not value.strip() or len(value) > NAME_MAX:
+        shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
+        extra = f" ({len(value)} characters)" if isinstance(value, str) and len(value) > NAME_MAX else ""
+        raise ValidationError(
+            f"{parameter} must be a non-blank str of at most {NAME_MAX} characters, got {shown!r}{extra}",
+            parameter=parameter,
+        )
+    return value
+
+
 def _check_str(value: Any, parameter: str, *, optional: bool = False) -> None:
     if value is None and optional:
         return
-    if not isinstance(value, str) or (not optional and not value):
-        kind = "a str or None" if optional else "a non-empty str"
-        raise ValidationError(f"{parameter} must be {kind}, got {value!r}", parameter=parameter)
+    check_name(value, parameter)
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,10 @@ import logging
 import math
 import numbers
 import operator
+import os
 import pathlib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +44,12 @@ from perfkit.exceptions import (
     StoreError,
     ValidationError,
 )
+from perfkit.store import _outbox, _tracking
 from perfkit.store.records import (
     ALL_SEGMENTS,
     BaselineRecord,
     BatchRecord,
+    check_name,
     decode_json,
     encode_json,
     normalize_metrics,
@@ -228,16 +231,14 @@ def _unseg(segment: str) -> str | None:
 def _check_name(value: Any, parameter: str, *, optional: bool = False) -> None:
     if value is None and optional:
         return
-    if not isinstance(value, str) or not value:
-        kind = "a non-empty str or None" if optional else "a non-empty str"
-        raise ValidationError(f"{parameter} must be {kind}, got {value!r}", parameter=parameter)
+    check_name(value, parameter)
 
 
 def _migrations_location() -> str:
     return str(importlib.resources.files("perfkit.store") / "migrations")
 
 
-def _make_engine(url: sa.URL, echo: bool) -> sa.Engine:
+def _make_engine(url: sa.URL, echo: bool, *, read_only: pathlib.Path | None = None) -> sa.Engine:
     kwargs: dict[str, Any] = {
         "echo": echo,
         "json_serializer": _dumps,
@@ -245,11 +246,18 @@ def _make_engine(url: sa.URL, echo: bool) -> sa.Engine:
     }
     if url.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 20.0}
+        if read_only is not None:
+            # a read-only file (or directory): open it through a read-only URI; without
+            # write access to the directory SQLite cannot create the WAL index, so the
+            # file is opened as immutable (a consistent snapshot of a store nobody writes)
+            flags = "mode=ro" if os.access(read_only.parent, os.W_OK) else "immutable=1"
+            url = url.set(database=f"file:{read_only.resolve()}?{flags}")
+            kwargs["connect_args"]["uri"] = True
     else:
         kwargs["pool_pre_ping"] = True
     engine = sa.create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_on_connect)
+        sa.event.listen(engine, "connect", _sqlite_read_only_on_connect if read_only else _sqlite_on_connect)
         sa.event.listen(engine, "begin", _sqlite_on_begin)
     return engine
 
@@ -263,6 +271,15 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_read_only_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=20000")
     finally:
         cursor.close()
 
@@ -338,8 +355,10 @@ class Store:
     ) -> None:
         if url is None:
             url = DEFAULT_URL
-        if isinstance(url, pathlib.Path):
-            url = f"sqlite:///{url}"
+        if isinstance(url, os.PathLike):
+            url = f"sqlite:///{os.fspath(url)}"
+        elif isinstance(url, str) and "://" not in url and url:
+            url = f"sqlite:///{url}"  # a plain path is a SQLite file
         if not isinstance(url, str):
             raise InputTypeError(
                 f"url must be a str, a pathlib.Path or None, got {type(url).__name__}",
@@ -355,20 +374,27 @@ class Store:
                 f"url {parsed.render_as_string(hide_password=True)!r} names database "
                 f"{backend!r}; perfkit stores support 'sqlite' and 'postgresql'"
             )
+        read_only_path = None
         if backend == "sqlite":
             database = parsed.database or ""
             if database not in ("", ":memory:") and not database.startswith("file:"):
                 path = pathlib.Path(database)
-                if create:
+                if path.exists() and not os.access(path, os.W_OK):
+                    read_only_path = path
+                elif create:
                     path.parent.mkdir(parents=True, exist_ok=True)
                 elif not path.exists():
                     raise StoreError(f"no perfkit store at {path} (open it with create=True)")
         self.url = parsed.render_as_string(hide_password=True)
-        self._engine = _make_engine(parsed, echo)
+        self.read_only = read_only_path is not None
+        self._engine = _make_engine(parsed, echo, read_only=read_only_path)
         self.dialect = self._engine.dialect.name
         self.auto_upgrade = (self.dialect == "sqlite") if auto_upgrade is None else auto_upgrade
         try:
-            self._prepare_schema(create=create)
+            if self.read_only:
+                self._check_schema_read_only()
+            else:
+                self._prepare_schema(create=create)
         except BaseException:
             self._engine.dispose()
             raise
@@ -395,6 +421,8 @@ class Store:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sa.Connection]:
         """A connection in a write transaction (SQLite: ``BEGIN IMMEDIATE``)."""
+        if self.read_only:
+            raise StoreError(f"store {self.url} is read-only (the file is not writable): nothing was written")
         with self._engine.connect() as conn:
             if self.dialect == "sqlite":
                 conn.execution_options(perfkit_begin="IMMEDIATE")
@@ -414,6 +442,19 @@ class Store:
             yield
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"{action} failed on store {self.url}: {exc}") from exc
+
+    def _check_schema_read_only(self) -> None:
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory(_migrations_location()).get_current_head()
+        with self._errors("opening the store"), self._read() as conn:
+            current = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+        if current != head:
+            raise SchemaVersionError(
+                f"read-only store {self.url} has schema revision {current!r} (expected {head!r}); "
+                "it cannot be migrated without write access"
+            )
 
     def _prepare_schema(self, *, create: bool) -> None:
         from alembic import command
@@ -944,11 +985,14 @@ class Store:
         with self._errors("segments"), self._read() as conn:
             return [_unseg(s) for s in conn.execute(query).scalars()]
 
-    def delete_older_than(self, days: float, *, now: datetime | None = None) -> int:
+    def delete_older_than(self, days: float, *, now: datetime | None = None, model: str | None = None,
+                          keep_undelivered: bool = False) -> int:
         """Delete batches and alerts with a timestamp older than ``days`` before ``now``.
 
         Baselines are kept. Alert deliveries go with their alert; ``suppressed_by``
-        references to a deleted alert are cleared.
+        references to a deleted alert are cleared. ``model`` limits the deletion to one
+        model; ``keep_undelivered`` keeps alerts with a pending or failed delivery. See
+        :meth:`apply_retention` for the counts of everything deleted.
 
         Returns
         -------
@@ -966,6 +1010,16 @@ class Store:
         >>> store.delete_older_than(30, now=now), store.count()
         (2, 1)
         """
+        return self.apply_retention(days, now=now, model=model, keep_undelivered=keep_undelivered)["batches"]
+
+    def apply_retention(self, days: float, *, model: str | None = None, keep_undelivered: bool = True,
+                        now: datetime | None = None) -> dict[str, int]:
+        """Delete what is older than ``days`` (of ``model``, or of every model when None).
+
+        Alerts whose delivery is still pending or failed are kept unless
+        ``keep_undelivered=False``. Returns the counts: ``{"batches": ..., "alerts": ...,
+        "undelivered_alerts_kept": ...}``.
+        """
         if (
             isinstance(days, bool)
             or not isinstance(days, numbers.Real)
@@ -973,11 +1027,22 @@ class Store:
             or days < 0
         ):
             raise ValidationError(f"days must be a number >= 0, got {days!r}", parameter="days")
+        _check_name(model, "model", optional=True)
         now = _now() if now is None else to_utc(now, "now")
         cutoff = now - timedelta(days=float(days))
-        old_alerts = sa.select(alerts.c.alert_id).where(alerts.c.timestamp < cutoff)
-        with self._errors("delete_older_than"), self._write() as conn:
-            deleted = conn.execute(batches.delete().where(batches.c.timestamp < cutoff)).rowcount
+        batch_where = [batches.c.timestamp < cutoff]
+        alert_where = [alerts.c.timestamp < cutoff]
+        if model is not None:
+            batch_where.append(batches.c.model == model)
+            alert_where.append(alerts.c.model == model)
+        undelivered = alerts.c.status.in_(("pending", "failed"))
+        kept_query = sa.select(sa.func.count()).select_from(alerts).where(*alert_where, undelivered)
+        if keep_undelivered:
+            alert_where.append(~undelivered)
+        old_alerts = sa.select(alerts.c.alert_id).where(*alert_where)
+        with self._errors("apply_retention"), self._write() as conn:
+            kept = int(conn.execute(kept_query).scalar_one()) if keep_undelivered else 0
+            deleted = conn.execute(batches.delete().where(*batch_where)).rowcount
             conn.execute(
                 alerts.update()
                 .where(alerts.c.suppressed_by.in_(old_alerts))
@@ -986,12 +1051,12 @@ class Store:
             conn.execute(
                 alert_deliveries.delete().where(alert_deliveries.c.alert_id.in_(old_alerts))
             )
-            n_alerts = conn.execute(alerts.delete().where(alerts.c.timestamp < cutoff)).rowcount
+            n_alerts = conn.execute(alerts.delete().where(*alert_where)).rowcount
         logger.info(
-            "deleted %d batch records and %d alerts older than %s from %s",
-            deleted, n_alerts, cutoff.isoformat(), self.url,
+            "deleted %d batch records and %d alerts older than %s from %s (model %s; %d undelivered alerts kept)",
+            deleted, n_alerts, cutoff.isoformat(), self.url, model or "all", kept,
         )
-        return int(deleted)
+        return {"batches": int(deleted), "alerts": int(n_alerts), "undelivered_alerts_kept": kept}
 
     # ------------------------------------------------------------------ baselines
     def set_baseline(
@@ -1332,6 +1397,54 @@ class Store:
         )
         with self._errors("pending_deliveries"), self._read() as conn:
             return [(row.payload, row.channel) for row in conn.execute(query)]
+
+    # ------------------------------------------------------------------ tracking / outbox
+    def write_tracked(self, record: BatchRecord, **kwargs: Any) -> _tracking.TrackedWrite:
+        """Write a batch with its identity check, bootstrap baseline and alerts in ONE transaction.
+
+        See :func:`perfkit.store._tracking.write_tracked`; any error writes nothing.
+        """
+        if not isinstance(record, BatchRecord):
+            raise InputTypeError(f"record must be a BatchRecord, got {type(record).__name__}", parameter="record")
+        return _tracking.write_tracked(self, record, **kwargs)
+
+    def model_identity(self, model: str) -> dict | None:
+        """The stored identity of ``model`` (``task``, ``classes``, ``positive_label``,
+        ``has_scores``), or None before its first labelled batch or baseline."""
+        _check_name(model, "model")
+        with self._errors("model_identity"), self._read() as conn:
+            return _tracking.read_identity(conn, model)
+
+    def set_model_identity(self, model: str, identity: Callable[[dict | None], dict | None]) -> dict | None:
+        """Update the identity of ``model`` in one transaction: ``identity(current)`` returns the new
+        one (None: unchanged) or raises to refuse."""
+        _check_name(model, "model")
+        with self._errors("set_model_identity"), self._write() as conn:
+            current = _tracking.read_identity(conn, model)
+            new = identity(current)
+            if new is not None:
+                _tracking.write_identity(conn, self.dialect, model, current, new)
+            return new if new is not None else current
+
+    def claim_deliveries(
+        self,
+        channels: Sequence[str],
+        *,
+        owner: str,
+        lease_seconds: float,
+        alert_ids: Sequence[str] | None = None,
+        limit: int | None = None,
+        exclude: Sequence[str] = (),
+    ) -> list[_outbox.Claim]:
+        """Claim open deliveries with a lease (see :mod:`perfkit.store._outbox`)."""
+        return _outbox.claim_deliveries(self, channels=channels, owner=owner, lease_seconds=lease_seconds,
+                                        alert_ids=alert_ids, limit=limit, exclude=exclude)
+
+    def record_claimed(self, claim: _outbox.Claim, *, status: str, error: str | None = None) -> bool:
+        """Record the outcome of a claimed delivery and release its lease."""
+        if status not in ("delivered", "failed"):
+            raise ValidationError(f"status must be 'delivered' or 'failed', got {status!r}", parameter="status")
+        return _outbox.record_claimed(self, claim, status=status, error=error)
 
     def alerts(
         self,
