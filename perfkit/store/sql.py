@@ -234,6 +234,18 @@ def _check_name(value: Any, parameter: str, *, optional: bool = False) -> None:
     check_name(value, parameter)
 
 
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@\s]*@")
+
+
+def mask_urls(text: str) -> str:
+    """Mask the password of every URL in ``text`` (``user:***@host``).
+
+    >>> mask_urls("cannot reach postgresql://bob:hunter2@db:5432/perf")
+    'cannot reach postgresql://bob:***@db:5432/perf'
+    """
+    return _URL_PASSWORD.sub(r"\1:***@", text)
+
+
 def _migrations_location() -> str:
     return str(importlib.resources.files("perfkit.store") / "migrations")
 
@@ -367,7 +379,9 @@ class Store:
         try:
             parsed = sa.make_url(url)
         except sa.exc.ArgumentError as exc:
-            raise ConfigError(f"url {url!r} is not a valid SQLAlchemy URL: {exc}") from exc
+            raise ConfigError(
+                f"url {mask_urls(url)!r} is not a valid SQLAlchemy URL: {mask_urls(str(exc))}"
+            ) from None
         backend = parsed.get_backend_name()
         if backend not in ("sqlite", "postgresql"):
             raise ConfigError(
@@ -441,7 +455,7 @@ class Store:
         try:
             yield
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"{action} failed on store {self.url}: {exc}") from exc
+            raise StoreError(f"{action} failed on store {self.url}: {mask_urls(str(exc))}") from exc
 
     def _check_schema_read_only(self) -> None:
         from alembic.runtime.migration import MigrationContext
@@ -1298,7 +1312,7 @@ class Store:
                 f"suppressed_by {suppressed_by!r} ({exc.orig})"
             ) from exc
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"add_alert failed on store {self.url}: {exc}") from exc
+            raise StoreError(f"add_alert failed on store {self.url}: {mask_urls(str(exc))}") from exc
 
     def record_delivery(
         self,
