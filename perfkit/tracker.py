@@ -105,6 +105,23 @@ def _check_name(value: Any, parameter: str, optional: bool = True) -> str | None
     return value
 
 
+def _overflowed(d: Mapping[str, Any]) -> bool:
+    """A stored regression state whose moments left the float range (metrics NaN, reason overflow)."""
+    if d.get("kind") != "regression":
+        return False
+
+    def finite(x: Any) -> bool:
+        if isinstance(x, float):
+            return math.isfinite(x)
+        if isinstance(x, (list, tuple)):
+            return all(finite(v) for v in x)
+        if isinstance(x, Mapping):
+            return all(finite(v) for v in x.values())
+        return True
+
+    return not finite(dict(d))
+
+
 def _describe(state: State) -> str:
     if state.task == "regression":
         return "a regression batch"
@@ -748,9 +765,20 @@ class ModelPerformanceTracker:
         start, end = self._window(days, end)
         kw = {} if segment is _ALL else {"segment": segment}
         states = self.store.states(model or self.model, start=start, end=end + timedelta(microseconds=1), **kw)
-        if not states:
+        usable = [d for _, d in states if not _overflowed(d)]
+        skipped = len(states) - len(usable)
+        if skipped:
+            logger.warning("window of %s: %d batch(es) whose statistics overflowed (values near 1e308) skipped",
+                           model or self.model, skipped)
+        if not usable:
             return None
-        return evaluate(merge_dicts_to_state([d for _, d in states]), level=self.config.confidence_level)
+        report = evaluate(merge_dicts_to_state(usable), level=self.config.confidence_level)
+        if not skipped:
+            return report
+        flag = f"overflow_batches_skipped:{skipped}"
+        return MetricReport(task=report.task, level=report.level, n=report.n, values={
+            k: MetricValue(**{**v.__dict__, "reason": flag if v.reason is None else f"{v.reason};{flag}"})
+            for k, v in report.items()})
 
     def get_performance_summary(self, days: float = 30, *, model: str | None = None, segment: Any = _ALL,
                                 end: datetime | None = None) -> Any:

@@ -327,3 +327,15 @@ def test_four_processes_track_250_batches_each(store_url):
     t = ModelPerformanceTracker(store=store_url, model="conc")
     assert t.store.count("conc") == 1000
     assert t.store.integrity_check() == []
+
+
+def test_overflowing_regression_is_nan_with_reason_and_skipped_in_windows(tmp_path):
+    t = ModelPerformanceTracker(store=tmp_path / "s.db", model="r")
+    t.track_performance([1.0, 2.0, 3.0], [1.1, 2.1, 2.9], timestamp=T0)
+    r = t.track_performance([1e308, -1e308, 5e307], [-1e308, 1e308, 0.0], timestamp=T0 + timedelta(hours=1))
+    assert math.isnan(r["metrics"]["mse"].value) and r["metrics"]["mse"].reason == "overflow"
+    assert math.isnan(r["metrics"]["r2"].value) and r["metrics"]["r2"].reason == "overflow"
+    w = t.window_metrics(days=30, end=T0 + timedelta(days=1))
+    assert w.n == 3 and w["mse"].value == pytest.approx(0.01)
+    assert "overflow_batches_skipped:1" in w["mse"].reason
+    assert t.get_performance_summary(days=30, end=T0 + timedelta(days=1))["total_records"] == 2

@@ -458,6 +458,8 @@ def _sample_count(state: Any, ctx: EvalContext) -> MetricValue:
 
 
 def _var_of_moments(m, ctx: EvalContext) -> tuple[float, float]:
+    if m.n == 0:  # a class with no scored rows yet (the model's label set grew)
+        return math.nan, math.nan
     var = m.m2 / m.n
     if m.n < 2:
         return var, math.nan

@@ -195,6 +195,14 @@ class ClassificationState:
         return self.hist_neg is not None
 
     @property
+    def n_scored(self) -> int:
+        """Rows that had scores (``y_pred_proba``): ``n`` unless batches without scores were merged in."""
+        if not self.has_scores:
+            return 0
+        total = self.hist_neg[0].sum() + (0 if self.hist_pos is None else self.hist_pos[0].sum())
+        return int(total)
+
+    @property
     def hist_classes(self) -> tuple[int, ...]:
         return (self.positive_index,) if self.task == "binary" else tuple(range(self.k))
 
@@ -242,7 +250,7 @@ class ClassificationState:
                 "state.prediction_part() on the labelled one to merge prediction distributions"
             )
         if self.has_scores != other.has_scores:
-            raise StateError("cannot merge a state with scores and one without y_pred_proba")
+            return _merge_mixed_scores(self, other)
         if self.has_scores and self.hist_neg.shape != other.hist_neg.shape:
             raise StateError(
                 f"cannot merge score histograms of different layouts: {self.hist_neg.shape} vs "
@@ -437,6 +445,23 @@ class RegressionState:
 
 
 State = ClassificationState | RegressionState
+
+
+def _merge_mixed_scores(a: ClassificationState, b: ClassificationState) -> ClassificationState:
+    """Merge a state with scores and one without: counts cover every row, the score parts
+    (histograms, score moments, log loss) the rows that had scores (see ``n_scored``)."""
+    scored, plain = (a, b) if a.has_scores else (b, a)
+    return replace(
+        scored,
+        n=a.n + b.n,
+        confusion=None if a.confusion is None else a.confusion + b.confusion,
+        pred_counts=a.pred_counts + b.pred_counts,
+        logloss=scored.logloss if plain.logloss is None else plain.logloss.merge(scored.logloss),
+        eps=max(a.eps, b.eps),
+        auc_exact=None,
+        auc_var_exact=None,
+        n_batches=a.n_batches + b.n_batches,
+    )
 
 
 def _merge_ratio(a: ClassificationState, b: ClassificationState) -> float | None:

@@ -262,9 +262,12 @@ def _make_engine(url: sa.URL, echo: bool, *, read_only: pathlib.Path | None = No
             # a read-only file (or directory): open it through a read-only URI; without
             # write access to the directory SQLite cannot create the WAL index, so the
             # file is opened as immutable (a consistent snapshot of a store nobody writes)
+            import sqlite3
+            import urllib.parse
+
             flags = "mode=ro" if os.access(read_only.parent, os.W_OK) else "immutable=1"
-            url = url.set(database=f"file:{read_only.resolve()}?{flags}")
-            kwargs["connect_args"]["uri"] = True
+            uri = f"file:{urllib.parse.quote(str(read_only.resolve()))}?{flags}"
+            kwargs["creator"] = lambda: sqlite3.connect(uri, uri=True, timeout=20.0, check_same_thread=False)
     else:
         kwargs["pool_pre_ping"] = True
     engine = sa.create_engine(url, **kwargs)
