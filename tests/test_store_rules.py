@@ -77,9 +77,8 @@ def test_read_only_store_as_an_unprivileged_user(tmp_path):
         pytest.skip("covered by test_read_only_sqlite_store_is_readable")
     import subprocess
     import sys
-    import textwrap
-
     import tempfile
+    import textwrap
     from pathlib import Path
 
     import perfkit
