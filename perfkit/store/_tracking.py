@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from perfkit.exceptions import StoreError, ValidationError
+from perfkit.store._common import _batch_row, _now, _seg, _trusted
 from perfkit.store.records import BatchRecord, encode_json, normalize_metrics, to_utc
 from perfkit.store.schema import alert_deliveries, alerts, baselines, batches, models
 
@@ -51,14 +52,6 @@ class TrackedWrite:
     completed: bool
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _seg(segment: str | None) -> str:
-    return "" if segment is None else segment
-
-
 def _insert(dialect: str, table: sa.Table) -> Any:
     return (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
 
@@ -82,17 +75,6 @@ def write_identity(conn: sa.Connection, dialect: str, model: str, current: dict 
         conn.execute(models.update().where(models.c.model == model).values(**values, updated_at=now))
 
 
-def _batch_row(record: BatchRecord, now: datetime) -> dict[str, Any]:
-    return {
-        "model": record.model, "segment": _seg(record.segment), "batch_id": record.batch_id,
-        "model_version": record.model_version, "timestamp": record.timestamp, "task": record.task,
-        "sample_count": record.sample_count, "performance_score": record.performance_score,
-        "labels_pending": record.labels_pending, "state": encode_json(record.state, "state"),
-        "metrics": record.metrics, "metadata": encode_json(record.metadata, "metadata"),
-        "created_at": now, "updated_at": now,
-    }
-
-
 def _key(record: BatchRecord) -> sa.ColumnElement[bool]:
     return sa.and_(batches.c.model == record.model, batches.c.segment == _seg(record.segment),
                    batches.c.batch_id == record.batch_id)
@@ -105,7 +87,7 @@ def _put_batch(conn: sa.Connection, dialect: str, record: BatchRecord, now: date
             .returning(batches.c.id))
     new_id = conn.execute(stmt, row).scalar_one_or_none()
     if new_id is not None:
-        return _with(record, id=new_id, created_at=now, updated_at=now), False
+        return _trusted(BatchRecord, record, id=new_id, created_at=now, updated_at=now), False
     existing = conn.execute(
         sa.select(batches.c.id, batches.c.created_at, batches.c.labels_pending, batches.c.sample_count)
         .where(_key(record))
@@ -121,14 +103,7 @@ def _put_batch(conn: sa.Connection, dialect: str, record: BatchRecord, now: date
         )
     del row["created_at"]
     conn.execute(batches.update().where(_key(record), batches.c.labels_pending.is_(sa.true())).values(row))
-    return _with(record, id=existing.id, created_at=existing.created_at, updated_at=now), True
-
-
-def _with(record: BatchRecord, **values: Any) -> BatchRecord:
-    obj = object.__new__(BatchRecord)
-    obj.__dict__.update(record.__dict__)
-    obj.__dict__.update(values)
-    return obj
+    return _trusted(BatchRecord, record, id=existing.id, created_at=existing.created_at, updated_at=now), True
 
 
 def _put_baseline(conn: sa.Connection, dialect: str, model: str, segment: str | None, baseline: dict,

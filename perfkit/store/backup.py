@@ -23,7 +23,7 @@ import os
 import pathlib
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -38,9 +38,6 @@ from perfkit.store.schema import (
     batches,
     models,
 )
-
-if TYPE_CHECKING:
-    from perfkit.store.sql import Store
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_TABLES", "export_json", "import_json"]
 
@@ -91,12 +88,12 @@ def _export_rows(conn: sa.Connection) -> Iterator[dict[str, Any]]:
             yield out
 
 
-def export_json(store: Store, path: str | os.PathLike[str], *, lines: bool = True) -> int:
+def export_json(store: Any, path: str | os.PathLike[str], *, lines: bool = True) -> int:
     """Write every batch, baseline, alert and delivery of ``store`` to ``path``.
 
     Parameters
     ----------
-    store : Store
+    store : perfkit.store.Store
     path : str or path-like
         Output file (overwritten).
     lines : bool, default True
@@ -181,7 +178,7 @@ def _decode_row(table: sa.Table, row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def import_json(store: Store, path: str | os.PathLike[str]) -> int:
+def import_json(store: Any, path: str | os.PathLike[str]) -> int:
     """Load an export written by :func:`export_json` into the EMPTY ``store``.
 
     Everything is inserted in one transaction; primary keys are kept.
