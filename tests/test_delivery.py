@@ -467,3 +467,31 @@ def test_alert_manager_deliver_twice_sends_once(tmp_path):
         th.join()
     assert sorted(seen) == [f"a{i}" for i in range(10)] and set(seen.values()) == {1}
     store.close()
+
+
+def test_two_cli_retry_processes_send_each_once(tmp_path):
+    """The same race through ``perfkit alerts retry`` (two processes, 30 failed deliveries)."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(url)
+    for i in range(30):
+        store.add_alert({"alert_id": f"c{i:02d}", "model": "m", "alert_type": "low_performance",
+                         "severity": "minor", "timestamp": T0 + timedelta(minutes=i)},
+                        status="pending", channels=["webhook"])
+        store.record_delivery(f"c{i:02d}", "webhook", status="failed", error="HTTP 500")
+    store.close()
+    server = _CountingServer()
+    config = tmp_path / "perfkit.yaml"
+    config.write_text("model_performance:\n  alert_channels: [webhook]\n  webhook:\n"
+                      f"    url: {server.url}\n    timeout: 10\n")
+    try:
+        procs = [subprocess.Popen([sys.executable, "-m", "perfkit.cli", "alerts", "retry", "--store", url,
+                                   "--config", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=_env()) for _ in range(2)]
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        server.stop()
+    assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
+    assert sum(server.keys.values()) == 30 and set(server.keys.values()) == {1}, server.keys
+    assert "TOKEN" not in "".join(o + e for o, e in outs)
+    with Store(url) as store:
+        assert set(store.alerts().status) == {"delivered"}

@@ -159,5 +159,5 @@ def test_batches_with_and_without_scores_share_one_history(tmp_path):
     t.track_performance([0, 1, 1, 0, 1, 1], [0, 1, 1, 0, 1, 0], timestamp=T0 + timedelta(hours=1))
     w = t.window_metrics(days=30, end=T0 + timedelta(days=1))
     assert w["accuracy"].n == 10 and w["accuracy"].value == pytest.approx(0.8)
-    assert w["log_loss"].n == 4  # score metrics: the rows that had scores
+    assert w["log_loss"].n == 4 and w["roc_auc"].n == 4  # score metrics: the rows that had scores
     assert t.get_performance_summary(days=30, end=T0 + timedelta(days=1))["total_records"] == 2

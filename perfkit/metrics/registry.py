@@ -412,7 +412,7 @@ def _roc_auc(state: ClassificationState, ctx: EvalContext) -> MetricValue:
         if bound:
             lo, hi = max(0.0, lo - bound), min(1.0, hi + bound)
         return MetricValue(
-            "roc_auc", a, lo, hi, se, ctx.level, state.n, method=method,
+            "roc_auc", a, lo, hi, se, ctx.level, state.n_scored, method=method,
             error_bound=bound, reason=None if state.auc_exact is not None else "from_histograms",
         )
     defined = [(p, state.classes[c]) for p, c in zip(parts, state.hist_classes, strict=True) if math.isfinite(p[0])]
@@ -437,7 +437,7 @@ def _roc_auc(state: ClassificationState, ctx: EvalContext) -> MetricValue:
     if state.auc_exact is None:
         reasons.append("from_histograms")
     return MetricValue(
-        "roc_auc", a, lo, hi, se, ctx.level, state.n, method="delong_ovr_macro",
+        "roc_auc", a, lo, hi, se, ctx.level, state.n_scored, method="delong_ovr_macro",
         error_bound=bound, reason=";".join(reasons) or None,
     )
 
