@@ -339,3 +339,22 @@ def test_overflowing_regression_is_nan_with_reason_and_skipped_in_windows(tmp_pa
     assert w.n == 3 and w["mse"].value == pytest.approx(0.01)
     assert "overflow_batches_skipped:1" in w["mse"].reason
     assert t.get_performance_summary(days=30, end=T0 + timedelta(days=1))["total_records"] == 2
+
+
+def test_track_states_goes_through_the_same_transaction(tmp_path):
+    from perfkit.exceptions import ModelIdentityError
+    from perfkit.metrics import compute_state
+
+    t = ModelPerformanceTracker(store=tmp_path / "s.db", model="m")
+    frame = pd.DataFrame({
+        "state": [compute_state([0, 1, 1, 0], [0, 1, 0, 0]) for _ in range(6)],
+        "timestamp": [T0 + timedelta(hours=i) for i in range(6)],
+        "batch_id": [f"b{i}" for i in range(6)],
+    })
+    results = t.track_states(frame)
+    assert len(results) == 6 and t.store.count() == 6
+    assert t.store.get_baseline("m").source == "first_5_batches"
+    bad = pd.DataFrame({"state": [compute_state([0.5, 1.5], [0.4, 1.4])], "timestamp": [T0], "batch_id": ["r"]})
+    with pytest.raises(ModelIdentityError):
+        t.track_states(bad)
+    assert t.store.count() == 6

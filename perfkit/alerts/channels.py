@@ -2,14 +2,19 @@
 
 Every channel has one shape: a ``name`` and a :meth:`Channel.send` that either delivers the
 alert or raises :class:`~perfkit.exceptions.DeliveryError` (with the underlying cause
-chained). :meth:`Channel.deliver` wraps ``send`` and never raises: it returns a
+chained, except a webhook's connection errors, whose text could quote the URL's path). :meth:`Channel.deliver` wraps ``send`` and never raises: it returns a
 :class:`~perfkit.alerts.types.DeliveryResult`, so one broken channel cannot stop the others.
 
 Channels are built from configuration through :func:`channel_from_config`, which looks the
 kind up in the :data:`CHANNELS` registry; :func:`register_channel` adds new kinds.
 
 Secrets stay secret: the SMTP password and the webhook URL (which often embeds a token) are
-never written to logs, ``repr`` or error messages; only the webhook's scheme and host are.
+never written to logs, ``repr`` or error messages; only the webhook's scheme and host are
+(a malformed webhook URL is refused without being shown).
+
+Idempotency: the webhook sends ``Idempotency-Key: <alert id>`` and the email's ``Message-ID``
+is ``<alert id@sender domain>``, so a delivery repeated after a crash can be dropped by the
+receiver. The webhook and SMTP ``timeout`` bounds the whole exchange, not each socket read.
 """
 
 from __future__ import annotations
