@@ -495,3 +495,13 @@ def test_two_cli_retry_processes_send_each_once(tmp_path):
     assert "TOKEN" not in "".join(o + e for o, e in outs)
     with Store(url) as store:
         assert set(store.alerts().status) == {"delivered"}
+
+
+def test_delivery_deadline_from_yaml(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model_performance:\n  delivery_deadline_seconds: 0.5\n")
+    assert load_config(path).delivery_deadline_seconds == 0.5
+    assert load_config(None).delivery_deadline_seconds == 2.0
+    path.write_text("model_performance:\n  delivery_deadline_seconds: -1\n")
+    with pytest.raises(ConfigError, match="delivery_deadline_seconds"):
+        load_config(path)

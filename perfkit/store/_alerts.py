@@ -299,6 +299,10 @@ class _Alerts:
         return _outbox.claim_deliveries(self, channels=channels, owner=owner, lease_seconds=lease_seconds,
                                         alert_ids=alert_ids, limit=limit, exclude=exclude)
 
+    def has_open_deliveries(self, channels: Sequence[str]) -> bool:
+        """Whether a pending / failed delivery on ``channels`` is free to claim."""
+        return _outbox.has_open_deliveries(self, channels)
+
     def record_claimed(self, claim: _outbox.Claim, *, status: str, error: str | None = None) -> bool:
         """Record the outcome of a claimed delivery and release its lease."""
         if status not in ("delivered", "failed"):

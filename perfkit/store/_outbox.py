@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from perfkit.store.schema import alert_deliveries, alerts
 
-__all__ = ["Claim", "claim_deliveries", "record_claimed", "refresh_alert_status"]
+__all__ = ["Claim", "claim_deliveries", "has_open_deliveries", "record_claimed", "refresh_alert_status"]
 
 logger = logging.getLogger("perfkit")
 
@@ -101,6 +101,18 @@ def claim_deliveries(
                 )
             out.append(Claim(row.alert_id, row.channel, row.payload, owner, until, row.attempts + 1, orphaned))
     return out
+
+
+def has_open_deliveries(store: Any, channels: Sequence[str]) -> bool:
+    """Whether any pending / failed delivery on ``channels`` is free to claim (one cheap read)."""
+    if not channels:
+        return False
+    d = alert_deliveries.c
+    query = sa.select(d.alert_id).where(
+        d.status.in_(_OPEN), d.channel.in_(list(channels)),
+        sa.or_(d.lease_until.is_(None), d.lease_until < _now())).limit(1)
+    with store._errors("checking deliveries"), store._read() as conn:
+        return conn.execute(query).first() is not None
 
 
 def refresh_alert_status(conn: sa.Connection, alert_id: str) -> None:
