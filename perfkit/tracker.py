@@ -122,6 +122,12 @@ def _overflowed(d: Mapping[str, Any]) -> bool:
     return not finite(dict(d))
 
 
+def _new_class_notes(ident: Mapping[str, Any] | None, state: State) -> tuple[str, ...]:
+    if ident is None or state.task != "multiclass" or not ident.get("classes"):
+        return ()
+    return tuple(f"new class {c!r}" for c in state.classes if c not in ident["classes"])
+
+
 def _describe(state: State) -> str:
     if state.task == "regression":
         return "a regression batch"
@@ -204,11 +210,12 @@ class TrackingResult(Mapping[str, Any]):
     metadata: Mapping[str, Any] = field(default_factory=dict)
     record_id: int | None = None
     state: Any = None
+    notes: tuple[str, ...] = ()
 
     _KEYS = (
         "batch_id", "model", "segment", "model_version", "timestamp", "task", "sample_count",
         "performance_score", "metrics", "labels_pending", "degradation_analysis", "alerts",
-        "metadata", "record_id",
+        "metadata", "record_id", "notes",
     )
 
     @property
@@ -244,6 +251,7 @@ class TrackingResult(Mapping[str, Any]):
             "alerts": [o.to_dict() for o in self.alert_outcomes],
             "metadata": dict(self.metadata),
             "record_id": self.record_id,
+            "notes": list(self.notes),
         }
 
     def to_frame(self) -> pd.DataFrame:
@@ -465,8 +473,8 @@ class ModelPerformanceTracker:
         bid = batch_id if batch_id is not None else meta.get("batch_id")
         bid = _check_name(str(bid) if bid is not None else None, "batch_id")
 
-        state = self._model_state(model, y_true, y_pred, y_pred_proba, task=task, classes=classes,
-                                  positive_label=positive_label)
+        state, notes = self._model_state(model, y_true, y_pred, y_pred_proba, task=task, classes=classes,
+                                         positive_label=positive_label)
         report = evaluate(state, level=self.config.confidence_level)
         custom = self._custom_metrics(y_true, y_pred, y_pred_proba, state.task)
         if custom:
@@ -486,21 +494,22 @@ class ModelPerformanceTracker:
             metadata=meta,
             **({"batch_id": bid} if bid is not None else {}),
         )
-        return self._check(record, state, report, score, meta)
+        return self._check(record, state, report, score, meta, notes)
 
     # ------------------------------------------------------------------ model identity
-    def _model_state(self, model: str, y_true, y_pred, y_pred_proba, *, task, classes, positive_label) -> State:
+    def _model_state(self, model: str, y_true, y_pred, y_pred_proba, *, task, classes,
+                     positive_label) -> tuple[State, tuple[str, ...]]:
         """The batch's state encoded in the model's label set (refused before any write if the
-        batch cannot be the model's)."""
+        batch cannot be the model's), and notes such as "new class 'd'"."""
         ident = self.store.model_identity(model)
         if ident is None or classes is not None or (task is not None and task != ident["task"]):
             state = compute_state(y_true, y_pred, y_pred_proba, task=task, classes=classes,
                                   positive_label=positive_label)
             if ident is not None:
                 _merge_identity(model, ident, state)  # raises for another task / label set
-            return state
+            return state, _new_class_notes(ident, state)
         if ident["task"] == "regression":
-            return compute_state(y_true, y_pred, y_pred_proba, task="regression")
+            return compute_state(y_true, y_pred, y_pred_proba, task="regression"), ()
         known = ident["classes"]
         pos = positive_label if positive_label is not None else ident.get("positive_label")
         try:
@@ -515,14 +524,14 @@ class ModelPerformanceTracker:
                 raise _identity_error(model, ident, _describe(alone)) from exc
             grown = list(sorted_labels({*known, *alone.classes}))
             state = compute_state(y_true, y_pred, y_pred_proba, task="multiclass", classes=grown)
-            new = [c for c in grown if c not in known]
-            logger.warning("model %r: new class%s %s added to its label set %s", model,
-                           "es" if len(new) > 1 else "", ", ".join(repr(c) for c in new), known)
-        return state
+        notes = _new_class_notes(ident, state)
+        for note in notes:
+            logger.warning("model %r: %s added to its label set %s", model, note, known)
+        return state, notes
 
     # ------------------------------------------------------------------ the tracking transaction
     def _check(self, record: BatchRecord, state: State, report: MetricReport, score: float,
-               meta: Mapping[str, Any]) -> TrackingResult:
+               meta: Mapping[str, Any], notes: tuple[str, ...] = ()) -> TrackingResult:
         """Compare with the baseline, write batch + findings + alerts in ONE transaction, deliver."""
         analysis = DegradationAnalysis(False, (), performance_score=score, settings=self.config.detection)
         new_baseline = None
@@ -557,7 +566,7 @@ class ModelPerformanceTracker:
             model_version=stored.model_version, timestamp=stored.timestamp, task=state.task,
             sample_count=state.n, performance_score=score, metrics=report, labels_pending=not state.labelled,
             degradation_analysis=analysis, alert_outcomes=outcomes, metadata=meta, record_id=stored.id,
-            state=state,
+            state=state, notes=notes,
         )
 
     def _deliver_backlog_quietly(self) -> None:
@@ -676,8 +685,8 @@ class ModelPerformanceTracker:
                                         model_version=model_version or recs[0].model_version)
         if y_true is None:
             raise ValidationError("set_baseline needs y_true (or from_history=True)", parameter="y_true")
-        state = self._model_state(model, y_true, y_pred, y_pred_proba, task=task, classes=classes,
-                                  positive_label=positive_label)
+        state, _ = self._model_state(model, y_true, y_pred, y_pred_proba, task=task, classes=classes,
+                                     positive_label=positive_label)
         return self._store_baseline(model, segment, state, source=source, model_version=model_version)
 
     def get_baseline(self, *, model: str | None = None, segment: str | None = None) -> MetricReport | None:

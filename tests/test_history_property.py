@@ -125,6 +125,7 @@ def test_new_class_extends_the_label_set(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="perfkit"):
         r = t.track_performance(["a", "d", "c"] * 5, ["a", "d", "b"] * 5, timestamp=T0 + timedelta(hours=1))
     assert "new class 'd'" in caplog.text
+    assert r.notes == ("new class 'd'",) and r.to_dict()["notes"] == ["new class 'd'"]
     assert r.state.classes == ("a", "b", "c", "d")
     assert t.store.model_identity("m")["classes"] == ["a", "b", "c", "d"]
     w = t.window_metrics(days=30, end=T0 + timedelta(days=1))
