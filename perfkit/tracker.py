@@ -459,9 +459,21 @@ class ModelPerformanceTracker:
         Raises
         ------
         ValidationError, InputTypeError
-            Bad input, before anything is written.
+            Bad input, before anything is written (also: completing a pending batch with
+            another number of rows).
+        ModelIdentityError
+            The batch cannot be this model's (another task, or a third class for a binary
+            model); the message names the model's task and labels. Nothing is written.
         StoreError
-            The store failed (the batch was not written).
+            The store failed (nothing was written: the batch, its baseline bootstrap and its
+            alerts are one transaction).
+
+        Notes
+        -----
+        The batch is encoded in the model's label set (a batch missing a class stays the
+        model's multiclass batch; a new class extends the set, see ``notes``). Alerts are
+        delivered after the commit, waiting at most ``delivery_deadline_seconds`` in total;
+        the rest stays pending for the next call or :meth:`deliver_pending`.
         """
         meta = _check_metadata(metadata)
         ts = _as_utc(timestamp)
