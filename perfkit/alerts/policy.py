@@ -11,7 +11,9 @@ commit, by :meth:`AlertManager.deliver`:
   send the same delivery;
 * channels run in parallel, each send in its own thread, and the caller waits at most
   ``deadline`` seconds in total; a send still running then finishes in the background and
-  records itself, and whatever was not attempted stays pending for the next call,
+  records itself (an in-memory ``sqlite://`` store cannot be reached from that thread: the
+  delivery is then retried after its lease), and whatever was not attempted stays pending
+  for the next call,
   ``perfkit alerts retry`` or ``tracker.deliver_pending()``;
 * the outcome is recorded after sending, releasing the lease. Only a crash between sending
   and recording can repeat a delivery, once its lease has expired; the repeat is logged and
