@@ -122,6 +122,26 @@ def _overflowed(d: Mapping[str, Any]) -> bool:
     return not finite(dict(d))
 
 
+def _identity_from_dicts(dicts: list[dict]) -> dict[str, Any] | None:
+    """Identity implied by stored state dicts (stores written before model identities)."""
+    if not dicts:
+        return None
+    first = dicts[0]
+    if first.get("kind") != "classification":
+        return {"task": "regression", "classes": None, "positive_label": None, "has_scores": None}
+    same = [d for d in dicts if d.get("kind") == "classification" and d.get("task") == first["task"]]
+    if first["task"] == "binary":
+        classes = list(first["classes"])
+        return {"task": "binary", "classes": classes, "positive_label": classes[int(first["positive_index"])],
+                "has_scores": any(d.get("hist_neg") is not None for d in same)}
+    try:
+        classes = list(sorted_labels({c for d in same for c in d["classes"]}))
+    except LabelError:
+        classes = list(first["classes"])
+    return {"task": "multiclass", "classes": classes, "positive_label": None,
+            "has_scores": any(d.get("hist_neg") is not None for d in same)}
+
+
 def _new_class_notes(ident: Mapping[str, Any] | None, state: State) -> tuple[str, ...]:
     if ident is None or state.task != "multiclass" or not ident.get("classes"):
         return ()
@@ -334,6 +354,7 @@ class ModelPerformanceTracker:
         self.store = store if isinstance(store, Store) else open_store(store)
         self._channels = self._build_channels(list(channels or []))
         self._baseline_cache: dict[tuple, tuple[MetricReport, int]] = {}
+        self._legacy_identity: dict[str, dict | None] = {}
         self.alert_manager = AlertManager(
             self.store,
             self._channels,
@@ -513,7 +534,7 @@ class ModelPerformanceTracker:
                      positive_label) -> tuple[State, tuple[str, ...]]:
         """The batch's state encoded in the model's label set (refused before any write if the
         batch cannot be the model's), and notes such as "new class 'd'"."""
-        ident = self.store.model_identity(model)
+        ident = self._identity(model)
         if ident is None or classes is not None or (task is not None and task != ident["task"]):
             state = compute_state(y_true, y_pred, y_pred_proba, task=task, classes=classes,
                                   positive_label=positive_label)
@@ -541,6 +562,22 @@ class ModelPerformanceTracker:
             logger.warning("model %r: %s added to its label set %s", model, note, known)
         return state, notes
 
+    def _identity(self, model: str) -> dict[str, Any] | None:
+        """The model's stored identity; for a store written before identities existed, the one
+        its stored batches imply (read once, written with the next batch)."""
+        ident = self.store.model_identity(model)
+        if ident is None:
+            ident = _identity_from_dicts([d for _, d in self.store.states(model, include_pending=True)])
+            self._legacy_identity[model] = ident
+        return ident
+
+    def _resolve_identity(self, model: str, current: dict | None, state: State) -> dict | None:
+        """Inside the write transaction: the identity to store after ``state`` (None: unchanged)."""
+        if current is not None:
+            return _merge_identity(model, current, state)
+        legacy = self._legacy_identity.get(model)  # read before the transaction, see _identity
+        return _merge_identity(model, legacy, state) or legacy
+
     # ------------------------------------------------------------------ the tracking transaction
     def _check(self, record: BatchRecord, state: State, report: MetricReport, score: float,
                meta: Mapping[str, Any], notes: tuple[str, ...] = ()) -> TrackingResult:
@@ -561,7 +598,7 @@ class ModelPerformanceTracker:
         manager = self.alert_manager
         written = self.store.write_tracked(
             record,
-            identity=lambda current: _merge_identity(record.model, current, state),
+            identity=lambda current: self._resolve_identity(record.model, current, state),
             baseline=new_baseline,
             alerts_=[(a.to_dict(), manager.channels_for(a)) for a in analysis.alerts],
             policy=manager,
@@ -642,7 +679,7 @@ class ModelPerformanceTracker:
         return base_report, version
 
     def _store_baseline(self, model, segment, state: State, *, source: str, model_version=None) -> int:
-        self.store.set_model_identity(model, lambda current: _merge_identity(model, current, state))
+        self.store.set_model_identity(model, lambda current: self._resolve_identity(model, current, state))
         report = evaluate(state, level=self.config.confidence_level)
         return self.store.set_baseline(
             model, state.to_dict(), {k: v.to_dict() for k, v in report.items()}, segment=segment,
@@ -734,7 +771,7 @@ class ModelPerformanceTracker:
             performance_score=score if math.isfinite(score) else None, labels_pending=not state.labelled,
             **({"batch_id": batch_id} if batch_id else {}),
         )
-        ident = self.store.model_identity(model)
+        ident = self._identity(model)
         if ident is not None:
             _merge_identity(model, ident, state)
         return self._check(record, state, report, score, {})

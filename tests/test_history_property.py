@@ -162,3 +162,15 @@ def test_batches_with_and_without_scores_share_one_history(tmp_path):
     assert w["accuracy"].n == 10 and w["accuracy"].value == pytest.approx(0.8)
     assert w["log_loss"].n == 4 and w["roc_auc"].n == 4  # score metrics: the rows that had scores
     assert t.get_performance_summary(days=30, end=T0 + timedelta(days=1))["total_records"] == 2
+
+
+def test_store_written_before_identities_gets_it_from_its_batches(tmp_path):
+    t = ModelPerformanceTracker(store=tmp_path / "s.db", model="m")
+    t.track_performance(["a", "b", "c", "a"], ["a", "b", "c", "c"], timestamp=T0)
+    with t.store.engine.begin() as conn:  # as a store migrated from schema 0001 looks
+        conn.exec_driver_sql("DELETE FROM perfkit_models")
+    t.close()
+    t = ModelPerformanceTracker(store=tmp_path / "s.db", model="m")
+    r = t.track_performance(["a", "b"], ["a", "a"], timestamp=T0 + timedelta(hours=1))
+    assert r.task == "multiclass" and t.store.model_identity("m")["classes"] == ["a", "b", "c"]
+    t.close()
