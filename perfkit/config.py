@@ -196,6 +196,7 @@ class PerformanceConfig:
     confidence_level: float = 0.95
     trend_tolerance: float = 0.01  # relative change per 30 days (a rate), see the module doc
     baseline_batches: int = 5
+    delivery_deadline_seconds: float = 2.0
     retraining_hook: str | list[str] | None = None
     source: str | None = None
 
@@ -248,6 +249,7 @@ class PerformanceConfig:
             "confidence_level": self.confidence_level,
             "trend_tolerance": self.trend_tolerance,
             "baseline_batches": self.baseline_batches,
+            "delivery_deadline_seconds": self.delivery_deadline_seconds,
         }
 
 
@@ -271,6 +273,7 @@ _KNOWN_KEYS = {
     "confidence_level",
     "trend_tolerance",
     "baseline_batches",
+    "delivery_deadline_seconds",
     "detection_window_batches",
     "minimum_effect_fraction",
     "email",
@@ -529,6 +532,7 @@ def parse_config(section: Mapping[str, Any], *, source: str = "<dict>") -> Perfo
         confidence_level=float(level),
         trend_tolerance=p.number(section, "trend_tolerance", 0.01, lo=0.0, hi=1.0),
         baseline_batches=p.number(section, "baseline_batches", 5, lo=1, integer=True),
+        delivery_deadline_seconds=p.number(section, "delivery_deadline_seconds", 2.0, lo=0.0),
         retraining_hook=hook,
         source=source,
     )

@@ -12,7 +12,8 @@ conventions keeps working::
     │   ├── LabelError                        labels / classes that do not match
     │   │   └── LabelTypeError (TypeError)    a label that is no scalar (dict, list, set ...)
     │   ├── EmptyBatchError                   a batch with no rows
-    │   └── UnknownTaskError                  a task name perfkit does not know
+    │   ├── UnknownTaskError                  a task name perfkit does not know
+    │   └── ModelIdentityError                a batch / baseline of another task or label set
     ├── InputTypeError (TypeError)            arguments of the wrong type
     ├── ConfigError (ValueError)              a configuration key, type or value is wrong
     ├── StateError (ValueError)               states that cannot be merged or decoded
@@ -39,6 +40,7 @@ __all__ = [
     "InputTypeError",
     "LabelError",
     "LabelTypeError",
+    "ModelIdentityError",
     "NonFiniteError",
     "PerfkitError",
     "ProbabilityError",
@@ -107,6 +109,11 @@ class EmptyBatchError(ValidationError):
 
 class UnknownTaskError(ValidationError):
     """A task name that perfkit does not know."""
+
+
+class ModelIdentityError(ValidationError):
+    """A batch or baseline that cannot belong to the model: another task, or a label set that
+    cannot be the model's (the message names the model's task and labels). Nothing is written."""
 
 
 class InputTypeError(PerfkitError, TypeError):

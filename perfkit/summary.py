@@ -29,7 +29,8 @@ from perfkit.metrics import (
     performance_score_se,
     state_from_dict,
 )
-from perfkit.metrics.state import merge_dicts_to_state
+from perfkit.metrics._validation import sorted_labels
+from perfkit.metrics.state import align_classes, merge_dicts_to_state
 
 if TYPE_CHECKING:
     from perfkit.config import PerformanceConfig
@@ -302,6 +303,9 @@ def drift_analysis(store: Store, config: PerformanceConfig, *, days: float = 30,
         row: dict[str, Any] = {"batch_id": r.batch_id, "timestamp": r.timestamp.isoformat(), "segment": r.segment,
                                "labels_pending": r.labels_pending}
         if isinstance(st, ClassificationState) and isinstance(bstate, ClassificationState):
+            if st.classes != bstate.classes:  # the model's label set grew: compare in the union
+                union = sorted_labels({*bstate.classes, *st.classes})
+                bstate, st = align_classes(bstate, union), align_classes(st, union)
             cat = compare_distributions(bstate.pred_counts, st.pred_counts, kind="categorical")
             row.update({"class_psi": cat.psi, "class_p_value": cat.p_value})
             if edges is not None and st.has_scores:

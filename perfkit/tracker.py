@@ -21,11 +21,19 @@ import pandas as pd
 
 from perfkit._checks import check_days, check_name, check_timestamp
 from perfkit._checks import check_metadata as _check_metadata
-from perfkit.alerts import Alert, Channel, channel_from_config
+from perfkit.alerts import Alert, Channel, DeliveryResult, channel_from_config
 from perfkit.alerts.policy import AlertManager, AlertOutcome
 from perfkit.analysis.degradation import DegradationAnalysis, assess
 from perfkit.config import PerformanceConfig, load_config
-from perfkit.exceptions import InputTypeError, ValidationError
+from perfkit.exceptions import (
+    InputTypeError,
+    LabelError,
+    ModelIdentityError,
+    ShapeError,
+    StateError,
+    UnknownTaskError,
+    ValidationError,
+)
 from perfkit.metrics import (
     CUSTOM_METRICS,
     MetricReport,
@@ -35,7 +43,8 @@ from perfkit.metrics import (
     performance_score,
     state_from_dict,
 )
-from perfkit.metrics.state import State, merge_dicts_to_state
+from perfkit.metrics._validation import sorted_labels
+from perfkit.metrics.state import State, align_classes, merge_dicts_to_state
 from perfkit.store import BatchRecord, Store, open_store
 
 __all__ = ["ModelPerformanceTracker", "ProductionMonitor", "TrackingResult"]
@@ -53,11 +62,105 @@ def _check_name(value: Any, parameter: str) -> str | None:
     return check_name(value, parameter, optional=True)
 
 
-def _report_from_record_metrics(metrics: Mapping[str, Mapping[str, Any]], task: str, n: int) -> MetricReport:
-    values = {}
-    for name, d in metrics.items():
-        values[name] = MetricValue.from_dict({"name": name, **d})
-    return MetricReport(task=task, level=0.95, n=n, values=values)
+def _overflowed(d: Mapping[str, Any]) -> bool:
+    """A stored regression state whose moments left the float range (metrics NaN, reason overflow)."""
+    if d.get("kind") != "regression":
+        return False
+
+    def finite(x: Any) -> bool:
+        if isinstance(x, float):
+            return math.isfinite(x)
+        if isinstance(x, (list, tuple)):
+            return all(finite(v) for v in x)
+        if isinstance(x, Mapping):
+            return all(finite(v) for v in x.values())
+        return True
+
+    return not finite(dict(d))
+
+
+def _identity_from_dicts(dicts: list[dict]) -> dict[str, Any] | None:
+    """Identity implied by stored state dicts (stores written before model identities)."""
+    if not dicts:
+        return None
+    first = dicts[0]
+    if first.get("kind") != "classification":
+        return {"task": "regression", "classes": None, "positive_label": None, "has_scores": None}
+    same = [d for d in dicts if d.get("kind") == "classification" and d.get("task") == first["task"]]
+    if first["task"] == "binary":
+        classes = list(first["classes"])
+        return {"task": "binary", "classes": classes, "positive_label": classes[int(first["positive_index"])],
+                "has_scores": any(d.get("hist_neg") is not None for d in same)}
+    try:
+        classes = list(sorted_labels({c for d in same for c in d["classes"]}))
+    except LabelError:
+        classes = list(first["classes"])
+    return {"task": "multiclass", "classes": classes, "positive_label": None,
+            "has_scores": any(d.get("hist_neg") is not None for d in same)}
+
+
+def _new_class_notes(ident: Mapping[str, Any] | None, state: State) -> tuple[str, ...]:
+    if ident is None or state.task != "multiclass" or not ident.get("classes"):
+        return ()
+    return tuple(f"new class {c!r}" for c in state.classes if c not in ident["classes"])
+
+
+def _describe(state: State) -> str:
+    if state.task == "regression":
+        return "a regression batch"
+    return f"a {state.task} batch with labels {list(state.classes)}"
+
+
+def _identity_error(model: str, ident: Mapping[str, Any], got: str) -> ModelIdentityError:
+    labels = "" if ident["task"] == "regression" else f" with labels {ident['classes']}"
+    hint = ("; a binary model cannot grow a third class: declare every class up front with classes=[...]"
+            if ident["task"] == "binary" else "")
+    return ModelIdentityError(
+        f"model {model!r} is a {ident['task']} model{labels}; refusing {got} (nothing was written){hint}",
+        parameter="y_true",
+    )
+
+
+def _identity_of(state: State) -> dict[str, Any]:
+    if state.task == "regression":
+        return {"task": "regression", "classes": None, "positive_label": None, "has_scores": None}
+    return {"task": state.task, "classes": list(state.classes),
+            "positive_label": state.classes[state.positive_index] if state.task == "binary" else None,
+            "has_scores": bool(state.has_scores)}
+
+
+def _merge_identity(model: str, current: Mapping[str, Any] | None, state: State) -> dict[str, Any] | None:
+    """The model identity after ``state`` (None: unchanged); raises ModelIdentityError."""
+    new = _identity_of(state)
+    if current is None:
+        return new
+    if current["task"] != new["task"]:
+        raise _identity_error(model, current, _describe(state))
+    if new["task"] == "regression":
+        return None
+    if new["task"] == "binary":
+        if current["classes"] != new["classes"] or current.get("positive_label") != new["positive_label"]:
+            raise _identity_error(model, current, _describe(state) + f" (positive {new['positive_label']!r})")
+        scores = bool(current.get("has_scores")) or new["has_scores"]
+        return None if scores == current.get("has_scores") else {**current, "has_scores": scores}
+    if not set(current["classes"]) <= set(new["classes"]):
+        grown = list(sorted_labels({*current["classes"], *new["classes"]}))
+        return {**current, "classes": grown, "has_scores": bool(current.get("has_scores")) or new["has_scores"]}
+    scores = bool(current.get("has_scores")) or new["has_scores"]
+    if current["classes"] == new["classes"] and scores == current.get("has_scores"):
+        return None
+    return {**current, "classes": new["classes"], "has_scores": scores}
+
+
+def _outcome(alert: Alert, plan: Any, results: list[DeliveryResult]) -> AlertOutcome:
+    mine = tuple(r for r in results if r.alert_id == plan.alert_id)
+    status = plan.status
+    if status == "pending":
+        if any(r.status == "failed" for r in mine):
+            status = "failed"
+        elif mine and all(r.status == "delivered" for r in mine):
+            status = "delivered"
+    return AlertOutcome(alert, status, suppressed_by=plan.suppressed_by, deliveries=mine)
 
 
 @dataclass(frozen=True)
@@ -84,11 +187,12 @@ class TrackingResult(Mapping[str, Any]):
     metadata: Mapping[str, Any] = field(default_factory=dict)
     record_id: int | None = None
     state: Any = None
+    notes: tuple[str, ...] = ()
 
     _KEYS = (
         "batch_id", "model", "segment", "model_version", "timestamp", "task", "sample_count",
         "performance_score", "metrics", "labels_pending", "degradation_analysis", "alerts",
-        "metadata", "record_id",
+        "metadata", "record_id", "notes",
     )
 
     @property
@@ -124,6 +228,7 @@ class TrackingResult(Mapping[str, Any]):
             "alerts": [o.to_dict() for o in self.alert_outcomes],
             "metadata": dict(self.metadata),
             "record_id": self.record_id,
+            "notes": list(self.notes),
         }
 
     def to_frame(self) -> pd.DataFrame:
@@ -206,6 +311,7 @@ class ModelPerformanceTracker:
         self.store = store if isinstance(store, Store) else open_store(store)
         self._channels = self._build_channels(list(channels or []))
         self._baseline_cache: dict[tuple, tuple[MetricReport, int]] = {}
+        self._legacy_identity: dict[str, dict | None] = {}
         self.alert_manager = AlertManager(
             self.store,
             self._channels,
@@ -331,9 +437,21 @@ class ModelPerformanceTracker:
         Raises
         ------
         ValidationError, InputTypeError
-            Bad input, before anything is written.
+            Bad input, before anything is written (also: completing a pending batch with
+            another number of rows).
+        ModelIdentityError
+            The batch cannot be this model's (another task, or a third class for a binary
+            model); the message names the model's task and labels. Nothing is written.
         StoreError
-            The store failed (the batch was not written).
+            The store failed (nothing was written: the batch, its baseline bootstrap and its
+            alerts are one transaction).
+
+        Notes
+        -----
+        The batch is encoded in the model's label set (a batch missing a class stays the
+        model's multiclass batch; a new class extends the set, see ``notes``). Alerts are
+        delivered after the commit, waiting at most ``delivery_deadline_seconds`` in total;
+        the rest stays pending for the next call or :meth:`deliver_pending`.
         """
         meta = _check_metadata(metadata)
         ts = _as_utc(timestamp)
@@ -345,7 +463,8 @@ class ModelPerformanceTracker:
         bid = batch_id if batch_id is not None else meta.get("batch_id")
         bid = _check_name(str(bid) if bid is not None else None, "batch_id")
 
-        state = compute_state(y_true, y_pred, y_pred_proba, task=task, classes=classes, positive_label=positive_label)
+        state, notes = self._model_state(model, y_true, y_pred, y_pred_proba, task=task, classes=classes,
+                                         positive_label=positive_label)
         report = evaluate(state, level=self.config.confidence_level)
         custom = self._custom_metrics(y_true, y_pred, y_pred_proba, state.task)
         if custom:
@@ -365,82 +484,159 @@ class ModelPerformanceTracker:
             metadata=meta,
             **({"batch_id": bid} if bid is not None else {}),
         )
-        self._retry_quietly()
-        pending = self.store.find_pending(model, record.batch_id, segment) if bid is not None else None
-        stored = self.store.complete(record) if pending is not None and state.labelled else self.store.append(record)
+        return self._check(record, state, report, score, meta, notes)
 
-        return self._check(stored, state, report, score, meta)
+    # ------------------------------------------------------------------ model identity
+    def _model_state(self, model: str, y_true, y_pred, y_pred_proba, *, task, classes,
+                     positive_label) -> tuple[State, tuple[str, ...]]:
+        """The batch's state encoded in the model's label set (refused before any write if the
+        batch cannot be the model's), and notes such as "new class 'd'"."""
+        ident = self._identity(model)
+        if ident is None or classes is not None or (task is not None and task != ident["task"]):
+            state = compute_state(y_true, y_pred, y_pred_proba, task=task, classes=classes,
+                                  positive_label=positive_label)
+            if ident is not None:
+                _merge_identity(model, ident, state)  # raises for another task / label set
+            return state, _new_class_notes(ident, state)
+        if ident["task"] == "regression":
+            return compute_state(y_true, y_pred, y_pred_proba, task="regression"), ()
+        known = ident["classes"]
+        pos = positive_label if positive_label is not None else ident.get("positive_label")
+        try:
+            state = compute_state(y_true, y_pred, y_pred_proba, task=ident["task"], classes=known,
+                                  positive_label=pos if ident["task"] == "binary" else None)
+        except (LabelError, ShapeError) as exc:
+            try:  # a class the model has not seen yet? (or a batch of another task)
+                alone = compute_state(y_true, y_pred, y_pred_proba, task=task, positive_label=positive_label)
+            except (LabelError, ShapeError, UnknownTaskError, ValidationError):
+                raise exc from None
+            if alone.task == "regression" or ident["task"] == "binary":
+                raise _identity_error(model, ident, _describe(alone)) from exc
+            grown = list(sorted_labels({*known, *alone.classes}))
+            state = compute_state(y_true, y_pred, y_pred_proba, task="multiclass", classes=grown)
+        notes = _new_class_notes(ident, state)
+        for note in notes:
+            logger.warning("model %r: %s added to its label set %s", model, note, known)
+        return state, notes
 
-    def _check(self, stored: BatchRecord, state: State, report: MetricReport, score: float,
-               meta: Mapping[str, Any]) -> TrackingResult:
-        """Compare a stored batch with its baseline, deliver the alerts, build the result."""
+    def _identity(self, model: str) -> dict[str, Any] | None:
+        """The model's stored identity; for a store written before identities existed, the one
+        its stored batches imply (read once, written with the next batch)."""
+        ident = self.store.model_identity(model)
+        if ident is None:
+            ident = _identity_from_dicts([d for _, d in self.store.states(model, include_pending=True)])
+            self._legacy_identity[model] = ident
+        return ident
+
+    def _resolve_identity(self, model: str, current: dict | None, state: State) -> dict | None:
+        """Inside the write transaction: the identity to store after ``state`` (None: unchanged)."""
+        if current is not None:
+            return _merge_identity(model, current, state)
+        legacy = self._legacy_identity.get(model)  # read before the transaction, see _identity
+        return _merge_identity(model, legacy, state) or legacy
+
+    # ------------------------------------------------------------------ the tracking transaction
+    def _check(self, record: BatchRecord, state: State, report: MetricReport, score: float,
+               meta: Mapping[str, Any], notes: tuple[str, ...] = ()) -> TrackingResult:
+        """Compare with the baseline, write batch + findings + alerts in ONE transaction, deliver."""
         analysis = DegradationAnalysis(False, (), performance_score=score, settings=self.config.detection)
-        outcomes: tuple[AlertOutcome, ...] = ()
+        new_baseline = None
         if state.labelled:
-            baseline = self._baseline_for(stored.model, stored.segment, state, just_added=stored)
+            baseline, new_baseline = self._baseline_for(record.model, record.segment, state)
             if baseline is not None:
                 base_report, version = baseline
                 analysis = assess(
-                    report, base_report, self.config.detection, model=stored.model, timestamp=stored.timestamp,
-                    segment=stored.segment, batch_id=stored.batch_id, model_version=stored.model_version,
+                    report, base_report, self.config.detection, model=record.model, timestamp=record.timestamp,
+                    segment=record.segment, batch_id=record.batch_id, model_version=record.model_version,
                     performance_score=score, metadata=meta,
                     metrics=[m for m in self.config.metrics_to_track if m in report], baseline_version=version,
-                    window_entries=self._window_entries(stored.model, stored.segment, stored),
+                    window_entries=self._window_entries(record.model, record.segment, record),
                 )
-                outcomes = tuple(self.alert_manager.process(analysis.alerts))
+        manager = self.alert_manager
+        written = self.store.write_tracked(
+            record,
+            identity=lambda current: self._resolve_identity(record.model, current, state),
+            baseline=new_baseline,
+            alerts_=[(a.to_dict(), manager.channels_for(a)) for a in analysis.alerts],
+            policy=manager,
+        )
+        pending = [p.alert_id for p in written.alerts if p.status == "pending"]
+        results = manager.deliver(pending, deadline=self.config.delivery_deadline_seconds) if pending else []
+        if not pending:
+            self._deliver_backlog_quietly()
+        outcomes = tuple(_outcome(alert, plan, results) for alert, plan in zip(analysis.alerts, written.alerts,
+                                                                                strict=True))
+        stored = written.record
         return TrackingResult(
             batch_id=stored.batch_id, model=stored.model, segment=stored.segment,
             model_version=stored.model_version, timestamp=stored.timestamp, task=state.task,
             sample_count=state.n, performance_score=score, metrics=report, labels_pending=not state.labelled,
             degradation_analysis=analysis, alert_outcomes=outcomes, metadata=meta, record_id=stored.id,
-            state=state,
+            state=state, notes=notes,
         )
 
-    def _window_entries(self, model: str, segment: str | None, stored: BatchRecord) -> list[dict] | None:
-        """Stored metrics of the last ``window_batches`` labelled batches, this one included."""
+    def _deliver_backlog_quietly(self) -> None:
+        try:
+            self.alert_manager.deliver(None, deadline=self.config.delivery_deadline_seconds)
+        except Exception as exc:  # noqa: BLE001 - a delivery problem must not fail a stored batch
+            logger.warning("delivering pending alerts failed: %s", exc)
+
+    def _window_entries(self, model: str, segment: str | None, record: BatchRecord) -> list[dict] | None:
+        """Stored metrics of the last ``window_batches - 1`` labelled batches, plus this one."""
         k = self.config.detection.window_batches
         if k < 2:
             return None
-        previous = self.store.previous_metrics(model, segment=segment, before=stored, limit=k - 1)
+        previous = self.store.previous_metrics(model, segment=segment, before=record, limit=k - 1)
         if len(previous) < k - 1:
             return None
-        return [*previous, stored.metrics]
+        return [*previous, record.metrics]
 
-    def _retry_quietly(self) -> None:
-        try:
-            self.alert_manager.retry_pending()
-        except Exception as exc:  # noqa: BLE001 - a retry problem must not block tracking
-            logger.warning("retrying pending alert deliveries failed: %s", exc)
+    def _baseline_for(self, model: str, segment: str | None, state: State):
+        """``((baseline report, version) or None, baseline row to write or None)``.
 
-    def _baseline_for(self, model: str, segment: str | None, state: State, *, just_added: BatchRecord):
+        Without a stored baseline, the first ``baseline_batches`` labelled batches become it:
+        merged and evaluated here, in memory, and written in the batch's own transaction.
+        """
         b = self.store.get_baseline(model, segment=segment)
         if b is None:
-            recs = self.store.records(model, segment=segment, include_pending=False)
             n = self.config.baseline_batches
-            if len(recs) < n:
-                return None
-            first = recs[:n]
-            in_baseline = any(r.batch_id == just_added.batch_id for r in first)
-            if in_baseline and len(recs) > n:
-                return None
-            self._store_baseline(model, segment, merge_dicts_to_state([r.state for r in first]),
-                                 source=f"first_{n}_batches", model_version=first[0].model_version)
-            if in_baseline:  # this batch is part of its own baseline: nothing to compare
-                return None
-            b = self.store.get_baseline(model, segment=segment)
+            previous = [d for _, d in self.store.states(model, segment=segment)]
+            if len(previous) + 1 < n:
+                return None, None
+            first = previous[:n] if len(previous) >= n else [*previous, state.to_dict()]
+            merged = merge_dicts_to_state(first)
+            report = evaluate(merged, level=self.config.confidence_level)
+            row = {"state": merged.to_dict(), "metrics": {k: v.to_dict() for k, v in report.items()},
+                   "source": f"first_{n}_batches", "sample_count": merged.n, "model_version": None}
+            if len(previous) < n:  # this batch is part of its own baseline: nothing to compare
+                return None, row
+            return self._comparable(model, merged, report, state, 1), row
         key = (model, segment, b.id)
         cached = self._baseline_cache.get(key)
-        if cached is not None:
-            return cached
-        base_state = state_from_dict(b.state)
-        if base_state.task != state.task or getattr(base_state, "classes", None) != getattr(state, "classes", None):
-            logger.warning("baseline of %s is for another task/class set; degradation not checked", model)
+        if cached is None:
+            base_state = state_from_dict(b.state)
+            cached = (base_state, evaluate(base_state, level=self.config.confidence_level), b.version)
+            self._baseline_cache[key] = cached
+        base_state, base_report, version = cached
+        return self._comparable(model, base_state, base_report, state, version), None
+
+    def _comparable(self, model: str, base_state: State, base_report: MetricReport, state: State, version: int):
+        if base_state.task != state.task:
+            logger.warning("baseline of %s is for task %s, the batch is %s; degradation not checked",
+                           model, base_state.task, state.task)
             return None
-        out = (evaluate(base_state, level=self.config.confidence_level), b.version)
-        self._baseline_cache[key] = out
-        return out
+        if getattr(base_state, "classes", None) != getattr(state, "classes", None):
+            try:  # the model's label set grew since the baseline
+                base_state = align_classes(base_state, state.classes)
+            except StateError:
+                logger.warning("baseline of %s has classes %s, the batch %s; degradation not checked",
+                               model, list(base_state.classes), list(state.classes))
+                return None
+            base_report = evaluate(base_state, level=self.config.confidence_level)
+        return base_report, version
 
     def _store_baseline(self, model, segment, state: State, *, source: str, model_version=None) -> int:
+        self.store.set_model_identity(model, lambda current: self._resolve_identity(model, current, state))
         report = evaluate(state, level=self.config.confidence_level)
         return self.store.set_baseline(
             model, state.to_dict(), {k: v.to_dict() for k, v in report.items()}, segment=segment,
@@ -495,7 +691,8 @@ class ModelPerformanceTracker:
                                         model_version=model_version or recs[0].model_version)
         if y_true is None:
             raise ValidationError("set_baseline needs y_true (or from_history=True)", parameter="y_true")
-        state = compute_state(y_true, y_pred, y_pred_proba, task=task, classes=classes, positive_label=positive_label)
+        state, _ = self._model_state(model, y_true, y_pred, y_pred_proba, task=task, classes=classes,
+                                     positive_label=positive_label)
         return self._store_baseline(model, segment, state, source=source, model_version=model_version)
 
     def get_baseline(self, *, model: str | None = None, segment: str | None = None) -> MetricReport | None:
@@ -531,7 +728,10 @@ class ModelPerformanceTracker:
             performance_score=score if math.isfinite(score) else None, labels_pending=not state.labelled,
             **({"batch_id": batch_id} if batch_id else {}),
         )
-        return self._check(self.store.append(record), state, report, score, {})
+        ident = self._identity(model)
+        if ident is not None:
+            _merge_identity(model, ident, state)
+        return self._check(record, state, report, score, {})
 
     def track_stream(self, batches: Iterable[Any], **kwargs: Any) -> Iterator[TrackingResult]:
         """Track an iterable of batches, yielding each result as it is stored.
@@ -548,9 +748,15 @@ class ModelPerformanceTracker:
                 raise InputTypeError(f"stream items must be mappings or tuples, got {type(item).__name__}",
                                      parameter="batches")
 
+    def deliver_pending(self, deadline: float | None = None) -> list[DeliveryResult]:
+        """Deliver pending / failed alert deliveries (claimed with a lease, so concurrent
+        processes never send the same one); waits at most ``deadline`` seconds in total
+        (None: until each has been attempted once). Returns the results of this call."""
+        return self.alert_manager.deliver(None, deadline=deadline)
+
     def retry_pending_alerts(self) -> int:
         """Retry failed / pending alert deliveries; returns how many were delivered now."""
-        return sum(1 for r in self.alert_manager.retry_pending() if r.status == "delivered")
+        return sum(1 for r in self.deliver_pending() if r.status == "delivered")
 
     # ------------------------------------------------------------------ reading
     def _window(self, days: float | None, end: datetime | None = None) -> tuple[datetime | None, datetime]:
@@ -572,9 +778,20 @@ class ModelPerformanceTracker:
         start, end = self._window(days, end)
         kw = {} if segment is _ALL else {"segment": segment}
         states = self.store.states(model or self.model, start=start, end=end + timedelta(microseconds=1), **kw)
-        if not states:
+        usable = [d for _, d in states if not _overflowed(d)]
+        skipped = len(states) - len(usable)
+        if skipped:
+            logger.warning("window of %s: %d batch(es) whose statistics overflowed (values near 1e308) skipped",
+                           model or self.model, skipped)
+        if not usable:
             return None
-        return evaluate(merge_dicts_to_state([d for _, d in states]), level=self.config.confidence_level)
+        report = evaluate(merge_dicts_to_state(usable), level=self.config.confidence_level)
+        if not skipped:
+            return report
+        flag = f"overflow_batches_skipped:{skipped}"
+        return MetricReport(task=report.task, level=report.level, n=report.n, values={
+            k: MetricValue(**{**v.__dict__, "reason": flag if v.reason is None else f"{v.reason};{flag}"})
+            for k, v in report.items()})
 
     def get_performance_summary(self, days: float = 30, *, model: str | None = None, segment: Any = _ALL,
                                 end: datetime | None = None) -> Any:
@@ -617,9 +834,16 @@ class ModelPerformanceTracker:
         self.store.export_json(p)
         return p
 
-    def apply_retention(self, days: float) -> int:
-        """Delete records (and alerts) older than ``days``; returns the batch rows deleted."""
-        return self.store.delete_older_than(days)
+    def apply_retention(self, days: float, *, all_models: bool = False,
+                        keep_undelivered: bool = True) -> dict[str, int]:
+        """Delete this tracker's model's records and alerts older than ``days``.
+
+        ``all_models=True`` applies it to every model of the store. Alerts whose delivery is
+        pending or failed are kept unless ``keep_undelivered=False``. Returns what was
+        deleted: ``{"batches": n, "alerts": m, "undelivered_alerts_kept": k}``.
+        """
+        return self.store.apply_retention(days, model=None if all_models else self.model,
+                                          keep_undelivered=keep_undelivered)
 
     def alerts(self, days: float | None = None, *, model: str | None = None, include_suppressed: bool = True) -> pd.DataFrame:
         start, end = self._window(days)

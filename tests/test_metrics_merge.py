@@ -248,9 +248,12 @@ def test_incompatible_states_raise_state_error():
     ym, pm, sm = make_batch("multiclass", 50, rng)
     yr, pr, _ = make_batch("regression", 50, rng)
     b, m, r = state_of("binary", yb, pb, sb), state_of("multiclass", ym, pm, sm), compute_state(yr, pr)
-    for x, z in ((b, m), (b, r), (r, b), (b, state_of("binary", yb, pb, None))):
+    for x, z in ((b, m), (b, r), (r, b)):
         with pytest.raises(StateError):
             merge_states([x, z])
+    # batches with and without scores share a history: counts over all rows, scores over scored ones
+    mixed = merge_states([b, state_of("binary", yb, pb, None)])
+    assert mixed.n == 100 and mixed.n_scored == 50 and mixed.confusion.sum() == 100
     with pytest.raises(StateError):
         merge_states([])
     with pytest.raises(StateError):

@@ -541,6 +541,6 @@ def test_bad_urls():
     with pytest.raises(ConfigError):
         Store("mysql://u@h/db")
     with pytest.raises(ConfigError):
-        Store("not a url")
+        Store("://not a url")
     with pytest.raises(InputTypeError):
         Store(42)

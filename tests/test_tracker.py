@@ -327,3 +327,34 @@ def test_four_processes_track_250_batches_each(store_url):
     t = ModelPerformanceTracker(store=store_url, model="conc")
     assert t.store.count("conc") == 1000
     assert t.store.integrity_check() == []
+
+
+def test_overflowing_regression_is_nan_with_reason_and_skipped_in_windows(tmp_path):
+    t = ModelPerformanceTracker(store=tmp_path / "s.db", model="r")
+    t.track_performance([1.0, 2.0, 3.0], [1.1, 2.1, 2.9], timestamp=T0)
+    r = t.track_performance([1e308, -1e308, 5e307], [-1e308, 1e308, 0.0], timestamp=T0 + timedelta(hours=1))
+    assert math.isnan(r["metrics"]["mse"].value) and r["metrics"]["mse"].reason == "overflow"
+    assert math.isnan(r["metrics"]["r2"].value) and r["metrics"]["r2"].reason == "overflow"
+    w = t.window_metrics(days=30, end=T0 + timedelta(days=1))
+    assert w.n == 3 and w["mse"].value == pytest.approx(0.01)
+    assert "overflow_batches_skipped:1" in w["mse"].reason
+    assert t.get_performance_summary(days=30, end=T0 + timedelta(days=1))["total_records"] == 2
+
+
+def test_track_states_goes_through_the_same_transaction(tmp_path):
+    from perfkit.exceptions import ModelIdentityError
+    from perfkit.metrics import compute_state
+
+    t = ModelPerformanceTracker(store=tmp_path / "s.db", model="m")
+    frame = pd.DataFrame({
+        "state": [compute_state([0, 1, 1, 0], [0, 1, 0, 0]) for _ in range(6)],
+        "timestamp": [T0 + timedelta(hours=i) for i in range(6)],
+        "batch_id": [f"b{i}" for i in range(6)],
+    })
+    results = t.track_states(frame)
+    assert len(results) == 6 and t.store.count() == 6
+    assert t.store.get_baseline("m").source == "first_5_batches"
+    bad = pd.DataFrame({"state": [compute_state([0.5, 1.5], [0.4, 1.4])], "timestamp": [T0], "batch_id": ["r"]})
+    with pytest.raises(ModelIdentityError):
+        t.track_states(bad)
+    assert t.store.count() == 6

@@ -2,32 +2,40 @@
 
 Every channel has one shape: a ``name`` and a :meth:`Channel.send` that either delivers the
 alert or raises :class:`~perfkit.exceptions.DeliveryError` (with the underlying cause
-chained). :meth:`Channel.deliver` wraps ``send`` and never raises: it returns a
+chained, except a webhook's connection errors, whose text could quote the URL's path). :meth:`Channel.deliver` wraps ``send`` and never raises: it returns a
 :class:`~perfkit.alerts.types.DeliveryResult`, so one broken channel cannot stop the others.
 
 Channels are built from configuration through :func:`channel_from_config`, which looks the
 kind up in the :data:`CHANNELS` registry; :func:`register_channel` adds new kinds.
 
 Secrets stay secret: the SMTP password and the webhook URL (which often embeds a token) are
-never written to logs, ``repr`` or error messages; only the webhook's scheme and host are.
+never written to logs, ``repr`` or error messages; only the webhook's scheme and host are
+(a malformed webhook URL is refused without being shown).
+
+Idempotency: the webhook sends ``Idempotency-Key: <alert id>`` and the email's ``Message-ID``
+is ``<alert id@sender domain>``, so a delivery repeated after a crash can be dropped by the
+receiver. The webhook and SMTP ``timeout`` bounds the whole exchange, not each socket read.
 """
 
 from __future__ import annotations
 
 import abc
+import http.client
 import json
 import logging
 import os
 import shlex
 import smtplib
+import socket
 import ssl
 import subprocess
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from http.client import HTTPException
 from pathlib import Path
 from typing import Any
@@ -58,6 +66,51 @@ def _check_timeout(owner: str, timeout: Any) -> float:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise ConfigError(f"{owner}: timeout must be a positive number of seconds, got {timeout!r}")
     return float(timeout)
+
+
+class _Watchdog:
+    """Bound a whole network exchange: after ``timeout`` s, shut the socket(s) down.
+
+    A socket timeout bounds each read only; a server trickling one byte at a time could
+    keep an exchange busy without limit. The watchdog closes the connection instead, so
+    the blocked call fails and the exchange ends within ``timeout`` (plus scheduling).
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.fired = False
+        self._sockets: list[Callable[[], Any]] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(timeout, self._fire)
+        self._timer.daemon = True
+
+    def watch(self, get_socket: Callable[[], Any]) -> None:
+        with self._lock:
+            self._sockets.append(get_socket)
+            if self.fired:
+                _shutdown(get_socket())
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for get in self._sockets:
+                _shutdown(get())
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+
+def _shutdown(sock: Any) -> None:
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 class Channel(abc.ABC):
@@ -252,7 +305,9 @@ class EmailChannel(Channel):
         Name of an environment variable to read the password from at send time (keeps the
         secret out of configuration files). Ignored when ``password`` is given.
     timeout : float
-        Socket timeout in seconds for connecting and for every SMTP exchange.
+        Bound in seconds on the whole SMTP exchange (connect, TLS, login, sending): a
+        server that accepts and never answers, or answers one byte at a time, cannot
+        hold a delivery longer.
     ssl_context : ssl.SSLContext or None
         Context for ``"starttls"``/``"ssl"``; ``ssl.create_default_context()`` by default
         (certificate and host name verification on).
@@ -349,7 +404,9 @@ class EmailChannel(Channel):
         msg["From"] = self.sender
         msg["To"] = ", ".join(self.recipients)
         msg["Date"] = formatdate(localtime=False, usegmt=True)
-        msg["Message-ID"] = make_msgid(domain=self.sender.rpartition("@")[2] or "perfkit")
+        # the same alert always has the same Message-ID: a repeat (after a crash between sending
+        # and recording) can be dropped by the receiver
+        msg["Message-ID"] = f"<{alert.alert_id}@{self.sender.rpartition('@')[2] or 'perfkit'}>"
         msg["X-Perfkit-Alert-Id"] = alert.alert_id
         msg.set_content(alert.text())
         msg.add_alternative(alert.html(), subtype="html")
@@ -359,25 +416,33 @@ class EmailChannel(Channel):
         """Send the alert email; any SMTP, TLS or socket failure raises DeliveryError."""
         password = self._password()
         msg = self.build_message(alert)
+        watchdog = _Watchdog(self.timeout)
         try:
             context = self.ssl_context
             if self.security != "none" and context is None:
                 context = ssl.create_default_context()
             if self.security == "ssl":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=self.timeout, context=context
-                )
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(timeout=self.timeout, context=context)
             else:
-                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            with smtp:
-                if self.security == "starttls":
-                    smtp.starttls(context=context)
-                    smtp.ehlo()
-                if self.username is not None and password is not None:
-                    smtp.login(self.username, password)
-                refused = smtp.send_message(msg)
+                smtp = smtplib.SMTP(timeout=self.timeout)
+            smtp._host = self.host  # TLS server name; the constructor sets it only when it connects
+            with watchdog:
+                watchdog.watch(lambda: getattr(smtp, "sock", None))
+                try:
+                    smtp.connect(self.host, self.port)
+                    if self.security == "starttls":
+                        smtp.starttls(context=context)
+                        smtp.ehlo()
+                    if self.username is not None and password is not None:
+                        smtp.login(self.username, password)
+                    refused = smtp.send_message(msg)
+                    smtp.quit()
+                finally:
+                    smtp.close()
         except (smtplib.SMTPException, OSError) as exc:  # ssl.SSLError and timeouts are OSError
             detail = self._scrub(f"{type(exc).__name__}: {exc}", password)
+            if watchdog.fired:
+                detail = f"timed out: no complete answer within the {self.timeout:g} s timeout ({detail})"
             raise DeliveryError(
                 f"email channel could not deliver alert {alert.alert_id} via "
                 f"{self.host}:{self.port}: {detail}"
@@ -480,6 +545,39 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class _WatchedHandlers:
+    """urllib handlers whose connections register their sockets with a watchdog."""
+
+    def __init__(self) -> None:
+        self.connections: list[http.client.HTTPConnection] = []
+
+    def handlers(self) -> list[urllib.request.BaseHandler]:
+        owner = self
+
+        class _HTTP(urllib.request.HTTPHandler):
+            def http_open(self, req):
+                return self.do_open(owner._make(http.client.HTTPConnection), req)
+
+        class _HTTPS(urllib.request.HTTPSHandler):
+            def https_open(self, req):
+                return self.do_open(owner._make(http.client.HTTPSConnection), req,
+                                    context=self._context)
+
+        return [_HTTP(), _HTTPS()]
+
+    def _make(self, cls: type) -> Callable[..., http.client.HTTPConnection]:
+        def factory(*args: Any, **kwargs: Any) -> http.client.HTTPConnection:
+            conn = cls(*args, **kwargs)
+            self.connections.append(conn)
+            return conn
+
+        return factory
+
+
+def _has_unsafe_chars(url: str) -> bool:
+    return any(ch.isspace() or not ch.isprintable() for ch in url)
+
+
 class WebhookChannel(Channel):
     """POST alerts as JSON to an HTTP(S) endpoint.
 
@@ -492,14 +590,17 @@ class WebhookChannel(Channel):
         ``"json"`` posts ``alert.to_dict()``; ``"slack"`` posts a Slack incoming-webhook
         payload (see :func:`slack_payload`).
     timeout : float
-        Socket timeout in seconds (connect, and each read of the response).
+        Bound in seconds on the whole exchange (connect, send, every read of the answer).
     headers : Mapping[str, str] or None
         Extra request headers (e.g. ``Authorization``); their values are never logged.
 
     Notes
     -----
     Any answer outside 2xx (redirects included: they are not followed) and every
-    connection error or timeout raises :class:`~perfkit.exceptions.DeliveryError`.
+    connection error or timeout raises :class:`~perfkit.exceptions.DeliveryError`, whose
+    message names only the scheme and host (never the path, query or credentials of the
+    URL). Every POST carries the header ``Idempotency-Key: <alert id>``: a delivery repeated
+    after a crash between sending and recording has the same key, so receivers can drop it.
     Proxies from the usual ``*_proxy`` environment variables are honoured.
 
     Examples
@@ -523,7 +624,16 @@ class WebhookChannel(Channel):
     ):
         if not isinstance(url, str):
             raise ConfigError(f"WebhookChannel: url must be a str, got {type(url).__name__}")
-        parts = urllib.parse.urlsplit(url)
+        try:
+            parts = urllib.parse.urlsplit(url)
+            _ = parts.port
+        except ValueError:
+            parts = None
+        if parts is None or _has_unsafe_chars(url):
+            raise ConfigError(
+                "WebhookChannel: url is not a valid URL (bad port, brackets, spaces or control "
+                "characters); it is not shown because it may hold a token"
+            )
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
                 "WebhookChannel: url must be an absolute http:// or https:// URL "
@@ -542,13 +652,19 @@ class WebhookChannel(Channel):
         self.headers: dict[str, str] = dict(headers or {})
         host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
         self.safe_url = f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
-        self._opener = urllib.request.build_opener(_NoRedirect)
+        self._secrets = [x for x in (url, parts.path, parts.query, parts.fragment, parts.password,
+                                     parts.username) if x and len(x) > 1]
 
     def __repr__(self) -> str:
         return (
             f"WebhookChannel(url={self.safe_url + '/…'!r}, format={self.format!r}, "
             f"timeout={self.timeout!r}, headers={sorted(self.headers)!r})"
         )
+
+    def _scrub(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, "…")
+        return text
 
     def payload(self, alert: Alert) -> dict[str, Any]:
         """Return the JSON document that :meth:`send` posts."""
@@ -560,27 +676,33 @@ class WebhookChannel(Channel):
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": "perfkit-alerts",
+            "Idempotency-Key": alert.alert_id,
             **self.headers,
         }
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         where = f"webhook {self.safe_url}"
+        watched = _WatchedHandlers()
+        opener = urllib.request.build_opener(_NoRedirect, *watched.handlers())
+        watchdog = _Watchdog(self.timeout)
         try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                status = response.status
-                response.read(65536)
+            request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+            with watchdog:
+                watchdog.watch(lambda: next((c.sock for c in watched.connections if c.sock), None))
+                with opener.open(request, timeout=self.timeout) as response:
+                    status = response.status
+                    response.read(65536)
         except urllib.error.HTTPError as exc:
             exc.close()
             raise DeliveryError(
                 f"{where} answered HTTP {exc.code} for alert {alert.alert_id}"
-            ) from exc
-        except urllib.error.URLError as exc:
-            raise DeliveryError(
-                f"{where} could not be reached for alert {alert.alert_id}: {exc.reason}"
-            ) from exc
-        except (OSError, HTTPException) as exc:  # timeouts while reading, broken answers
-            raise DeliveryError(
-                f"{where} failed for alert {alert.alert_id}: {type(exc).__name__}: {exc}"
-            ) from exc
+            ) from exc  # its text is the status line only
+        except (urllib.error.URLError, OSError, HTTPException, ValueError) as exc:
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            detail = self._scrub(f"{type(reason).__name__}: {reason}")
+            if watchdog.fired:
+                detail = f"timed out: no complete answer within the {self.timeout:g} s timeout"
+            verb = "could not be reached" if isinstance(exc, urllib.error.URLError) else "failed"
+            # not chained: the cause's text (e.g. http.client.InvalidURL) may quote the URL's path
+            raise DeliveryError(f"{where} {verb} for alert {alert.alert_id}: {detail}") from None
         if not 200 <= status < 300:
             raise DeliveryError(f"{where} answered HTTP {status} for alert {alert.alert_id}")
 

@@ -479,6 +479,8 @@ class DeliveryResult:
         Why delivery failed; ``None`` when delivered.
     attempted_at : datetime
         When delivery was attempted (UTC).
+    alert_id : str or None
+        The alert delivered (set by the outbox delivery).
 
     Examples
     --------
@@ -491,6 +493,7 @@ class DeliveryResult:
     status: str
     error: str | None = None
     attempted_at: datetime = field(default_factory=_utcnow)
+    alert_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in DELIVERY_STATUSES:
@@ -511,4 +514,5 @@ class DeliveryResult:
             "status": self.status,
             "error": self.error,
             "attempted_at": self.attempted_at.isoformat(),
+            "alert_id": self.alert_id,
         }

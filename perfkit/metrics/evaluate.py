@@ -11,8 +11,15 @@ from typing import Any
 import pandas as pd
 
 from perfkit.exceptions import ValidationError
+from perfkit.metrics._moments import Moments
 from perfkit.metrics.registry import METRICS, EvalContext, MetricValue, resolve_metric_name
-from perfkit.metrics.state import ClassificationState, State, compute_state, state_from_dict
+from perfkit.metrics.state import (
+    ClassificationState,
+    RegressionState,
+    State,
+    compute_state,
+    state_from_dict,
+)
 
 __all__ = ["MetricReport", "compute_metrics", "evaluate", "performance_score", "performance_score_se"]
 
@@ -155,8 +162,21 @@ def evaluate(
         mv = spec.compute(state, ctx)
         if mv.higher_is_better is None and spec.higher_is_better is not None:
             mv = MetricValue(**{**mv.__dict__, "higher_is_better": spec.higher_is_better})
+        if mv.reason is None and not math.isfinite(mv.value) and _overflowed(state):
+            mv = MetricValue(**{**mv.__dict__, "value": math.nan, "ci_lower": math.nan, "ci_upper": math.nan,
+                                "se": math.nan, "reason": "overflow"})
         out[name] = mv
     return MetricReport(task=task, level=level, n=state.n, values=out)
+
+
+def _overflowed(state: State) -> bool:
+    """A regression state whose moments left the float range (values near 1e308)."""
+    if not isinstance(state, RegressionState):
+        return False
+    for m in vars(state).values():
+        if isinstance(m, Moments) and not all(math.isfinite(x) for x in (m.mean, m.m2, m.m3, m.m4)):
+            return True
+    return False
 
 
 def compute_metrics(

@@ -481,7 +481,7 @@ def _roc_auc(state: ClassificationState, ctx: EvalContext) -> MetricValue:
         if bound:
             lo, hi = max(0.0, lo - bound), min(1.0, hi + bound)
         return MetricValue(
-            "roc_auc", a, lo, hi, se, ctx.level, state.n, method=method,
+            "roc_auc", a, lo, hi, se, ctx.level, state.n_scored, method=method,
             error_bound=bound, reason=None if state.auc_exact is not None else "from_histograms",
         )
     defined = [(p, state.classes[c]) for p, c in zip(parts, state.hist_classes, strict=True) if math.isfinite(p[0])]
@@ -506,7 +506,7 @@ def _roc_auc(state: ClassificationState, ctx: EvalContext) -> MetricValue:
     if state.auc_exact is None:
         reasons.append("from_histograms")
     return MetricValue(
-        "roc_auc", a, lo, hi, se, ctx.level, state.n, method="delong_ovr_macro",
+        "roc_auc", a, lo, hi, se, ctx.level, state.n_scored, method="delong_ovr_macro",
         error_bound=bound, reason=";".join(reasons) or None,
     )
 
@@ -539,6 +539,8 @@ def _sample_count(state: Any, ctx: EvalContext) -> MetricValue:
 
 
 def _var_of_moments(m, ctx: EvalContext) -> tuple[float, float]:
+    if m.n == 0:  # a class with no scored rows yet (the model's label set grew)
+        return math.nan, math.nan
     var = m.m2 / m.n
     if m.n < 2:
         return var, math.nan

@@ -227,6 +227,14 @@ class ClassificationState:
         return self.hist_neg is not None
 
     @property
+    def n_scored(self) -> int:
+        """Rows that had scores (``y_pred_proba``): ``n`` unless batches without scores were merged in."""
+        if not self.has_scores:
+            return 0
+        total = self.hist_neg[0].sum() + (0 if self.hist_pos is None else self.hist_pos[0].sum())
+        return int(total)
+
+    @property
     def hist_classes(self) -> tuple[int, ...]:
         return (self.positive_index,) if self.task == "binary" else tuple(range(self.k))
 
@@ -275,7 +283,7 @@ class ClassificationState:
                 "state.prediction_part() on the labelled one to merge prediction distributions"
             )
         if self.has_scores != other.has_scores:
-            raise StateError("cannot merge a state with scores and one without y_pred_proba")
+            return _merge_mixed_scores(self, other)
         if self.has_scores and self.hist_neg.shape != other.hist_neg.shape:
             raise StateError(
                 f"cannot merge score histograms of different layouts: {self.hist_neg.shape} vs "
@@ -483,6 +491,23 @@ class RegressionState:
 
 
 State = ClassificationState | RegressionState
+
+
+def _merge_mixed_scores(a: ClassificationState, b: ClassificationState) -> ClassificationState:
+    """Merge a state with scores and one without: counts cover every row, the score parts
+    (histograms, score moments, log loss) the rows that had scores (see ``n_scored``)."""
+    scored, plain = (a, b) if a.has_scores else (b, a)
+    return replace(
+        scored,
+        n=a.n + b.n,
+        confusion=None if a.confusion is None else a.confusion + b.confusion,
+        pred_counts=a.pred_counts + b.pred_counts,
+        logloss=scored.logloss if plain.logloss is None else plain.logloss.merge(scored.logloss),
+        eps=max(a.eps, b.eps),
+        auc_exact=None,
+        auc_var_exact=None,
+        n_batches=a.n_batches + b.n_batches,
+    )
 
 
 def _merge_ratio(a: ClassificationState, b: ClassificationState) -> float | None:
@@ -721,6 +746,67 @@ def compute_state(
     return _classification_state(prepared)
 
 
+def align_classes(state: ClassificationState, classes: Sequence) -> ClassificationState:
+    """Re-encode a multiclass state in a larger class set (a model's label set grew).
+
+    Counts move to the new class positions; a class the state never saw gets zero counts,
+    an empty score histogram and empty score moments (its scores cover the batches since it
+    appeared). Per-batch exact AUCs are dropped (the histograms take over, as on any merge).
+
+    Examples
+    --------
+    >>> s = compute_state(["a", "b", "c", "a"], ["a", "b", "b", "a"])
+    >>> t = align_classes(s, ["a", "b", "c", "d"])
+    >>> t.classes, t.confusion.sum(), t.pred_counts.tolist()
+    (('a', 'b', 'c', 'd'), np.int64(4), [2, 2, 0, 0])
+    """
+    classes = tuple(classes)
+    if classes == state.classes:
+        return state
+    if state.task != "multiclass" or not set(state.classes) <= set(classes):
+        raise StateError(
+            f"cannot re-encode a {state.task} state with classes {list(state.classes)} in {list(classes)}"
+        )
+    k = len(classes)
+    pos = np.array([classes.index(c) for c in state.classes], dtype=np.int64)
+
+    def grow(a: np.ndarray | None) -> np.ndarray | None:
+        if a is None:
+            return None
+        out = np.zeros((k, *a.shape[1:]), dtype=a.dtype)
+        out[pos] = a
+        return out
+
+    confusion = None
+    if state.confusion is not None:
+        confusion = np.zeros((k, k), dtype=state.confusion.dtype)
+        confusion[np.ix_(pos, pos)] = state.confusion
+    moments = list(state.score_moments)
+    if len(moments) == state.k:
+        new = [Moments()] * k
+        for i, j in enumerate(pos):
+            new[j] = moments[i]
+        moments = new
+    return replace(
+        state, classes=classes, confusion=confusion, pred_counts=grow(state.pred_counts),
+        hist_pos=grow(state.hist_pos), hist_neg=grow(state.hist_neg), score_moments=tuple(moments),
+        auc_exact=None, auc_var_exact=None,
+    )
+
+
+def _aligned_dicts(dicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Multiclass state dicts of one growing label set, all re-encoded in the union of classes."""
+    first = dicts[0]
+    if first.get("kind") != "classification" or all(d.get("classes") == first["classes"] for d in dicts):
+        return dicts
+    if any(d.get("kind") != "classification" or d.get("task") != "multiclass" for d in dicts):
+        return dicts  # not one growing multiclass label set: the merge raises the precise error
+    from perfkit.metrics._validation import sorted_labels
+
+    union = list(sorted_labels({c for d in dicts for c in d["classes"]}))
+    return [d if d["classes"] == union else align_classes(state_from_dict(d), union).to_dict() for d in dicts]
+
+
 def merge_states(states: Iterable[State]) -> State:
     """Merge any number of states (of the same task and classes) into one.
 
@@ -731,6 +817,13 @@ def merge_states(states: Iterable[State]) -> State:
     >>> merge_states([a, b]).confusion.tolist()
     [[1, 0], [1, 2]]
     """
+    states = list(states)
+    if len({getattr(s, "classes", None) for s in states}) > 1 and all(
+            getattr(s, "task", None) == "multiclass" for s in states):
+        from perfkit.metrics._validation import sorted_labels
+
+        union = sorted_labels({c for s in states for c in s.classes})
+        states = [align_classes(s, union) for s in states]
     it = iter(states)
     try:
         acc = next(it)
@@ -765,6 +858,7 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
     dicts = list(dicts)
     if not dicts:
         raise StateError("merge needs at least one state")
+    dicts = _aligned_dicts(dicts)
     first = dicts[0]
     if len(dicts) == 1 or first.get("kind") != "classification":
         return merge_states(state_from_dict(d) for d in dicts)

@@ -4,10 +4,12 @@ The export is JSON lines (or, with ``lines=False``, one JSON document with the s
 objects under ``"rows"``). The first line is a header::
 
     {"table": "_header", "format": "perfkit-store", "format_version": 1,
-     "schema_revision": "0001_initial", "counts": {...}}
+     "schema_revision": "0002_outbox_models", "counts": {...}}
 
 Every following line is one row of one table: ``{"table": "<table name>", <columns>}``,
-tables in the order batches, baselines, alerts, alert deliveries, rows by primary key.
+tables in the order batches, baselines, alerts, alert deliveries, models, rows by primary
+key. Exports of the older schema revision ``0001_initial`` import too (new columns get
+their defaults).
 Datetimes are ISO 8601 UTC strings; JSON cells are written as stored (non-finite floats
 and datetimes tagged, see :mod:`perfkit.store.records`). Exporting, importing into a new
 store of the same database kind and exporting again gives an identical file.
@@ -21,7 +23,7 @@ import os
 import pathlib
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -34,10 +36,8 @@ from perfkit.store.schema import (
     alerts,
     baselines,
     batches,
+    models,
 )
-
-if TYPE_CHECKING:
-    from perfkit.store.sql import Store
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_TABLES", "export_json", "import_json"]
 
@@ -45,7 +45,7 @@ logger = logging.getLogger("perfkit")
 
 EXPORT_FORMAT = "perfkit-store"
 _FORMAT_VERSION = 1
-EXPORT_TABLES: tuple[sa.Table, ...] = (batches, baselines, alerts, alert_deliveries)
+EXPORT_TABLES: tuple[sa.Table, ...] = (batches, baselines, alerts, alert_deliveries, models)
 """Tables written by :func:`export_json`, in order (parents before children)."""
 
 _TABLES = {table.name: table for table in EXPORT_TABLES}
@@ -54,7 +54,10 @@ _ORDER = {
     "perfkit_baselines": ("id",),
     "perfkit_alerts": ("created_at", "alert_id"),
     "perfkit_alert_deliveries": ("alert_id", "channel"),
+    "perfkit_models": ("model",),
 }
+_READABLE_REVISIONS = ("0001_initial", SCHEMA_REVISION)
+_DEFAULTS = {"perfkit_alert_deliveries": {"orphaned": 0}}
 _CHUNK = 500
 
 
@@ -85,12 +88,12 @@ def _export_rows(conn: sa.Connection) -> Iterator[dict[str, Any]]:
             yield out
 
 
-def export_json(store: Store, path: str | os.PathLike[str], *, lines: bool = True) -> int:
+def export_json(store: Any, path: str | os.PathLike[str], *, lines: bool = True) -> int:
     """Write every batch, baseline, alert and delivery of ``store`` to ``path``.
 
     Parameters
     ----------
-    store : Store
+    store : perfkit.store.Store
     path : str or path-like
         Output file (overwritten).
     lines : bool, default True
@@ -166,15 +169,16 @@ def _read_export(path: pathlib.Path) -> tuple[dict[str, Any], list[dict[str, Any
 
 def _decode_row(table: sa.Table, row: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    defaults = _DEFAULTS.get(table.name, {})
     for column in table.c:
-        value = row.get(column.name)
+        value = row.get(column.name, defaults.get(column.name))
         if value is not None and _is_datetime(column):
             value = datetime.fromisoformat(value)
         out[column.name] = value
     return out
 
 
-def import_json(store: Store, path: str | os.PathLike[str]) -> int:
+def import_json(store: Any, path: str | os.PathLike[str]) -> int:
     """Load an export written by :func:`export_json` into the EMPTY ``store``.
 
     Everything is inserted in one transaction; primary keys are kept.
@@ -197,7 +201,7 @@ def import_json(store: Store, path: str | os.PathLike[str]) -> int:
     header, rows = _read_export(path)
     if header.get("format") != EXPORT_FORMAT:
         raise ValidationError(f"{path} is not a perfkit store export", parameter="path")
-    if header.get("schema_revision") != SCHEMA_REVISION:
+    if header.get("schema_revision") not in _READABLE_REVISIONS:
         raise SchemaVersionError(
             f"{path} was exported with schema revision {header.get('schema_revision')!r}; "
             f"this perfkit imports revision {SCHEMA_REVISION!r}"
@@ -212,7 +216,7 @@ def import_json(store: Store, path: str | os.PathLike[str]) -> int:
     expected = header.get("counts")
     if expected is not None:
         found = {name: len(items) for name, items in by_table.items()}
-        if found != expected:
+        if {k: v for k, v in found.items() if v or k in expected} != expected:
             raise ValidationError(
                 f"{path} is truncated or corrupt: header counts {expected}, rows {found}",
                 parameter="path",

@@ -20,16 +20,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from perfkit._checks import check_metadata, check_timestamp
-from perfkit._checks import check_name as _check_str
+from perfkit._checks import MAX_NAME_LENGTH, check_metadata, check_timestamp
+from perfkit._checks import check_name as _checks_name
 from perfkit.exceptions import InputTypeError, ValidationError
 
 __all__ = [
     "ALL_SEGMENTS",
     "METRIC_FIELDS",
+    "NAME_MAX",
     "TASKS",
     "BaselineRecord",
     "BatchRecord",
+    "check_name",
     "decode_json",
     "encode_json",
     "normalize_metrics",
@@ -258,6 +260,19 @@ def normalize_metrics(metrics: dict[str, Any], parameter: str = "metrics") -> di
 
 def _new_batch_id() -> str:
     return uuid.uuid4().hex
+
+
+NAME_MAX = MAX_NAME_LENGTH
+"""Longest model / segment / batch id / version name every backend stores."""
+
+
+def check_name(value: Any, parameter: str) -> str:
+    """The one name rule (:func:`perfkit._checks.check_name`), required (not optional)."""
+    return _checks_name(value, parameter)
+
+
+def _check_str(value: Any, parameter: str, *, optional: bool = False) -> None:
+    _checks_name(value, parameter, optional=optional)
 
 
 @dataclass(frozen=True)

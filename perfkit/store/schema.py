@@ -14,7 +14,12 @@ Tables
 ``perfkit_alerts``
     One row per alert; ``suppressed_by`` references another alert.
 ``perfkit_alert_deliveries``
-    One row per (alert, channel); ``attempts`` counts delivery attempts.
+    One row per (alert, channel): the delivery outbox. ``attempts`` counts claims;
+    ``lease_owner`` / ``lease_until`` hold the claim of the process sending it;
+    ``orphaned`` counts claims that expired unrecorded (a crash between sending and
+    recording: the delivery may have been sent twice, with the same idempotency key).
+``perfkit_models``
+    One row per model: its task, label set (classification) and whether it had scores.
 ``perfkit_alembic_version``
     Alembic's revision table (named so it cannot clash with an application's own).
 """
@@ -39,9 +44,10 @@ __all__ = [
     "batches",
     "json_type",
     "metadata",
+    "models",
 ]
 
-SCHEMA_REVISION = "0001_initial"
+SCHEMA_REVISION = "0002_outbox_models"
 """Alembic revision of the schema this perfkit version reads and writes."""
 
 VERSION_TABLE = "perfkit_alembic_version"
@@ -167,6 +173,22 @@ alert_deliveries = sa.Table(
     sa.Column("last_error", sa.Text(), nullable=True),
     sa.Column("last_attempt_at", UTCDateTime(), nullable=True),
     sa.Column("delivered_at", UTCDateTime(), nullable=True),
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_until", UTCDateTime(), nullable=True),
+    sa.Column("orphaned", sa.Integer(), nullable=False, server_default="0"),
     sa.PrimaryKeyConstraint("alert_id", "channel", name="pk_perfkit_alert_deliveries"),
     sa.Index("ix_perfkit_alert_deliveries_status", "status"),
 )
+
+models = sa.Table(
+    "perfkit_models",
+    metadata,
+    sa.Column("model", sa.String(255), primary_key=True),
+    sa.Column("task", sa.String(32), nullable=False),
+    sa.Column("classes", json_type(), nullable=True),
+    sa.Column("positive_label", json_type(), nullable=True),
+    sa.Column("has_scores", sa.Boolean(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+"""Model identity: task, label set (grows when a new class appears), scores expected."""

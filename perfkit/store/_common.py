@@ -1,0 +1,357 @@
+"""Shared pieces of the SQL store: engine and URL set-up, column lists, row helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import importlib.resources
+import json
+import logging
+import operator
+import os
+import pathlib
+import re
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from perfkit.exceptions import (
+    ValidationError,
+)
+from perfkit.store.records import (
+    ALL_SEGMENTS,
+    BatchRecord,
+    check_name,
+    decode_json,
+    encode_json,
+    to_utc,
+)
+from perfkit.store.schema import (
+    batches,
+    metadata,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+logger = logging.getLogger("perfkit")
+
+DEFAULT_URL = "sqlite:///data/performance/perfkit.db"
+"""Store URL used when none is given (relative to the current working directory)."""
+
+HISTORY_COLUMNS: tuple[str, ...] = (
+    "id",
+    "batch_id",
+    "model",
+    "model_version",
+    "segment",
+    "timestamp",
+    "task",
+    "sample_count",
+    "performance_score",
+    "labels_pending",
+    "metadata",
+)
+"""Fixed columns of :meth:`Store.history`; metric columns follow."""
+
+METRICS_FRAME_COLUMNS: tuple[str, ...] = (
+    "batch_id",
+    "timestamp",
+    "segment",
+    "metric",
+    "value",
+    "ci_lower",
+    "ci_upper",
+    "se",
+    "reason",
+)
+"""Columns of :meth:`Store.metrics_frame`."""
+
+BASELINE_COLUMNS: tuple[str, ...] = (
+    "id",
+    "model",
+    "segment",
+    "model_version",
+    "version",
+    "source",
+    "sample_count",
+    "created_at",
+    "metrics",
+)
+"""Columns of :meth:`Store.baselines`."""
+
+ALERT_COLUMNS: tuple[str, ...] = (
+    "alert_id",
+    "model",
+    "segment",
+    "metric",
+    "alert_type",
+    "severity",
+    "timestamp",
+    "batch_id",
+    "status",
+    "suppressed_by",
+    "created_at",
+    "payload",
+    "deliveries",
+)
+"""Columns of :meth:`Store.alerts`."""
+
+_SCHEMA_LOCK_KEY = 7_263_521_001  # PostgreSQL advisory lock serialising migrations
+_PERFKIT_TABLES = frozenset(metadata.tables)
+_dumps = functools.partial(json.dumps, allow_nan=False, separators=(",", ":"))
+
+
+try:  # optional: about 3x faster parsing of large states
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None
+
+
+def _loads(text: str | bytes) -> Any:
+    """Parse a JSON cell; undo :func:`encode_json` tags only when the text has one."""
+    if _orjson is not None:
+        try:
+            value = _orjson.loads(text)
+        except _orjson.JSONDecodeError:  # e.g. integers beyond 64 bits
+            value = json.loads(text)
+    else:
+        value = json.loads(text)
+    if (b'"$' if isinstance(text, bytes) else '"$') in text:
+        return decode_json(value)
+    return value
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FREQ_UNITS = {"d": "days", "h": "hours", "min": "minutes", "s": "seconds"}
+_FREQ_RE = re.compile(r"\s*(\d+(?:\.\d*)?)?\s*(d|h|min|s)\s*", re.IGNORECASE)
+
+
+def _parse_freq(freq: Any) -> timedelta:
+    """``"7D"`` / ``"6h"`` / ``"30min"`` / ``"90s"`` or a timedelta -> positive timedelta."""
+    step = None
+    if isinstance(freq, timedelta):
+        step = freq
+    elif isinstance(freq, str) and (match := _FREQ_RE.fullmatch(freq)):
+        number, unit = match.groups()
+        step = timedelta(**{_FREQ_UNITS[unit.lower()]: float(number or 1)})
+    if step is None or step <= timedelta(0):
+        raise ValidationError(
+            f"freq must be a positive timedelta or a string like '7D', '6h', '30min', "
+            f"'90s', got {freq!r}",
+            parameter="freq",
+        )
+    return step
+
+
+@contextlib.contextmanager
+def _bulk() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many acyclic objects are built.
+
+    Parsed JSON has no reference cycles, but the collector's passes over the growing
+    set of live dicts and lists cost as much as the parsing itself on a year of states.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+_time_id = operator.itemgetter(0, 1)
+_row_time_id = operator.attrgetter("timestamp", "id")
+
+
+def _sqlite_time(text: str) -> datetime:
+    """Parse the naive UTC text SQLite holds (``YYYY-MM-DD HH:MM:SS.ffffff``)."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _seg(segment: str | None) -> str:
+    return "" if segment is None else segment
+
+
+def _unseg(segment: str) -> str | None:
+    return None if segment == "" else segment
+
+
+def _check_name(value: Any, parameter: str, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    check_name(value, parameter)
+
+
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@\s]*@")
+
+
+def mask_urls(text: str) -> str:
+    """Mask the password of every URL in ``text`` (``user:***@host``).
+
+    >>> mask_urls("cannot reach postgresql://bob:hunter2@db:5432/perf")
+    'cannot reach postgresql://bob:***@db:5432/perf'
+    """
+    return _URL_PASSWORD.sub(r"\1:***@", text)
+
+
+def _migrations_location() -> str:
+    return str(importlib.resources.files("perfkit.store") / "migrations")
+
+
+def _make_engine(url: sa.URL, echo: bool, *, read_only: pathlib.Path | None = None) -> sa.Engine:
+    kwargs: dict[str, Any] = {
+        "echo": echo,
+        "json_serializer": _dumps,
+        "json_deserializer": _loads,
+    }
+    if url.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"timeout": 20.0}
+        if read_only is not None:
+            # a read-only file (or directory): open it through a read-only URI; without
+            # write access to the directory SQLite cannot create the WAL index, so the
+            # file is opened as immutable (a consistent snapshot of a store nobody writes)
+            import sqlite3
+            import urllib.parse
+
+            flags = "mode=ro" if os.access(read_only.parent, os.W_OK) else "immutable=1"
+            uri = f"file:{urllib.parse.quote(str(read_only.resolve()))}?{flags}"
+            kwargs["creator"] = lambda: sqlite3.connect(uri, uri=True, timeout=20.0, check_same_thread=False)
+    else:
+        kwargs["pool_pre_ping"] = True
+    engine = sa.create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_read_only_on_connect if read_only else _sqlite_on_connect)
+        sa.event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The driver must not open transactions itself; ``_sqlite_on_begin`` emits BEGIN.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=20000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_read_only_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=20000")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: sa.Connection) -> None:
+    mode = conn.get_execution_options().get("perfkit_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _time_bound(value: datetime | None, parameter: str) -> datetime | None:
+    return None if value is None else to_utc(value, parameter)
+
+
+# ---------------------------------------------------------------------- helpers
+def _filters(
+    table: sa.Table,
+    model: str | None,
+    segment: Any,
+    start: datetime | None,
+    end: datetime | None,
+) -> list[sa.ColumnElement[bool]]:
+    clauses: list[sa.ColumnElement[bool]] = []
+    if model is not None:
+        _check_name(model, "model")
+        clauses.append(table.c.model == model)
+    if segment is not ALL_SEGMENTS:
+        _check_name(segment, "segment", optional=True)
+        clauses.append(table.c.segment == _seg(segment))
+    start = _time_bound(start, "start")
+    end = _time_bound(end, "end")
+    if start is not None:
+        clauses.append(table.c.timestamp >= start)
+    if end is not None:
+        clauses.append(table.c.timestamp < end)
+    return clauses
+
+
+def _key_clause(model: str, segment: str | None, batch_id: str) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        batches.c.model == model,
+        batches.c.segment == _seg(segment),
+        batches.c.batch_id == batch_id,
+    )
+
+
+def _batch_row(record: BatchRecord, now: datetime) -> dict[str, Any]:
+    return {
+        "model": record.model,
+        "segment": _seg(record.segment),
+        "batch_id": record.batch_id,
+        "model_version": record.model_version,
+        "timestamp": record.timestamp,
+        "task": record.task,
+        "sample_count": record.sample_count,
+        "performance_score": record.performance_score,
+        "labels_pending": record.labels_pending,
+        "state": encode_json(record.state, "state"),
+        "metrics": record.metrics,
+        "metadata": encode_json(record.metadata, "metadata"),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _trusted(cls: type, base: Any = None, /, **values: Any) -> Any:
+    """Build a frozen dataclass without re-running validation (values are trusted)."""
+    obj = object.__new__(cls)
+    if base is not None:
+        obj.__dict__.update(base.__dict__)
+    obj.__dict__.update(values)
+    return obj
+
+
+def _record_from_row(row: Any) -> BatchRecord:
+    return _trusted(
+        BatchRecord,
+        model=row.model,
+        timestamp=row.timestamp,
+        task=row.task,
+        state=row.state,
+        metrics=row.metrics,
+        sample_count=row.sample_count,
+        batch_id=row.batch_id,
+        segment=_unseg(row.segment),
+        model_version=row.model_version,
+        performance_score=row.performance_score,
+        labels_pending=bool(row.labels_pending),
+        metadata=row.metadata,
+        id=row.id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _keep_none(frame: pd.DataFrame, columns: Iterable[str], data: dict[str, list]) -> None:
+    """Give nullable text columns object dtype so missing values stay ``None``.
+
+    (pandas 3 infers its ``str`` dtype, which turns ``None`` into NaN.)
+    """
+    import pandas as pd
+
+    for column in columns:
+        frame[column] = pd.Series(data[column], index=frame.index, dtype=object)
