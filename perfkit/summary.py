@@ -179,6 +179,24 @@ def _score_series(records: list) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["timestamp", "metric", "value", "se"])
 
 
+def _estimates(records: list, tracked: list[str]) -> list[dict[str, Any]]:
+    """Label-free estimates kept with the batches (pending ones, and completed ones beside
+    their realized values)."""
+    out = []
+    for r in records:
+        est = (r.metadata or {}).get("estimated_metrics")
+        if not est:
+            continue
+        out.append({
+            "batch_id": r.batch_id, "timestamp": r.timestamp.isoformat(), "segment": r.segment,
+            "labels_pending": r.labels_pending,
+            "estimated": {m: {k: est[m].get(k) for k in ("value", "ci_lower", "ci_upper")} for m in tracked if m in est},
+            "realized": None if r.labels_pending else
+            {m: (r.metrics.get(m) or {}).get("value") for m in tracked if m in est},
+        })
+    return out
+
+
 def build_summary(store: Store, config: PerformanceConfig, *, days: float = 30, model: str, segment: Any = _ALL,
                   end: datetime | None = None, freq: str | None = "auto") -> PerformanceSummary:
     """See :meth:`ModelPerformanceTracker.get_performance_summary`."""
@@ -257,6 +275,7 @@ def build_summary(store: Store, config: PerformanceConfig, *, days: float = 30, 
         },
         "segments": seg_rows,
         "baseline_status": baseline_status(store, config, model, segment),
+        "estimates": _estimates(all_recs, tracked),
         "points": "batches" if freq is None else f"windows:{freq}",
     }
     return PerformanceSummary(data)

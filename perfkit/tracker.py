@@ -7,6 +7,7 @@ the alert policy (:mod:`perfkit.alerts`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -38,7 +39,10 @@ from perfkit.metrics import (
     CUSTOM_METRICS,
     MetricReport,
     MetricValue,
+    calibrate,
     compute_state,
+    concept_drift_check,
+    estimate,
     evaluate,
     performance_score,
     state_from_dict,
@@ -188,11 +192,13 @@ class TrackingResult(Mapping[str, Any]):
     record_id: int | None = None
     state: Any = None
     notes: tuple[str, ...] = ()
+    estimated_metrics: MetricReport | None = None
+    concept_drift: Any = None
 
     _KEYS = (
         "batch_id", "model", "segment", "model_version", "timestamp", "task", "sample_count",
         "performance_score", "metrics", "labels_pending", "degradation_analysis", "alerts",
-        "metadata", "record_id", "notes",
+        "metadata", "record_id", "notes", "estimated_metrics", "concept_drift",
     )
 
     @property
@@ -229,6 +235,8 @@ class TrackingResult(Mapping[str, Any]):
             "metadata": dict(self.metadata),
             "record_id": self.record_id,
             "notes": list(self.notes),
+            "estimated_metrics": None if self.estimated_metrics is None else self.estimated_metrics.to_dict(),
+            "concept_drift": None if self.concept_drift is None else self.concept_drift.to_dict(),
         }
 
     def to_frame(self) -> pd.DataFrame:
@@ -541,6 +549,21 @@ class ModelPerformanceTracker:
         """Compare with the baseline, write batch + findings + alerts in ONE transaction, deliver."""
         analysis = DegradationAnalysis(False, (), performance_score=score, settings=self.config.detection)
         new_baseline = None
+        estimated, drift = self._estimate(record, state)
+        if estimated is not None:
+            # the history keeps the label-free estimate next to the realized values
+            record = dataclasses.replace(record, metadata={
+                **dict(record.metadata), "estimated_metrics": {k: v.to_dict() for k, v in estimated.items()}})
+        if not state.labelled and estimated is not None:
+            base_report = self._baseline_cache_report(record.model, record.segment, state)
+            if base_report is not None:
+                analysis = assess(
+                    estimated, base_report[0], self.config.detection, model=record.model,
+                    timestamp=record.timestamp, segment=record.segment, batch_id=record.batch_id,
+                    model_version=record.model_version, metadata=meta,
+                    metrics=[m for m in self.config.metrics_to_track if m in estimated],
+                    baseline_version=base_report[1], alert_type="estimated_performance_degradation",
+                )
         if state.labelled:
             baseline, new_baseline = self._baseline_for(record.model, record.segment, state)
             if baseline is not None:
@@ -552,6 +575,8 @@ class ModelPerformanceTracker:
                     metrics=[m for m in self.config.metrics_to_track if m in report], baseline_version=version,
                     window_entries=self._window_entries(record.model, record.segment, record),
                 )
+        if drift is not None and drift.suspected:
+            analysis = dataclasses.replace(analysis, alerts=(*analysis.alerts, self._drift_alert(record, drift)))
         manager = self.alert_manager
         written = self.store.write_tracked(
             record,
@@ -572,7 +597,71 @@ class ModelPerformanceTracker:
             model_version=stored.model_version, timestamp=stored.timestamp, task=state.task,
             sample_count=state.n, performance_score=score, metrics=report, labels_pending=not state.labelled,
             degradation_analysis=analysis, alert_outcomes=outcomes, metadata=meta, record_id=stored.id,
-            state=state, notes=notes,
+            state=state, notes=notes, estimated_metrics=estimated, concept_drift=drift,
+        )
+
+    # ------------------------------------------------------------------ before the labels arrive
+    def _baseline_cache_report(self, model: str, segment: str | None, state: State):
+        """(baseline state aligned with ``state``, its report, version) or None; never bootstraps."""
+        b = self.store.get_baseline(model, segment=segment)
+        if b is None and segment is not None:  # a segment without its own baseline: the model's
+            b = self.store.get_baseline(model, segment=None)
+        if b is None:
+            return None
+        key = (model, b.segment, b.id)
+        cached = self._baseline_cache.get(key)
+        if cached is None:
+            base_state = state_from_dict(b.state)
+            cached = (base_state, evaluate(base_state, level=self.config.confidence_level), b.version)
+            self._baseline_cache[key] = cached
+        base_state, base_report, version = cached
+        if base_state.task != state.task:
+            return None
+        if getattr(base_state, "classes", None) != getattr(state, "classes", None):
+            try:
+                base_state = align_classes(base_state, state.classes)
+            except StateError:
+                return None
+            base_report = evaluate(base_state, level=self.config.confidence_level)
+        return base_report, version, base_state, key
+
+    def _estimate(self, record: BatchRecord, state: State):
+        """Label-free estimate (CBPE) of a pending batch, or, when labels complete a pending
+        batch, the estimate it had and the concept-drift check of realized against it."""
+        if state.task == "regression" or not getattr(state, "has_scores", False):
+            return None, None
+        completing = state.labelled and record.batch_id is not None and \
+            self.store.find_pending(record.model, record.batch_id, record.segment) is not None
+        if state.labelled and not completing:
+            return None, None
+        base = self._baseline_cache_report(record.model, record.segment, state)
+        if base is None or not base[2].labelled or not base[2].has_scores:
+            return None, None
+        _, _, base_state, key = base
+        cal_key = ("calibration", *key, tuple(base_state.classes))
+        cal = self._baseline_cache.get(cal_key)
+        if cal is None:
+            cal = calibrate(base_state)
+            self._baseline_cache[cal_key] = cal
+        level = self.config.confidence_level
+        if not state.labelled:
+            return estimate(state, cal, level=level), None
+        estimated = estimate(state.prediction_part(), cal, level=level)
+        realized = evaluate(state, level=level)
+        return estimated, concept_drift_check(estimated, realized)
+
+    def _drift_alert(self, record: BatchRecord, drift: Any) -> Alert:
+        flagged = [f for f in drift.findings if f.suspected] or list(drift.findings)
+        worst = max(flagged, key=lambda f: abs(f.z) if math.isfinite(f.z) else -1.0) if flagged else None
+        return Alert(
+            model=record.model, segment=record.segment, metric=None if worst is None else worst.metric,
+            alert_type="concept_drift_suspected", severity="moderate",
+            baseline=math.nan if worst is None else worst.estimated,
+            current=math.nan if worst is None else worst.realized,
+            message=("realized performance is outside the label-free estimate's interval: the relation "
+                     "between scores and outcomes changed since the baseline (concept drift suspected)"),
+            timestamp=record.timestamp, batch_id=record.batch_id, model_version=record.model_version,
+            metadata={"concept_drift": drift.to_dict()},
         )
 
     def _deliver_backlog_quietly(self) -> None:

@@ -1,0 +1,92 @@
+"""Before the labels arrive, end to end: estimate -> alert -> labels -> one completed record
+with realized values, the estimate it had, and the concept-drift check."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from perfkit import ModelPerformanceTracker
+from perfkit.config import parse_config
+
+T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
+
+
+def _scored(rng, n, shift=0.0, flip=0.0):
+    """Scores from a calibrated model; ``shift`` moves the covariate (the scores), ``flip``
+    changes the relation between score and outcome (concept drift)."""
+    z = rng.normal(size=n) + shift
+    p = 1 / (1 + np.exp(-2.0 * z))
+    y = (rng.random(n) < p).astype(int)
+    y = np.where(rng.random(n) < flip, 1 - y, y)
+    return y, (p > 0.5).astype(int), p
+
+
+@pytest.fixture()
+def tracker(tmp_path):
+    section = {"degradation_thresholds": {"accuracy_drop": 0.05, "auc_drop": 0.05},
+               "metrics_to_track": ["accuracy", "roc_auc", "f1_macro"], "alert_channels": ["log"]}
+    t = ModelPerformanceTracker(config=parse_config(section), store=tmp_path / "late.db", model="churn")
+    rng = np.random.default_rng(0)
+    t.set_baseline(*_scored(rng, 50_000))
+    return t, rng
+
+
+def test_pending_batch_gets_estimates_and_estimated_alerts(tracker):
+    t, rng = tracker
+    y, yp, p = _scored(rng, 5000)
+    ok = t.track_performance(None, yp, p, {"batch_id": "b1"}, timestamp=T0)
+    est = ok["estimated_metrics"]
+    assert ok.labels_pending and est["accuracy"].method == "cbpe"
+    assert est["accuracy"].ci_lower <= float(np.mean(y == yp)) <= est["accuracy"].ci_upper
+    assert not ok.alerts
+    # covariate shift towards the uncertain region: the estimate falls, an estimated alert fires
+    y2, yp2, p2 = _scored(rng, 5000, shift=0.0)
+    p2 = 0.5 + (p2 - 0.5) * 0.15  # scores pulled to 0.5: the model is unsure, accuracy drops
+    yp2 = (p2 > 0.5).astype(int)
+    bad = t.track_performance(None, yp2, p2, {"batch_id": "b2"}, timestamp=T0 + timedelta(hours=1))
+    kinds = {a.alert_type for a in bad.alerts}
+    assert kinds == {"estimated_performance_degradation"}
+    assert t.store.count("churn") == 2
+
+
+def test_labels_complete_the_record_and_check_the_estimate(tracker):
+    t, rng = tracker
+    y, yp, p = _scored(rng, 5000)
+    t.track_performance(None, yp, p, {"batch_id": "b1"}, timestamp=T0)
+    done = t.track_performance(y, yp, p, {"batch_id": "b1"}, timestamp=T0)
+    assert t.store.count("churn") == 1                      # the same record, completed
+    assert not done.labels_pending and done["metrics"]["accuracy"].value == pytest.approx(np.mean(y == yp))
+    assert done["concept_drift"] is not None and not done["concept_drift"].suspected
+    rec = t.store.records("churn")[0]
+    assert "estimated_metrics" in rec.metadata and rec.metrics["accuracy"]["value"] == pytest.approx(np.mean(y == yp))
+    assert not any(a.alert_type == "concept_drift_suspected" for a in done.alerts)
+
+
+def test_concept_drift_is_flagged_when_the_labels_disagree(tracker):
+    t, rng = tracker
+    y, yp, p = _scored(rng, 5000, flip=0.10)              # same scores, outcomes changed
+    t.track_performance(None, yp, p, {"batch_id": "b9"}, timestamp=T0)
+    done = t.track_performance(y, yp, p, {"batch_id": "b9"}, timestamp=T0)
+    assert done["concept_drift"].suspected
+    assert "concept_drift_suspected" in {a.alert_type for a in done.alerts}
+    stored = t.store.alerts("churn")
+    assert "concept_drift_suspected" in set(stored["alert_type"])
+
+
+def test_summary_and_report_show_estimate_and_realized_side_by_side(tracker):
+    t, rng = tracker
+    now = datetime.now(UTC) - timedelta(hours=2)
+    y, yp, p = _scored(rng, 3000)
+    t.track_performance(None, yp, p, {"batch_id": "a"}, timestamp=now)
+    t.track_performance(None, yp, p, {"batch_id": "b"}, timestamp=now + timedelta(minutes=5))
+    t.track_performance(y, yp, p, {"batch_id": "a"}, timestamp=now)
+    rows = {e["batch_id"]: e for e in t.get_performance_summary(days=1)["estimates"]}
+    assert rows["b"]["labels_pending"] and rows["b"]["realized"] is None
+    assert rows["a"]["realized"]["accuracy"] == pytest.approx(np.mean(y == yp))
+    assert rows["a"]["estimated"]["accuracy"]["ci_lower"] <= rows["a"]["realized"]["accuracy"] \
+        <= rows["a"]["estimated"]["accuracy"]["ci_upper"]
+    report = t.generate_performance_report(days=1)
+    assert {e["batch_id"] for e in report["summary"]["estimates"]} == {"a", "b"}
