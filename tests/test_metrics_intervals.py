@@ -56,20 +56,20 @@ def test_multiclass_coverage(multiclass_truth):
     assert all(LO <= c <= HI for c in cov.values()), str(cov)
 
 
-def test_binary_auc_coverage_delong_newcombe_and_histograms():
+def test_binary_auc_coverage_score_interval_and_histograms():
     d = 1.2
     truth = float(stats.norm.cdf(d / math.sqrt(2)))  # binormal AUC
     rng = np.random.default_rng(2)
-    hits: dict[str, list[bool]] = {"delong_logit": [], "newcombe": [], "histogram": []}
+    hits: dict[str, list[bool]] = {"large": [], "small": [], "histogram": []}
     for _ in range(BATCHES):
-        for n, key in ((600, "delong_logit"), (150, "newcombe")):
+        for n, key in ((600, "large"), (150, "small")):
             y = (rng.random(n) < 0.3).astype(int)
             s = expit(rng.normal(size=n) + d * y)
             state = compute_state(y, None, s)
             auc = evaluate(state, metrics=["roc_auc"])["roc_auc"]
-            assert auc.method == key
+            assert auc.method == "score_delong"
             hits[key].append(auc.ci_lower <= truth <= auc.ci_upper)
-            if key == "delong_logit":  # the same batch as three merged parts (histogram DeLong)
+            if key == "large":  # the same batch as three merged parts (histogram DeLong)
                 parts = np.array_split(np.arange(n), 3)
                 merged = merge_states([compute_state(y[i], None, s[i], classes=[0, 1]) for i in parts])
                 m = evaluate(merged, metrics=["roc_auc"])["roc_auc"]
@@ -177,5 +177,5 @@ def test_newcombe_interval_has_width_at_the_boundary(auc, m, n):
 
 def test_perfect_separation_small_batch_has_an_interval():
     auc = compute_metrics([0] * 20 + [1] * 10, [0] * 20 + [1] * 10, [0.1] * 20 + [0.9] * 10)["roc_auc"]
-    assert auc.value == 1.0 and auc.method == "newcombe"
+    assert auc.value == 1.0 and auc.method == "score_delong"
     assert auc.ci_lower < 0.95 and auc.ci_upper == 1.0

@@ -16,10 +16,11 @@ import numpy as np
 from perfkit.exceptions import UnknownMetricError, ValidationError
 from perfkit.metrics import _kernels
 from perfkit.metrics.intervals import (
-    bootstrap_confusion,
+    auc_score_interval,
+    dirichlet_confusion,
+    f1_interval,
     logit_auc_interval,
     macro_prf,
-    newcombe_auc_interval,
     normal_interval,
     wilson_interval,
 )
@@ -308,10 +309,12 @@ def _accuracy(state: ClassificationState, ctx: EvalContext) -> MetricValue:
 
 
 def _boot_prf(state: ClassificationState, ctx: EvalContext) -> np.ndarray:
-    key = ("boot_prf", ctx.n_boot, ctx.seed, ctx.zero_division)
+    """Posterior draws (Dirichlet-smoothed bootstrap) of macro P / R / F1 over every class."""
+    key = ("dirichlet_prf", ctx.n_boot, ctx.seed)
     if key not in ctx.cache:
-        draws = bootstrap_confusion(state.confusion, ctx.n_boot, ctx.seed)
-        ctx.cache[key] = macro_prf(draws, _present(state), ctx.zero_division)
+        draws = dirichlet_confusion(state.confusion, ctx.n_boot, ctx.seed)
+        every = np.ones(state.k, dtype=bool)
+        ctx.cache[key] = macro_prf(draws, every, ctx.zero_division)
     return ctx.cache[key]
 
 
@@ -329,13 +332,13 @@ def _macro(idx: int, name: str):
         for j, c in enumerate(state.classes):
             if not present[j]:
                 continue
-            if idx in (0, 2) and pred[j] == 0 and idx == 0:
+            if idx == 0 and pred[j] == 0:
                 reasons.append(f"precision_zero_division:{c}")
             if idx == 1 and true[j] == 0:
                 reasons.append(f"recall_zero_division:{c}")
         return MetricValue(
             name, value, float(min(lo, value)), float(max(hi, value)), float(boot.std(ddof=1)),
-            ctx.level, state.n, reason=";".join(reasons) or None, method="multinomial_bootstrap",
+            ctx.level, state.n, reason=";".join(reasons) or None, method="dirichlet_bootstrap",
         )
 
     return compute
@@ -355,22 +358,19 @@ def _positive(kind: str):
         else:
             num, den = 2 * tp, pred + true
         if den == 0:
+            # nothing observed about the positive class: the population value may be anything
             return MetricValue(
-                kind, ctx.zero_division, n=state.n, level=ctx.level,
-                reason=f"{kind}_zero_division", method="none",
+                kind, ctx.zero_division, 0.0, 1.0, n=state.n, level=ctx.level,
+                reason=f"{kind}_zero_division", method="no_information",
             )
         value = num / den
         if kind == "f1":
-            # delta-method-free: bootstrap the 2x2 counts
-            draws = bootstrap_confusion(cm, ctx.n_boot, ctx.seed)
-            tpb = draws[:, j, j].astype(float)
-            denb = draws[:, :, j].sum(1) + draws[:, j, :].sum(1)
-            fb = np.where(denb > 0, 2 * tpb / np.maximum(denb, 1), ctx.zero_division)
-            alpha = 1 - ctx.level
-            lo, hi = np.quantile(fb, [alpha / 2, 1 - alpha / 2])
+            errors = pred + true - 2 * tp  # fp + fn
+            lo, hi = f1_interval(tp, errors, ctx.level)
+            jac = tp / (tp + errors)
+            se = 2 * math.sqrt(jac * (1 - jac) / (tp + errors)) / (1 + jac) ** 2
             return MetricValue(
-                "f1", value, float(min(lo, value)), float(max(hi, value)), float(fb.std(ddof=1)),
-                ctx.level, state.n, method="multinomial_bootstrap",
+                "f1", value, min(lo, value), max(hi, value), se, ctx.level, state.n, method="wilson_jaccard",
             )
         lo, hi = wilson_interval(num, den, ctx.level)
         return MetricValue(
@@ -403,12 +403,8 @@ def _roc_auc(state: ClassificationState, ctx: EvalContext) -> MetricValue:
         if not math.isfinite(a):
             return _undefined("roc_auc", "single_class_in_y_true", state.n, ctx.level)
         se = math.sqrt(max(v, 0.0))
-        if min(P, N) < 100 or not (0 < a < 1) or se == 0:
-            lo, hi = newcombe_auc_interval(a, P, N, ctx.level)
-            method = "newcombe"
-        else:
-            lo, hi = logit_auc_interval(a, se, ctx.level)
-            method = "delong_logit"
+        lo, hi = auc_score_interval(a, v, P, N, ctx.level)
+        method = "score_delong"
         if bound:
             lo, hi = max(0.0, lo - bound), min(1.0, hi + bound)
         return MetricValue(
