@@ -15,14 +15,20 @@ import numpy as np
 
 from perfkit.exceptions import UnknownMetricError, ValidationError
 from perfkit.metrics import _kernels
+from perfkit.metrics._abs_hist import REL_ERROR, bucket_edges
 from perfkit.metrics.intervals import (
     auc_score_interval,
     dirichlet_confusion,
     f1_interval,
+    heavy_tail_mean_interval,
+    hill_index,
     logit_auc_interval,
     macro_prf,
     normal_interval,
+    order_statistic_ranks,
+    skew_corrected_interval,
     wilson_interval,
+    z_value,
 )
 from perfkit.metrics.state import ClassificationState, RegressionState
 
@@ -440,11 +446,10 @@ def _roc_auc(state: ClassificationState, ctx: EvalContext) -> MetricValue:
 
 def _log_loss(state: ClassificationState, ctx: EvalContext) -> MetricValue:
     m = state.logloss
-    se = m.mean_se() if m.n > 1 else math.nan
-    lo, hi = normal_interval(m.mean, se, ctx.level, df=m.n - 1)
+    lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level)
     return MetricValue(
-        "log_loss", m.mean, max(0.0, lo) if math.isfinite(lo) else lo, hi, se, ctx.level, m.n,
-        method="t_mean",
+        "log_loss", m.mean, max(0.0, min(lo, m.mean)) if math.isfinite(lo) else lo,
+        max(hi, m.mean) if math.isfinite(hi) else hi, se, ctx.level, m.n, method="skew_corrected_t",
     )
 
 
@@ -483,29 +488,78 @@ def _prediction_variance(state: Any, ctx: EvalContext) -> MetricValue:
     return MetricValue("prediction_variance", var, lo, hi, se, ctx.level, state.n, method=method)
 
 
-def _t_metric(name: str, attr: str, *, nonneg: bool = True):
+def _mean_metric(name: str, attr: str):
+    """Mean of a per-row quantity: Hall's skewness-corrected t interval from the moments."""
+
     def compute(state: RegressionState, ctx: EvalContext) -> MetricValue:
         m = getattr(state, attr)
-        se = m.mean_se()
-        lo, hi = normal_interval(m.mean, se, ctx.level, df=m.n - 1)
-        if nonneg and math.isfinite(lo):
-            lo = max(0.0, lo)
-        reason = None
-        kurt = state.e.excess_kurtosis()
-        if name == "mse" and math.isfinite(kurt) and kurt > 3.0:
-            reason = f"heavy_tailed_errors:excess_kurtosis={kurt:.1f}"
-        return MetricValue(name, m.mean, lo, hi, se, ctx.level, m.n, reason=reason, method="t_mean")
+        lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level)
+        if math.isfinite(lo):
+            lo, hi = max(0.0, min(lo, m.mean)), max(hi, m.mean)
+        return MetricValue(name, m.mean, lo, hi, se, ctx.level, m.n, method="skew_corrected_t")
 
     return compute
 
 
+#: the tail index of e**2 below which the MSE has no finite variance (alpha < 2)
+_HEAVY_GAMMA = 0.5
+#: fewest rows on which a tail is estimated at all
+_MIN_TAIL_ROWS = 100
+#: rows from which the tail estimator alone gives the MSE interval (k = 2 sqrt(n) >= 50)
+_TAIL_ROWS = 625
+
+
+def _squared_error_tail(state: RegressionState, ctx: EvalContext):
+    """(values of e**2 per bucket, counts, Hill gamma of e**2) or None without a histogram."""
+    key = ("se_tail",)
+    if key not in ctx.cache:
+        h = state.ae_hist
+        if h is None or state.n < _MIN_TAIL_ROWS:
+            ctx.cache[key] = None
+        else:
+            v = h.values() ** 2
+            g = hill_index(v, h.counts, max(int(math.sqrt(state.n)), 5))
+            ctx.cache[key] = (v, h.counts, g)
+    return ctx.cache[key]
+
+
+def _mse_interval(state: RegressionState, ctx: EvalContext) -> tuple[float, float, float, str | None, str]:
+    """(lower, upper, se, reason, method) of the MSE."""
+    m = state.se
+    lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level)
+    tail = _squared_error_tail(state, ctx)
+    # heavy: the tail index of e**2 (Hill) is below 2 AND the errors' kurtosis is high (Hill
+    # alone over-reads light tails on few rows: its bias is about 1 / log(sqrt(n)))
+    kurt = state.e.excess_kurtosis()
+    if (tail is None or not math.isfinite(tail[2]) or tail[2] <= _HEAVY_GAMMA
+            or not (math.isfinite(kurt) and kurt > 3.0)):
+        return lo, hi, se, None, "skew_corrected_t"
+    values, counts, g = tail
+    reason = f"heavy_tailed:tail_index={1.0 / g:.2f}"
+    _, tse, tlo, thi = heavy_tail_mean_interval(values, counts, ctx.level)
+    if not math.isfinite(tlo):
+        return lo, hi, se, reason, "skew_corrected_t"
+    if state.n >= _TAIL_ROWS:
+        return tlo, thi, tse, reason, "hill_tail_mean"
+    # few rows: neither interval is reliable alone; report their union
+    return min(lo, tlo), max(hi, thi), max(se, tse), reason, "hill_tail_mean|skew_corrected_t"
+
+
+def _mse(state: RegressionState, ctx: EvalContext) -> MetricValue:
+    value = state.se.mean
+    lo, hi, se, reason, method = _mse_interval(state, ctx)
+    if math.isfinite(lo):
+        lo, hi = max(0.0, min(lo, value)), max(hi, value)
+    return MetricValue("mse", value, lo, hi, se, ctx.level, state.n, reason=reason, method=method)
+
+
 def _rmse(state: RegressionState, ctx: EvalContext) -> MetricValue:
-    mse = _t_metric("mse", "se")(state, ctx)
+    mse = _mse(state, ctx)
     value = math.sqrt(mse.value)
     se = mse.se / (2 * value) if value > 0 else math.nan
     lo = math.sqrt(max(mse.ci_lower, 0.0)) if math.isfinite(mse.ci_lower) else math.nan
-    hi = math.sqrt(mse.ci_upper) if math.isfinite(mse.ci_upper) else math.nan
-    return MetricValue("rmse", value, lo, hi, se, ctx.level, state.n, reason=mse.reason, method="delta_sqrt")
+    hi = math.sqrt(mse.ci_upper) if not math.isnan(mse.ci_upper) else math.nan
+    return MetricValue("rmse", value, lo, hi, se, ctx.level, state.n, reason=mse.reason, method="sqrt_of_mse")
 
 
 def _r2(state: RegressionState, ctx: EvalContext) -> MetricValue:
@@ -530,21 +584,64 @@ def _r2(state: RegressionState, ctx: EvalContext) -> MetricValue:
     cov = e_sd2 - A * B
     v = (var_s / B**2 + A * A * var_d2 / B**4 - 2 * A * cov / B**3) / n
     se = math.sqrt(max(v, 0.0))
-    lo, hi = normal_interval(value, se, ctx.level)
-    return MetricValue("r2", value, lo, min(hi, 1.0), se, ctx.level, n, method="influence_function")
+    a_lo, a_hi, _, reason, _ = _mse_interval(state, ctx)
+    if reason is None:
+        lo, hi = normal_interval(value, se, ctx.level)
+        return MetricValue("r2", value, lo, min(hi, 1.0), se, ctx.level, n, method="influence_function")
+    # heavy-tailed errors: R2 = D / (A + D) with A = MSE (tail-aware interval) and
+    # D = Var(y) - MSE, whose influence (y - ybar)**2 - e**2 has a finite variance when the
+    # predictions are light-tailed; the two intervals are combined by MOVER (Zou & Donner)
+    D = B - A
+    se_d = math.sqrt(max(var_d2 + var_s - 2 * cov, 0.0) / n)
+    z = z_value(ctx.level)
+    d_lo, d_hi = D - z * se_d, D + z * se_d
+
+    def r2(a: float, d: float) -> float:
+        return d / (a + d) if a + d > 0 else -math.inf
+
+    da = value - r2(a_hi, D)
+    dd = value - r2(A, d_lo)
+    ua = r2(max(a_lo, 0.0), D) - value
+    ud = r2(A, d_hi) - value
+    lo = value - math.sqrt(da * da + dd * dd) if math.isfinite(da + dd) else -math.inf
+    hi = value + math.sqrt(ua * ua + ud * ud)
+    return MetricValue(
+        "r2", value, lo, min(hi, 1.0), se, ctx.level, n, reason=reason, method="mover_tail_mse",
+    )
+
+
+def _abs_error_quantile(name: str, q: float):
+    """A quantile of |e| read from the state's log-spaced histogram (relative error <= 0.39 %)."""
+
+    def compute(state: RegressionState, ctx: EvalContext) -> MetricValue:
+        h = state.ae_hist
+        if h is None:
+            return _undefined(name, "no_error_histogram", state.n, ctx.level)
+        value = h.quantile(q)
+        r_lo, r_hi = order_statistic_ranks(h.n, q, ctx.level)
+        lo_edge, _ = bucket_edges(h.ids)
+        _, hi_edge = bucket_edges(h.ids)
+        cum = np.cumsum(h.counts)
+        j_lo, j_hi = np.searchsorted(cum, [r_lo + 1, r_hi + 1], side="left")
+        lo = min(float(lo_edge[min(j_lo, h.ids.size - 1)]), value)
+        hi = max(float(hi_edge[min(j_hi, h.ids.size - 1)]), value)
+        return MetricValue(
+            name, value, lo, hi, math.nan, ctx.level, state.n, method="order_statistics",
+            error_bound=REL_ERROR * value,
+        )
+
+    return compute
 
 
 def _mape(state: RegressionState, ctx: EvalContext) -> MetricValue:
     m = state.ape
     if m.n == 0:
         return _undefined("mape", "all_targets_zero", state.n, ctx.level)
-    se = m.mean_se()
-    lo, hi = normal_interval(m.mean, se, ctx.level, df=m.n - 1)
+    lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level)
+    if math.isfinite(lo):
+        lo, hi = max(0.0, min(lo, m.mean)), max(hi, m.mean)
     reason = f"zero_targets_skipped:{state.n_zero_target}" if state.n_zero_target else None
-    return MetricValue(
-        "mape", m.mean, max(lo, 0.0) if math.isfinite(lo) else lo, hi, se, ctx.level, m.n,
-        reason=reason, method="t_mean",
-    )
+    return MetricValue("mape", m.mean, lo, hi, se, ctx.level, m.n, reason=reason, method="skew_corrected_t")
 
 
 def _guard_labels(fn):
@@ -580,11 +677,13 @@ _builtin("recall", frozenset({"binary"}), True, 0, 1, False, "Recall of the posi
 _builtin("f1", frozenset({"binary"}), True, 0, 1, False, "F1 of the positive class.", _positive("f1"), binary_only=True)
 _builtin("roc_auc", CLASSIFICATION, True, 0, 1, True, "ROC AUC (binary; multiclass one-vs-rest macro).", _roc_auc)
 _builtin("log_loss", CLASSIFICATION, False, 0, math.inf, True, "Mean cross-entropy (scikit-learn clipping).", _log_loss)
-_builtin("mse", REGRESSION, False, 0, math.inf, False, "Mean squared error.", _t_metric("mse", "se"))
+_builtin("mse", REGRESSION, False, 0, math.inf, False, "Mean squared error.", _mse)
 _builtin("rmse", REGRESSION, False, 0, math.inf, False, "Root mean squared error.", _rmse)
-_builtin("mae", REGRESSION, False, 0, math.inf, False, "Mean absolute error.", _t_metric("mae", "ae"))
+_builtin("mae", REGRESSION, False, 0, math.inf, False, "Mean absolute error.", _mean_metric("mae", "ae"))
 _builtin("r2", REGRESSION, True, -math.inf, 1, False, "Coefficient of determination.", _r2)
 _builtin("mape", REGRESSION, False, 0, math.inf, False, "Mean absolute percentage error over non-zero targets (a fraction).", _mape)
-_builtin("smape", REGRESSION, False, 0, 2, False, "Symmetric MAPE, 2|e|/(|y|+|yhat|), 0/0 counted as 0 (a fraction in [0, 2]).", _t_metric("smape", "sape"))
+_builtin("smape", REGRESSION, False, 0, 2, False, "Symmetric MAPE, 2|e|/(|y|+|yhat|), 0/0 counted as 0 (a fraction in [0, 2]).", _mean_metric("smape", "sape"))
 _builtin("sample_count", ALL_TASKS, None, 0, math.inf, False, "Rows in the batch or window.", _sample_count, needs_labels=False)
 _builtin("prediction_variance", ALL_TASKS, None, 0, math.inf, False, "Variance of the predictions (scores when given).", _prediction_variance, needs_labels=False)
+_builtin("median_absolute_error", REGRESSION, False, 0, math.inf, False, "Median of |y - yhat| (from a log-spaced histogram; relative error <= 0.39 %).", _abs_error_quantile("median_absolute_error", 0.5))
+_builtin("p90_absolute_error", REGRESSION, False, 0, math.inf, False, "90th percentile of |y - yhat| (log-spaced histogram; relative error <= 0.39 %).", _abs_error_quantile("p90_absolute_error", 0.9))
