@@ -539,10 +539,12 @@ def _mse_interval(state: RegressionState, ctx: EvalContext) -> tuple[float, floa
     _, tse, tlo, thi = heavy_tail_mean_interval(values, counts, ctx.level)
     if not math.isfinite(tlo):
         return lo, hi, se, reason, "skew_corrected_t"
+    # ``se`` stays the moments' standard error (windows rebuild exact sums from it)
+    del tse
     if state.n >= _TAIL_ROWS:
-        return tlo, thi, tse, reason, "hill_tail_mean"
+        return tlo, thi, se, reason, "hill_tail_mean"
     # few rows: neither interval is reliable alone; report their union
-    return min(lo, tlo), max(hi, thi), max(se, tse), reason, "hill_tail_mean|skew_corrected_t"
+    return min(lo, tlo), max(hi, thi), se, reason, "hill_tail_mean|skew_corrected_t"
 
 
 def _mse(state: RegressionState, ctx: EvalContext) -> MetricValue:
