@@ -60,6 +60,10 @@ def wilson_interval(
     centre = (p + z * z / (2 * trials)) / denom
     half = z * math.sqrt(max(p * (1 - p), 0.0) / trials + z * z / (4 * trials * trials)) / denom
     lo, hi = max(0.0, centre - half), min(1.0, centre + half)
+    if successes <= 0:  # exact ends (the closed form leaves rounding residue there)
+        lo = 0.0
+    if successes >= trials:
+        hi = 1.0
     if boundary:
         top = 2 if trials <= 50 else 3
         failures = trials - successes
