@@ -338,7 +338,7 @@ def _macro(idx: int, name: str):
         for j, c in enumerate(state.classes):
             if not present[j]:
                 continue
-            if idx == 0 and pred[j] == 0:
+            if idx in (0, 2) and pred[j] == 0:  # F1 too: it involves that undefined precision
                 reasons.append(f"precision_zero_division:{c}")
             if idx == 1 and true[j] == 0:
                 reasons.append(f"recall_zero_division:{c}")
@@ -501,6 +501,11 @@ def _mean_metric(name: str, attr: str):
     return compute
 
 
+def _t_metric(name: str, attr: str):
+    """Compute function of a mean-type regression metric (the MSE has its own, tail-aware)."""
+    return _mse if name == "mse" else _mean_metric(name, attr)
+
+
 #: the tail index of e**2 below which the MSE has no finite variance (alpha < 2)
 _HEAVY_GAMMA = 0.5
 #: fewest rows on which a tail is estimated at all
@@ -627,8 +632,9 @@ def _abs_error_quantile(name: str, q: float):
         j_lo, j_hi = np.searchsorted(cum, [r_lo + 1, r_hi + 1], side="left")
         lo = min(float(lo_edge[min(j_lo, h.ids.size - 1)]), value)
         hi = max(float(hi_edge[min(j_hi, h.ids.size - 1)]), value)
+        se = (hi - lo) / (2 * z_value(ctx.level))  # for z tests: the interval's half width
         return MetricValue(
-            name, value, lo, hi, math.nan, ctx.level, state.n, method="order_statistics",
+            name, value, lo, hi, se, ctx.level, state.n, method="order_statistics",
             error_bound=REL_ERROR * value,
         )
 
@@ -679,12 +685,12 @@ _builtin("recall", frozenset({"binary"}), True, 0, 1, False, "Recall of the posi
 _builtin("f1", frozenset({"binary"}), True, 0, 1, False, "F1 of the positive class.", _positive("f1"), binary_only=True)
 _builtin("roc_auc", CLASSIFICATION, True, 0, 1, True, "ROC AUC (binary; multiclass one-vs-rest macro).", _roc_auc)
 _builtin("log_loss", CLASSIFICATION, False, 0, math.inf, True, "Mean cross-entropy (scikit-learn clipping).", _log_loss)
-_builtin("mse", REGRESSION, False, 0, math.inf, False, "Mean squared error.", _mse)
+_builtin("mse", REGRESSION, False, 0, math.inf, False, "Mean squared error.", _t_metric("mse", "se"))
 _builtin("rmse", REGRESSION, False, 0, math.inf, False, "Root mean squared error.", _rmse)
-_builtin("mae", REGRESSION, False, 0, math.inf, False, "Mean absolute error.", _mean_metric("mae", "ae"))
+_builtin("mae", REGRESSION, False, 0, math.inf, False, "Mean absolute error.", _t_metric("mae", "ae"))
 _builtin("r2", REGRESSION, True, -math.inf, 1, False, "Coefficient of determination.", _r2)
 _builtin("mape", REGRESSION, False, 0, math.inf, False, "Mean absolute percentage error over non-zero targets (a fraction).", _mape)
-_builtin("smape", REGRESSION, False, 0, 2, False, "Symmetric MAPE, 2|e|/(|y|+|yhat|), 0/0 counted as 0 (a fraction in [0, 2]).", _mean_metric("smape", "sape"))
+_builtin("smape", REGRESSION, False, 0, 2, False, "Symmetric MAPE, 2|e|/(|y|+|yhat|), 0/0 counted as 0 (a fraction in [0, 2]).", _t_metric("smape", "sape"))
 _builtin("sample_count", ALL_TASKS, None, 0, math.inf, False, "Rows in the batch or window.", _sample_count, needs_labels=False)
 _builtin("prediction_variance", ALL_TASKS, None, 0, math.inf, False, "Variance of the predictions (scores when given).", _prediction_variance, needs_labels=False)
 _builtin("median_absolute_error", REGRESSION, False, 0, math.inf, False, "Median of |y - yhat| (from a log-spaced histogram; relative error <= 0.39 %).", _abs_error_quantile("median_absolute_error", 0.5))
