@@ -23,6 +23,7 @@ from perfkit.metrics.intervals import (
     heavy_tail_mean_interval,
     hill_index,
     logit_auc_interval,
+    macro_mover,
     macro_prf,
     normal_interval,
     order_statistic_ranks,
@@ -332,6 +333,13 @@ def _macro(idx: int, name: str):
         alpha = 1.0 - ctx.level
         lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
         cm = state.confusion
+        method = "dirichlet_bootstrap"
+        if state.k > 2:
+            # few rows per class: the smoothed bootstrap centres on biased ratio estimates;
+            # the union with per-class Wilson bounds combined by MOVER keeps the coverage
+            m_lo, m_hi = macro_mover(cm, ctx.level)[idx]
+            lo, hi = min(lo, m_lo), max(hi, m_hi)
+            method = "dirichlet_bootstrap|mover"
         reasons = []
         pred = cm.sum(axis=0)
         true = cm.sum(axis=1)
@@ -344,7 +352,7 @@ def _macro(idx: int, name: str):
                 reasons.append(f"recall_zero_division:{c}")
         return MetricValue(
             name, value, float(min(lo, value)), float(max(hi, value)), float(boot.std(ddof=1)),
-            ctx.level, state.n, reason=";".join(reasons) or None, method="dirichlet_bootstrap",
+            ctx.level, state.n, reason=";".join(reasons) or None, method=method,
         )
 
     return compute
