@@ -100,7 +100,10 @@ class Reg:
 
     kind: str
     task: str = "regression"
-    metrics: tuple = REG_METRICS
+
+    @property
+    def metrics(self) -> tuple:  # MAPE only where it is finite
+        return REG_METRICS if self.kind == "near_zero" else tuple(m for m in REG_METRICS if m != "mape")
 
     def draw(self, rng, n):
         if self.kind == "normal":  # y = 3 + x + u, yhat = 3.1 + 0.8 x: e ~ N(-0.1, 1.04)

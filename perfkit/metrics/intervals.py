@@ -381,12 +381,34 @@ def heavy_tail_mean_interval(
     return (est, se, max(est - z * se, 0.0), est + z * se)
 
 
-def order_statistic_ranks(n: int, q: float, level: float = 0.95) -> tuple[int, int]:
-    """0-based ranks of the order statistics bracketing the ``q`` quantile at ``level``.
+def order_statistic_ranks(n: int, q: float, level: float = 0.95) -> tuple[float, float]:
+    """Fractional 0-based ranks of the order statistics bracketing the ``q`` quantile.
 
     Distribution-free: the count of rows below the population quantile is Binomial(n, q).
+    Each bound sits between the two order statistics whose one-sided miss probabilities
+    straddle ``alpha / 2``, interpolated linearly in that probability (the discrete exact
+    interval would over-cover, up to 99 % for a 90th percentile of 50 rows).
+
+    Examples
+    --------
+    >>> lo, hi = order_statistic_ranks(100, 0.5)
+    >>> 38 < lo < 41 and 58 < hi < 61
+    True
     """
     alpha = 1.0 - level
-    lo = int(stats.binom.ppf(alpha / 2, n, q)) - 1
-    hi = int(stats.binom.ppf(1 - alpha / 2, n, q))
-    return max(lo, 0), min(hi, n - 1)
+    j = np.arange(n + 1)
+    cdf = stats.binom.cdf(j, n, q)  # P(B <= j)
+
+    def frac(target: float) -> float:
+        # 0-based rank r with P(B <= r) ~ target, interpolated between r - 1 and r
+        r = int(np.searchsorted(cdf, target, side="left"))
+        if r <= 0:
+            return 0.0
+        if r >= n:
+            return float(n - 1)
+        lo_c, hi_c = cdf[r - 1], cdf[r]
+        lam = (target - lo_c) / (hi_c - lo_c) if hi_c > lo_c else 1.0
+        return (r - 1) + lam
+
+    # lower bound X_(l) (1-based) misses when B <= l - 1; upper X_(u) misses when B >= u
+    return frac(alpha / 2), frac(1 - alpha / 2)

@@ -15,7 +15,7 @@ import numpy as np
 
 from perfkit.exceptions import UnknownMetricError, ValidationError
 from perfkit.metrics import _kernels
-from perfkit.metrics._abs_hist import REL_ERROR, bucket_edges
+from perfkit.metrics._abs_hist import REL_ERROR
 from perfkit.metrics.intervals import (
     auc_score_interval,
     dirichlet_confusion,
@@ -633,13 +633,13 @@ def _abs_error_quantile(name: str, q: float):
         if h is None:
             return _undefined(name, "no_error_histogram", state.n, ctx.level)
         value = h.quantile(q)
+        # distribution-free bounds: order statistics read from their buckets (within REL_ERROR)
         r_lo, r_hi = order_statistic_ranks(h.n, q, ctx.level)
-        lo_edge, _ = bucket_edges(h.ids)
-        _, hi_edge = bucket_edges(h.ids)
-        cum = np.cumsum(h.counts)
-        j_lo, j_hi = np.searchsorted(cum, [r_lo + 1, r_hi + 1], side="left")
-        lo = min(float(lo_edge[min(j_lo, h.ids.size - 1)]), value)
-        hi = max(float(hi_edge[min(j_hi, h.ids.size - 1)]), value)
+        ranks = np.array([math.floor(r_lo), math.ceil(r_lo), math.floor(r_hi), math.ceil(r_hi)])
+        v = h.order_statistic(ranks)
+        lo = float(v[0] + (r_lo - ranks[0]) * (v[1] - v[0]))
+        hi = float(v[2] + (r_hi - ranks[2]) * (v[3] - v[2]))
+        lo, hi = min(lo, value), max(hi, value)
         se = (hi - lo) / (2 * z_value(ctx.level))  # for z tests: the interval's half width
         return MetricValue(
             name, value, lo, hi, se, ctx.level, state.n, method="order_statistics",
