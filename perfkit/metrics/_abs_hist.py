@@ -44,6 +44,13 @@ def bucket_values(ids: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(ids) < (1 << MANT_BITS), 0.0, 0.5 * (lo + hi))
 
 
+_DTYPES = {"B": np.uint8, "H": np.uint16, "I": np.uint32, "Q": np.uint64}
+
+
+def _code(top: int) -> str:
+    return "B" if top < 2**8 else "H" if top < 2**16 else "I" if top < 2**32 else "Q"
+
+
 @dataclass(frozen=True, eq=False)
 class AbsErrorHistogram:
     """Sorted bucket ids and their counts.
@@ -98,24 +105,26 @@ class AbsErrorHistogram:
         return float(lo + (h - f) * (hi - lo))
 
     def to_dict(self) -> dict:
-        top = int(self.counts.max()) if self.counts.size else 0
-        cdt = np.uint32 if top < 2**32 else np.uint64
-        return {
-            "mant_bits": MANT_BITS,
-            "i": base64.b64encode(self.ids.astype(np.uint32).tobytes()).decode("ascii"),
-            "c": base64.b64encode(self.counts.astype(cdt).tobytes()).decode("ascii"),
-            "d": "I" if cdt is np.uint32 else "Q",
-        }
+        """JSON-safe sparse form: gaps between bucket ids and counts, each in the smallest
+        unsigned type that holds it, base64-packed (about 3 bytes a bucket)."""
+        gaps = np.diff(self.ids, prepend=0)
+        gcode = _code(int(gaps.max()) if gaps.size else 0)
+        ccode = _code(int(self.counts.max()) if self.counts.size else 0)
+        raw = gaps.astype(_DTYPES[gcode]).tobytes() + self.counts.astype(_DTYPES[ccode]).tobytes()
+        return {"mant_bits": MANT_BITS, "n": int(self.ids.size), "g": gcode, "d": ccode,
+                "z": base64.b64encode(raw).decode("ascii")}
 
     @classmethod
     def from_dict(cls, d: dict) -> AbsErrorHistogram:
         if int(d.get("mant_bits", MANT_BITS)) != MANT_BITS:
             raise ValueError(f"absolute-error histogram with {d['mant_bits']} mantissa bits (expected {MANT_BITS})")
-        ids = np.frombuffer(base64.b64decode(d["i"]), dtype=np.uint32).astype(np.int64)
-        cdt = np.uint32 if d.get("d", "I") == "I" else np.uint64
-        counts = np.frombuffer(base64.b64decode(d["c"]), dtype=cdt).astype(np.int64)
-        if ids.size != counts.size:
-            raise ValueError("absolute-error histogram: ids and counts differ in length")
+        m = int(d["n"])
+        raw = base64.b64decode(d["z"])
+        gdt, cdt = np.dtype(_DTYPES[d["g"]]), np.dtype(_DTYPES[d["d"]])
+        if len(raw) != m * (gdt.itemsize + cdt.itemsize):
+            raise ValueError("absolute-error histogram: payload length does not match its size")
+        ids = np.cumsum(np.frombuffer(raw, dtype=gdt, count=m), dtype=np.int64)
+        counts = np.frombuffer(raw, dtype=cdt, count=m, offset=m * gdt.itemsize).astype(np.int64)
         return cls(ids, counts)
 
     @classmethod
