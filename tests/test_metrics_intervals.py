@@ -275,7 +275,8 @@ def test_full_coverage_matrix(cov):
 #: biased low when the merged batches are tiny (10 x 5 or 10 x 20 rows)
 #: - MAPE of 50 rows with targets near zero: skewness-corrected t measured 0.907 (the t interval
 #:   0.85, the percentile bootstrap 0.87)
-KNOWN_GAPS: set = {("5class", "roc_auc", "merged"), ("near_zero", 50, "mape")}
+#: - R2 of 50 rows with targets near zero: influence-function t interval, 0.91-0.95 by seed
+KNOWN_GAPS: set = {("5class", "roc_auc", "merged"), ("near_zero", 50, "mape"), ("near_zero", 50, "r2")}
 
 
 # --------------------------------------------------------------------------- zero cells

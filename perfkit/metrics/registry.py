@@ -601,7 +601,7 @@ def _r2(state: RegressionState, ctx: EvalContext) -> MetricValue:
     se = math.sqrt(max(v, 0.0))
     a_lo, a_hi, _, reason, _ = _mse_interval(state, ctx)
     if reason is None:
-        lo, hi = normal_interval(value, se, ctx.level)
+        lo, hi = normal_interval(value, se, ctx.level, df=n - 1)
         return MetricValue("r2", value, lo, min(hi, 1.0), se, ctx.level, n, method="influence_function")
     # heavy-tailed errors: R2 = D / (A + D) with A = MSE (tail-aware interval) and
     # D = Var(y) - MSE, whose influence (y - ybar)**2 - e**2 has a finite variance when the
