@@ -350,7 +350,7 @@ def abs_bin_expr(x: str) -> str:
     >>> from perfkit.metrics._kernels import abs_error_hist
     >>> x = np.array([0.0, 1e-300, 0.1, 1.0, 3.0, 1e300])
     >>> sql = "SELECT " + abs_bin_expr("x") + " AS b FROM (VALUES " + ", ".join(
-    ...     f"({v!r})" for v in x) + ") t(x)"
+    ...     f"({float(v)!r})" for v in x) + ") t(x)"
     >>> got = sorted(r[0] for r in duckdb.sql(sql).fetchall())
     >>> got == abs_error_hist(x, np.zeros_like(x))[0].tolist()
     True
