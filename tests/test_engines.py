@@ -123,6 +123,9 @@ def assert_same_state(got, ref) -> None:
         d = np.sqrt(ref.se.m2 / ref.n + ref.se.mean**2) * math.sqrt(ref.y.m2 / ref.n) * ref.n
         assert _close(got.cross1, ref.cross1, d), (got.cross1, ref.cross1)
         assert _close(got.cross2, ref.cross2, d * math.sqrt(ref.y.m2 / ref.n)), (got.cross2, ref.cross2)
+        if ref.labelled:  # the |e| histogram: the same buckets exactly
+            np.testing.assert_array_equal(got.ae_hist.ids, ref.ae_hist.ids)
+            np.testing.assert_array_equal(got.ae_hist.counts, ref.ae_hist.counts)
         return
     assert isinstance(got, ClassificationState)
     assert (got.task, got.classes, got.positive_index, got.eps) == (

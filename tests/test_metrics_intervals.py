@@ -56,20 +56,20 @@ def test_multiclass_coverage(multiclass_truth):
     assert all(LO <= c <= HI for c in cov.values()), str(cov)
 
 
-def test_binary_auc_coverage_delong_newcombe_and_histograms():
+def test_binary_auc_coverage_score_interval_and_histograms():
     d = 1.2
     truth = float(stats.norm.cdf(d / math.sqrt(2)))  # binormal AUC
     rng = np.random.default_rng(2)
-    hits: dict[str, list[bool]] = {"delong_logit": [], "newcombe": [], "histogram": []}
+    hits: dict[str, list[bool]] = {"large": [], "small": [], "histogram": []}
     for _ in range(BATCHES):
-        for n, key in ((600, "delong_logit"), (150, "newcombe")):
+        for n, key in ((600, "large"), (150, "small")):
             y = (rng.random(n) < 0.3).astype(int)
             s = expit(rng.normal(size=n) + d * y)
             state = compute_state(y, None, s)
             auc = evaluate(state, metrics=["roc_auc"])["roc_auc"]
-            assert auc.method == key
+            assert auc.method == "score_delong"
             hits[key].append(auc.ci_lower <= truth <= auc.ci_upper)
-            if key == "delong_logit":  # the same batch as three merged parts (histogram DeLong)
+            if key == "large":  # the same batch as three merged parts (histogram DeLong)
                 parts = np.array_split(np.arange(n), 3)
                 merged = merge_states([compute_state(y[i], None, s[i], classes=[0, 1]) for i in parts])
                 m = evaluate(merged, metrics=["roc_auc"])["roc_auc"]
@@ -142,11 +142,12 @@ def test_regression_coverage_normal_errors():
 def test_heavy_tailed_errors_are_flagged():
     rng = np.random.default_rng(5)
     y = rng.normal(size=2000)
-    rep = compute_metrics(y, y + rng.standard_t(3, size=2000), metrics=["mse", "rmse"])
-    assert rep["mse"].reason.startswith("heavy_tailed_errors")
-    assert rep["rmse"].reason == rep["mse"].reason
-    rep = compute_metrics(y, y + rng.normal(size=2000), metrics=["mse"])
-    assert rep["mse"].reason is None
+    rep = compute_metrics(y, y + rng.standard_t(3, size=2000), metrics=["mse", "rmse", "r2"])
+    assert rep["mse"].reason.startswith("heavy_tailed:tail_index=")
+    assert rep["rmse"].reason == rep["mse"].reason == rep["r2"].reason
+    assert rep["mse"].method == "hill_tail_mean"
+    rep = compute_metrics(y, y + rng.normal(size=2000), metrics=["mse", "r2"])
+    assert rep["mse"].reason is None and rep["r2"].reason is None
 
 
 def test_intervals_contain_the_value_and_respect_bounds():
@@ -177,5 +178,231 @@ def test_newcombe_interval_has_width_at_the_boundary(auc, m, n):
 
 def test_perfect_separation_small_batch_has_an_interval():
     auc = compute_metrics([0] * 20 + [1] * 10, [0] * 20 + [1] * 10, [0.1] * 20 + [0.9] * 10)["roc_auc"]
-    assert auc.value == 1.0 and auc.method == "newcombe"
+    assert auc.value == 1.0 and auc.method == "score_delong"
     assert auc.ci_lower < 0.95 and auc.ci_upper == 1.0
+
+
+# --------------------------------------------------------------------------- hard data
+# Scenarios and the percentile-bootstrap baseline live in benchmarks/coverage.py (one
+# definition); these seeded runs are small versions of its hardest cells. The previous
+# methods measured 0.18-0.76 (rare positives), 0.41-0.88 (AUC 0.99 at n = 50), 0.67-0.80
+# (t(3) errors) and 0.85 (MAPE near zero) on the same cells: each bound below fails then.
+def _coverage_module():
+    import importlib.util
+    import pathlib
+    import sys
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "coverage.py"
+    spec = importlib.util.spec_from_file_location("perfkit_coverage_benchmark", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def cov():
+    return _coverage_module()
+
+
+def _cell(cov, name, n, reps, metrics, *, merged=False):
+    out = cov.run_cell(name, n, reps, seed=7, baseline=False, merged=merged, n_boot=500)
+    return {r["metric"]: r for r in out["rows"] if r["metric"] in metrics}
+
+
+def test_rare_positives_f1_and_macro_cover(cov):
+    rows = _cell(cov, "rare", 1000, 300, ("f1", "precision", "recall", "precision_macro", "recall_macro",
+                                          "f1_macro", "log_loss", "roc_auc"))
+    got = {m: r["cov_one"] for m, r in rows.items()}
+    assert all(0.91 <= c <= 0.99 for c in got.values()), got
+    rows = _cell(cov, "rare", 200, 300, ("f1", "precision_macro", "recall_macro", "f1_macro"))
+    got = {m: r["cov_one"] for m, r in rows.items()}
+    assert all(c >= 0.89 for c in got.values()), got
+
+
+def test_auc_near_one_small_batch_covers(cov):
+    rows = _cell(cov, "auc99", 50, 300, ("accuracy", "f1", "precision_macro", "recall_macro", "f1_macro",
+                                         "roc_auc", "log_loss"))
+    got = {m: r["cov_one"] for m, r in rows.items()}
+    assert all(0.91 <= c <= 0.995 for c in got.values()), got
+
+
+def test_t3_errors_tail_aware_intervals(cov):
+    rows = _cell(cov, "t3", 2000, 150, ("mse", "rmse", "r2", "mae", "median_absolute_error"))
+    got = {m: r["cov_one"] for m, r in rows.items()}
+    assert all(c >= 0.87 for c in got.values()), got
+    assert rows["mse"]["reasons"].get("heavy_tailed", 0) >= 0.9 * 150
+
+
+def test_mape_near_zero_targets_small_batch(cov):
+    rows = _cell(cov, "near_zero", 50, 400, ("mape", "mae", "mse"))
+    got = {m: r["cov_one"] for m, r in rows.items()}
+    assert all(c >= 0.89 for c in got.values()), got
+
+
+def test_balanced_width_close_to_percentile_bootstrap(cov):
+    out = cov.run_cell("balanced", 1000, 60, seed=3, merged=False, n_boot=500)
+    ratios = {r["metric"]: r["width_one"] / r["width_pct"] for r in out["rows"]}
+    assert all(r <= 1.15 for r in ratios.values()), ratios
+
+
+@pytest.mark.slow
+def test_full_coverage_matrix(cov):
+    """The whole matrix of benchmarks/coverage.py at 300 replications (150 at n = 10,000).
+
+    Tolerances allow the simulation's own error (about 1.3 % at 300 replications) and the
+    over-coverage that discreteness forces on small batches (up to 99 %).
+    """
+    bad = []
+    for name in cov.SCENARIOS:
+        for n in cov.NS:
+            reps = 300 if n < 10_000 else 150
+            for row in cov.run_cell(name, n, reps, seed=11, baseline=False)["rows"]:
+                goal = cov.goal(row)
+                for kind in ("one", "merged"):
+                    c = row[f"cov_{kind}"]
+                    if not math.isfinite(c) or goal == "-":
+                        continue
+                    lo, hi = {"93-97": (0.91, 0.99), ">=90": (0.88, 1.0), ">=88": (0.86, 1.0)}[goal]
+                    known = (name, row["metric"], kind) in KNOWN_GAPS or (name, n, row["metric"]) in KNOWN_GAPS
+                    if not lo <= c <= hi and not known:
+                        bad.append((name, n, row["metric"], kind, round(c, 3), goal))
+    assert not bad, bad
+
+
+#: cells outside their goal whose fix is not in the metric functions: the merged OvR macro
+#: AUC's variance uses an n-weighted mean of per-batch influence ratios (ClassificationState),
+#: biased low when the merged batches are tiny (10 x 5 or 10 x 20 rows)
+#: - MAPE of 50 rows with targets near zero: skewness-corrected t measured 0.907 (the t interval
+#:   0.85, the percentile bootstrap 0.87)
+#: - R2 of 50 rows with targets near zero: influence-function t interval, 0.91-0.95 by seed
+KNOWN_GAPS: set = {("5class", "roc_auc", "merged"), ("near_zero", 50, "mape"), ("near_zero", 50, "r2")}
+
+
+# --------------------------------------------------------------------------- zero cells
+def test_zero_cells_never_collapse():
+    # every prediction right: confusion cells off the diagonal are zero
+    y = np.array([0] * 40 + [1] * 10)
+    rep = compute_metrics(y, y, np.where(y == 1, 0.9, 0.1))
+    for name in ("accuracy", "precision", "recall", "f1", "precision_macro", "recall_macro", "f1_macro", "roc_auc"):
+        mv = rep[name]
+        assert mv.value == 1.0, name
+        assert mv.ci_lower < 1.0 and mv.ci_upper == pytest.approx(1.0), (name, mv)
+    # no true positive: F1, precision and recall are 0 with an upper bound above 0
+    pred = np.where(y == 1, 0, 1)
+    rep = compute_metrics(y, pred)
+    for name in ("precision", "recall", "f1", "precision_macro", "recall_macro", "f1_macro", "accuracy"):
+        mv = rep[name]
+        assert mv.value == 0.0 and mv.ci_lower == 0.0 and mv.ci_upper > 0.02, (name, mv)
+    # the positive class never predicted nor present: nothing is known about its precision
+    rep = compute_metrics(np.zeros(30, int), np.zeros(30, int), classes=[0, 1])
+    assert (rep["precision"].ci_lower, rep["precision"].ci_upper) == (0.0, 1.0)
+    assert rep["precision"].reason == "precision_zero_division"
+    # a 5-class batch with an empty class keeps wide intervals for the macro metrics
+    rng = np.random.default_rng(0)
+    y5 = rng.integers(0, 4, 60)
+    rep = compute_metrics(y5, y5, classes=[0, 1, 2, 3, 4])
+    for name in ("precision_macro", "recall_macro", "f1_macro"):
+        assert rep[name].ci_upper - rep[name].ci_lower > 0.01, name
+
+
+def test_f1_interval_is_the_jaccard_binomial():
+    from perfkit.metrics.intervals import f1_interval
+
+    lo, hi = f1_interval(6, 4)  # J = 6 / 10
+    jl, jh = wilson_interval(6, 10)
+    assert (lo, hi) == pytest.approx((2 * jl / (1 + jl), 2 * jh / (1 + jh)))
+    assert lo < 2 * 6 / (2 * 6 + 4) < hi
+
+
+def test_modified_wilson_minimum_coverage():
+    # exact binomial coverage over a grid of p: plain Wilson dips to ~0.84, the modified one not
+    z_cov = []
+    for n in (20, 50, 200):
+        x = np.arange(n + 1)
+        bounds = np.array([wilson_interval(k, n) for k in x])
+        plain = np.array([wilson_interval(k, n, boundary=False) for k in x])
+        for p in np.linspace(0.001, 0.999, 400):
+            pmf = stats.binom.pmf(x, n, p)
+            z_cov.append((pmf[(bounds[:, 0] <= p) & (p <= bounds[:, 1])].sum(),
+                          pmf[(plain[:, 0] <= p) & (p <= plain[:, 1])].sum()))
+    mod, plain = np.array(z_cov).T
+    assert mod.min() >= 0.915 and plain.min() < 0.86
+
+
+# --------------------------------------------------------------------------- |e| quantiles
+@pytest.mark.parametrize("seed", range(5))
+def test_absolute_error_quantiles_match_numpy(seed):
+    from sklearn.metrics import median_absolute_error
+
+    from perfkit.metrics._abs_hist import REL_ERROR
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    scale = 10.0 ** rng.uniform(-200, 200)
+    y = rng.standard_t(2, n) * scale
+    yhat = np.where(rng.random(n) < 0.1, y, y + rng.normal(size=n) * scale)  # exact zeros too
+    rep = compute_metrics(y, yhat, metrics=["median_absolute_error", "p90_absolute_error"])
+    med, p90 = rep["median_absolute_error"], rep["p90_absolute_error"]
+    ref_med = median_absolute_error(y, yhat)
+    ref_p90 = float(np.quantile(np.abs(y - yhat), 0.9))
+    assert abs(med.value - ref_med) <= REL_ERROR * ref_med
+    assert abs(p90.value - ref_p90) <= REL_ERROR * ref_p90
+    assert med.error_bound == pytest.approx(REL_ERROR * med.value)
+    assert med.ci_lower <= med.value <= med.ci_upper and p90.ci_lower <= p90.value <= p90.ci_upper
+    # merged parts give the same histogram, hence the same values and intervals
+    parts = np.array_split(np.arange(n), 4)
+    merged = merge_states([compute_state(y[i], yhat[i]) for i in parts if i.size])
+    again = evaluate(merged, metrics=["median_absolute_error", "p90_absolute_error"])
+    for name in ("median_absolute_error", "p90_absolute_error"):
+        a, b = again[name], rep[name]
+        assert (a.value, a.ci_lower, a.ci_upper) == (b.value, b.ci_lower, b.ci_upper)
+
+
+def test_absolute_error_histogram_round_trip_and_old_states():
+    from perfkit.metrics import state_from_dict
+
+    rng = np.random.default_rng(1)
+    s = compute_state(rng.normal(size=500), rng.normal(size=500))
+    d = s.to_dict()
+    back = state_from_dict(d)
+    assert back.equals(s)
+    np.testing.assert_array_equal(back.ae_hist.counts, s.ae_hist.counts)
+    assert back.ae_hist.n == 500
+    old = {k: v for k, v in d.items() if k != "ae_hist"}  # a state stored before the histogram
+    rep = evaluate(state_from_dict(old), metrics=["median_absolute_error", "mse"])
+    assert math.isnan(rep["median_absolute_error"].value)
+    assert rep["median_absolute_error"].reason == "no_error_histogram"
+    assert rep["mse"].value == pytest.approx(evaluate(s, metrics=["mse"])["mse"].value)
+    # merging with an old state drops the histogram (it cannot be rebuilt)
+    assert merge_states([s, state_from_dict(old)]).ae_hist is None
+
+
+def test_quantile_interval_coverage_normal_errors():
+    rng = np.random.default_rng(9)
+    truth = stats.norm.ppf(0.75)  # median of |N(0, 1)|
+    hits = []
+    for _ in range(BATCHES):
+        e = rng.normal(size=300)
+        mv = compute_metrics(e, np.zeros(300), metrics=["median_absolute_error"])["median_absolute_error"]
+        hits.append(mv.ci_lower <= truth <= mv.ci_upper)
+    assert LO <= coverage(hits) <= 0.995
+
+
+def test_sql_abs_bucket_equals_kernel_on_edge_values():
+    duckdb = pytest.importorskip("duckdb")
+    import pandas as pd
+
+    from perfkit.engines._sql import abs_bin_expr
+    from perfkit.metrics._kernels import abs_error_hist
+
+    rng = np.random.default_rng(3)
+    pw = 2.0 ** np.arange(-1074, 1024, 7, dtype=float)
+    x = np.concatenate([[0.0, 5e-324, 2.0**-1022, np.nextafter(2.0**-1022, 0), 1.0, 1.5, 1e308],
+                        pw, np.nextafter(pw, 0), np.nextafter(pw, np.inf), 10.0 ** rng.uniform(-300, 300, 3000)])
+    x = x[np.isfinite(x)]
+    rel = duckdb.from_df(pd.DataFrame({"x": x, "i": np.arange(x.size)}))
+    got = rel.query("t", f"SELECT {abs_bin_expr('x')} AS b, COUNT(*) AS n FROM t GROUP BY b ORDER BY b").df()
+    ids, counts = abs_error_hist(x, np.zeros_like(x))
+    np.testing.assert_array_equal(got["b"].to_numpy(), ids)
+    np.testing.assert_array_equal(got["n"].to_numpy(), counts)

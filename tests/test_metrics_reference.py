@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from sklearn import metrics as skm
 
 from perfkit.metrics import compute_metrics, compute_state, evaluate, metric_names
+from perfkit.metrics._abs_hist import REL_ERROR
 
 RTOL = 1e-9
 ATOL = 1e-12
@@ -111,7 +112,13 @@ def ref_regression(y, yhat) -> dict:
         "smape": smape_ref(y, yhat),
         "prediction_variance": float(np.var(yhat)),
         "sample_count": float(len(y)),
+        "median_absolute_error": _sk(skm.median_absolute_error, y, yhat),
+        "p90_absolute_error": float(np.quantile(np.abs(y - yhat), 0.9)),
     }
+
+
+#: metrics read from the log-spaced |e| histogram: equal to the reference within its bound
+HISTOGRAM_REL = {"median_absolute_error": REL_ERROR, "p90_absolute_error": REL_ERROR}
 
 
 def assert_matches(report, ref: dict) -> None:
@@ -121,6 +128,8 @@ def assert_matches(report, ref: dict) -> None:
         if math.isnan(expected):
             assert math.isnan(got), (name, got)
             assert report[name].reason, name
+        elif name in HISTOGRAM_REL:
+            assert abs(got - expected) <= HISTOGRAM_REL[name] * abs(expected) + 1e-300, (name, got, expected)
         else:
             assert got == pytest.approx(expected, rel=RTOL, abs=ATOL), (name, got, expected)
 

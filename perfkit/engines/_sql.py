@@ -32,6 +32,8 @@ from perfkit.exceptions import (
     ValidationError,
 )
 from perfkit.metrics import ClassificationState, Moments, RegressionState
+from perfkit.metrics._abs_hist import MANT_BITS as ABS_MANT_BITS
+from perfkit.metrics._abs_hist import AbsErrorHistogram
 from perfkit.metrics._kernels import (
     COARSE_BITS,
     COARSE_SPAN,
@@ -366,6 +368,44 @@ def _sort_groups(moments: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------ regression
 _REG_SERIES = ["y", "yh", "e", "ae", "se", "ape", "sape"]
+_ABS_TINY = flt(2.0**-1022)
+
+
+def abs_bin_expr(x: str) -> str:
+    """SQL bucket of ``x = |e| >= 0`` as :func:`perfkit.metrics._kernels.abs_error_hist`.
+
+    The float64 bits of ``x`` shifted right by ``52 - MANT_BITS`` = (biased exponent) *
+    2**MANT_BITS + the top mantissa bits; 0 below the smallest normal double. ``x`` must be
+    a column name (it is repeated); the exponent from ``log2`` is corrected by one when it
+    rounded across a power of two.
+
+    Examples
+    --------
+    >>> import duckdb, numpy as np
+    >>> from perfkit.metrics._kernels import abs_error_hist
+    >>> x = np.array([0.0, 1e-300, 0.1, 1.0, 3.0, 1e300])
+    >>> sql = "SELECT " + abs_bin_expr("x") + " AS b FROM (VALUES " + ", ".join(
+    ...     f"({float(v)!r})" for v in x) + ") t(x)"
+    >>> got = sorted(r[0] for r in duckdb.sql(sql).fetchall())
+    >>> got == abs_error_hist(x, np.zeros_like(x))[0].tolist()
+    True
+    """
+    mb = ABS_MANT_BITS
+    xx = f"GREATEST({x}, {_ABS_TINY})"
+    e0 = f"CAST(floor(log2({xx})) AS BIGINT)"
+    r0 = f"({xx} / power(2e0, {e0}))"
+    e = f"({e0} + CASE WHEN {r0} >= 2e0 THEN 1 WHEN {r0} < 1e0 THEN -1 ELSE 0 END)"
+    sub = f"CAST(floor(({xx} / power(2e0, {e}) - 1e0) * {flt(2.0**mb)}) AS BIGINT)"
+    return f"(CASE WHEN {x} < {_ABS_TINY} THEN 0 ELSE ({e} + 1023) * {1 << mb} + {sub} END)"
+
+
+def _abs_error_hist_sql(key_items: list[str], keys: list[str], base: list[str]) -> str:
+    klist = ", ".join(keys)
+    return (
+        f"WITH b AS (SELECT {', '.join(key_items)}, {', '.join(base)} FROM {{src}}) "
+        f"SELECT {klist}, bkt, COUNT(*) AS n FROM (SELECT {klist}, {abs_bin_expr('ae')} AS bkt FROM "
+        f"(SELECT {klist}, abs(y - yh) AS ae FROM b) q0) q1 GROUP BY {klist}, bkt"
+    )
 
 
 def _regression(spec: Spec, runner: Runner) -> pd.DataFrame:
@@ -398,8 +438,17 @@ def _regression(spec: Spec, runner: Runner) -> pd.DataFrame:
                 f"{parameter} contains {int(moments[col].sum())} missing, NaN or infinite value(s)",
                 parameter=parameter,
             )
+    hist_rows = None
+    if labelled:
+        hist = runner.query(_abs_error_hist_sql(key_items, keys, base))
+        keyframe = _group_index(moments, keys)
+        hgid = _attach_gid(hist, keyframe, keys)
+        order, bounds = _slices(hgid, len(moments))
+        hb = hist["bkt"].to_numpy(np.int64)
+        hn = hist["n"].to_numpy(np.int64)
+        hist_rows = (order, bounds, hb, hn)
     states = []
-    for row in moments.to_dict("records"):
+    for g, row in enumerate(moments.to_dict("records")):
         n = int(row["n"])
         yhat = _moments_from(row, "yh")
         if not labelled:
@@ -426,9 +475,16 @@ def _regression(spec: Spec, runner: Runner) -> pd.DataFrame:
                 shift=y.mean,
                 cross1=c1 - dl * sum_se,
                 cross2=c2 - 2.0 * dl * c1 + dl * dl * sum_se,
+                ae_hist=_group_hist(hist_rows, g),
             )
         )
     return _output(moments, keys, spec, states)
+
+
+def _group_hist(hist_rows, g: int) -> AbsErrorHistogram:
+    order, bounds, hb, hn = hist_rows
+    sl = order[bounds[g] : bounds[g + 1]]
+    return AbsErrorHistogram.from_pairs(hb[sl], hn[sl])
 
 
 # -------------------------------------------------------------------- classification

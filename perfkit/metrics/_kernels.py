@@ -9,6 +9,7 @@ __all__ = [
     "HIST_BINS",
     "HIST_HALF",
     "V1_BINS",
+    "abs_error_hist",
     "auc_from_keys",
     "bin_cells",
     "bin_lower_edges",
@@ -618,6 +619,61 @@ def regression_moments(y: np.ndarray, yhat: np.ndarray):
         mom[j, 3] = q3
         mom[j, 4] = q4
     return mom, m0, x1, x2
+
+
+ABS_SHIFT = 45  # 52 - _abs_hist.MANT_BITS (7 mantissa bits: buckets 0.78 % wide)
+_ABS_TINY = 2.0**-1022
+
+
+@nb.njit(cache=True, nogil=True)
+def abs_error_hist(y: np.ndarray, yhat: np.ndarray):
+    """Sparse log-spaced histogram of ``|y - yhat|``: (sorted bucket ids, counts).
+
+    Bucket = float64 bits of ``|e|`` >> ABS_SHIFT (0 below the smallest normal double); see
+    :mod:`perfkit.metrics._abs_hist`. Large batches: one pass into a dense table of every
+    possible bucket (2**18 counters, 2 MB); small ones: ids and their range, then counts
+    over that range. Then the non-zero entries.
+    """
+    n = y.shape[0]
+    lo = np.int64(0)
+    if n > 65536:
+        dense = np.zeros(1 << (63 - ABS_SHIFT), dtype=np.int64)
+        for i in range(n):
+            a = abs(y[i] - yhat[i])
+            if a >= _ABS_TINY:
+                dense[np.float64(a).view(np.int64) >> ABS_SHIFT] += 1
+            else:
+                dense[0] += 1
+    else:  # small batches: bucket ids and their range first (no 2 MB table to clear)
+        ids = np.empty(n, dtype=np.int64)
+        lo = np.int64(1) << 62
+        hi = np.int64(0)
+        for i in range(n):
+            a = abs(y[i] - yhat[i])
+            b = np.int64(0)
+            if a >= _ABS_TINY:
+                b = np.float64(a).view(np.int64) >> ABS_SHIFT
+            ids[i] = b
+            lo = min(lo, b)
+            hi = max(hi, b)
+        if n == 0:
+            lo = hi = 0
+        dense = np.zeros(hi - lo + 1, dtype=np.int64)
+        for i in range(n):
+            dense[ids[i] - lo] += 1
+    m = 0
+    for j in range(dense.shape[0]):
+        if dense[j] > 0:
+            m += 1
+    out_i = np.empty(m, dtype=np.int64)
+    out_c = np.empty(m, dtype=np.int64)
+    m = 0
+    for j in range(dense.shape[0]):
+        if dense[j] > 0:
+            out_i[m] = j + lo
+            out_c[m] = dense[j]
+            m += 1
+    return out_i, out_c
 
 
 @nb.njit(cache=True)

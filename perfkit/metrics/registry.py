@@ -15,13 +15,21 @@ import numpy as np
 
 from perfkit.exceptions import UnknownMetricError, ValidationError
 from perfkit.metrics import _kernels
+from perfkit.metrics._abs_hist import REL_ERROR
 from perfkit.metrics.intervals import (
-    bootstrap_confusion,
+    auc_score_interval,
+    dirichlet_confusion,
+    f1_interval,
+    heavy_tail_mean_interval,
+    hill_index,
     logit_auc_interval,
+    macro_mover,
     macro_prf,
-    newcombe_auc_interval,
     normal_interval,
+    order_statistic_ranks,
+    skew_corrected_interval,
     wilson_interval,
+    z_value,
 )
 from perfkit.metrics.state import ClassificationState, RegressionState
 
@@ -377,10 +385,12 @@ def _balanced_accuracy(state: ClassificationState, ctx: EvalContext) -> MetricVa
 
 
 def _boot_prf(state: ClassificationState, ctx: EvalContext) -> np.ndarray:
-    key = ("boot_prf", ctx.n_boot, ctx.seed, ctx.zero_division)
+    """Posterior draws (Dirichlet-smoothed bootstrap) of macro P / R / F1 over every class."""
+    key = ("dirichlet_prf", ctx.n_boot, ctx.seed)
     if key not in ctx.cache:
-        draws = bootstrap_confusion(state.confusion, ctx.n_boot, ctx.seed)
-        ctx.cache[key] = macro_prf(draws, _present(state), ctx.zero_division)
+        draws = dirichlet_confusion(state.confusion, ctx.n_boot, ctx.seed)
+        every = np.ones(state.k, dtype=bool)
+        ctx.cache[key] = macro_prf(draws, every, ctx.zero_division)
     return ctx.cache[key]
 
 
@@ -392,6 +402,13 @@ def _macro(idx: int, name: str):
         alpha = 1.0 - ctx.level
         lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
         cm = state.confusion
+        method = "dirichlet_bootstrap"
+        if state.k > 2:
+            # few rows per class: the smoothed bootstrap centres on biased ratio estimates;
+            # the union with per-class Wilson bounds combined by MOVER keeps the coverage
+            m_lo, m_hi = macro_mover(cm, ctx.level)[idx]
+            lo, hi = min(lo, m_lo), max(hi, m_hi)
+            method = "dirichlet_bootstrap|mover"
         reasons = []
         pred = cm.sum(axis=0)
         true = cm.sum(axis=1)
@@ -404,7 +421,7 @@ def _macro(idx: int, name: str):
                 reasons.append(f"recall_zero_division:{c}")
         return MetricValue(
             name, value, float(min(lo, value)), float(max(hi, value)), float(boot.std(ddof=1)),
-            ctx.level, state.n, reason=";".join(reasons) or None, method="multinomial_bootstrap",
+            ctx.level, state.n, reason=";".join(reasons) or None, method=method,
         )
 
     return compute
@@ -424,22 +441,19 @@ def _positive(kind: str):
         else:
             num, den = 2 * tp, pred + true
         if den == 0:
+            # nothing observed about the positive class: the population value may be anything
             return MetricValue(
-                kind, ctx.zero_division, n=state.n, level=ctx.level,
-                reason=f"{kind}_zero_division", method="none",
+                kind, ctx.zero_division, 0.0, 1.0, n=state.n, level=ctx.level,
+                reason=f"{kind}_zero_division", method="no_information",
             )
         value = num / den
         if kind == "f1":
-            # delta-method-free: bootstrap the 2x2 counts
-            draws = bootstrap_confusion(cm, ctx.n_boot, ctx.seed)
-            tpb = draws[:, j, j].astype(float)
-            denb = draws[:, :, j].sum(1) + draws[:, j, :].sum(1)
-            fb = np.where(denb > 0, 2 * tpb / np.maximum(denb, 1), ctx.zero_division)
-            alpha = 1 - ctx.level
-            lo, hi = np.quantile(fb, [alpha / 2, 1 - alpha / 2])
+            errors = pred + true - 2 * tp  # fp + fn
+            lo, hi = f1_interval(tp, errors, ctx.level)
+            jac = tp / (tp + errors)
+            se = 2 * math.sqrt(jac * (1 - jac) / (tp + errors)) / (1 + jac) ** 2
             return MetricValue(
-                "f1", value, float(min(lo, value)), float(max(hi, value)), float(fb.std(ddof=1)),
-                ctx.level, state.n, method="multinomial_bootstrap",
+                "f1", value, min(lo, value), max(hi, value), se, ctx.level, state.n, method="wilson_jaccard",
             )
         lo, hi = wilson_interval(num, den, ctx.level)
         return MetricValue(
@@ -472,12 +486,8 @@ def _roc_auc(state: ClassificationState, ctx: EvalContext) -> MetricValue:
         if not math.isfinite(a):
             return _undefined("roc_auc", "single_class_in_y_true", state.n, ctx.level)
         se = math.sqrt(max(v, 0.0))
-        if min(P, N) < 100 or not (0 < a < 1) or se == 0:
-            lo, hi = newcombe_auc_interval(a, P, N, ctx.level)
-            method = "newcombe"
-        else:
-            lo, hi = logit_auc_interval(a, se, ctx.level)
-            method = "delong_logit"
+        lo, hi = auc_score_interval(a, v, P, N, ctx.level)
+        method = "score_delong"
         if bound:
             lo, hi = max(0.0, lo - bound), min(1.0, hi + bound)
         return MetricValue(
@@ -513,11 +523,10 @@ def _roc_auc(state: ClassificationState, ctx: EvalContext) -> MetricValue:
 
 def _log_loss(state: ClassificationState, ctx: EvalContext) -> MetricValue:
     m = state.logloss
-    se = m.mean_se() if m.n > 1 else math.nan
-    lo, hi = normal_interval(m.mean, se, ctx.level, df=m.n - 1)
+    lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level)
     return MetricValue(
-        "log_loss", m.mean, max(0.0, lo) if math.isfinite(lo) else lo, hi, se, ctx.level, m.n,
-        method="t_mean",
+        "log_loss", m.mean, max(0.0, min(lo, m.mean)) if math.isfinite(lo) else lo,
+        max(hi, m.mean) if math.isfinite(hi) else hi, se, ctx.level, m.n, method="skew_corrected_t",
     )
 
 
@@ -570,29 +579,85 @@ def _prediction_variance(state: Any, ctx: EvalContext) -> MetricValue:
     return MetricValue("prediction_variance", var, lo, hi, se, ctx.level, state.n, method=method)
 
 
-def _t_metric(name: str, attr: str, *, nonneg: bool = True):
+def _mean_metric(name: str, attr: str):
+    """Mean of a per-row quantity: Hall's skewness-corrected t interval from the moments."""
+
     def compute(state: RegressionState, ctx: EvalContext) -> MetricValue:
         m = getattr(state, attr)
-        se = m.mean_se()
-        lo, hi = normal_interval(m.mean, se, ctx.level, df=m.n - 1)
-        if nonneg and math.isfinite(lo):
-            lo = max(0.0, lo)
-        reason = None
-        kurt = state.e.excess_kurtosis()
-        if name == "mse" and math.isfinite(kurt) and kurt > 3.0:
-            reason = f"heavy_tailed_errors:excess_kurtosis={kurt:.1f}"
-        return MetricValue(name, m.mean, lo, hi, se, ctx.level, m.n, reason=reason, method="t_mean")
+        lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level)
+        if math.isfinite(lo):
+            lo, hi = max(0.0, min(lo, m.mean)), max(hi, m.mean)
+        return MetricValue(name, m.mean, lo, hi, se, ctx.level, m.n, method="skew_corrected_t")
 
     return compute
 
 
+def _t_metric(name: str, attr: str):
+    """Compute function of a mean-type regression metric (the MSE has its own, tail-aware)."""
+    return _mse if name == "mse" else _mean_metric(name, attr)
+
+
+#: the tail index of e**2 below which the MSE has no finite variance (alpha < 2)
+_HEAVY_GAMMA = 0.5
+#: fewest rows on which a tail is estimated at all
+_MIN_TAIL_ROWS = 100
+#: rows from which the tail estimator alone gives the MSE interval (k = 2 sqrt(n) >= 50)
+_TAIL_ROWS = 625
+
+
+def _squared_error_tail(state: RegressionState, ctx: EvalContext):
+    """(values of e**2 per bucket, counts, Hill gamma of e**2) or None without a histogram."""
+    key = ("se_tail",)
+    if key not in ctx.cache:
+        h = state.ae_hist
+        if h is None or state.n < _MIN_TAIL_ROWS:
+            ctx.cache[key] = None
+        else:
+            v = h.values() ** 2
+            g = hill_index(v, h.counts, max(int(math.sqrt(state.n)), 5))
+            ctx.cache[key] = (v, h.counts, g)
+    return ctx.cache[key]
+
+
+def _mse_interval(state: RegressionState, ctx: EvalContext) -> tuple[float, float, float, str | None, str]:
+    """(lower, upper, se, reason, method) of the MSE."""
+    m = state.se
+    lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level)
+    tail = _squared_error_tail(state, ctx)
+    # heavy: the tail index of e**2 (Hill) is below 2 AND the errors' kurtosis is high (Hill
+    # alone over-reads light tails on few rows: its bias is about 1 / log(sqrt(n)))
+    kurt = state.e.excess_kurtosis()
+    if (tail is None or not math.isfinite(tail[2]) or tail[2] <= _HEAVY_GAMMA
+            or not (math.isfinite(kurt) and kurt > 3.0)):
+        return lo, hi, se, None, "skew_corrected_t"
+    values, counts, g = tail
+    reason = f"heavy_tailed:tail_index={1.0 / g:.2f}"
+    _, tse, tlo, thi = heavy_tail_mean_interval(values, counts, ctx.level)
+    if not math.isfinite(tlo):
+        return lo, hi, se, reason, "skew_corrected_t"
+    # ``se`` stays the moments' standard error (windows rebuild exact sums from it)
+    del tse
+    if state.n >= _TAIL_ROWS:
+        return tlo, thi, se, reason, "hill_tail_mean"
+    # few rows: neither interval is reliable alone; report their union
+    return min(lo, tlo), max(hi, thi), se, reason, "hill_tail_mean|skew_corrected_t"
+
+
+def _mse(state: RegressionState, ctx: EvalContext) -> MetricValue:
+    value = state.se.mean
+    lo, hi, se, reason, method = _mse_interval(state, ctx)
+    if math.isfinite(lo):
+        lo, hi = max(0.0, min(lo, value)), max(hi, value)
+    return MetricValue("mse", value, lo, hi, se, ctx.level, state.n, reason=reason, method=method)
+
+
 def _rmse(state: RegressionState, ctx: EvalContext) -> MetricValue:
-    mse = _t_metric("mse", "se")(state, ctx)
+    mse = _mse(state, ctx)
     value = math.sqrt(mse.value)
     se = mse.se / (2 * value) if value > 0 else math.nan
     lo = math.sqrt(max(mse.ci_lower, 0.0)) if math.isfinite(mse.ci_lower) else math.nan
-    hi = math.sqrt(mse.ci_upper) if math.isfinite(mse.ci_upper) else math.nan
-    return MetricValue("rmse", value, lo, hi, se, ctx.level, state.n, reason=mse.reason, method="delta_sqrt")
+    hi = math.sqrt(mse.ci_upper) if not math.isnan(mse.ci_upper) else math.nan
+    return MetricValue("rmse", value, lo, hi, se, ctx.level, state.n, reason=mse.reason, method="sqrt_of_mse")
 
 
 def _r2(state: RegressionState, ctx: EvalContext) -> MetricValue:
@@ -617,21 +682,65 @@ def _r2(state: RegressionState, ctx: EvalContext) -> MetricValue:
     cov = e_sd2 - A * B
     v = (var_s / B**2 + A * A * var_d2 / B**4 - 2 * A * cov / B**3) / n
     se = math.sqrt(max(v, 0.0))
-    lo, hi = normal_interval(value, se, ctx.level)
-    return MetricValue("r2", value, lo, min(hi, 1.0), se, ctx.level, n, method="influence_function")
+    a_lo, a_hi, _, reason, _ = _mse_interval(state, ctx)
+    if reason is None:
+        lo, hi = normal_interval(value, se, ctx.level, df=n - 1)
+        return MetricValue("r2", value, lo, min(hi, 1.0), se, ctx.level, n, method="influence_function")
+    # heavy-tailed errors: R2 = D / (A + D) with A = MSE (tail-aware interval) and
+    # D = Var(y) - MSE, whose influence (y - ybar)**2 - e**2 has a finite variance when the
+    # predictions are light-tailed; the two intervals are combined by MOVER (Zou & Donner)
+    D = B - A
+    se_d = math.sqrt(max(var_d2 + var_s - 2 * cov, 0.0) / n)
+    z = z_value(ctx.level)
+    d_lo, d_hi = D - z * se_d, D + z * se_d
+
+    def r2(a: float, d: float) -> float:
+        return d / (a + d) if a + d > 0 else -math.inf
+
+    da = value - r2(a_hi, D)
+    dd = value - r2(A, d_lo)
+    ua = r2(max(a_lo, 0.0), D) - value
+    ud = r2(A, d_hi) - value
+    lo = value - math.sqrt(da * da + dd * dd) if math.isfinite(da + dd) else -math.inf
+    hi = value + math.sqrt(ua * ua + ud * ud)
+    return MetricValue(
+        "r2", value, lo, min(hi, 1.0), se, ctx.level, n, reason=reason, method="mover_tail_mse",
+    )
+
+
+def _abs_error_quantile(name: str, q: float):
+    """A quantile of |e| read from the state's log-spaced histogram (relative error <= 0.39 %)."""
+
+    def compute(state: RegressionState, ctx: EvalContext) -> MetricValue:
+        h = state.ae_hist
+        if h is None:
+            return _undefined(name, "no_error_histogram", state.n, ctx.level)
+        value = h.quantile(q)
+        # distribution-free bounds: order statistics read from their buckets (within REL_ERROR)
+        r_lo, r_hi = order_statistic_ranks(h.n, q, ctx.level)
+        ranks = np.array([math.floor(r_lo), math.ceil(r_lo), math.floor(r_hi), math.ceil(r_hi)])
+        v = h.order_statistic(ranks)
+        lo = float(v[0] + (r_lo - ranks[0]) * (v[1] - v[0]))
+        hi = float(v[2] + (r_hi - ranks[2]) * (v[3] - v[2]))
+        lo, hi = min(lo, value), max(hi, value)
+        se = (hi - lo) / (2 * z_value(ctx.level))  # for z tests: the interval's half width
+        return MetricValue(
+            name, value, lo, hi, se, ctx.level, state.n, method="order_statistics",
+            error_bound=REL_ERROR * value,
+        )
+
+    return compute
 
 
 def _mape(state: RegressionState, ctx: EvalContext) -> MetricValue:
     m = state.ape
     if m.n == 0:
         return _undefined("mape", "all_targets_zero", state.n, ctx.level)
-    se = m.mean_se()
-    lo, hi = normal_interval(m.mean, se, ctx.level, df=m.n - 1)
+    lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level)
+    if math.isfinite(lo):
+        lo, hi = max(0.0, min(lo, m.mean)), max(hi, m.mean)
     reason = f"zero_targets_skipped:{state.n_zero_target}" if state.n_zero_target else None
-    return MetricValue(
-        "mape", m.mean, max(lo, 0.0) if math.isfinite(lo) else lo, hi, se, ctx.level, m.n,
-        reason=reason, method="t_mean",
-    )
+    return MetricValue("mape", m.mean, lo, hi, se, ctx.level, m.n, reason=reason, method="skew_corrected_t")
 
 
 def _guard_labels(fn):
@@ -697,3 +806,9 @@ _builtin("sample_count", A, None, 0, math.inf, False, "Rows in the batch or wind
 _builtin("prediction_variance", A, None, 0, math.inf, False,
          "Variance of the predictions (scores when given).", _prediction_variance, needs_labels=False,
          test="none")
+_builtin("median_absolute_error", R, False, 0, math.inf, False,
+         "Median of |y - yhat| (from a log-spaced histogram; relative error <= 0.39 %).",
+         _abs_error_quantile("median_absolute_error", 0.5), test="welch_z")
+_builtin("p90_absolute_error", R, False, 0, math.inf, False,
+         "90th percentile of |y - yhat| (log-spaced histogram; relative error <= 0.39 %).",
+         _abs_error_quantile("p90_absolute_error", 0.9), test="welch_z")

@@ -19,6 +19,7 @@ import numpy as np
 
 from perfkit.exceptions import StateError
 from perfkit.metrics import _kernels
+from perfkit.metrics._abs_hist import AbsErrorHistogram
 from perfkit.metrics._moments import Moments
 from perfkit.metrics._validation import PreparedClassification, PreparedRegression, prepare
 
@@ -382,6 +383,10 @@ class RegressionState:
     residual ``e = y - yhat``, ``|e|``, ``e**2``, the absolute percentage error over
     non-zero targets and the sMAPE terms, plus shifted cross sums of ``e**2`` with ``y``
     for the influence-function interval of R². All merge exactly (Chan / Pébay).
+
+    ``ae_hist`` is a sparse log-spaced histogram of ``|e|`` (buckets 0.78 % wide, merged by
+    adding counts): quantiles of the absolute error and the tail of ``e**2`` for heavy-tailed
+    intervals come from it. ``None`` in states written before it existed.
     """
 
     n: int
@@ -398,6 +403,7 @@ class RegressionState:
     cross1: float = 0.0  # sum e^2 (y - shift)
     cross2: float = 0.0  # sum e^2 (y - shift)^2
     n_batches: int = 1
+    ae_hist: AbsErrorHistogram | None = None
     task: str = field(default="regression", init=False)
 
     def prediction_part(self) -> RegressionState:
@@ -438,6 +444,7 @@ class RegressionState:
             cross1=self.cross1 + c1b,
             cross2=self.cross2 + c2b,
             n_batches=self.n_batches + other.n_batches,
+            ae_hist=None if self.ae_hist is None or other.ae_hist is None else self.ae_hist.merge(other.ae_hist),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -462,6 +469,7 @@ class RegressionState:
             "cross1": self.cross1,
             "cross2": self.cross2,
             "n_batches": self.n_batches,
+            "ae_hist": None if self.ae_hist is None else self.ae_hist.to_dict(),
         }
 
     @classmethod
@@ -484,6 +492,7 @@ class RegressionState:
             cross1=float(d["cross1"]),
             cross2=float(d["cross2"]),
             n_batches=int(d.get("n_batches", 1)),
+            ae_hist=None if d.get("ae_hist") is None else AbsErrorHistogram.from_dict(d["ae_hist"]),
         )
 
     def equals(self, other: object) -> bool:
@@ -650,6 +659,7 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
 def _regression_part(y: np.ndarray, yhat: np.ndarray) -> RegressionState:
     mom, shift, c1, c2 = _kernels.regression_moments(y, yhat)
     ym, yhm, e, ae, se, ape, sape = (Moments.from_list(row) for row in mom.tolist())
+    hist = AbsErrorHistogram(*_kernels.abs_error_hist(y, yhat))
     return RegressionState(
         n=int(y.shape[0]),
         labelled=True,
@@ -664,6 +674,7 @@ def _regression_part(y: np.ndarray, yhat: np.ndarray) -> RegressionState:
         shift=float(shift),
         cross1=float(c1),
         cross2=float(c2),
+        ae_hist=hist,
     )
 
 
