@@ -198,6 +198,8 @@ class PerformanceConfig:
     baseline_batches: int = 5
     delivery_deadline_seconds: float = 2.0
     retraining_hook: str | list[str] | None = None
+    model_task: str | None = None
+    model_classes: tuple[Any, ...] | None = None
     source: str | None = None
 
     def __post_init__(self) -> None:
@@ -249,6 +251,8 @@ class PerformanceConfig:
             "confidence_level": self.confidence_level,
             "trend_tolerance": self.trend_tolerance,
             "baseline_batches": self.baseline_batches,
+            **({"model_task": self.model_task} if self.model_task else {}),
+            **({"model_classes": list(self.model_classes)} if self.model_classes else {}),
             "delivery_deadline_seconds": self.delivery_deadline_seconds,
         }
 
@@ -279,6 +283,8 @@ _KNOWN_KEYS = {
     "email",
     "webhook",
     "retraining_hook",
+    "model_task",
+    "model_classes",
 }
 
 
@@ -364,6 +370,25 @@ class _Parser:
             raise ConfigError(
                 f"{self.source}: unknown key(s) {named} in {where}; valid keys: {', '.join(sorted(known))}"
             )
+
+
+def _model_task(p: _Parser, section: Mapping[str, Any]) -> str | None:
+    """``model_task``: the task declared up front (default: fixed by the first labelled batch)."""
+    if section.get("model_task") is None:
+        return None
+    return p.choice(section, "model_task", None, ("binary", "multiclass", "regression"))
+
+
+def _model_classes(p: _Parser, section: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """``model_classes``: the model's label set declared up front (a batch missing a class is
+    still encoded in it)."""
+    raw = section.get("model_classes")
+    if raw is None:
+        return None
+    if not isinstance(raw, (list, tuple)) or len(raw) < 2 or not all(
+            isinstance(c, (str, int, bool)) for c in raw) or len(set(raw)) != len(raw):
+        raise p.fail("model_classes", f"must be a list of at least 2 distinct labels (str, int or bool), got {raw!r}")
+    return tuple(raw)
 
 
 def _parse_thresholds(p: _Parser, raw: Mapping, mode: str) -> dict[str, float]:
@@ -534,6 +559,8 @@ def parse_config(section: Mapping[str, Any], *, source: str = "<dict>") -> Perfo
         baseline_batches=p.number(section, "baseline_batches", 5, lo=1, integer=True),
         delivery_deadline_seconds=p.number(section, "delivery_deadline_seconds", 2.0, lo=0.0),
         retraining_hook=hook,
+        model_task=_model_task(p, section),
+        model_classes=_model_classes(p, section),
         source=source,
     )
 

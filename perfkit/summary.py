@@ -276,6 +276,8 @@ def build_summary(store: Store, config: PerformanceConfig, *, days: float = 30, 
         "segments": seg_rows,
         "baseline_status": baseline_status(store, config, model, segment),
         "estimates": _estimates(all_recs, tracked),
+        "notes": [f"{r.batch_id}: {n}" for r in all_recs for n in (r.metadata or {}).get("notes", [])],
+        "model_identity": store.model_identity(model) if hasattr(store, "model_identity") else None,
         "points": "batches" if freq is None else f"windows:{freq}",
     }
     return PerformanceSummary(data)

@@ -471,6 +471,7 @@ class ModelPerformanceTracker:
         bid = batch_id if batch_id is not None else meta.get("batch_id")
         bid = _check_name(str(bid) if bid is not None else None, "batch_id")
 
+        task, classes = self._declared(model, task, classes)
         state, notes = self._model_state(model, y_true, y_pred, y_pred_proba, task=task, classes=classes,
                                          positive_label=positive_label)
         report = evaluate(state, level=self.config.confidence_level)
@@ -495,6 +496,17 @@ class ModelPerformanceTracker:
         return self._check(record, state, report, score, meta, notes)
 
     # ------------------------------------------------------------------ model identity
+    def _declared(self, model: str, task: Any, classes: Any) -> tuple[Any, Any]:
+        """The task / label set declared in the config (``model_task``, ``model_classes``) for
+        the tracker's own model, unless the call gives its own."""
+        if model != self.model:
+            return task, classes
+        if classes is None and self.config.model_classes is not None:
+            classes = list(self.config.model_classes)
+        if task is None and self.config.model_task is not None:
+            task = self.config.model_task
+        return task, classes
+
     def _model_state(self, model: str, y_true, y_pred, y_pred_proba, *, task, classes,
                      positive_label) -> tuple[State, tuple[str, ...]]:
         """The batch's state encoded in the model's label set (refused before any write if the
@@ -550,6 +562,8 @@ class ModelPerformanceTracker:
         analysis = DegradationAnalysis(False, (), performance_score=score, settings=self.config.detection)
         new_baseline = None
         estimated, drift = self._estimate(record, state)
+        if notes:  # "new class 'd'": kept with the batch, so summaries and reports can say it
+            record = dataclasses.replace(record, metadata={**dict(record.metadata), "notes": list(notes)})
         if estimated is not None:
             # the history keeps the label-free estimate next to the realized values
             record = dataclasses.replace(record, metadata={
@@ -780,6 +794,7 @@ class ModelPerformanceTracker:
                                         model_version=model_version or recs[0].model_version)
         if y_true is None:
             raise ValidationError("set_baseline needs y_true (or from_history=True)", parameter="y_true")
+        task, classes = self._declared(model, task, classes)
         state, _ = self._model_state(model, y_true, y_pred, y_pred_proba, task=task, classes=classes,
                                      positive_label=positive_label)
         return self._store_baseline(model, segment, state, source=source, model_version=model_version)

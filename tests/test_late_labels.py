@@ -90,3 +90,27 @@ def test_summary_and_report_show_estimate_and_realized_side_by_side(tracker):
         <= rows["a"]["estimated"]["accuracy"]["ci_upper"]
     report = t.generate_performance_report(days=1)
     assert {e["batch_id"] for e in report["summary"]["estimates"]} == {"a", "b"}
+
+
+def test_label_set_declared_in_the_config(tmp_path):
+    """model_classes in the YAML block fixes the label set before any batch: a first batch
+    missing a class is still the model's 3-class batch."""
+    section = {"model_name": "pets", "model_classes": ["cat", "dog", "eel"], "alert_channels": ["log"],
+               "degradation_thresholds": {"accuracy_drop": 0.05}, "metrics_to_track": ["accuracy"]}
+    t = ModelPerformanceTracker(config=parse_config(section), store=tmp_path / "pets.db")
+    r = t.track_performance(["cat", "dog", "cat"], ["cat", "dog", "dog"], timestamp=T0)
+    assert r.task == "multiclass" and list(r.state.classes) == ["cat", "dog", "eel"]
+    with pytest.raises(Exception, match="model_classes"):
+        parse_config({"model_classes": ["only"]})
+
+
+def test_a_new_class_is_said_in_the_result_and_the_report(tmp_path):
+    t = ModelPerformanceTracker(config=parse_config({"alert_channels": ["log"]}), store=tmp_path / "c.db",
+                                model="m")
+    now = datetime.now(UTC) - timedelta(hours=1)
+    t.track_performance(["a", "b", "c"] * 5, ["a", "b", "c"] * 5, timestamp=now)
+    r = t.track_performance(["a", "b", "d"] * 5, ["a", "b", "d"] * 5, timestamp=now + timedelta(minutes=1))
+    assert "new class 'd'" in r.notes
+    report = t.generate_performance_report(days=1)
+    assert any("new class 'd'" in n for n in report["summary"]["notes"])
+    assert report["summary"]["model_identity"]["classes"] == ["a", "b", "c", "d"]
