@@ -405,6 +405,12 @@ def mask_url(url: Any, *, keep_path: bool = True) -> str:
     scheme = m.group(1)
     if not keep_path:
         return _origin(url, scheme)
+    rest = url[len(scheme) + 3:]
+    if rest.count("@") > 1:  # an unencoded '@' in the password: mask up to the last '@'
+        user, _, tail = rest.rpartition("@")
+        name = user.split(":", 1)[0]
+        return f"{scheme}://{name}:***@" + _mask_text("x@" + tail)[2:] if ":" in user else \
+            f"{scheme}://***@" + _mask_text("x@" + tail)[2:]
     try:
         import sqlalchemy as sa
 

@@ -29,7 +29,7 @@ from perfkit.metrics import (
     performance_score_se,
     state_from_dict,
 )
-from perfkit.metrics._validation import sorted_labels
+from perfkit.metrics.layout import sorted_labels
 from perfkit.metrics.state import align_classes, merge_dicts_to_state
 
 if TYPE_CHECKING:

@@ -47,7 +47,7 @@ from perfkit.metrics import (
     performance_score,
     state_from_dict,
 )
-from perfkit.metrics._validation import sorted_labels
+from perfkit.metrics.layout import sorted_labels
 from perfkit.metrics.state import State, align_classes, merge_dicts_to_state
 from perfkit.store import BatchRecord, Store, open_store
 

@@ -75,8 +75,10 @@ def test_quickstart(tmp_path):
     first = [r.metrics["accuracy"]["value"] for r in records[: 2 * n_days // 3]]
     last = [r.metrics["accuracy"]["value"] for r in records[2 * n_days // 3:]]
     assert sum(last) / len(last) < sum(first) / len(first) - 0.05
-    assert shown["accuracy trend"] == "degrading"
-    assert shown["performance trend"] == "degrading"
+    # a step drop of 24 daily points: the AR(1)-aware trend fit may call it "uncertain"
+    # (a step is not a trend); it never calls it stable or improving
+    assert shown["accuracy trend"] in ("degrading", "uncertain")
+    assert shown["performance trend"] in ("degrading", "uncertain")
 
 
 @pytest.mark.parametrize("show_widgets", [False, True])

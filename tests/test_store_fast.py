@@ -66,7 +66,7 @@ def assert_same_state(got: dict, want: dict) -> None:
     """Equal states; floats (moments merged in another order) equal to rounding."""
     assert got.keys() == want.keys()
     for key, value in got.items():
-        if key in ("score_moments", "logloss", "eps", "auc_var_ratio"):
+        if key in ("score_moments", "logloss", "brier", "eps", "auc_var_ratio"):
             assert np.allclose(np.asarray(value, dtype=float),
                                np.asarray(want[key], dtype=float), rtol=1e-12,
                                equal_nan=True), key

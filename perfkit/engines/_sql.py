@@ -32,9 +32,8 @@ from perfkit.exceptions import (
     ValidationError,
 )
 from perfkit.metrics import ClassificationState, Moments, RegressionState
-from perfkit.metrics._abs_hist import MANT_BITS as ABS_MANT_BITS
-from perfkit.metrics._abs_hist import AbsErrorHistogram
-from perfkit.metrics._kernels import (
+from perfkit.metrics.layout import (
+    ABS_MANT_BITS,
     COARSE_BITS,
     COARSE_SPAN,
     HIST_BINS,
@@ -43,8 +42,11 @@ from perfkit.metrics._kernels import (
     LOW_EXP,
     MANT_BITS,
     MIN_EXP,
+    AbsErrorHistogram,
+    label_codes,
+    python_label,
+    sorted_labels,
 )
-from perfkit.metrics._validation import label_codes, python_label, sorted_labels
 
 __all__ = [
     "DUCKDB",
@@ -152,7 +154,7 @@ def bin_expr(x: str) -> str:
     Examples
     --------
     >>> import duckdb, numpy as np
-    >>> from perfkit.metrics._kernels import score_bins
+    >>> from perfkit.metrics.layout import score_bins
     >>> sql = "SELECT " + bin_expr("p") + " AS b FROM (VALUES (0.0), (0.25), (0.5), (1.0)) t(p)"
     >>> [r[0] for r in duckdb.sql(sql).fetchall()] == score_bins(np.array([0.0, 0.25, 0.5, 1.0])).tolist()
     True
@@ -382,7 +384,7 @@ def abs_bin_expr(x: str) -> str:
     Examples
     --------
     >>> import duckdb, numpy as np
-    >>> from perfkit.metrics._kernels import abs_error_hist
+    >>> from perfkit.metrics.layout import abs_error_hist
     >>> x = np.array([0.0, 1e-300, 0.1, 1.0, 3.0, 1e300])
     >>> sql = "SELECT " + abs_bin_expr("x") + " AS b FROM (VALUES " + ", ".join(
     ...     f"({float(v)!r})" for v in x) + ") t(x)"

@@ -44,7 +44,7 @@ class MetricReport(Mapping[str, MetricValue]):
     >>> list(r.to_frame().columns)[:4]
     ['metric', 'value', 'ci_lower', 'ci_upper']
     >>> [v.name for v in r.values()][:2]
-    ['accuracy', 'precision_macro']
+    ['accuracy', 'balanced_accuracy']
     """
 
     task: str
@@ -121,7 +121,7 @@ def evaluate(
     level : float, default 0.95
         Confidence level of the intervals.
     n_boot : int, default 2000
-        Multinomial bootstrap draws for macro precision / recall / F1.
+        Smoothed (Dirichlet) bootstrap draws for macro precision / recall / F1.
     seed : int, default 0
         Seed of the bootstrap (results are reproducible).
     zero_division : float, default 0.0

@@ -798,10 +798,14 @@ def align_classes(state: ClassificationState, classes: Sequence) -> Classificati
         for i, j in enumerate(pos):
             new[j] = moments[i]
         moments = new
+    joint = None
+    if state.pred_joint is not None:
+        joint = np.zeros((k, k, *state.pred_joint.shape[2:]), dtype=state.pred_joint.dtype)
+        joint[np.ix_(pos, pos)] = state.pred_joint
     return replace(
         state, classes=classes, confusion=confusion, pred_counts=grow(state.pred_counts),
         hist_pos=grow(state.hist_pos), hist_neg=grow(state.hist_neg), score_moments=tuple(moments),
-        auc_exact=None, auc_var_exact=None,
+        auc_exact=None, auc_var_exact=None, hist_pred=grow(state.hist_pred), pred_joint=joint,
     )
 
 

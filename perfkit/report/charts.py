@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from perfkit.exceptions import ValidationError
+from perfkit.report._render import _spec, _vl_version, chart_to_svg
 
 __all__ = [
     "SEVERITY_COLORS",
@@ -881,43 +882,6 @@ def threshold_explorer_chart(
 # rendering / saving
 # --------------------------------------------------------------------------------------------
 @cache
-def _vl_version() -> str | None:
-    import vl_convert as vlc
-
-    wanted = "_".join(alt.SCHEMA_VERSION.split(".")[:2])  # "v6.4.1" -> "v6_4"
-    supported = {"v" + v.replace(".", "_") for v in vlc.get_vegalite_versions()}
-    return wanted if wanted in supported else None
-
-
-def _spec(chart: Any) -> dict[str, Any]:
-    if isinstance(chart, dict):
-        return chart
-    to_dict = getattr(chart, "to_dict", None)
-    if to_dict is None:
-        raise ValidationError(
-            f"chart must be an altair chart or a Vega-Lite dict, got {type(chart).__name__}",
-            parameter="chart",
-        )
-    return to_dict()
-
-
-def chart_to_svg(chart: Any) -> str:
-    """Render ``chart`` to an SVG string in-process with vl-convert (no browser).
-
-    External data URLs are refused: perfkit charts carry their data inline.
-
-    Examples
-    --------
-    >>> import altair as alt, pandas as pd
-    >>> svg = chart_to_svg(alt.Chart(pd.DataFrame({"x": [1, 2]})).mark_point().encode(x="x"))
-    >>> svg.startswith("<svg")
-    True
-    """
-    import vl_convert as vlc
-
-    return vlc.vegalite_to_svg(_spec(chart), vl_version=_vl_version(), allowed_base_urls=[])
-
-
 def _standalone_html(spec: dict[str, Any]) -> str:
     """One offline page: the Vega bundle inlined once plus the chart's static SVG/upgrade."""
     import html

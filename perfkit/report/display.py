@@ -34,7 +34,7 @@ import re
 import uuid
 from typing import Any
 
-from perfkit.report.charts import _spec, chart_to_svg
+from perfkit.report._render import _spec, chart_to_svg
 
 __all__ = ["chart_html", "chart_mimebundle", "escape_markdown", "format_markdown", "show",
            "show_markdown"]

@@ -61,7 +61,7 @@ def vega_bundle() -> str:
     """
     import vl_convert as vlc
 
-    from perfkit.report.charts import _vl_version
+    from perfkit.report._render import _vl_version
 
     bundle = vlc.javascript_bundle(vl_version=_vl_version())
     # an HTML parser ends the <script> element at "</script" whatever the JS context

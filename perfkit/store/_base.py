@@ -10,6 +10,7 @@ from typing import Self
 
 import sqlalchemy as sa
 
+from perfkit._checks import mask_url
 from perfkit.exceptions import (
     ConfigError,
     InputTypeError,
@@ -54,9 +55,10 @@ class _StoreBase:
             )
         try:
             parsed = sa.make_url(url)
-        except sa.exc.ArgumentError as exc:
+            parsed.port  # noqa: B018 - a port that is not a number raises here, not later
+        except (sa.exc.ArgumentError, ValueError):
             raise ConfigError(
-                f"url {mask_urls(url)!r} is not a valid SQLAlchemy URL: {mask_urls(str(exc))}"
+                f"url {mask_url(url)!r} is not a valid SQLAlchemy URL"
             ) from None
         backend = parsed.get_backend_name()
         if backend not in ("sqlite", "postgresql"):
@@ -75,7 +77,7 @@ class _StoreBase:
                     path.parent.mkdir(parents=True, exist_ok=True)
                 elif not path.exists():
                     raise StoreError(f"no perfkit store at {path} (open it with create=True)")
-        self.url = parsed.render_as_string(hide_password=True)
+        self.url = mask_url(url)
         self.read_only = read_only_path is not None
         self._engine = _make_engine(parsed, echo, read_only=read_only_path)
         self.dialect = self._engine.dialect.name

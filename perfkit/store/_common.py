@@ -191,16 +191,15 @@ def _check_name(value: Any, parameter: str, *, optional: bool = False) -> None:
     check_name(value, parameter)
 
 
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@\s]*@")
-
-
 def mask_urls(text: str) -> str:
-    """Mask the password of every URL in ``text`` (``user:***@host``).
+    """Mask the password of every URL in ``text``: :func:`perfkit._checks.mask_urls_in_text`.
 
     >>> mask_urls("cannot reach postgresql://bob:hunter2@db:5432/perf")
     'cannot reach postgresql://bob:***@db:5432/perf'
     """
-    return _URL_PASSWORD.sub(r"\1:***@", text)
+    from perfkit._checks import mask_urls_in_text
+
+    return mask_urls_in_text(text)
 
 
 def _migrations_location() -> str:

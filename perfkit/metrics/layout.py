@@ -1,0 +1,42 @@
+"""The layout of the metric states, for code that builds states elsewhere (the SQL engines).
+
+A state computed inside DuckDB or Spark must bucket scores and absolute errors exactly as the
+in-memory kernels do and encode labels the same way. This module is the one public place
+those constants and helpers are read from; the kernels themselves stay private.
+"""
+
+from __future__ import annotations
+
+from perfkit.metrics._abs_hist import MANT_BITS as ABS_MANT_BITS
+from perfkit.metrics._abs_hist import AbsErrorHistogram
+from perfkit.metrics._kernels import (
+    COARSE_BITS,
+    COARSE_SPAN,
+    HIST_BINS,
+    HIST_HALF,
+    JOINT_CELLS,
+    LOW_EXP,
+    MANT_BITS,
+    MIN_EXP,
+    abs_error_hist,
+    score_bins,
+)
+from perfkit.metrics._validation import label_codes, python_label, sorted_labels
+
+__all__ = [
+    "ABS_MANT_BITS",
+    "COARSE_BITS",
+    "COARSE_SPAN",
+    "HIST_BINS",
+    "HIST_HALF",
+    "JOINT_CELLS",
+    "LOW_EXP",
+    "MANT_BITS",
+    "MIN_EXP",
+    "AbsErrorHistogram",
+    "abs_error_hist",
+    "label_codes",
+    "python_label",
+    "score_bins",
+    "sorted_labels",
+]
