@@ -623,12 +623,7 @@ class ModelPerformanceTracker:
         if b is None:
             return None
         key = (model, b.segment, b.id)
-        cached = self._baseline_cache.get(key)
-        if cached is None:
-            base_state = state_from_dict(b.state)
-            cached = (base_state, evaluate(base_state, level=self.config.confidence_level), b.version)
-            self._baseline_cache[key] = cached
-        base_state, base_report, version = cached
+        base_state, base_report, version = self._decoded_baseline(key, b)
         if base_state.task != state.task:
             return None
         if getattr(base_state, "classes", None) != getattr(state, "classes", None):
@@ -714,14 +709,17 @@ class ModelPerformanceTracker:
             if len(previous) < n:  # this batch is part of its own baseline: nothing to compare
                 return None, row
             return self._comparable(model, merged, report, state, 1), row
-        key = (model, segment, b.id)
+        base_state, base_report, version = self._decoded_baseline((model, segment, b.id), b)
+        return self._comparable(model, base_state, base_report, state, version), None
+
+    def _decoded_baseline(self, key: tuple, b: Any) -> tuple[State, MetricReport, int]:
+        """A stored baseline decoded and evaluated once per tracker (cached by its row id)."""
         cached = self._baseline_cache.get(key)
         if cached is None:
             base_state = state_from_dict(b.state)
             cached = (base_state, evaluate(base_state, level=self.config.confidence_level), b.version)
             self._baseline_cache[key] = cached
-        base_state, base_report, version = cached
-        return self._comparable(model, base_state, base_report, state, version), None
+        return cached
 
     def _comparable(self, model: str, base_state: State, base_report: MetricReport, state: State, version: int):
         if base_state.task != state.task:
