@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import altair as alt
@@ -11,6 +12,7 @@ from perfkit.exceptions import ValidationError
 __all__ = ["chart_to_svg"]
 
 
+@cache
 def _vl_version() -> str | None:
     import vl_convert as vlc
 

@@ -29,7 +29,6 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -881,7 +880,6 @@ def threshold_explorer_chart(
 # --------------------------------------------------------------------------------------------
 # rendering / saving
 # --------------------------------------------------------------------------------------------
-@cache
 def _standalone_html(spec: dict[str, Any]) -> str:
     """One offline page: the Vega bundle inlined once plus the chart's static SVG/upgrade."""
     import html
