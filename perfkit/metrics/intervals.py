@@ -396,17 +396,24 @@ def order_statistic_ranks(n: int, q: float, level: float = 0.95) -> tuple[float,
     True
     """
     alpha = 1.0 - level
-    j = np.arange(n + 1)
+    # only ranks within ~12 standard deviations of n q can bracket the bounds: the binomial
+    # CDF outside is 0 or 1 to double precision (keeps this O(sqrt(n)), not O(n))
+    sd = math.sqrt(max(n * q * (1 - q), 1.0))
+    start = max(0, int(math.floor(n * q - 12 * sd)) - 2)
+    stop = min(n, int(math.ceil(n * q + 12 * sd)) + 2)
+    j = np.arange(start, stop + 1)
     cdf = stats.binom.cdf(j, n, q)  # P(B <= j)
 
     def frac(target: float) -> float:
         # 0-based rank r with P(B <= r) ~ target, interpolated between r - 1 and r
-        r = int(np.searchsorted(cdf, target, side="left"))
+        r = start + int(np.searchsorted(cdf, target, side="left"))
         if r <= 0:
             return 0.0
         if r >= n:
             return float(n - 1)
-        lo_c, hi_c = cdf[r - 1], cdf[r]
+        if r - 1 < start:
+            return float(r)
+        lo_c, hi_c = cdf[r - 1 - start], cdf[r - start]
         lam = (target - lo_c) / (hi_c - lo_c) if hi_c > lo_c else 1.0
         return (r - 1) + lam
 
