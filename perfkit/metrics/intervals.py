@@ -6,7 +6,7 @@ import functools
 import math
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 __all__ = [
     "auc_score_interval",
@@ -396,13 +396,14 @@ def order_statistic_ranks(n: int, q: float, level: float = 0.95) -> tuple[float,
     True
     """
     alpha = 1.0 - level
-    # only ranks within ~12 standard deviations of n q can bracket the bounds: the binomial
-    # CDF outside is 0 or 1 to double precision (keeps this O(sqrt(n)), not O(n))
+    # only ranks within a few standard deviations of n q can bracket the bounds (the CDF
+    # there is far from alpha / 2 for any level up to 0.999 999): O(sqrt(n)), not O(n)
+    z = max(6.0, float(stats.norm.isf(alpha / 2)) + 3.0)
     sd = math.sqrt(max(n * q * (1 - q), 1.0))
-    start = max(0, int(math.floor(n * q - 12 * sd)) - 2)
-    stop = min(n, int(math.ceil(n * q + 12 * sd)) + 2)
+    start = max(0, int(math.floor(n * q - z * sd)) - 2)
+    stop = min(n, int(math.ceil(n * q + z * sd)) + 2)
     j = np.arange(start, stop + 1)
-    cdf = stats.binom.cdf(j, n, q)  # P(B <= j)
+    cdf = special.bdtr(j, n, q)  # P(B <= j)
 
     def frac(target: float) -> float:
         # 0-based rank r with P(B <= r) ~ target, interpolated between r - 1 and r
