@@ -396,6 +396,13 @@ def order_statistic_ranks(n: int, q: float, level: float = 0.95) -> tuple[float,
     True
     """
     alpha = 1.0 - level
+    if n * q * (1 - q) > 1e4:
+        # the binomial CDF is normal to far below one rank here (continuity-corrected): the
+        # interpolated rank solving F(x) = target is n q - 1/2 + sd z_target
+        sd_n = math.sqrt(n * q * (1 - q))
+        z_lo = float(special.ndtri(alpha / 2))
+        return (min(max(n * q - 0.5 + sd_n * z_lo, 0.0), n - 1.0),
+                min(max(n * q - 0.5 - sd_n * z_lo, 0.0), n - 1.0))
     # only ranks within a few standard deviations of n q can bracket the bounds (the CDF
     # there is far from alpha / 2 for any level up to 0.999 999): O(sqrt(n)), not O(n)
     z = max(6.0, float(stats.norm.isf(alpha / 2)) + 3.0)
