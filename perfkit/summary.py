@@ -277,7 +277,7 @@ def build_summary(store: Store, config: PerformanceConfig, *, days: float = 30, 
         "baseline_status": baseline_status(store, config, model, segment),
         "estimates": _estimates(all_recs, tracked),
         "notes": [f"{r.batch_id}: {n}" for r in all_recs for n in (r.metadata or {}).get("notes", [])],
-        "model_identity": store.model_identity(model) if hasattr(store, "model_identity") else None,
+        "model_identity": store.model_identity(model),
         "points": "batches" if freq is None else f"windows:{freq}",
     }
     return PerformanceSummary(data)
@@ -446,12 +446,7 @@ def trends_chart(store: Store, config: PerformanceConfig, *, days: float = 30, m
             tr = analyze_trend(list(s["timestamp"]), s["value"].to_numpy(float), None,
                                higher_is_better=bool(get_metric(m).higher_is_better),
                                min_samples=config.min_samples_for_trend, metric=m)
-            if tr.direction != "insufficient_data":
-                ff = tr.fitted_frame()
-                trend_frame = pd.DataFrame({"timestamp": pd.to_datetime(ff["time"], utc=True), "fitted": ff["fitted"],
-                                            "lower": ff["lower"], "upper": ff["upper"]})
-                if tr.change_point is not None and tr.change_point.significant:
-                    cp = tr.change_point.time
+            trend_frame, cp = tr.chart_overlay()
         charts.append(metric_chart(
             s, metric=m, baseline=bv if bv is not None and math.isfinite(bv) else None,
             threshold=_threshold_value(config, m, bv), higher_is_better=bool(get_metric(m).higher_is_better),

@@ -561,13 +561,14 @@ class ModelPerformanceTracker:
         """Compare with the baseline, write batch + findings + alerts in ONE transaction, deliver."""
         analysis = DegradationAnalysis(False, (), performance_score=score, settings=self.config.detection)
         new_baseline = None
-        estimated, drift = self._estimate(record, state)
-        if notes:  # "new class 'd'": kept with the batch, so summaries and reports can say it
-            record = dataclasses.replace(record, metadata={**dict(record.metadata), "notes": list(notes)})
-        if estimated is not None:
-            # the history keeps the label-free estimate next to the realized values
-            record = dataclasses.replace(record, metadata={
-                **dict(record.metadata), "estimated_metrics": {k: v.to_dict() for k, v in estimated.items()}})
+        estimated, drift = self._estimate(record, state, report)
+        # kept with the batch, so summaries and reports can say it: "new class 'd'", and the
+        # label-free estimate next to the realized values
+        extra = {**({"notes": list(notes)} if notes else {}),
+                 **({"estimated_metrics": {k: v.to_dict() for k, v in estimated.items()}}
+                    if estimated is not None else {})}
+        if extra:
+            record = dataclasses.replace(record, metadata={**dict(record.metadata), **extra})
         if not state.labelled and estimated is not None:
             base_report = self._baseline_cache_report(record.model, record.segment, state)
             if base_report is not None:
@@ -634,7 +635,7 @@ class ModelPerformanceTracker:
             base_report = evaluate(base_state, level=self.config.confidence_level)
         return base_report, version, base_state, key
 
-    def _estimate(self, record: BatchRecord, state: State):
+    def _estimate(self, record: BatchRecord, state: State, report: MetricReport):
         """Label-free estimate (CBPE) of a pending batch, or, when labels complete a pending
         batch, the estimate it had and the concept-drift check of realized against it."""
         if state.task == "regression" or not getattr(state, "has_scores", False):
@@ -656,8 +657,7 @@ class ModelPerformanceTracker:
         if not state.labelled:
             return estimate(state, cal, level=level), None
         estimated = estimate(state.prediction_part(), cal, level=level)
-        realized = evaluate(state, level=level)
-        return estimated, concept_drift_check(estimated, realized)
+        return estimated, concept_drift_check(estimated, report)
 
     def _drift_alert(self, record: BatchRecord, drift: Any) -> Alert:
         flagged = [f for f in drift.findings if f.suspected] or list(drift.findings)

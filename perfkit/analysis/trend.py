@@ -519,6 +519,17 @@ class TrendResult:
     _band: tuple[tuple[float, float], ...] = field(default=(), repr=False)
 
     # ------------------------------------------------------------------ exports
+    def chart_overlay(self) -> tuple[pd.DataFrame | None, Any]:
+        """What a trend chart draws: the fitted band (``timestamp``, ``fitted``, ``lower``,
+        ``upper``) and the time of a significant change point; ``(None, None)`` without a fit."""
+        if self.direction == "insufficient_data":
+            return None, None
+        ff = self.fitted_frame()
+        band = pd.DataFrame({"timestamp": pd.to_datetime(ff["time"], utc=True), "fitted": ff["fitted"],
+                             "lower": ff["lower"], "upper": ff["upper"]})
+        cp = self.change_point.time if self.change_point is not None and self.change_point.significant else None
+        return band, cp
+
     def fitted_frame(self) -> pd.DataFrame:
         """Fitted line with its ``1 - alpha`` confidence band, one row per point.
 

@@ -141,10 +141,14 @@ def newcombe_auc_interval(auc: float, m: int, n: int, level: float = 0.95) -> tu
     """
     if m <= 0 or n <= 0 or not math.isfinite(auc):
         return (math.nan, math.nan)
-    z = z_value(level)
+    return _score_bounds(auc, m, n, z_value(level), 1.0)
+
+
+def _score_bounds(auc: float, m: int, n: int, z: float, ratio: float) -> tuple[float, float]:
+    """Roots of ``|auc - theta| = z * sqrt(ratio * V_HM(theta))`` on each side of ``auc``."""
 
     def f(theta: float) -> float:
-        return abs(auc - theta) - z * math.sqrt(_hanley_mcneil_var(theta, m, n))
+        return abs(auc - theta) - z * math.sqrt(ratio * _hanley_mcneil_var(theta, m, n))
 
     # f(auc) < 0 except at auc in {0, 1}, where V_HM vanishes and theta = auc is a
     # degenerate root: bracket just inside so that brentq finds the real bound
@@ -184,17 +188,7 @@ def auc_score_interval(
     if 0.0 < auc < 1.0 and math.isfinite(var) and var > 0 and hm > 0:
         rows = min(m, n)
         r = (rows * var / hm + prior_rows) / (rows + prior_rows)
-    z = z_value(level)
-
-    def f(theta: float) -> float:
-        return abs(auc - theta) - z * math.sqrt(r * _hanley_mcneil_var(theta, m, n))
-
-    inner = 1e-12
-    a_lo = auc - inner if auc >= 1.0 else auc
-    a_hi = auc + inner if auc <= 0.0 else auc
-    lo = 0.0 if auc <= 0.0 or f(0.0) <= 0 else optimize.brentq(f, 0.0, a_lo)
-    hi = 1.0 if auc >= 1.0 or f(1.0) <= 0 else optimize.brentq(f, a_hi, 1.0)
-    return (lo, hi)
+    return _score_bounds(auc, m, n, z_value(level), r)
 
 
 def macro_prf(cm: np.ndarray, present: np.ndarray, zero_division: float) -> np.ndarray:

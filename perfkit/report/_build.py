@@ -206,12 +206,7 @@ def _trend_chart(tracker: Any, recs: list, alerts: pd.DataFrame, metric: str, ba
         tr = analyze_trend(list(pts["timestamp"]), pts["value"].to_numpy(float), pts["se"].to_numpy(float) ** 2,
                            higher_is_better=bool(hib), tolerance=tracker.config.trend_tolerance,
                            min_samples=tracker.config.min_samples_for_trend, metric=metric)
-        if tr.direction != "insufficient_data":
-            ff = tr.fitted_frame()
-            trend_frame = pd.DataFrame({"timestamp": pd.to_datetime(ff["time"], utc=True), "fitted": ff["fitted"],
-                                        "lower": ff["lower"], "upper": ff["upper"]})
-            if tr.change_point is not None and tr.change_point.significant:
-                cp = tr.change_point.time
+        trend_frame, cp = tr.chart_overlay()
     bv = baseline if _finite(baseline) else None
     level = f"{float(tracker.config.confidence_level) * 100:g} %"
     return metric_chart(
