@@ -96,7 +96,9 @@ def test_read_only_store_as_an_unprivileged_user(tmp_path):
         import alembic.runtime.migration, alembic.script
         import sqlalchemy.dialects.sqlite, sqlalchemy.dialects.sqlite.pysqlite
         from perfkit.store import Store
+        from perfkit.store._common import _migration_scripts
         from perfkit.exceptions import StoreError
+        _migration_scripts().get_current_head()  # the checkout may be private to root (mktemp -d): read it first
         os.setgid(65534); os.setuid(65534)  # the interpreter's own files are private to root: import first
         with Store({str(path)!r}) as s:
             assert s.read_only and s.count() == 1

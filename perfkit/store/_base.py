@@ -22,6 +22,7 @@ from perfkit.store._common import (
     _SCHEMA_LOCK_KEY,
     DEFAULT_URL,
     _make_engine,
+    _migration_scripts,
     _migrations_location,
     logger,
     mask_urls,
@@ -137,9 +138,8 @@ class _StoreBase:
 
     def _check_schema_read_only(self) -> None:
         from alembic.runtime.migration import MigrationContext
-        from alembic.script import ScriptDirectory
 
-        head = ScriptDirectory(_migrations_location()).get_current_head()
+        head = _migration_scripts().get_current_head()
         with self._errors("opening the store"), self._read() as conn:
             current = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
         if current != head:
@@ -152,11 +152,10 @@ class _StoreBase:
         from alembic import command
         from alembic.config import Config
         from alembic.runtime.migration import MigrationContext
-        from alembic.script import ScriptDirectory
         from alembic.util.exc import CommandError
 
         location = _migrations_location()
-        script = ScriptDirectory(location)
+        script = _migration_scripts()
         head = script.get_current_head()
         with self._errors("opening the store"), self._write() as conn:
             if self.dialect == "postgresql":

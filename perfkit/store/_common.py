@@ -206,6 +206,14 @@ def _migrations_location() -> str:
     return str(importlib.resources.files("perfkit.store") / "migrations")
 
 
+@functools.cache
+def _migration_scripts() -> Any:
+    """The Alembic script directory, read once per process (every store open needs its head)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(_migrations_location())
+
+
 def _make_engine(url: sa.URL, echo: bool, *, read_only: pathlib.Path | None = None) -> sa.Engine:
     kwargs: dict[str, Any] = {
         "echo": echo,
