@@ -4,53 +4,15 @@ summary) and the JSON report (schema) for a history with pending and completed b
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib import resources
 
-import numpy as np
 import pytest
+from late_history import AS_OF, METRICS, build_history
 
-from perfkit import ModelPerformanceTracker
-from perfkit.config import parse_config, save_config
 from perfkit.metrics import MetricValue, concept_drift_check, estimate
 from perfkit.report.charts import metric_chart
 from perfkit.report.weekly import weekly_context
-
-AS_OF = datetime(2026, 6, 8, 12, 0, tzinfo=UTC)
-METRICS = ["accuracy", "roc_auc", "f1_macro"]
-
-
-def _scored(rng, n, squeeze=1.0, flip=0.0):
-    z = rng.normal(size=n)
-    p = 1 / (1 + np.exp(-2.0 * z))
-    y = (rng.random(n) < p).astype(int)
-    y = np.where(rng.random(n) < flip, 1 - y, y)
-    p = 0.5 + (p - 0.5) * squeeze
-    return y, (p > 0.5).astype(int), p
-
-
-def build_history(path, config_path):
-    """Labelled batches over a week, then batches whose labels come late: two of them
-    completed (one with concept drift), three still pending (one degraded)."""
-    cfg = parse_config({"degradation_thresholds": {"accuracy_drop": 0.05, "auc_drop": 0.05},
-                        "metrics_to_track": METRICS, "alert_channels": ["log"], "model_name": "churn"})
-    save_config(cfg, config_path)
-    t = ModelPerformanceTracker(config=cfg, store=path, model="churn")
-    rng = np.random.default_rng(5)
-    t.set_baseline(*_scored(rng, 40_000))
-    start = AS_OF - timedelta(days=6)
-    for i in range(8):
-        t.track_performance(*_scored(rng, 1500), {"batch_id": f"l{i}"}, timestamp=start + timedelta(hours=12 * i))
-    late = {}
-    for i, (sq, flip) in enumerate([(1.0, 0.0), (1.0, 0.12), (1.0, 0.0), (0.9, 0.0), (0.2, 0.0)]):
-        y, yp, p = _scored(rng, 3000, sq, flip)
-        ts = start + timedelta(days=4, hours=8 * i)
-        t.track_performance(None, yp, p, {"batch_id": f"p{i}"}, timestamp=ts)
-        late[f"p{i}"] = (y, yp, p, ts)
-    for bid in ("p0", "p1"):
-        y, yp, p, ts = late[bid]
-        t.track_performance(y, yp, p, {"batch_id": bid}, timestamp=ts)
-    return t
 
 
 @pytest.fixture(scope="module")
