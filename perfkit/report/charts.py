@@ -327,7 +327,8 @@ def metric_chart(
     """Plot one metric over time with its interval, baseline, threshold, trend and alerts.
 
     Every mark has its own legend entry (value, interval, baseline, alert threshold, trend
-    fit, trend band, change point, alert severities). Alert markers are drawn from the points
+    fit, trend band, change point, alert severities, and the label-free estimate's dashed
+    line and band when ``estimates`` are given). Alert markers are drawn from the points
     themselves, so each sits exactly on its point. Every point has a tooltip (time, value,
     interval, n, segment, alert: whichever columns ``df`` has). The y axis is clipped to the
     metric's bounds (:func:`metric_bounds`).
