@@ -72,6 +72,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numba as nb
 import numpy as np
 
 from perfkit.exceptions import StateError, ValidationError
@@ -127,8 +128,10 @@ class ClassCalibration:
     var: np.ndarray
     replicates: np.ndarray | None = None
 
-    def lookup(self, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(q, left block, right block, weight of the right block) for sorted bin indices."""
+    def positions(self, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(left support position, right support position, weight of the right one) of
+        sorted bin indices: bins the baseline never saw are interpolated linearly in bin
+        index between their neighbours (clipped at the ends)."""
         s = self.support
         i = np.searchsorted(s, bins, side="right") - 1
         inside = (i >= 0) & (i < s.size - 1)
@@ -137,22 +140,14 @@ class ClassCalibration:
         exact = (i >= 0) & (s[il] == bins)
         gap = (s[ir] - s[il]).astype(np.float64)
         t = np.where(inside & ~exact, (bins - s[il]) / np.where(gap > 0, gap, 1.0), 0.0)
+        return il, ir, t
+
+    def lookup(self, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(q, left block, right block, weight of the right block) for sorted bin indices."""
+        il, ir, t = self.positions(bins)
         lb, rb = self.block[il], self.block[ir]
         q = self.values[lb] * (1.0 - t) + self.values[rb] * t
         return q, lb, rb, t
-
-    def replicate_q(self, bins: np.ndarray) -> np.ndarray:
-        """Calibrated probability of sorted bins under each bootstrap replicate (R x bins)."""
-        s = self.support
-        i = np.searchsorted(s, bins, side="right") - 1
-        inside = (i >= 0) & (i < s.size - 1)
-        il = np.clip(i, 0, s.size - 1)
-        ir = np.where(inside, il + 1, il)
-        exact = (i >= 0) & (s[il] == bins)
-        gap = (s[ir] - s[il]).astype(np.float64)
-        t = np.where(inside & ~exact, (bins - s[il]) / np.where(gap > 0, gap, 1.0), 0.0)
-        rep = self.replicates
-        return rep[:, il] * (1.0 - t) + rep[:, ir] * t
 
 
 @dataclass(frozen=True, eq=False)
@@ -297,18 +292,37 @@ class _ClassParts:
     rep_auc: np.ndarray
 
 
+@nb.njit(cache=True)
+def _replicate_kernel(rep, il, ir, t, cb, kb):  # pragma: no cover - compiled
+    """A, B and the expected AUC of the batch under each refit (one pass over the bins each)."""
+    R = rep.shape[0]
+    A = np.zeros(R)
+    B = np.zeros(R)
+    auc = np.full(R, np.nan)
+    for r in range(R):
+        a = b = sp = sn = num = 0.0
+        for j in range(il.size):
+            q = rep[r, il[j]] * (1.0 - t[j]) + rep[r, ir[j]] * t[j]
+            a += kb[j] * q
+            b += (cb[j] - kb[j]) * q
+            pos = cb[j] * q
+            neg = cb[j] - pos
+            num += pos * (sn + 0.5 * neg)
+            sp += pos
+            sn += neg
+        A[r] = a
+        B[r] = b
+        if sp > 0.0 and sn > 0.0:
+            auc[r] = num / (sp * sn)
+    return A, B, auc
+
+
 def _replicate_parts(cal: ClassCalibration, bins: np.ndarray, cb: np.ndarray, kb: np.ndarray):
     """(A, B, AUC) of the batch under each bootstrap refit of the calibration."""
     if cal.replicates is None or not len(cal.replicates):
         return np.zeros(0), np.zeros(0), np.zeros(0)
-    Q = cal.replicate_q(bins)
-    P = Q * cb
-    N = cb - P
-    SP, SN = P.sum(axis=1), N.sum(axis=1)
-    below = np.cumsum(N, axis=1) - N
-    with np.errstate(invalid="ignore", divide="ignore"):
-        auc = np.where((SP > 0) & (SN > 0), np.sum(P * (below + 0.5 * N), axis=1) / (SP * SN), np.nan)
-    return Q @ kb, Q @ (cb - kb), auc
+    il, ir, t = cal.positions(bins)
+    return _replicate_kernel(cal.replicates, il, ir, t, cb, kb)
 
 
 def _class_parts(cal: ClassCalibration, c: np.ndarray, k: np.ndarray) -> _ClassParts:
