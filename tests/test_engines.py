@@ -372,3 +372,43 @@ def test_spark_time_bucket_matches_pandas_engine(spark):
     assert got[["segment", "time_bucket"]].equals(ref[["segment", "time_bucket"]])
     for a, b in zip(got["state"], ref["state"], strict=True):
         assert_same_state(a, b)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_unlabelled_states_give_the_in_memory_estimate(spark):
+    """Label-free estimates from Spark's prediction states (baseline state from Spark too)
+    equal those of the in-memory states, also for a window merged from two batches."""
+    from scipy.special import softmax
+
+    from perfkit.metrics import compute_state, estimate, merge_states
+
+    rng = np.random.default_rng(21)
+    classes, cols = [0, 1, 2], {c: f"p{c}" for c in range(3)}
+
+    def draw(n, shift):
+        pi = softmax(rng.normal(0, 1.2, (n, 3)) + shift * np.arange(3) / 3, axis=1)
+        y = (rng.random(n)[:, None] > np.cumsum(pi, axis=1)).sum(1)
+        pred = np.where(pi[:, 2] > 0.3, 2, pi.argmax(1))  # a business rule, not the arg-max
+        return y, pred, pi
+
+    by, bpred, bp = draw(4000, 0.0)
+    _, pred, p = draw(3000, 0.8)
+    base_df = pd.DataFrame({"y_true": by, "y_pred": bpred, **{f"p{c}": bp[:, c] for c in range(3)}})
+    df = pd.DataFrame({"batch_id": np.arange(3000) % 2, "y_pred": pred, **{f"p{c}": p[:, c] for c in range(3)}})
+    base_s = compute_states(spark.createDataFrame(base_df), engine="spark", task="multiclass", proba=cols,
+                            group_by=())["state"][0]
+    out = compute_states(spark.createDataFrame(df), engine="spark", task="multiclass", y_true=None, proba=cols,
+                         classes=classes)
+    base_m = compute_state(by, bpred, bp, classes=classes)
+    states = {}
+    for g, s in zip(out["batch_id"], out["state"], strict=True):
+        sel = df["batch_id"].to_numpy() == g
+        states[g] = (s, compute_state(None, pred[sel], p[sel], classes=classes))
+    states["window"] = (merge_states([s for s, _ in states.values()]), compute_state(None, pred, p, classes=classes))
+    for key, (s, mem) in states.items():
+        got, ref = estimate(s, base_s), estimate(mem, base_m)
+        assert ref["accuracy"].method == "cbpe" and np.isfinite(ref["roc_auc"].value)
+        for m in ref:
+            assert got[m].value == pytest.approx(ref[m].value, abs=1e-9), (key, m)
+            assert got[m].se == pytest.approx(ref[m].se, rel=1e-9, abs=1e-12), (key, m)

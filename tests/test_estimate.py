@@ -247,6 +247,36 @@ def test_interval_covers_realized_value_under_covariate_shift(task, n):
     assert all(c >= 0.9 for c in cov.values()), cov
 
 
+
+def test_calibration_bias_term_keeps_coverage_for_batches_larger_than_the_baseline():
+    """Isotonic calibration leans optimistic (noise turned into a monotone staircase); the
+    bias does not shrink with the batch, so for a batch twice the baseline the per-block
+    variance alone under-covers. The bootstrap bias term restores the coverage."""
+    rng = np.random.default_rng(14)
+    names = ("accuracy", "roc_auc", "f1_macro")
+    hits = {True: dict.fromkeys(names, 0), False: dict.fromkeys(names, 0)}
+    err, reps = [], 60
+    for _ in range(reps):
+        by, bpred, bp = make("multiclass", 5000, rng)
+        base = compute_state(by, bpred, bp, classes=list(range(5)))
+        y, pred, p = make("multiclass", 10_000, rng, shift=rng.uniform(0.3, 1.0))
+        st = compute_state(y, pred, p, classes=list(range(5)))
+        real = evaluate(st, metrics=list(names))
+        for with_bias in (True, False):
+            est = estimate(st.prediction_part(), calibrate(base, bias_replicates=32 if with_bias else 0))
+            for m in names:
+                hits[with_bias][m] += est[m].ci_lower <= real[m].value <= est[m].ci_upper
+            if with_bias:
+                err.append(est["roc_auc"].value - real["roc_auc"].value)
+    cov = {k: {m: h / reps for m, h in v.items()} for k, v in hits.items()}
+    assert np.mean(err) > 2 * np.std(err) / np.sqrt(reps)  # the estimate is optimistic: a bias
+    assert all(c >= 0.93 for c in cov[True].values()), cov
+    assert cov[False]["roc_auc"] < cov[True]["roc_auc"] and cov[False]["roc_auc"] <= 0.92, cov
+    # the point estimate is the same (NannyML's CBPE): only the interval changes
+    e1, e0 = estimate(st.prediction_part(), calibrate(base)), estimate(st.prediction_part(),
+                                                                       calibrate(base, bias_replicates=0))
+    assert all(e1[m].value == e0[m].value and e1[m].se >= e0[m].se for m in e1)
+
 # ------------------------------------------------------------ concept drift (seeded)
 def _drift_stream(rng, base, drift, n, task="binary"):
     """Two labelled batches; ``drift`` shifts the outcome's relation to the score."""

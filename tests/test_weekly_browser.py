@@ -202,3 +202,65 @@ def test_explorer_equals_replay_for_every_metric(page, demo, tmp_path_factory):
             compared += 1
         _shot(page, tmp_path_factory, f"explorer_{metric}", explorer)
     assert compared == len(options) * len(POSITIONS)
+
+
+# ------------------------------------------------------------------ before the labels arrive
+ESTIMATE_LEGEND = {"estimate, labels pending", "estimate 95 % interval"}
+
+
+@pytest.fixture(scope="module")
+def late_review(tmp_path_factory):
+    """Weekly review of a history whose last batches wait for their labels."""
+    from late_history import AS_OF, build_history
+
+    out = tmp_path_factory.mktemp("weekly-late")
+    tracker = build_history(out / "late.db", out / "late.yaml")
+    tracker.close()
+    result = run_weekly_review(out / "late.db", out / "reports", config_path=out / "late.yaml", as_of=AS_OF,
+                               cell_timeout=300)
+    assert result.exit_code == ExitCode.OK
+    return result.html_path
+
+
+def test_estimate_line_legend_and_tooltips(late_review, browser_page, tmp_path_factory):
+    """Pending batches are drawn as a dashed estimate line with its band; the legend names
+    both; every estimate point has a tooltip saying the labels are pending."""
+    page = browser_page.page
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(late_review.as_uri())
+    page.wait_for_load_state("load")
+    charts = page.locator(".perfkit-chart")
+    page.wait_for_function(
+        "n => document.querySelectorAll('.perfkit-chart[data-perfkit-state=interactive]').length === n",
+        arg=charts.count(), timeout=60_000)
+    body = page.inner_text("body")
+    assert "Before the labels arrive" in body and "Labels pending: 3 batches" in body
+    assert "concept drift suspected" in body
+    trend_charts = [c for c in charts.all()
+                    if c.locator(".perfkit-chart-interactive g.estimate_points_marks").count()]
+    assert len(trend_charts) >= 2
+    for chart in trend_charts:
+        labels = set(chart.locator(".perfkit-chart-interactive g.role-legend-label text").evaluate_all(
+            "els => els.map(e => e.textContent)"))
+        assert (ESTIMATE_LEGEND | {"batch value", "95 % interval", "baseline"}) <= labels, labels
+        # the estimate line is dashed, in the legend too
+        dashes = chart.locator(".perfkit-chart-interactive svg path").evaluate_all(
+            "els => els.map(e => e.getAttribute('stroke-dasharray')).filter(d => d)")
+        assert "5,3" in {d.replace(" ", "") for d in dashes}
+        points = chart.locator(".perfkit-chart-interactive g.estimate_points_marks path")
+        assert points.count() == 3  # the three pending batches
+        chart.scroll_into_view_if_needed()
+        rects = points.evaluate_all("els => els.map(e => { const r = e.getBoundingClientRect();"
+                                    " return [r.x + r.width / 2, r.y + r.height / 2]; })")
+        for x, y in rects:
+            page.mouse.move(x, y)
+            page.wait_for_function("() => { const t = document.querySelector('#vg-tooltip-element');"
+                                   " return t && t.classList.contains('visible'); }", timeout=5_000)
+            text = page.locator("#vg-tooltip-element").inner_text()
+            for field in ("time", "estimate 95 % interval", "n (rows)", "pending (label-free estimate)"):
+                assert field in text, f"tooltip {text!r} misses {field}"
+            page.mouse.move(0, 0)
+            page.wait_for_function("() => { const t = document.querySelector('#vg-tooltip-element');"
+                                   " return !t || !t.classList.contains('visible'); }", timeout=5_000)
+    _shot(page, tmp_path_factory, "estimate_chart", trend_charts[0])
+    browser_page.assert_clean()

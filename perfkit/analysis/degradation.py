@@ -49,6 +49,7 @@ __all__ = [
     "adjust_pvalues",
     "decision_rows",
     "detect_degradation",
+    "estimated_frame",
     "history_frame",
     "metric_status",
     "replay",
@@ -420,6 +421,35 @@ def history_frame(history: Any) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("timestamp", kind="stable").reset_index(drop=True)
 
 
+ESTIMATED_ALERT = "estimated_performance_degradation"
+
+
+def estimated_frame(history: Any) -> pd.DataFrame:
+    """One row per batch that was tracked before its labels arrived, from its stored
+    label-free estimate (``metadata["estimated_metrics"]``), time-ordered.
+
+    The batch may be pending still or completed since (a completed batch keeps the estimate
+    it had). Columns as :func:`history_frame`, values being the estimates; each batch is its
+    own ``family`` (the tracker decides a pending batch on its own).
+    """
+    if isinstance(history, pd.DataFrame):
+        return history if history.empty else history.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    rows = []
+    for i, r in enumerate(history):
+        est = (r.metadata or {}).get("estimated_metrics")
+        if not est:
+            continue
+        row = {"timestamp": r.timestamp, "batch_id": r.batch_id, "segment": r.segment, "family": f"estimate:{i}"}
+        for m, v in est.items():
+            row[m] = np.nan if v.get("value") is None else v["value"]
+            row[f"{m}_se"] = np.nan if v.get("se") is None else v["se"]
+            row[f"{m}_n"] = np.nan if v.get("n") is None else v["n"]
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
 def _score_se_frame(frame: pd.DataFrame) -> np.ndarray:
     """:func:`perfkit.metrics.performance_score_se` for every row of a history frame."""
     B = len(frame)
@@ -443,13 +473,16 @@ def replay_decisions(
     settings: DetectionSettings,
     *,
     metrics: Sequence[str] | None = None,
+    estimated: bool = False,
 ) -> pd.DataFrame:
     """Every decision the tracker would have made over a history: :func:`decide` output.
 
     One row per (batch, metric, scope) with the frame's ``timestamp`` and ``batch_id``;
     ``family`` groups the rows of one tracking call. :func:`replay` turns it into alerts.
+    ``estimated=True``: the decisions on the label-free estimates of the batches tracked
+    before their labels (:func:`estimated_frame`; batch scope only, as the tracker).
     """
-    frame = history_frame(history)
+    frame = estimated_frame(history) if estimated else history_frame(history)
     if frame.empty:
         return decide(pd.DataFrame(columns=["family", "metric", "value"]), settings).assign(
             timestamp=pd.Series(dtype="datetime64[ns, UTC]"), batch_id=pd.Series(dtype=object))
@@ -473,7 +506,7 @@ def replay_decisions(
         parts.append(pd.DataFrame({**common, "metric": m, "scope": "batch", "value": col(m), "se": col(f"{m}_se"),
                                    "n": col(f"{m}_n"), "successes": col(f"{m}_successes"),
                                    "trials": col(f"{m}_trials"), **bcols}))
-        k = int(settings.window_batches or 1)
+        k = 1 if estimated else int(settings.window_batches or 1)
         kind = _window_kind(m)
         if k > 1 and kind is not None:
             key = pd.Series(seg, dtype=object).map(lambda x: ("s", x)).to_numpy()
@@ -485,7 +518,7 @@ def replay_decisions(
             parts.append(pd.DataFrame({**common, "metric": m, "scope": "window", "value": v, "se": se_w, "n": n_w,
                                        "successes": np.nan if succ_w is None else succ_w,
                                        "trials": np.nan if trials_w is None else trials_w, **bcols}))
-    if "performance_score" in frame:
+    if "performance_score" in frame and not estimated:
         parts.append(pd.DataFrame({**common, "metric": "performance_score", "scope": "floor",
                                    "value": col("performance_score"), "se": _score_se_frame(frame)}))
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["family", "metric", "value"])
@@ -494,7 +527,7 @@ def replay_decisions(
     r = decided["_row"].to_numpy(int) if len(decided) else np.zeros(0, int)
     decided["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True).to_numpy()[r] if B else []
     decided["batch_id"] = (frame["batch_id"] if "batch_id" in frame else pd.Series(range(B))).to_numpy(object)[r]
-    return decided.drop(columns="_row")
+    return decided.drop(columns="_row", errors="ignore")
 
 
 _ALERT_COLUMNS = ["timestamp", "batch_id", "segment", "metric", "alert_type", "severity", "value", "baseline",
@@ -524,6 +557,7 @@ def replay(
     metrics: Sequence[str] | None = None,
     cooldown_hours: float = 24.0,
     model: str = "model",
+    estimates: Any = None,
 ) -> Any:
     """Which alerts would have fired over a stored history under ``settings``.
 
@@ -542,6 +576,12 @@ def replay(
     metrics : sequence of str, optional
         Metrics to check (default: those with a threshold present in the history).
     cooldown_hours : float
+    estimates : DataFrame or list of BatchRecord, optional
+        Batches tracked before their labels, with their label-free estimates
+        (:func:`estimated_frame`); default: taken from ``history`` when it is a list of
+        records (pending ones included). Their decisions raise
+        ``estimated_performance_degradation`` alerts (own cooldown key; no retraining or
+        low-performance alerts), exactly as the tracker does for a pending batch.
 
     Returns
     -------
@@ -554,6 +594,15 @@ def replay(
     decided = replay_decisions(history, baseline, settings, metrics=metrics)
     out = _alert_rows(decided)[_ALERT_COLUMNS].reset_index(drop=True) if len(decided) else \
         pd.DataFrame(columns=_ALERT_COLUMNS)
+    if estimates is None and not isinstance(history, pd.DataFrame):
+        estimates = history
+    if estimates is not None and len(estimates):
+        est = replay_decisions(estimates, baseline, settings, metrics=metrics, estimated=True)
+        est = est[est["degraded"].to_numpy(bool)] if len(est) else est
+        if len(est):
+            est = est.assign(alert_type=ESTIMATED_ALERT)[_ALERT_COLUMNS]
+            out = pd.concat([out, est], ignore_index=True) if len(out) else est.reset_index(drop=True)
+            out = out.sort_values("timestamp", kind="stable").reset_index(drop=True)
     keys = list(zip(out["segment"], out["metric"], out["alert_type"], strict=True))
     status, by = apply_cooldown(pd.to_datetime(out["timestamp"], utc=True).dt.tz_localize(None).to_numpy(
         "datetime64[ns]") if len(out) else np.zeros(0, "datetime64[ns]"), keys, out["severity"].tolist(),

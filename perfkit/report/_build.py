@@ -16,7 +16,7 @@ import pandas as pd
 from perfkit.report._narrative import Findings, MetricChange, SegmentChange, narrate
 from perfkit.store import ALL_SEGMENTS
 
-__all__ = ["model_review_fields"]
+__all__ = ["estimate_points", "estimate_tables", "model_review_fields"]
 
 logger = logging.getLogger("perfkit")
 
@@ -193,7 +193,7 @@ def _chart_metrics(tracker: Any, head: pd.DataFrame) -> list[str]:
 
 
 def _trend_chart(tracker: Any, recs: list, alerts: pd.DataFrame, metric: str, baseline: float, freq: str | None,
-                 title: str) -> Any:
+                 title: str, pending: list | None = None) -> Any:
     from perfkit.analysis import threshold_value
     from perfkit.analysis.trend import analyze_trend
     from perfkit.report._sections import trend_points
@@ -214,7 +214,127 @@ def _trend_chart(tracker: Any, recs: list, alerts: pd.DataFrame, metric: str, ba
         threshold=threshold_value(metric, bv, tracker.config.detection), higher_is_better=hib is not False, trend=trend_frame,
         change_point=cp, title=title, value_label="daily value (all segments)" if freq else "batch value",
         interval_label=f"{level} interval",
+        estimates=estimate_points(tracker, pending or [], metric, freq),
+        estimate_label="daily estimate, labels pending" if freq else "estimate, labels pending",
+        estimate_interval_label=f"estimate {level} interval",
     )
+
+
+# ------------------------------------------------------------------ before the labels arrive
+_EST_COLUMNS = ["timestamp", "batch_id", "segment", "rows", "metric", "estimate", "ci_lower", "ci_upper",
+                "baseline", "alert"]
+_DRIFT_COLUMNS = ["timestamp", "batch_id", "segment", "metric", "estimated", "ci_lower", "ci_upper", "realized",
+                  "z", "p_value", "suspected"]
+
+
+def _est_values(r: Any) -> dict[str, Any]:
+    from perfkit.metrics import MetricValue
+
+    return {m: MetricValue.from_dict({"name": m, **v})
+            for m, v in ((r.metadata or {}).get("estimated_metrics") or {}).items()}
+
+
+def estimate_points(tracker: Any, pending: list, metric: str, freq: str | None) -> pd.DataFrame | None:
+    """Chart points of the label-free estimate of ``metric`` for batches whose labels are
+    pending: the tracker's stored estimate per batch, or per window (``freq``) the estimate
+    of the window's merged prediction states against the model's baseline (the same
+    function, exactly as windows of realized values merge). Completed batches are not
+    drawn: their realized values replace the estimate (the concept-drift table compares
+    the two)."""
+    rows = []
+    if freq is None:
+        for r in pending:
+            v = _est_values(r).get(metric)
+            if v is not None and _finite(v.value):
+                rows.append({"timestamp": r.timestamp, "value": v.value, "ci_lower": v.ci_lower,
+                             "ci_upper": v.ci_upper, "n": int(r.sample_count),
+                             "segment": r.segment if r.segment is not None else "all"})
+    elif pending:
+        from perfkit.exceptions import PerfkitError
+        from perfkit.metrics import calibrate, estimate
+        from perfkit.metrics.state import merge_dicts_to_state, state_from_dict
+
+        b = tracker.store.get_baseline(pending[0].model, segment=None)
+        try:
+            cal = calibrate(state_from_dict(b.state)) if b is not None else None
+        except PerfkitError as exc:
+            logger.debug("no calibration for the estimate points: %s", exc)
+            cal = None
+        frame = pd.DataFrame({"ts": pd.to_datetime([r.timestamp for r in pending], utc=True),
+                              "i": range(len(pending))})
+        frame["bucket"] = frame["ts"].dt.floor(freq)
+        for bucket, g in (frame.groupby("bucket") if cal is not None else ()):
+            recs = [pending[i] for i in g["i"]]
+            try:
+                v = estimate(merge_dicts_to_state([r.state for r in recs]), cal,
+                             level=float(tracker.config.confidence_level)).get(metric)
+            except PerfkitError as exc:
+                logger.debug("no estimate for the window %s: %s", bucket, exc)
+                continue
+            if v is not None and _finite(v.value):
+                segs = sorted({r.segment or "all" for r in recs})
+                rows.append({"timestamp": bucket, "value": v.value, "ci_lower": v.ci_lower, "ci_upper": v.ci_upper,
+                             "n": int(sum(r.sample_count for r in recs)),
+                             "segment": f"all ({', '.join(segs)})" if len(segs) > 1 else segs[0]})
+    if not rows:
+        return None
+    out = pd.DataFrame(rows)
+    out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True)
+    return out
+
+
+def estimate_tables(tracker: Any, model: str, segment: Any, start: datetime, stop: datetime,
+                    alerts: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Before the labels arrive, for the weekly review: ``estimates`` (one row per pending
+    batch and tracked metric: the label-free estimate, its interval, the baseline and
+    whether an estimated alert was raised) and ``concept_drift`` (one row per completed
+    batch that had an estimate and checked metric: :func:`perfkit.metrics.concept_drift_check`
+    of realized against estimated, as the tracker ran it when the labels arrived)."""
+    from perfkit.metrics import MetricValue, concept_drift_check
+
+    kw = {} if segment is None else {"segment": segment}
+    recs = [r for r in tracker.store.records(model, start=start, end=stop, include_pending=True, **kw)
+            if (r.metadata or {}).get("estimated_metrics")]
+    tracked = list(tracker.config.metrics_to_track)
+    baselines: dict[Any, dict] = {}
+
+    def base_value(seg: Any, m: str) -> float:  # the baseline the tracker compared with
+        if seg not in baselines:
+            b = tracker.store.get_baseline(model, segment=seg)
+            if b is None and seg is not None:
+                b = tracker.store.get_baseline(model, segment=None)
+            baselines[seg] = (b.metrics or {}) if b is not None else {}
+        return _nan((baselines[seg].get(m) or {}).get("value"))
+
+    est_alerts = alerts[alerts["alert_type"] == "estimated_performance_degradation"] if len(alerts) else alerts
+    fired = {(a.batch_id, a.segment, a.metric): a.severity + (" (suppressed)" if a.status == "suppressed" else "")
+             for a in est_alerts.itertuples()} if len(est_alerts) else {}
+    pending_rows, drift_rows = [], []
+    for r in recs:
+        est = _est_values(r)
+        if r.labels_pending:
+            for m in tracked:
+                v = est.get(m)
+                if v is None:
+                    continue
+                pending_rows.append({
+                    "timestamp": pd.Timestamp(r.timestamp), "batch_id": r.batch_id, "segment": r.segment,
+                    "rows": int(r.sample_count), "metric": m, "estimate": _nan(v.value),
+                    "ci_lower": _nan(v.ci_lower), "ci_upper": _nan(v.ci_upper),
+                    "baseline": base_value(r.segment, m),
+                    "alert": fired.get((r.batch_id, r.segment, m), "none")})
+            continue
+        realized = {m: MetricValue.from_dict({"name": m, **v}) for m, v in (r.metrics or {}).items()}
+        check = concept_drift_check(est, realized)
+        for f in check.findings:
+            e = est[f.metric]
+            drift_rows.append({
+                "timestamp": pd.Timestamp(r.timestamp), "batch_id": r.batch_id, "segment": r.segment,
+                "metric": f.metric, "estimated": f.estimated, "ci_lower": _nan(e.ci_lower),
+                "ci_upper": _nan(e.ci_upper), "realized": f.realized, "z": f.z, "p_value": f.p_value,
+                "suspected": bool(f.suspected)})
+    return {"estimates": pd.DataFrame(pending_rows, columns=_EST_COLUMNS),
+            "concept_drift": pd.DataFrame(drift_rows, columns=_DRIFT_COLUMNS)}
 
 
 def _explorer(tracker: Any, model: str, segment: Any, start: datetime, stop: datetime) -> Any:
@@ -253,11 +373,13 @@ def model_review_fields(tracker: Any, model: str, segment: Any, as_of: datetime,
     alerts = tracker.store.alerts(model, start=start, end=stop, **({} if segment is None else {"segment": segment}))
     notes: list[str] = []
     head = headline(tracker, summary)
+    before_labels = estimate_tables(tracker, model, segment, start, stop, alerts)
     if summary["labelled_records"] == 0:
         if summary["pending_labels"]:
             notes.append(f"{summary['pending_labels']} batches are waiting for labels")
         return {"model": model, "segment": segment, "records": 0, "samples": 0, "task": None, "headline": head,
-                "trends": pd.DataFrame(), "alerts": alerts, "segments": pd.DataFrame(), "notes": notes}
+                "trends": pd.DataFrame(), "alerts": alerts, "segments": pd.DataFrame(), "notes": notes,
+                **before_labels}
     if summary["baseline"] is None:
         notes.append("no baseline yet: changes and thresholds cannot be shown")
     trend_summary = _call(build_summary, tracker, days=trend_days, model=model, segment=seg_kw, end=as_of)
@@ -283,6 +405,7 @@ def model_review_fields(tracker: Any, model: str, segment: Any, as_of: datetime,
         "drift": segment_drift(drift),
         "drift_note": {"no_baseline": "no baseline: prediction drift needs one",
                        "no_batches": "no batches in the period"}.get(drift.get("reason")),
+        **before_labels,
     }
     if charts and chart_metrics:
         from perfkit.report.charts import segment_chart, volume_chart
@@ -290,11 +413,13 @@ def model_review_fields(tracker: Any, model: str, segment: Any, as_of: datetime,
         tstart = as_of - timedelta(days=trend_days)
         kw = {} if segment is None else {"segment": segment}
         recs = tracker.store.records(model, start=tstart, end=stop, include_pending=False, **kw)
+        pending = [r for r in tracker.store.records(model, start=tstart, end=stop, include_pending=True, **kw)
+                   if r.labels_pending]
         trend_alerts = tracker.store.alerts(model, start=tstart, end=stop, **kw)
         freq = "1D" if len({r.segment for r in recs}) > 1 else None
         h = head.set_index("metric")
-        out["charts"] = [_trend_chart(tracker, recs, trend_alerts, m, h.loc[m, "baseline"], freq, f"{m} — {model}")
-                         for m in chart_metrics]
+        out["charts"] = [_trend_chart(tracker, recs, trend_alerts, m, h.loc[m, "baseline"], freq, f"{m} — {model}",
+                                      pending) for m in chart_metrics]
         vol = pd.DataFrame({"timestamp": [r.timestamp for r in recs], "sample_count": [r.sample_count for r in recs]})
         if len(vol):
             vol["timestamp"] = pd.to_datetime(vol["timestamp"], utc=True).dt.floor("1D")

@@ -74,6 +74,8 @@ _BASELINE_COLOR = "#54a24b"
 _THRESHOLD_COLOR = "#333333"
 _TREND_COLOR = "#7f7f7f"
 _CHANGE_POINT_COLOR = "#9467bd"
+_ESTIMATE_COLOR = "#e377c2"
+_ESTIMATE_DASH = [5, 3]
 _SAVE_FORMATS = (".png", ".svg", ".html", ".json")
 
 
@@ -318,11 +320,15 @@ def metric_chart(
     bounds: tuple[float, float] | None = None,
     value_label: str = "value",
     interval_label: str = "95 % interval",
+    estimates: pd.DataFrame | None = None,
+    estimate_label: str = "estimate, labels pending",
+    estimate_interval_label: str = "estimate interval",
 ) -> alt.LayerChart:
     """Plot one metric over time with its interval, baseline, threshold, trend and alerts.
 
     Every mark has its own legend entry (value, interval, baseline, alert threshold, trend
-    fit, trend band, change point, alert severities). Alert markers are drawn from the points
+    fit, trend band, change point, alert severities, and the label-free estimate's dashed
+    line and band when ``estimates`` are given). Alert markers are drawn from the points
     themselves, so each sits exactly on its point. Every point has a tooltip (time, value,
     interval, n, segment, alert: whichever columns ``df`` has). The y axis is clipped to the
     metric's bounds (:func:`metric_bounds`).
@@ -357,12 +363,21 @@ def metric_chart(
         Bounds of the y axis; default the metric's.
     value_label, interval_label : str
         Legend labels of the points and of the band.
+    estimates : pandas.DataFrame, optional
+        Label-free estimates (:func:`perfkit.metrics.estimate`) of the batches whose labels
+        have not arrived: columns ``timestamp``, ``value``; optional ``ci_lower`` /
+        ``ci_upper`` (a band), ``n``, ``segment``. Drawn as a dashed line with hollow points
+        in their own colour; once the labels arrive the realized points replace them (the
+        caller passes pending batches only).
+    estimate_label, estimate_interval_label : str
+        Legend labels of the estimate line and of its band.
 
     Returns
     -------
     altair.LayerChart
-        Layers named ``series_points`` and ``alert_markers`` (SVG groups
-        ``g.series_points_marks`` and ``g.alert_markers_marks``).
+        Layers named ``series_points``, ``alert_markers`` and ``estimate_points`` (SVG
+        groups ``g.series_points_marks``, ``g.alert_markers_marks``,
+        ``g.estimate_points_marks``).
 
     Raises
     ------
@@ -424,9 +439,24 @@ def metric_chart(
         cp_frame = _prepare(pd.DataFrame({"timestamp": [stamp], "label": ["change point"]}),
                             ["timestamp", "label"], parameter="change_point")
 
+    est_frame = None
+    if estimates is not None and len(estimates):
+        ecols = ["timestamp", "value"] + [c for c in ("ci_lower", "ci_upper", "n", "segment")
+                                          if c in estimates.columns]
+        est_frame = _prepare(estimates, ecols, parameter="estimates")[ecols].reset_index(drop=True)
+        est_frame = est_frame[np.isfinite(est_frame["value"].to_numpy(float))].reset_index(drop=True)
+        if "segment" in est_frame.columns:
+            est_frame["segment"] = est_frame["segment"].astype(str)
+        if not len(est_frame):
+            est_frame = None
+
     domain_values: list[Any] = list(data["value"])
     if has_ci:
         domain_values += list(data["ci_lower"]) + list(data["ci_upper"])
+    if est_frame is not None:
+        domain_values += list(est_frame["value"])
+        if {"ci_lower", "ci_upper"} <= set(est_frame.columns):
+            domain_values += list(est_frame["ci_lower"]) + list(est_frame["ci_upper"])
     domain_values += [v for v in (base_v, thr_v) if v is not None]
     if trend_frame is not None:
         domain_values += list(trend_frame["fitted"])
@@ -491,6 +521,8 @@ def metric_chart(
             x=x, tooltip=[alt.Tooltip("label:N", title="rule"),
                           alt.Tooltip("timestamp:T", title="time", format="%Y-%m-%d %H:%M UTC")]),
             "change point", _CHANGE_POINT_COLOR, dash=[4, 2]))
+    if est_frame is not None:
+        _estimate_layers(est_frame, x, y, y_title, estimate_label, estimate_interval_label, bands, lines, tops)
     if "alert_severity" in data.columns and data["alert_severity"].notna().any():
         tops.append(base.transform_filter("isValid(datum.alert_severity)").mark_point(
             filled=True, size=150, shape="diamond", opacity=1).encode(
@@ -507,6 +539,32 @@ def metric_chart(
         title=alt.TitleParams(text=str(title if title is not None else metric), subtitle=subtitle)
     ).resolve_scale(color="independent")
     return apply_theme(chart)
+
+
+def _estimate_layers(est: pd.DataFrame, x: Any, y: Any, y_title: str, label: str, band_label: str,
+                     bands: list, lines: list, tops: list) -> None:
+    """The label-free estimate: band, dashed line (legend ``label``) and hollow points."""
+    has_ci = {"ci_lower", "ci_upper"} <= set(est.columns)
+    if has_ci:
+        est = est.assign(interval=[_fmt_interval(lo, hi) for lo, hi in zip(est["ci_lower"], est["ci_upper"],
+                                                                            strict=True)])
+    tooltip: list[Any] = [alt.Tooltip("timestamp:T", title="time", format="%Y-%m-%d %H:%M UTC"),
+                          alt.Tooltip("value:Q", title=f"{y_title} (estimate)", format=".4f")]
+    if has_ci:
+        tooltip.append(alt.Tooltip("interval:N", title=band_label))
+    if "n" in est.columns:
+        tooltip.append(alt.Tooltip("n:Q", title="n (rows)", format=","))
+    if "segment" in est.columns:
+        tooltip.append(alt.Tooltip("segment:N", title="segment"))
+    tooltip.append(alt.Tooltip("labels:N", title="labels"))
+    ebase = alt.Chart(est.assign(labels="pending (label-free estimate)"))
+    if has_ci:
+        bands.append(_keyed(ebase.mark_area(opacity=0.13, clip=True).encode(x=x, y=y("ci_lower"), y2="ci_upper:Q"),
+                            band_label, _ESTIMATE_COLOR, symbol="square", opacity=0.3))
+    lines.append(_keyed(ebase.mark_line(strokeDash=_ESTIMATE_DASH, strokeWidth=1.8, clip=True).encode(
+        x=x, y=y("value")), label, _ESTIMATE_COLOR, dash=_ESTIMATE_DASH))
+    tops.append(ebase.mark_point(filled=False, size=40, strokeWidth=1.5, opacity=1).encode(
+        x=x, y=y("value"), color=alt.value(_ESTIMATE_COLOR), tooltip=tooltip).properties(name="estimate_points"))
 
 
 def _hrule(value: float, label: str, color: str, *, dashed: bool, y_scale: Any = None) -> alt.Chart:

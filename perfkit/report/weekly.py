@@ -213,6 +213,13 @@ class ModelReview:
     drift : DataFrame
         Prediction drift per segment over the review period (see
         :func:`perfkit.report._sections.segment_drift`).
+    estimates : DataFrame
+        Batches of the period whose labels are pending: per tracked metric the label-free
+        estimate with its interval, the baseline and the estimated alert it raised (see
+        :func:`perfkit.report._build.estimate_tables`).
+    concept_drift : DataFrame
+        Batches of the period completed since their estimate: realized against estimated
+        per checked metric (``z``, ``p_value``, ``suspected``).
     """
 
     model: str
@@ -234,6 +241,8 @@ class ModelReview:
     shift_shares: dict = field(default_factory=dict)
     drift: pd.DataFrame = field(default_factory=pd.DataFrame)
     drift_note: str | None = None
+    estimates: pd.DataFrame = field(default_factory=pd.DataFrame)
+    concept_drift: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def empty(self) -> bool:
@@ -351,6 +360,51 @@ class ModelReview:
                     "drifted = test at 5 %)",
             formats={"median PSI": ".3f", "max PSI": ".3f", "latest PSI": ".3f"}, classes={"latest band": css})
 
+    def estimates_html(self) -> str:
+        """Before the labels arrive: pending batches with their label-free estimates, and the
+        concept-drift check of the batches completed since (realized against estimated)."""
+        parts = [_CSS]
+        est = self.estimates
+        if len(est):
+            shown = pd.DataFrame({
+                "time": est["timestamp"], "batch": est["batch_id"], "segment": est["segment"],
+                "rows": est["rows"], "metric": est["metric"], "estimate": est["estimate"],
+                "95 % interval": [f"[{_fmt(lo)}, {_fmt(hi)}]" for lo, hi in zip(est["ci_lower"], est["ci_upper"],
+                                                                                 strict=True)],
+                "baseline": est["baseline"],
+                "change vs baseline": [_signed(e - b) if _finite(e) and _finite(b) else "–"
+                                       for e, b in zip(est["estimate"], est["baseline"], strict=True)],
+                "estimated alert": est["alert"],
+            })
+            css = est["alert"].map(lambda a: "perfkit-bad" if a != "none" and "suppressed" not in a else "")
+            n_batches = est[["batch_id", "segment"]].drop_duplicates().shape[0]
+            parts.append(table_html(
+                shown, caption=(f"Labels pending: {n_batches} batches, label-free estimates (CBPE: the baseline's "
+                                "calibration read off each batch's scores; valid while the score-outcome relation "
+                                "holds)"), classes={"estimated alert": css}, max_rows=_MAX_ALERT_ROWS))
+        else:
+            parts.append('<p class="perfkit-note">No batch of this period is waiting for labels.</p>')
+        cd = self.concept_drift
+        if len(cd):
+            shown = pd.DataFrame({
+                "time": cd["timestamp"], "batch": cd["batch_id"], "segment": cd["segment"], "metric": cd["metric"],
+                "estimated": cd["estimated"],
+                "95 % interval": [f"[{_fmt(lo)}, {_fmt(hi)}]" for lo, hi in zip(cd["ci_lower"], cd["ci_upper"],
+                                                                                 strict=True)],
+                "realized": cd["realized"], "realized - estimated": [_signed(r - e) for r, e in
+                                                                     zip(cd["realized"], cd["estimated"], strict=True)],
+                "z": cd["z"], "p-value": cd["p_value"],
+                "finding": ["concept drift suspected" if x else "none" for x in cd["suspected"]],
+            })
+            css = cd["suspected"].map(lambda x: "perfkit-bad" if x else "")
+            n_sus = int(cd.loc[cd["suspected"], ["batch_id", "segment"]].drop_duplicates().shape[0])
+            parts.append(table_html(
+                shown, caption=(f"Labels arrived: realized against the earlier estimate, "
+                                f"{n_sus} of {cd[['batch_id', 'segment']].drop_duplicates().shape[0]} batches with "
+                                "concept drift suspected (realized outside what the estimate allows)"),
+                formats={"z": "+.2f", "p-value": ".3g"}, classes={"finding": css}, max_rows=_MAX_ALERT_ROWS))
+        return "".join(parts)
+
     def segments_html(self) -> str:
         """Segments of the period, worst first."""
         if not len(self.segments):
@@ -382,6 +436,10 @@ class ModelReview:
             "drift_by_segment": [{k: _json(v) for k, v in row.items()} for row in self.drift.to_dict("records")]
             if len(self.drift) else [],
             "shift_share": {m: ss.to_dict() for m, ss in self.shift_shares.items()},
+            "estimates": [{k: _json(v) for k, v in row.items()} for row in self.estimates.to_dict("records")]
+            if len(self.estimates) else [],
+            "concept_drift": [{k: _json(v) for k, v in row.items()} for row in self.concept_drift.to_dict("records")]
+            if len(self.concept_drift) else [],
         }
 
 

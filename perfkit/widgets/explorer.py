@@ -18,6 +18,11 @@ Two entry points:
 Batches that make up an automatic baseline (``first_N_batches`` / ``history_N_batches``)
 are not replayed: the tracker never checks them against themselves either.
 
+Batches tracked before their labels arrived (pending still, or completed since) are replayed
+from their stored label-free estimates too: ``estimated_performance_degradation`` alerts,
+with their own cooldown key, through the same decision (see
+:func:`perfkit.analysis.degradation.replay`).
+
 Examples
 --------
 >>> import tempfile, os
@@ -50,6 +55,7 @@ import pandas as pd
 
 from perfkit._checks import check_days
 from perfkit.analysis import history_frame, replay
+from perfkit.analysis.degradation import estimated_frame
 from perfkit.config import DetectionSettings, PerformanceConfig, load_config, save_config
 from perfkit.exceptions import InputTypeError, ValidationError
 from perfkit.metrics import MetricReport, evaluate, get_metric, state_from_dict
@@ -85,6 +91,7 @@ class _Group:
     segment: str | None
     frame: pd.DataFrame
     baseline: MetricReport
+    estimates: pd.DataFrame | None = None  # label-free estimates of batches tracked before their labels
 
 
 @dataclass(frozen=True)
@@ -175,11 +182,12 @@ def _load(
             if len(models) != 1:
                 raise ValidationError(f"the store holds models {models}; pass model=", parameter="model")
             model = models[0]
-        records = store.records(model, segment=segment, include_pending=False)
+        everything = store.records(model, segment=segment, include_pending=True)
     else:
-        records = [r for r in source if not r.labels_pending
-                   and (segment is ALL_SEGMENTS or r.segment == segment)]
-        records.sort(key=lambda r: r.timestamp)
+        everything = sorted((r for r in source if segment is ALL_SEGMENTS or r.segment == segment),
+                            key=lambda r: r.timestamp)
+    records = [r for r in everything if not r.labels_pending]
+    if store is None:
         model = model or (records[0].model if records else cfg.model_name)
     if not records:
         raise ValidationError(f"no labelled batches of model {model!r} to explore", parameter="source")
@@ -187,6 +195,10 @@ def _load(
     by_segment: dict[str | None, list[BatchRecord]] = {}
     for r in records:
         by_segment.setdefault(r.segment, []).append(r)
+    estimated: dict[str | None, list[BatchRecord]] = {}
+    for r in everything:
+        if (r.metadata or {}).get("estimated_metrics"):
+            estimated.setdefault(r.segment, []).append(r)
     groups = []
     for seg, recs in by_segment.items():
         if baseline is not None:
@@ -209,7 +221,8 @@ def _load(
             ids = {r.batch_id for r in kept}
             frame = history_frame(recs)
             frame["_checked"] = frame["batch_id"].isin(ids).to_numpy()
-            groups.append(_Group(seg, frame, base))
+            est = _window([r for r in estimated.get(seg, []) if r.batch_id not in skip], days)
+            groups.append(_Group(seg, frame, base, estimated_frame(est) if est else None))
     if not groups:
         raise ValidationError(f"no batches of model {model!r} left to check after the baseline",
                               parameter="days")
@@ -290,7 +303,8 @@ def _check_cooldown(value: Any) -> float:
 def _replay(history: _History, settings: DetectionSettings, cooldown_hours: float) -> pd.DataFrame:
     """Replay every segment group (one tracker FDR family per batch, cooldown per segment)."""
     frames = [replay(g.frame, g.baseline, settings, metrics=list(history.metrics),
-                     cooldown_hours=cooldown_hours, model=history.model) for g in history.groups]
+                     cooldown_hours=cooldown_hours, model=history.model, estimates=g.estimates)
+              for g in history.groups]
     if len(frames) == 1:
         return frames[0]
     frames = [f for f in frames if not f.empty] or frames[:1]
