@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-__all__ = ["ArFit", "covariance_matrix", "fit_ar1_trend", "reml_objective"]
+__all__ = ["ArFit", "covariance_matrix", "fit_ar1_trend", "kenward_roger", "reml_objective"]
 
 PHI_MAX = 0.99  # largest wobble correlation one day apart (beyond: a random walk)
 _LOG_LO, _LOG_HI = -20.0, 4.0  # bounds of the log variance components (relative to a scale)
@@ -247,3 +247,63 @@ def fit_ar1_trend(days: np.ndarray, y: np.ndarray, v: np.ndarray | None) -> ArFi
         tau2=float(tau2),
         converged=converged and bool(np.all(np.isfinite(cov))) and math.isfinite(best_f),
     )
+
+
+def kenward_roger(days: np.ndarray, v: np.ndarray | None, fit: ArFit) -> np.ndarray:
+    """Small-sample covariance of ``(a, b)``: the GLS one plus the cost of estimating ``V``.
+
+    The GLS covariance ``Phi = (X' V^-1 X)^-1`` plugs in the REML estimates of
+    ``(phi, s2, tau2)`` as if they were known; on a few dozen points their uncertainty is
+    large (``phi`` above all) and intervals built on ``Phi`` are too short (time-to-breach
+    intervals covered 89.6 % at phi = 0.8 on 42 points). Kenward and Roger (1997) add the
+    first-order cost of estimating them,
+    ``Phi_A = Phi + 2 Phi [sum_ij W_ij (Q_ij - P_i Phi P_j)] Phi`` with
+    ``P_i = X' V^-1 V_i V^-1 X``, ``Q_ij = X' V^-1 V_i V^-1 V_j V^-1 X`` (``V_i``: the
+    derivative of ``V`` in parameter ``i``; the second-derivative term is dropped) and ``W``
+    the inverse of the expected REML information ``I_ij = tr(P V_i P V_j) / 2`` (``P``: the
+    REML projection). Parameters at a bound of the fit (no white noise beyond the known
+    variances; ``phi`` at its cap) are held fixed, as Kenward and Roger do.
+
+    The degrees of freedom stay ``n - 2``: Satterthwaite's approximation for the slope
+    collapses to ~2 whenever ``phi`` may be near 1 (the slope's variance explodes there),
+    which on 42 points cut detection of a real decline from 94 % to 71 %.
+    """
+    n = len(days)
+    h = (np.zeros(n) if v is None else np.asarray(v, dtype=float)) + fit.tau2
+    d = np.abs(days[:, None] - days[None, :])
+    r = np.power(fit.phi, d)
+    vmat = fit.s2 * r
+    vmat[np.diag_indices_from(vmat)] += h
+    scale = float(np.mean(np.diag(vmat)))
+    derivs = []
+    if fit.s2 > 1e-8 * scale:
+        if fit.phi < PHI_MAX * 0.999:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                derivs.append(np.where(d > 0, fit.s2 * d * np.power(fit.phi, d - 1.0), 0.0))
+        derivs.append(r)
+    if fit.tau2 > 1e-6 * scale:
+        derivs.append(np.eye(n))
+    X = np.column_stack([np.ones(n), days])
+    vinv = np.linalg.inv(vmat)
+    vx = vinv @ X
+    phi_m = np.linalg.inv(X.T @ vx)
+    if not derivs:
+        return phi_m
+    proj = vinv - vx @ phi_m @ vx.T
+    a_i = [vx.T @ vi for vi in derivs]  # X' V^-1 V_i
+    p_i = [ai @ vx for ai in a_i]  # X' V^-1 V_i V^-1 X
+    pv = [proj @ vi for vi in derivs]
+    m = len(derivs)
+    info = np.empty((m, m))
+    for i in range(m):
+        for j in range(i, m):
+            info[i, j] = info[j, i] = 0.5 * float(np.sum(pv[i] * pv[j].T))
+    w = np.linalg.pinv(info, rcond=1e-10)
+    inner = np.zeros((2, 2))
+    for i in range(m):
+        for j in range(m):
+            inner += w[i, j] * (a_i[i] @ vinv @ derivs[j] @ vx - p_i[i] @ phi_m @ p_i[j])
+    cov_a = phi_m + 2.0 * phi_m @ inner @ phi_m
+    if not (np.all(np.isfinite(cov_a)) and cov_a[1, 1] >= phi_m[1, 1]):
+        return phi_m
+    return cov_a

@@ -523,7 +523,7 @@ def _roc_auc(state: ClassificationState, ctx: EvalContext) -> MetricValue:
 
 def _log_loss(state: ClassificationState, ctx: EvalContext) -> MetricValue:
     m = state.logloss
-    lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level)
+    lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level, m4=m.m4)
     return MetricValue(
         "log_loss", m.mean, max(0.0, min(lo, m.mean)) if math.isfinite(lo) else lo,
         max(hi, m.mean) if math.isfinite(hi) else hi, se, ctx.level, m.n, method="skew_corrected_t",
@@ -584,7 +584,7 @@ def _mean_metric(name: str, attr: str):
 
     def compute(state: RegressionState, ctx: EvalContext) -> MetricValue:
         m = getattr(state, attr)
-        lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level)
+        lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level, m4=m.m4)
         if math.isfinite(lo):
             lo, hi = max(0.0, min(lo, m.mean)), max(hi, m.mean)
         return MetricValue(name, m.mean, lo, hi, se, ctx.level, m.n, method="skew_corrected_t")
@@ -622,7 +622,7 @@ def _squared_error_tail(state: RegressionState, ctx: EvalContext):
 def _mse_interval(state: RegressionState, ctx: EvalContext) -> tuple[float, float, float, str | None, str]:
     """(lower, upper, se, reason, method) of the MSE."""
     m = state.se
-    lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level)
+    lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level, m4=m.m4)
     tail = _squared_error_tail(state, ctx)
     # heavy: the tail index of e**2 (Hill) is below 2 AND the errors' kurtosis is high (Hill
     # alone over-reads light tails on few rows: its bias is about 1 / log(sqrt(n)))
@@ -736,7 +736,7 @@ def _mape(state: RegressionState, ctx: EvalContext) -> MetricValue:
     m = state.ape
     if m.n == 0:
         return _undefined("mape", "all_targets_zero", state.n, ctx.level)
-    lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level)
+    lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level, m4=m.m4)
     if math.isfinite(lo):
         lo, hi = max(0.0, min(lo, m.mean)), max(hi, m.mean)
     reason = f"zero_targets_skipped:{state.n_zero_target}" if state.n_zero_target else None
