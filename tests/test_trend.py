@@ -325,7 +325,10 @@ def _kenward_roger_dense(d, v, phi, s2, tau2):
 
     theta = np.array([phi, s2, tau2])
     vm = covariance_matrix(d, v, *theta)
-    free = [i for i in range(3) if theta[i] > 1e-6 * np.mean(np.diag(vm))]
+    scale = np.mean(np.diag(vm))
+    # parameters at a bound are held fixed: phi at its cap, no wobble, no extra white noise
+    free = [i for i, ok in enumerate((s2 > 1e-8 * scale and phi < 0.99 * 0.999, s2 > 1e-8 * scale,
+                                      tau2 > 1e-6 * scale)) if ok]
     dv = []
     for i in free:
         h = 1e-6 * max(theta[i], 1e-12)

@@ -16,6 +16,7 @@ import numpy as np
 from perfkit.exceptions import UnknownMetricError, ValidationError
 from perfkit.metrics import _kernels
 from perfkit.metrics._abs_hist import REL_ERROR
+from perfkit.metrics._auc_cov import macro_auc_variance
 from perfkit.metrics.intervals import (
     auc_score_interval,
     dirichlet_confusion,
@@ -500,10 +501,15 @@ def _roc_auc(state: ClassificationState, ctx: EvalContext) -> MetricValue:
     skipped = [state.classes[c] for p, c in zip(parts, state.hist_classes, strict=True) if not math.isfinite(p[0])]
     k = len(defined)
     a = sum(p[0] for p, _ in defined) / k
-    # the per-class AUCs are correlated: scale the independence sum by the batch's
-    # influence-function ratio (exact for one batch, an n-weighted mean for windows)
-    ratio = state.auc_var_ratio if state.auc_var_ratio is not None else 1.0
-    var = ratio * sum(p[1] for p, _ in defined) / (k * k)
+    # the per-class AUCs are correlated. One batch: its exact influence-function ratio to
+    # the independence sum. A merged window: the pair covariances from its merged pair
+    # counts (states stored before those existed: the n-weighted mean of the batch ratios)
+    if state.auc_exact is None and state.auc_pair_counts is not None:
+        var = macro_auc_variance(state.hist_pos, state.hist_neg, [p[1] for p in parts],
+                                 state.auc_pair_counts)
+    else:
+        ratio = state.auc_var_ratio if state.auc_var_ratio is not None else 1.0
+        var = ratio * sum(p[1] for p, _ in defined) / (k * k)
     bound = sum(p[2] for p, _ in defined) / k
     se = math.sqrt(max(var, 0.0))
     lo, hi = logit_auc_interval(a, se, ctx.level)
