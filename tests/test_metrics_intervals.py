@@ -339,6 +339,7 @@ def test_pair_counts_round_trip_align_and_old_dicts():
     assert np.array_equal(flipped[0, 0], block[1].T) and np.array_equal(flipped[0, 2], block[2].T)
 
 
+@pytest.mark.slow
 def test_merged_five_class_auc_coverage(cov):
     """10 batches of 20 rows, 5 classes: merged coverage (the n-weighted ratio measured 0.90)."""
     rows = _cell(cov, "5class", 200, 200, ("roc_auc",), merged=True)
