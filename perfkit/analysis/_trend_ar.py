@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-__all__ = ["ArFit", "covariance_matrix", "fit_ar1_trend", "reml_objective"]
+__all__ = ["ArFit", "covariance_matrix", "fit_ar1_trend", "kenward_roger", "reml_objective"]
 
 PHI_MAX = 0.99  # largest wobble correlation one day apart (beyond: a random walk)
 _LOG_LO, _LOG_HI = -20.0, 4.0  # bounds of the log variance components (relative to a scale)
@@ -247,3 +247,173 @@ def fit_ar1_trend(days: np.ndarray, y: np.ndarray, v: np.ndarray | None) -> ArFi
         tau2=float(tau2),
         converged=converged and bool(np.all(np.isfinite(cov))) and math.isfinite(best_f),
     )
+
+
+def kenward_roger(days: np.ndarray, v: np.ndarray | None, fit: ArFit) -> np.ndarray:
+    """Small-sample covariance of ``(a, b)``: the GLS one plus the cost of estimating ``V``.
+
+    The GLS covariance ``Phi = (X' V^-1 X)^-1`` plugs in the REML estimates of
+    ``(phi, s2, tau2)`` as if they were known; on a few dozen points their uncertainty is
+    large (``phi`` above all) and intervals built on ``Phi`` are too short (time-to-breach
+    intervals covered 89.6 % at phi = 0.8 on 42 points). Kenward and Roger (1997) add the
+    first-order cost of estimating them,
+    ``Phi_A = Phi + 2 Phi [sum_ij W_ij (Q_ij - P_i Phi P_j)] Phi`` with
+    ``P_i = X' V^-1 V_i V^-1 X``, ``Q_ij = X' V^-1 V_i V^-1 V_j V^-1 X`` (``V_i``: the
+    derivative of ``V`` in parameter ``i``; the second-derivative term is dropped) and ``W``
+    the inverse of the expected REML information ``I_ij = tr(P V_i P V_j) / 2`` (``P``: the
+    REML projection). Parameters at a bound of the fit (no white noise beyond the known
+    variances; ``phi`` at its cap) are held fixed, as Kenward and Roger do.
+
+    The degrees of freedom stay ``n - 2``: Satterthwaite's approximation for the slope
+    collapses to ~2 whenever ``phi`` may be near 1 (the slope's variance explodes there),
+    which on 42 points cut detection of a real decline from 94 % to 71 %.
+    """
+    n = len(days)
+    h = (np.zeros(n) if v is None else np.asarray(v, dtype=float)) + fit.tau2
+    d = np.abs(days[:, None] - days[None, :])
+    r = np.power(fit.phi, d)
+    vmat = fit.s2 * r
+    vmat[np.diag_indices_from(vmat)] += h
+    scale = float(np.mean(np.diag(vmat)))
+    derivs = []
+    if fit.s2 > 1e-8 * scale:
+        if fit.phi < PHI_MAX * 0.999:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                derivs.append(np.where(d > 0, fit.s2 * d * np.power(fit.phi, d - 1.0), 0.0))
+        derivs.append(r)
+    if fit.tau2 > 1e-6 * scale:
+        derivs.append(np.eye(n))
+    X = np.column_stack([np.ones(n), days])
+    stack = np.stack(derivs) if derivs else np.zeros((0, n, n))
+    ok, phi_m, info, p_i, q = _kr_parts(vmat, stack, X)
+    if not ok:
+        return fit.cov
+    m = len(derivs)
+    if m == 0:
+        return phi_m
+    w = np.linalg.pinv(info, rcond=1e-10)
+    inner = np.zeros((2, 2))
+    for i in range(m):
+        for j in range(m):
+            inner += w[i, j] * (q[i, j] - p_i[i] @ phi_m @ p_i[j])
+    cov_a = phi_m + 2.0 * phi_m @ inner @ phi_m
+    if not (np.all(np.isfinite(cov_a)) and cov_a[1, 1] >= phi_m[1, 1]):
+        return phi_m
+    return cov_a
+
+
+@nb.njit(cache=True)
+def _kr_parts(vmat, derivs, X):  # pragma: no cover - compiled
+    """Kenward-Roger's matrices in plain loops (no BLAS: threaded BLAS on a busy machine
+    turned 4 ms into 90 ms at 84 points). Returns (ok, Phi, I, P_i, Q_ij)."""
+    n = vmat.shape[0]
+    m = derivs.shape[0]
+    # V^-1 by Cholesky: V = L L', V^-1 = L^-T L^-1
+    low = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1):
+            acc = vmat[i, j]
+            for t in range(j):
+                acc -= low[i, t] * low[j, t]
+            if i == j:
+                if acc <= 0.0:
+                    return False, np.zeros((2, 2)), np.zeros((m, m)), np.zeros((m, 2, 2)), np.zeros((m, m, 2, 2))
+                low[i, i] = math.sqrt(acc)
+            else:
+                low[i, j] = acc / low[j, j]
+    linv = np.zeros((n, n))
+    for c in range(n):
+        for i in range(c, n):
+            acc = 1.0 if i == c else 0.0
+            for t in range(c, i):
+                acc -= low[i, t] * linv[t, c]
+            linv[i, c] = acc / low[i, i]
+    vinv = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1):
+            acc = 0.0
+            for t in range(i, n):
+                acc += linv[t, i] * linv[t, j]
+            vinv[i, j] = acc
+            vinv[j, i] = acc
+    vx = np.zeros((n, 2))
+    for i in range(n):
+        for t in range(n):
+            vx[i, 0] += vinv[i, t] * X[t, 0]
+            vx[i, 1] += vinv[i, t] * X[t, 1]
+    g = np.zeros((2, 2))
+    for i in range(n):
+        for a in range(2):
+            for b in range(2):
+                g[a, b] += X[i, a] * vx[i, b]
+    det = g[0, 0] * g[1, 1] - g[0, 1] * g[1, 0]
+    phi_m = np.empty((2, 2))
+    phi_m[0, 0] = g[1, 1] / det
+    phi_m[1, 1] = g[0, 0] / det
+    phi_m[0, 1] = -g[0, 1] / det
+    phi_m[1, 0] = -g[1, 0] / det
+    proj = vinv.copy()
+    for i in range(n):
+        for j in range(n):
+            acc = 0.0
+            for a in range(2):
+                for b in range(2):
+                    acc += vx[i, a] * phi_m[a, b] * vx[j, b]
+            proj[i, j] -= acc
+    pv = np.zeros((m, n, n))
+    for k in range(m):
+        for i in range(n):
+            for t in range(n):
+                pit = proj[i, t]
+                for j in range(n):
+                    pv[k, i, j] += pit * derivs[k, t, j]
+    info = np.zeros((m, m))
+    for a in range(m):
+        for b in range(a, m):
+            acc = 0.0
+            for i in range(n):
+                for j in range(n):
+                    acc += pv[a, i, j] * pv[b, j, i]
+            info[a, b] = 0.5 * acc
+            info[b, a] = 0.5 * acc
+    # A_i = X' V^-1 V_i (2 x n); P_i = A_i V^-1 X; Q_ij = A_i V^-1 V_j V^-1 X
+    av = np.zeros((m, 2, n))
+    for k in range(m):
+        for a in range(2):
+            for j in range(n):
+                acc = 0.0
+                for t in range(n):
+                    acc += vx[t, a] * derivs[k, t, j]
+                av[k, a, j] = acc
+    p_i = np.zeros((m, 2, 2))
+    for k in range(m):
+        for a in range(2):
+            for b in range(2):
+                acc = 0.0
+                for t in range(n):
+                    acc += av[k, a, t] * vx[t, b]
+                p_i[k, a, b] = acc
+    q = np.zeros((m, m, 2, 2))
+    tmp = np.zeros((2, n))
+    tmp2 = np.zeros((2, n))
+    for k in range(m):
+        for a in range(2):
+            for j in range(n):
+                acc = 0.0
+                for t in range(n):
+                    acc += av[k, a, t] * vinv[t, j]
+                tmp[a, j] = acc
+        for l2 in range(m):
+            for a in range(2):
+                for j in range(n):
+                    acc = 0.0
+                    for t in range(n):
+                        acc += tmp[a, t] * derivs[l2, t, j]
+                    tmp2[a, j] = acc
+            for a in range(2):
+                for b in range(2):
+                    acc = 0.0
+                    for t in range(n):
+                        acc += tmp2[a, t] * vx[t, b]
+                    q[k, l2, a, b] = acc
+    return True, phi_m, info, p_i, q

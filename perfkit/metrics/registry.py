@@ -16,6 +16,7 @@ import numpy as np
 from perfkit.exceptions import UnknownMetricError, ValidationError
 from perfkit.metrics import _kernels
 from perfkit.metrics._abs_hist import REL_ERROR
+from perfkit.metrics._auc_cov import macro_auc_variance
 from perfkit.metrics.intervals import (
     auc_score_interval,
     dirichlet_confusion,
@@ -500,10 +501,15 @@ def _roc_auc(state: ClassificationState, ctx: EvalContext) -> MetricValue:
     skipped = [state.classes[c] for p, c in zip(parts, state.hist_classes, strict=True) if not math.isfinite(p[0])]
     k = len(defined)
     a = sum(p[0] for p, _ in defined) / k
-    # the per-class AUCs are correlated: scale the independence sum by the batch's
-    # influence-function ratio (exact for one batch, an n-weighted mean for windows)
-    ratio = state.auc_var_ratio if state.auc_var_ratio is not None else 1.0
-    var = ratio * sum(p[1] for p, _ in defined) / (k * k)
+    # the per-class AUCs are correlated. One batch: its exact influence-function ratio to
+    # the independence sum. A merged window: the pair covariances from its merged pair
+    # counts (states stored before those existed: the n-weighted mean of the batch ratios)
+    if state.auc_exact is None and state.auc_pair_counts is not None:
+        var = macro_auc_variance(state.hist_pos, state.hist_neg, [p[1] for p in parts],
+                                 state.auc_pair_counts)
+    else:
+        ratio = state.auc_var_ratio if state.auc_var_ratio is not None else 1.0
+        var = ratio * sum(p[1] for p, _ in defined) / (k * k)
     bound = sum(p[2] for p, _ in defined) / k
     se = math.sqrt(max(var, 0.0))
     lo, hi = logit_auc_interval(a, se, ctx.level)
@@ -523,7 +529,7 @@ def _roc_auc(state: ClassificationState, ctx: EvalContext) -> MetricValue:
 
 def _log_loss(state: ClassificationState, ctx: EvalContext) -> MetricValue:
     m = state.logloss
-    lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level)
+    lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level, m4=m.m4)
     return MetricValue(
         "log_loss", m.mean, max(0.0, min(lo, m.mean)) if math.isfinite(lo) else lo,
         max(hi, m.mean) if math.isfinite(hi) else hi, se, ctx.level, m.n, method="skew_corrected_t",
@@ -584,7 +590,7 @@ def _mean_metric(name: str, attr: str):
 
     def compute(state: RegressionState, ctx: EvalContext) -> MetricValue:
         m = getattr(state, attr)
-        lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level)
+        lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level, m4=m.m4)
         if math.isfinite(lo):
             lo, hi = max(0.0, min(lo, m.mean)), max(hi, m.mean)
         return MetricValue(name, m.mean, lo, hi, se, ctx.level, m.n, method="skew_corrected_t")
@@ -622,7 +628,7 @@ def _squared_error_tail(state: RegressionState, ctx: EvalContext):
 def _mse_interval(state: RegressionState, ctx: EvalContext) -> tuple[float, float, float, str | None, str]:
     """(lower, upper, se, reason, method) of the MSE."""
     m = state.se
-    lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level)
+    lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level, m4=m.m4)
     tail = _squared_error_tail(state, ctx)
     # heavy: the tail index of e**2 (Hill) is below 2 AND the errors' kurtosis is high (Hill
     # alone over-reads light tails on few rows: its bias is about 1 / log(sqrt(n)))
@@ -736,7 +742,7 @@ def _mape(state: RegressionState, ctx: EvalContext) -> MetricValue:
     m = state.ape
     if m.n == 0:
         return _undefined("mape", "all_targets_zero", state.n, ctx.level)
-    lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level)
+    lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level, m4=m.m4)
     if math.isfinite(lo):
         lo, hi = max(0.0, min(lo, m.mean)), max(hi, m.mean)
     reason = f"zero_targets_skipped:{state.n_zero_target}" if state.n_zero_target else None

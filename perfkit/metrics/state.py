@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from perfkit.exceptions import StateError
-from perfkit.metrics import _kernels
+from perfkit.metrics import _auc_cov, _kernels
 from perfkit.metrics._abs_hist import AbsErrorHistogram
 from perfkit.metrics._moments import Moments
 from perfkit.metrics._validation import PreparedClassification, PreparedRegression, prepare
@@ -197,6 +197,11 @@ class ClassificationState:
         Multiclass: rows by (predicted class, class, coarse cell of that class's score).
         Label-free estimates use it for the covariances between classes within a row.
         None for binary states and states stored before it existed.
+    auc_pair_counts : ndarray of shape (k (k - 1) / 2, 3, CELLS, CELLS) or None
+        Labelled multiclass (k <= 10): rows by pair of classes, group (either class or
+        another) and coarse cells of both scores; the merged macro AUC's covariance terms
+        follow from it (:mod:`perfkit.metrics._auc_cov`). None otherwise and for states
+        stored before it existed.
     """
 
     task: str
@@ -218,6 +223,7 @@ class ClassificationState:
     auc_var_ratio: float | None = None
     hist_pred: np.ndarray | None = None
     pred_joint: np.ndarray | None = None
+    auc_pair_counts: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -265,6 +271,7 @@ class ClassificationState:
             auc_exact=None,
             auc_var_exact=None,
             auc_var_ratio=None,
+            auc_pair_counts=None,
         )
 
     def merge(self, other: ClassificationState) -> ClassificationState:
@@ -312,6 +319,8 @@ class ClassificationState:
             else self.hist_pred + other.hist_pred,
             pred_joint=None if self.pred_joint is None or other.pred_joint is None
             else self.pred_joint + other.pred_joint,
+            auc_pair_counts=None if self.auc_pair_counts is None or other.auc_pair_counts is None
+            else self.auc_pair_counts + other.auc_pair_counts,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -341,6 +350,7 @@ class ClassificationState:
             "hist_pred": None if self.hist_pred is None else _encode_hist(self.hist_pred),
             "pred_joint": None if self.pred_joint is None
             else _encode_hist(self.pred_joint.reshape(self.k * self.k, -1)),
+            "auc_pair_counts": _encode_pair_counts(self.auc_pair_counts),
         }
 
     @classmethod
@@ -368,6 +378,7 @@ class ClassificationState:
             hist_pred=None if d.get("hist_pred") is None else _decode_hist(d["hist_pred"]),
             pred_joint=None if d.get("pred_joint") is None
             else _decode_hist(d["pred_joint"]).reshape(len(d["classes"]), len(d["classes"]), -1),
+            auc_pair_counts=_decode_pair_counts(d.get("auc_pair_counts")),
         )
 
     def equals(self, other: object) -> bool:
@@ -525,6 +536,23 @@ def _merge_ratio(a: ClassificationState, b: ClassificationState) -> float | None
     return (a.n * a.auc_var_ratio + b.n * b.auc_var_ratio) / (a.n + b.n)
 
 
+def _encode_pair_counts(a: np.ndarray | None) -> dict | None:
+    """Pair counts as one sparse row (a small batch fills a few hundred of ~43,000 cells)."""
+    if a is None:
+        return None
+    return {"pairs": int(a.shape[0]), "cells": int(a.shape[-1]), "row": _encode_row(a.ravel())}
+
+
+def _decode_pair_counts(d: dict | None) -> np.ndarray | None:
+    if d is None:
+        return None
+    pairs, cells = int(d["pairs"]), int(d["cells"])
+    out = np.zeros(pairs * 3 * cells * cells, dtype=np.int64)
+    idx, counts = _decode_row(d["row"])
+    out[idx] = counts
+    return out.reshape(pairs, 3, cells, cells)
+
+
 def _nan_to_none(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
@@ -598,7 +626,7 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
     if labelled:
         confusion = np.bincount(p.y_idx * k + p.p_idx, minlength=k * k).reshape(k, k).astype(np.int64)
     pred_counts = np.bincount(p.p_idx, minlength=k).astype(np.int64)
-    hist_pos = hist_neg = hist_pred = pred_joint = logloss = brier = None
+    hist_pos = hist_neg = hist_pred = pred_joint = logloss = brier = pair_counts = None
     score_moments: tuple = ()
     auc_exact = auc_var = var_ratio = None
     if p.proba is not None:
@@ -634,6 +662,7 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
             auc_exact, auc_var = tuple(aucs), tuple(vars_)
             if p.task == "multiclass":
                 var_ratio = _macro_auc_var_ratio(p, hist_pos, hist_neg, vars_)
+                pair_counts = _auc_cov.pair_counts(p.proba, p.y_idx)
     return ClassificationState(
         task=p.task,
         classes=p.classes,
@@ -653,6 +682,7 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
         auc_var_ratio=var_ratio,
         hist_pred=hist_pred,
         pred_joint=pred_joint,
+        auc_pair_counts=pair_counts,
     )
 
 
@@ -806,6 +836,7 @@ def align_classes(state: ClassificationState, classes: Sequence) -> Classificati
         state, classes=classes, confusion=confusion, pred_counts=grow(state.pred_counts),
         hist_pos=grow(state.hist_pos), hist_neg=grow(state.hist_neg), score_moments=tuple(moments),
         auc_exact=None, auc_var_exact=None, hist_pred=grow(state.hist_pred), pred_joint=joint,
+        auc_pair_counts=_auc_cov.align_pair_counts(state.auc_pair_counts, pos, k),
     )
 
 
@@ -878,8 +909,15 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
     if len(dicts) == 1 or first.get("kind") != "classification":
         return merge_states(state_from_dict(d) for d in dicts)
     head = ClassificationState.from_dict(
-        {**first, "hist_pos": None, "hist_neg": None, "hist_pred": None, "pred_joint": None}
+        {**first, "hist_pos": None, "hist_neg": None, "hist_pred": None, "pred_joint": None,
+         "auc_pair_counts": None}
     )
+    pair_counts = None
+    if all(d.get("auc_pair_counts") is not None for d in dicts):
+        try:
+            pair_counts = sum(_decode_pair_counts(d["auc_pair_counts"]) for d in dicts)
+        except ValueError:  # different layouts: the slow path raises the precise error
+            return merge_states(state_from_dict(x) for x in dicts)
     joint = None
     if all(d.get("pred_joint") is not None for d in dicts):
         try:
@@ -951,6 +989,7 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
         brier=Moments.merge_all(brier_rows) if use_brier else None,
         auc_exact=None, auc_var_exact=None, n_batches=n_batches,
         auc_var_ratio=ratio_num / ratio_den if ratio_den else None, hist_pred=hpred, pred_joint=joint,
+        auc_pair_counts=pair_counts,
     )
 
 

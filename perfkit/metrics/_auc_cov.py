@@ -1,0 +1,170 @@
+"""Covariances between the per-class AUCs of a multiclass state, from mergeable counts.
+
+The one-vs-rest macro AUC averages ``k`` per-class AUCs computed on the same rows: every
+row is a positive of its class and a negative of the others, so the per-class AUCs are
+correlated and ``sum(var_c) / k**2`` misstates the macro AUC's variance. DeLong's
+linearisation writes each AUC as a sum over rows of a per-row influence, a function of the
+row's score for that class and of whether the row belongs to it:
+``phi_c(row) = (V10_c(p) - A_c) / P_c`` for a positive of ``c`` and
+``(V01_c(p) - A_c) / N_c`` for a negative, with placement values read from the class's
+score histograms. The covariance of ``AUC_c`` and ``AUC_d`` is ``sum_rows phi_c phi_d``.
+
+That sum needs the joint law of the two scores of a row, which the marginal histograms do
+not keep. A state therefore keeps, per unordered pair of classes ``(c, d)``, the counts of
+rows by (group: class ``c`` / class ``d`` / another class, coarse cell of ``p_c``, coarse
+cell of ``p_d``): :func:`pair_counts`. Counts merge by addition, so a window's covariance
+follows from its merged state exactly as a single batch's does. Within a cell the influence
+is replaced by its mean over the cell's rows, read from the fine histograms (the cells are
+unions of histogram buckets: :func:`bucket_cells`).
+
+Cells: on ``q = min(p, 1 - p)`` two per octave (edges ``2**e`` and ``1.5 * 2**e``) from
+``2**-10`` to ``1/2``, one below ``2**-10``, mirrored above ``1/2``: ``CELLS = 38``.
+States of more than :data:`MAX_CLASSES` classes keep no pair counts (their size grows as
+``k**2``); their macro AUC falls back to the single-batch variance ratio.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from perfkit.metrics import _kernels
+
+__all__ = [
+    "CELLS",
+    "MAX_CLASSES",
+    "align_pair_counts",
+    "bucket_cells",
+    "macro_auc_variance",
+    "pair_counts",
+    "pair_index",
+]
+
+_LOW_OCTAVE = -10  # cells of q from 2**-10 up to 1/2, two per octave
+HALF_CELLS = 1 + 2 * (-1 - _LOW_OCTAVE)
+CELLS = 2 * HALF_CELLS
+MAX_CLASSES = 10
+
+
+def bucket_cells() -> np.ndarray:
+    """The cell of every histogram bucket (length ``HIST_BINS``); cells are unions of buckets.
+
+    Examples
+    --------
+    >>> c = bucket_cells()
+    >>> int(c.min()), int(c.max()), bool(np.all(np.diff(c) >= 0))
+    (0, 37, True)
+    """
+    lo = _kernels.bin_lower_edges()  # q lower edges of one half (powers of 2 are bucket edges)
+    half = np.zeros(lo.size, dtype=np.int64)
+    inside = lo >= 2.0**_LOW_OCTAVE
+    m, e = np.frexp(lo[inside])  # lo = m 2**e, m in [0.5, 1)
+    half[inside] = 1 + 2 * (e - 1 - _LOW_OCTAVE) + (m >= 0.75)
+    return np.concatenate([half, CELLS - 1 - half[::-1]])
+
+
+_CELL_OF_BUCKET = bucket_cells()
+
+
+def pair_index(c: int, d: int, k: int) -> int:
+    """Row of the unordered pair ``c < d`` among ``k * (k - 1) / 2`` pairs.
+
+    >>> [pair_index(c, d, 4) for c in range(4) for d in range(c + 1, 4)]
+    [0, 1, 2, 3, 4, 5]
+    """
+    return c * k - c * (c + 1) // 2 + (d - c - 1)
+
+
+@nb.njit(cache=True, nogil=True)
+def _pair_counts(proba, y_idx, table, out):  # pragma: no cover - compiled
+    n, k = proba.shape
+    cells = np.empty(k, dtype=np.int64)
+    for i in range(n):
+        for c in range(k):
+            cells[c] = table[_kernels._bin(proba[i, c])]
+        yi = y_idx[i]
+        r = 0
+        for c in range(k):
+            for d in range(c + 1, k):
+                g = 0 if yi == c else (1 if yi == d else 2)
+                out[r, g, cells[c], cells[d]] += 1
+                r += 1
+    return out
+
+
+def pair_counts(proba: np.ndarray, y_idx: np.ndarray) -> np.ndarray | None:
+    """Counts (pairs, 3, CELLS, CELLS) of rows by pair of classes, group and the two cells.
+
+    None for binary data and for more than :data:`MAX_CLASSES` classes.
+
+    Examples
+    --------
+    >>> p = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]])
+    >>> j = pair_counts(p, np.array([0, 1, 2]))
+    >>> j.shape, int(j.sum())
+    ((3, 3, 38, 38), 9)
+    """
+    k = proba.shape[1]
+    if k <= 2 or k > MAX_CLASSES:
+        return None
+    out = np.zeros((k * (k - 1) // 2, 3, CELLS, CELLS), dtype=np.int64)
+    return _pair_counts(np.ascontiguousarray(proba, dtype=np.float64), np.asarray(y_idx, dtype=np.int64),
+                        _CELL_OF_BUCKET, out)
+
+
+def align_pair_counts(counts: np.ndarray | None, pos: np.ndarray, k: int) -> np.ndarray | None:
+    """Re-encode pair counts of classes ``0..len(pos)-1`` as classes ``pos`` among ``k``.
+
+    Pairs of a class absent from the old state get no rows (their rows are unknown: the
+    new classes had no rows there, so every row of the old state is in group "another
+    class" for them; those pairs are left empty and the state's covariance for them is 0).
+    """
+    if counts is None or k > MAX_CLASSES:
+        return None
+    old = len(pos)
+    out = np.zeros((k * (k - 1) // 2, 3, CELLS, CELLS), dtype=counts.dtype)
+    for c in range(old):
+        for d in range(c + 1, old):
+            a, b = int(pos[c]), int(pos[d])
+            block = counts[pair_index(c, d, old)]
+            if a < b:
+                out[pair_index(a, b, k)] = block
+            else:  # the pair's order flips: swap the groups and the cell axes
+                out[pair_index(b, a, k)] = block[[1, 0, 2]].transpose(0, 2, 1)
+    return out
+
+
+def _cell_means(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` over the rows (``weights`` per bucket) of every cell."""
+    num = np.bincount(_CELL_OF_BUCKET, weights * values, minlength=CELLS)
+    den = np.bincount(_CELL_OF_BUCKET, weights, minlength=CELLS)
+    return np.divide(num, den, out=np.zeros(CELLS), where=den > 0)
+
+
+def macro_auc_variance(
+    hist_pos: np.ndarray, hist_neg: np.ndarray, variances: list[float], counts: np.ndarray
+) -> float:
+    """Variance of the OvR macro AUC: per-class DeLong variances plus the pair covariances.
+
+    ``variances`` are the per-class DeLong variances (NaN: class undefined, left out of the
+    mean as the macro AUC leaves it out); ``counts`` the state's :func:`pair_counts`.
+    """
+    k = hist_pos.shape[0]
+    defined = [c for c in range(k) if math.isfinite(variances[c])]
+    m = len(defined)
+    if m == 0:
+        return math.nan
+    total = sum(variances[c] for c in defined)
+    f_pos, f_neg = {}, {}
+    for c in defined:
+        pos, neg = hist_pos[c].astype(np.float64), hist_neg[c].astype(np.float64)
+        inf_pos, inf_neg = _kernels.placement_tables(hist_pos[c], hist_neg[c])
+        f_pos[c], f_neg[c] = _cell_means(pos, inf_pos), _cell_means(neg, inf_neg)
+    for i, c in enumerate(defined):
+        for d in defined[i + 1:]:
+            j = counts[pair_index(c, d, k)].astype(np.float64)
+            cov = (f_pos[c] @ j[0] @ f_neg[d] + f_neg[c] @ j[1] @ f_pos[d] + f_neg[c] @ j[2] @ f_neg[d])
+            total += 2.0 * float(cov)
+    return max(total, 0.0) / (m * m)
