@@ -25,6 +25,8 @@ __all__ = [
     "nonzero_index",
     "placement_tables",
     "regression_moments",
+    "scatter_add",
+    "scatter_b64_rows",
     "score_bins",
     "sparse_influence_add",
     "upgrade_v1_bins",
@@ -855,4 +857,84 @@ def sparse_influence_add(bins, is_pos, pi, pc, ni, nc, psi):
             psi[i] += ((below[t] + 0.5 * un[t]) / N - auc) / P
         else:
             psi[i] += ((above[t] + 0.5 * up[t]) / P - auc) / N
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
+def scatter_add(acc, keys, counts):
+    """``acc[keys[i]] += counts[i]`` (sparse histograms merged into one accumulator)."""
+    for i in range(keys.shape[0]):
+        acc[keys[i]] += counts[i]
+
+
+@nb.njit(cache=True, nogil=True)
+def scatter_b64_rows(text, starts, lens, gsize, csize, first, base, bins, acc, table):
+    """Add packed base64 sparse-histogram rows of any record layout into ``acc``.
+
+    Row ``r`` is ``lens[r]`` base64 characters from ``text[starts[r]]`` (padding allowed)
+    of little-endian records (gap of ``gsize[r]`` bytes, count of ``csize[r]`` bytes); its
+    bins are ``first[r] + cumsum(gaps)``, added at ``base[r] + bin``. Returns False on a bad
+    character, a length that is not whole records, or a bin outside ``0..bins-1``.
+    """
+    buf = np.empty(16, dtype=np.uint8)
+    for r in range(starts.shape[0]):
+        rec = gsize[r] + csize[r]
+        b = first[r]
+        off = base[r]
+        if b < 0:
+            return False
+        pos = starts[r]
+        end = pos + lens[r]
+        if rec == 3 and gsize[r] == 2:  # the common layout: one record per 4 characters
+            while pos < end:
+                c0 = table[text[pos]]
+                c1 = table[text[pos + 1]]
+                c2 = table[text[pos + 2]]
+                c3 = table[text[pos + 3]]
+                if (c0 | c1 | c2 | c3) > 63:
+                    return False
+                v = (np.int64(c0) << 18) | (np.int64(c1) << 12) | (np.int64(c2) << 6) | np.int64(c3)
+                b += (v >> 16) | (((v >> 8) & 0xFF) << 8)
+                if b >= bins:
+                    return False
+                acc[off + b] += v & 0xFF
+                pos += 4
+            continue
+        fill = 0  # decoded bytes waiting in buf
+        while pos < end:
+            c0 = table[text[pos]]
+            c1 = table[text[pos + 1]]
+            c2 = text[pos + 2]
+            c3 = text[pos + 3]
+            pos += 4
+            nbytes = 3
+            if c3 == 61:  # '='
+                nbytes = 1 if c2 == 61 else 2
+            d2 = 0 if c2 == 61 else table[c2]
+            d3 = 0 if c3 == 61 else table[c3]
+            if (c0 | c1 | d2 | d3) > 63:
+                return False
+            v = (np.int64(c0) << 18) | (np.int64(c1) << 12) | (np.int64(d2) << 6) | np.int64(d3)
+            buf[fill] = (v >> 16) & 0xFF
+            if nbytes > 1:
+                buf[fill + 1] = (v >> 8) & 0xFF
+            if nbytes > 2:
+                buf[fill + 2] = v & 0xFF
+            fill += nbytes
+            while fill >= rec:
+                gap = np.int64(0)
+                for t in range(gsize[r]):
+                    gap |= np.int64(buf[t]) << (8 * t)
+                cnt = np.int64(0)
+                for t in range(csize[r]):
+                    cnt |= np.int64(buf[gsize[r] + t]) << (8 * t)
+                b += gap
+                if b >= bins:
+                    return False
+                acc[off + b] += cnt
+                for t in range(rec, fill):
+                    buf[t - rec] = buf[t]
+                fill -= rec
+        if fill:
+            return False
     return True

@@ -119,7 +119,7 @@ class SparseCounts:
             keys = np.concatenate([it.keys for it in items]).astype(np.int64, copy=False)
             counts = np.concatenate([it.counts.astype(np.int64, copy=False) for it in items])
             return cls.from_flat_sum(shape, keys, counts)
-        acc = np.zeros(size, dtype=np.float64)  # exact below 2**53 counts
+        acc = np.zeros(size, dtype=np.int64)
         chunk: list[SparseCounts] = []
         filled = 0
         for it in [*items, None]:
@@ -129,10 +129,10 @@ class SparseCounts:
             if chunk and (it is None or filled >= _CHUNK):
                 keys = np.concatenate([c.keys for c in chunk])
                 counts = np.concatenate([c.counts for c in chunk])
-                acc += np.bincount(keys, weights=counts, minlength=size)
+                _kernels.scatter_add(acc, keys, counts)
                 chunk, filled = [], 0
         nz = np.flatnonzero(acc)
-        return cls(shape, nz, acc[nz].astype(np.int64))
+        return cls(shape, nz, acc[nz])
 
     # ------------------------------------------------------------------ dense views
     @property
@@ -328,68 +328,68 @@ def _decode_row(r: dict) -> tuple[np.ndarray, np.ndarray]:
     return idx, counts
 
 
+_SIZES = {"B": 1, "H": 2, "I": 4, "Q": 8}
+
+
 def merge_stored(stored: Sequence[dict], shape: tuple[int, ...] | None = None) -> SparseCounts:
     """Sum of many stored histograms (``to_dict`` output) without decoding them one by one.
 
-    Three-byte-record rows (the common case) of up to ~4 M records at a time are joined,
-    base64-decoded in one call and added with one bincount; other rows (and first-layout
-    histograms) are decoded one by one. Raises ValueError when the layouts differ.
+    The rows of the current layout are joined into one text and added into one accumulator
+    by a compiled pass over the base64 characters (no intermediate arrays); rows of older
+    layouts (and first-layout histograms) are decoded one by one. Raises ValueError when the
+    layouts differ or a row is malformed.
     """
     first = stored[0]
     bins, nrows = int(first["bins"]), len(first["rows"])
     if bins == _kernels.V1_BINS:
         bins = _kernels.HIST_BINS
     size = bins * nrows
-    acc = np.zeros(size, dtype=np.float64)
-    fast: list[tuple[dict, int]] = []
-    filled = 0
+    acc = np.zeros(size, dtype=np.int64)
     slow: list[SparseCounts] = []
+    current = []
     for d in stored:
         b = int(d["bins"])
         if len(d["rows"]) != nrows or (b != bins and not (b == _kernels.V1_BINS and bins == _kernels.HIST_BINS)):
             raise ValueError(f"histograms of different layouts: {(nrows, bins)} vs {(len(d['rows']), b)}")
         if b != bins:
             slow.append(SparseCounts.from_dict(d))
-            continue
-        for j, r in enumerate(d["rows"]):
-            if r.get("v") == 2 and r["g"] == "H" and r["d"] == "B":
-                if r["n"]:
-                    fast.append((r, j * bins))
-                    filled += r["n"]
-            else:
+        else:
+            current.append(d["rows"])
+    rows = [r for rs in current for r in rs]
+    if all(r.get("v") == 2 for r in rows):
+        pick = range(len(rows))
+    else:  # rows of older layouts among them: those one by one
+        pick = [i for i, r in enumerate(rows) if r.get("v") == 2]
+        picked = set(pick)
+        for i, r in enumerate(rows):
+            if i not in picked:
+                j = i % nrows
                 idx, c = _decode_row(r)
                 if idx.size and (int(idx[0]) < 0 or int(idx[-1]) >= bins):
                     raise ValueError(f"histogram row {j} has bins outside 0..{bins - 1}")
-                acc += np.bincount(idx + j * bins, weights=c, minlength=size)
-        if filled >= _CHUNK:
-            _add_fast(acc, fast, bins)
-            fast, filled = [], 0
-    if fast:
-        _add_fast(acc, fast, bins)
+                np.add.at(acc, idx + j * bins, c)
+        rows = [rows[i] for i in pick]
+    if rows:
+        z = [r["z"] for r in rows]
+        n = [r["n"] for r in rows]
+        f = [r["f"] for r in rows]
+        g = [r["g"] for r in rows]
+        dd = [r["d"] for r in rows]
+        lens = np.fromiter(map(len, z), dtype=np.int64, count=len(z))
+        starts = np.cumsum(lens) - lens
+        gsize = np.fromiter(map(_SIZES.__getitem__, g), dtype=np.int64, count=len(g))
+        csize = np.fromiter(map(_SIZES.__getitem__, dd), dtype=np.int64, count=len(dd))
+        nrec = np.asarray(n, dtype=np.int64)
+        if not np.array_equal((nrec * (gsize + csize) + 2) // 3 * 4, lens):
+            raise ValueError("histogram rows: payload length does not match their sizes")
+        base = (np.asarray(pick, dtype=np.int64) % nrows) * bins
+        text = np.frombuffer("".join(z).encode("ascii"), dtype=np.uint8)
+        ok = _kernels.scatter_b64_rows(text, starts, lens, gsize, csize, np.asarray(f, dtype=np.int64), base,
+                                       bins, acc, _kernels._B64_TABLE)
+        if not ok:
+            raise ValueError(f"histogram rows: bad characters or bins outside 0..{bins - 1}")
     nz = np.flatnonzero(acc)
-    out = SparseCounts((nrows, bins), nz, acc[nz].astype(np.int64))
+    out = SparseCounts((nrows, bins), nz, acc[nz])
     if slow:
         out = SparseCounts.merge_all([out, *slow])
     return out if shape is None else out.reshape(shape)
-
-
-def _add_fast(acc: np.ndarray, fast: list[tuple[dict, int]], bins: int) -> None:
-    """Add three-byte-record rows (row dict, flat offset of its row) into ``acc``."""
-    lens = np.fromiter((r["n"] for r, _ in fast), dtype=np.int64, count=len(fast))
-    first = np.fromiter((r["f"] for r, _ in fast), dtype=np.int64, count=len(fast))
-    base = np.fromiter((t for _, t in fast), dtype=np.int64, count=len(fast))
-    text = np.frombuffer("".join(r["z"] for r, _ in fast).encode("ascii"), dtype=np.uint8)
-    raw = _kernels.b64decode_unpadded(text, _kernels._B64_TABLE)
-    rec = np.frombuffer(raw, dtype=_record_dtype("H", "B"))
-    if rec.size != int(lens.sum()):
-        raise ValueError("histogram rows: payload length does not match their sizes")
-    cs = np.cumsum(rec["g"], dtype=np.int64)
-    starts = np.cumsum(lens) - lens
-    ends = starts + lens - 1
-    # within each row the first gap is 0, so cs - cs[start] is the offset from the first bin
-    last = first + cs[ends] - cs[starts]
-    if int(first.min()) < 0 or int(last.max()) >= bins:
-        raise ValueError(f"histogram rows have bins outside 0..{bins - 1}")
-    offset = base + first - cs[starts]
-    flat = cs + np.repeat(offset, lens)
-    acc += np.bincount(flat, weights=rec["c"], minlength=acc.size)
