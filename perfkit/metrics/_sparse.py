@@ -25,6 +25,8 @@ __all__ = ["SparseCounts", "merge_stored"]
 _COUNT_DTYPES = {"B": np.uint8, "H": np.uint16, "I": np.uint32, "Q": np.uint64}
 # merging many arrays: at most this many (index, count) pairs are materialised at once
 _CHUNK = 1 << 22
+# merging stored rows: at most this many base64 characters are joined at once
+_TEXT_CHUNK = 1 << 25
 
 
 def _small_uint(top: int) -> type:
@@ -383,11 +385,20 @@ def merge_stored(stored: Sequence[dict], shape: tuple[int, ...] | None = None) -
         if not np.array_equal((nrec * (gsize + csize) + 2) // 3 * 4, lens):
             raise ValueError("histogram rows: payload length does not match their sizes")
         base = (np.asarray(pick, dtype=np.int64) % nrows) * bins
-        text = np.frombuffer("".join(z).encode("ascii"), dtype=np.uint8)
-        ok = _kernels.scatter_b64_rows(text, starts, lens, gsize, csize, np.asarray(f, dtype=np.int64), base,
-                                       bins, acc, _kernels._B64_TABLE)
-        if not ok:
-            raise ValueError(f"histogram rows: bad characters or bins outside 0..{bins - 1}")
+        first_bin = np.asarray(f, dtype=np.int64)
+        # rows joined in chunks of ~32 MB of text: the peak stays small for any history
+        ends = np.searchsorted(starts + lens, np.arange(1, int(starts[-1] + lens[-1]) // _TEXT_CHUNK + 2) * _TEXT_CHUNK)
+        lo = 0
+        for hi in [*ends.tolist(), len(z)]:
+            hi = min(max(hi, lo), len(z))
+            if hi == lo:
+                continue
+            text = np.frombuffer("".join(z[lo:hi]).encode("ascii"), dtype=np.uint8)
+            ok = _kernels.scatter_b64_rows(text, starts[lo:hi] - starts[lo], lens[lo:hi], gsize[lo:hi], csize[lo:hi],
+                                           first_bin[lo:hi], base[lo:hi], bins, acc, _kernels._B64_TABLE)
+            if not ok:
+                raise ValueError(f"histogram rows: bad characters or bins outside 0..{bins - 1}")
+            lo = hi
     nz = np.flatnonzero(acc)
     out = SparseCounts((nrows, bins), nz, acc[nz])
     if slow:
