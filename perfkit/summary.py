@@ -22,6 +22,7 @@ from perfkit.analysis import threshold_value
 from perfkit.analysis.drift import compare_distributions, drift_performance_correlation
 from perfkit.analysis.trend import analyze_trend
 from perfkit.metrics import (
+    METRICS,
     ClassificationState,
     MetricValue,
     evaluate,
@@ -126,6 +127,27 @@ def metric_series(records: list, *, freq: str | None = None, level: float = 0.95
         frame = pd.DataFrame({"ts": [r.timestamp for r in records], "i": range(len(records))})
         frame["bucket"] = pd.to_datetime(frame["ts"], utc=True).dt.floor(freq)
         groups = [(b, [records[i] for i in g["i"]]) for b, g in frame.groupby("bucket")]
+    if freq is None:  # one point per stored batch: columns straight from the stored metric dicts
+        keep = None if metrics is None else set(metrics)
+        cols: dict[str, list] = {c: [] for c in ("timestamp", "metric", "value", "ci_lower", "ci_upper", "se", "n")}
+        for r in records:
+            stamp = pd.Timestamp(r.timestamp)
+            stamp = stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
+            for m, v in r.metrics.items():
+                if keep is not None and m not in keep:
+                    continue
+                cols["timestamp"].append(stamp)
+                cols["metric"].append(m)
+                cols["value"].append(v.get("value"))
+                cols["ci_lower"].append(v.get("ci_lower"))
+                cols["ci_upper"].append(v.get("ci_upper"))
+                cols["se"].append(v.get("se"))
+                cols["n"].append(r.sample_count)
+        out = pd.DataFrame(cols)
+        for c in ("value", "ci_lower", "ci_upper", "se"):
+            out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
+        out["n_batches"] = 1
+        return out
     for ts, recs in groups:
         if len(recs) == 1 and freq is None:
             report = {k: v for k, v in recs[0].metrics.items()}
@@ -169,10 +191,11 @@ def _trend(config: PerformanceConfig, series: pd.DataFrame, metric: str, baselin
 
 def _score_series(records: list) -> pd.DataFrame:
     rows = []
+    weighted = {name for name, spec in METRICS.items() if spec.score_weight > 0}
     for r in records:
         if r.performance_score is None:
             continue
-        report = {k: MetricValue.from_dict({"name": k, **v}) for k, v in r.metrics.items()}
+        report = {k: MetricValue.from_dict({"name": k, **v}) for k, v in r.metrics.items() if k in weighted}
         se = performance_score_se(report, r.task)  # upper bound: components fully correlated
         rows.append({"timestamp": pd.Timestamp(r.timestamp), "metric": "performance_score",
                      "value": r.performance_score, "se": se})

@@ -379,3 +379,94 @@ def test_prediction_histogram_is_the_joint_of_predicted_class_and_score_bin():
             assert s.pred_joint is None
         lab = state_of(task, y, pred, proba)
         np.testing.assert_array_equal(lab.prediction_part().hist_pred, s.hist_pred)
+
+
+# ----------------------------------------------------------------- declared fields, sparse counts
+def test_every_state_field_is_declared_once_and_drives_serialization():
+    from perfkit.metrics.state import ClassificationState, RegressionState
+
+    rng = np.random.default_rng(40)
+    for cls, task in ((ClassificationState, "multiclass"), (RegressionState, "regression")):
+        names = [f.name for f in dataclasses.fields(cls)]
+        decl = cls.declared()
+        assert [f.name for f in decl] == names and all(f.kind is not None for f in decl)
+        s = state_of(task, *make_batch(task, 300, rng))
+        assert set(s.to_dict()) == {"kind", "version", *names}
+        lab = s.prediction_part()
+        for f in decl:  # label-free fields kept, label fields reset to their declared default
+            if f.label_free is True:
+                assert json.dumps(lab.to_dict()[f.name]) == json.dumps(s.to_dict()[f.name])
+            elif f.label_free is False:
+                assert getattr(lab, f.name) is f.default or getattr(lab, f.name) == f.default
+
+
+def test_sparse_counts_equal_their_dense_arrays():
+    from perfkit.metrics._sparse import SparseCounts
+
+    rng = np.random.default_rng(41)
+    dense = [np.where(rng.random((3, 500)) < p, rng.integers(1, 300, (3, 500)), 0) for p in (0.01, 0.3, 0.9)]
+    sparse = [SparseCounts.from_dense(d) for d in dense]
+    for d, s in zip(dense, sparse, strict=True):
+        np.testing.assert_array_equal(np.asarray(s), d)
+        np.testing.assert_array_equal(s[1], d[1])
+        assert s.sum() == d.sum() and s.row_sums().tolist() == d.sum(axis=1).tolist()
+        back = SparseCounts.from_dict(json.loads(json.dumps(s.to_dict())))
+        assert back.equals(s)
+    # both merge strategies (few cells: sort; many: one accumulator) give the dense sum
+    np.testing.assert_array_equal(np.asarray(SparseCounts.merge_all(sparse[:1] * 2)), 2 * dense[0])
+    np.testing.assert_array_equal(np.asarray(SparseCounts.merge_all(sparse)), sum(dense))
+    a, b = sparse[0].aligned_rows(sparse[1], 2)
+    occupied = (dense[0][2] > 0) | (dense[1][2] > 0)
+    np.testing.assert_array_equal(a, dense[0][2][occupied])
+    np.testing.assert_array_equal(b, dense[1][2][occupied])
+
+
+@pytest.mark.parametrize("n", [700, 40_000])  # sparse bucketing (small batch) and dense counting
+def test_score_histograms_count_every_row_in_its_bucket(n):
+    from perfkit.metrics.layout import HIST_BINS, score_bins
+
+    rng = np.random.default_rng(42)
+    y, pred, proba = make_batch("multiclass", n, rng)
+    s = state_of("multiclass", y, pred, proba)
+    for j in range(4):
+        b = score_bins(np.ascontiguousarray(proba[:, j]))
+        np.testing.assert_array_equal(s.hist_pos[j], np.bincount(b[y == j], minlength=HIST_BINS))
+        np.testing.assert_array_equal(s.hist_neg[j], np.bincount(b[y != j], minlength=HIST_BINS))
+        np.testing.assert_array_equal(s.hist_pred[j], np.bincount(b[pred == j], minlength=HIST_BINS))
+
+
+def test_states_are_sparse_in_memory():
+    """A 5-class batch of 1,100 rows holds kilobytes, not its 17 MB of dense histograms."""
+    rng = np.random.default_rng(43)
+    y = rng.integers(0, 5, 1100)
+    proba = softmax(rng.normal(size=(1100, 5)) + 1.5 * np.eye(5)[y], axis=1)
+    s = compute_state(y, proba.argmax(1), proba)
+    held = sum(h.keys.nbytes + h.counts.nbytes for h in (s.hist_pos, s.hist_neg, s.hist_pred))
+    assert held < 100_000, held
+    m = merge_states([s] * 50)
+    assert m.hist_neg._dense is None  # merging never densified
+    np.testing.assert_array_equal(np.asarray(m.hist_neg), 50 * np.asarray(s.hist_neg))
+
+
+def test_stored_merge_reads_every_row_layout():
+    """Rows with wide counts (uint16 records), first- and second-layout rows merge as decoded."""
+    import base64
+
+    rng = np.random.default_rng(44)
+    parts = [state_of("binary", *make_batch("binary", 400, rng)) for _ in range(3)]
+    big = merge_states([parts[0]] * 300)  # counts above 255: two-byte count records
+    dicts = [p.to_dict() for p in parts] + [big.to_dict()]
+    old = json.loads(json.dumps(dicts[1]))
+    for key in ("hist_pos", "hist_neg"):  # rewrite as the first layout: base64 int32 indices / int64 counts
+        rows = []
+        for r in range(len(old[key]["rows"])):
+            idx, c = parts[1].hist_pos.row(r) if key == "hist_pos" else parts[1].hist_neg.row(r)
+            rows.append({"n": int(idx.size), "i": base64.b64encode(idx.astype(np.int32).tobytes()).decode(),
+                         "c": base64.b64encode(c.astype(np.int64).tobytes()).decode()})
+        old[key] = {"bins": old[key]["bins"], "rows": rows}
+    dicts[1] = old
+    fast = merge_state_dicts(dicts)
+    slow = merge_states([state_from_dict(d) for d in dicts]).to_dict()
+    assert fast == slow
+    whole = merge_states([*parts, big])
+    np.testing.assert_array_equal(np.asarray(state_from_dict(fast).hist_neg), np.asarray(whole.hist_neg))

@@ -43,6 +43,7 @@ from perfkit.metrics.layout import (
     MANT_BITS,
     MIN_EXP,
     AbsErrorHistogram,
+    SparseCounts,
     label_codes,
     python_label,
     sorted_labels,
@@ -783,15 +784,11 @@ def _classification(spec: Spec, runner: Runner) -> pd.DataFrame:
         hist_pos = hist_neg = hist_pred = None
         if hist is not None:
             sl = order[bounds[g] : bounds[g + 1]]
-            hist_pos = np.zeros((h, HIST_BINS), dtype=np.int64)
-            hist_neg = np.zeros((h, HIST_BINS), dtype=np.int64)
-            hist_pred = np.zeros((h, HIST_BINS), dtype=np.int64)
-            ps = sl[is_pos[sl]]
-            ns = sl[~is_pos[sl]]
-            ks = sl[is_pred[sl]]
-            np.add.at(hist_pos, (hj[ps], hb[ps]), hn[ps])
-            np.add.at(hist_neg, (hj[ns], hb[ns]), hn[ns])
-            np.add.at(hist_pred, (hj[ks], hb[ks]), hn[ks])
+            # sparse, as the in-memory states: (class row, bucket) -> count, repeats summed
+            hist_pos, hist_neg, hist_pred = (
+                SparseCounts.from_flat_sum((h, HIST_BINS), hj[s] * HIST_BINS + hb[s], hn[s])
+                for s in (sl[is_pos[sl]], sl[~is_pos[sl]], sl[is_pred[sl]])
+            )
         states.append(
             ClassificationState(
                 task=task,

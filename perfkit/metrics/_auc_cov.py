@@ -149,9 +149,11 @@ def macro_auc_variance(
     """Variance of the OvR macro AUC: per-class DeLong variances plus the pair covariances.
 
     ``variances`` are the per-class DeLong variances (NaN: class undefined, left out of the
-    mean as the macro AUC leaves it out); ``counts`` the state's :func:`pair_counts`.
+    mean as the macro AUC leaves it out); ``counts`` the state's :func:`pair_counts`
+    (any array of its size: a state keeps it flattened and sparse).
     """
     k = hist_pos.shape[0]
+    counts = np.asarray(counts).reshape(-1, 3, CELLS, CELLS)
     defined = [c for c in range(k) if math.isfinite(variances[c])]
     m = len(defined)
     if m == 0:

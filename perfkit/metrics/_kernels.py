@@ -10,6 +10,7 @@ __all__ = [
     "HIST_HALF",
     "V1_BINS",
     "abs_error_hist",
+    "aligned_counts",
     "auc_from_keys",
     "bin_cells",
     "bin_lower_edges",
@@ -24,7 +25,10 @@ __all__ = [
     "nonzero_index",
     "placement_tables",
     "regression_moments",
+    "scatter_add",
+    "scatter_b64_rows",
     "score_bins",
+    "sparse_influence_add",
     "upgrade_v1_bins",
 ]
 
@@ -313,7 +317,7 @@ def _rowmajor_moments(x: np.ndarray, mom: np.ndarray) -> None:
 
 
 @nb.njit(cache=True, nogil=True)
-def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps, pos, neg, pred):
+def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps, pos, neg, pred, keys):
     """Score histograms, per-column moments and the clipped probability of the true class.
 
     Returns ``pos, neg, pred`` (h, HIST_BINS) histograms (``pred``: the class's score of
@@ -321,11 +325,14 @@ def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps, pos, neg, pred)
     label-free estimation needs), ``joint`` (k, k, JOINT_CELLS) counts of (predicted
     class, class, cell of that class's score) for multiclass (empty otherwise), ``mom`` (k, 5) rows of (n, mean, M2, M3, M4) of every
     column, and ``p_true`` (n,) = clip(p[i, y_i], eps, 1 - eps) (empty when not labelled).
-    ``pos, neg, pred`` are zeroed (h, HIST_BINS) int64 outputs allocated by the caller
-    (``np.zeros`` maps zero pages lazily: a small batch touches only the pages it counts in).
+    ``pos, neg, pred`` are zeroed (h, HIST_BINS) int64 outputs allocated by the caller.
+    Small batches pass an (n, h) int64 ``keys`` instead (and empty histograms): it receives
+    every row's bucket of every histogram class, from which the caller builds sparse
+    histograms without touching dense ones.
     """
     n, k = proba.shape
     h = hist_classes.shape[0]
+    sparse = keys.shape[0] > 0
     joint = np.zeros((k, k, JOINT_CELLS) if (h == k and k > 2) else (0, 0, 0), dtype=np.int64)
     if h == k and k > 2:  # every class: one row-major pass
         for i in range(n):
@@ -335,12 +342,20 @@ def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps, pos, neg, pred)
                 x = proba[i, c]
                 joint[pi, c, _cell(x)] += 1
                 b = _bin(x)
+                if sparse:
+                    keys[i, c] = b
+                    continue
                 if c == yi:
                     pos[c, b] += 1
                 else:
                     neg[c, b] += 1
                 if c == pi:
                     pred[c, b] += 1
+    elif sparse:
+        for j in range(h):
+            c = hist_classes[j]
+            for i in range(n):
+                keys[i, j] = _bin(proba[i, c])
     else:
         for j in range(h):
             c = hist_classes[j]
@@ -768,3 +783,158 @@ def nonzero_index(r: np.ndarray) -> np.ndarray:
             out[m] = i
             m += 1
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def aligned_counts(pi, pc, ni, nc):
+    """Two sparse histogram rows on the union of their occupied buckets.
+
+    Returns (buckets, pos counts, neg counts), ascending. Empty buckets change nothing in
+    :func:`delong_from_histograms` or :func:`placement_tables`, so these compact arrays give
+    the same results as the dense rows.
+    """
+    m = pi.shape[0] + ni.shape[0]
+    ub = np.empty(m, dtype=np.int64)
+    up = np.zeros(m, dtype=np.int64)
+    un = np.zeros(m, dtype=np.int64)
+    a = 0
+    b = 0
+    u = 0
+    while a < pi.shape[0] or b < ni.shape[0]:
+        if b >= ni.shape[0] or (a < pi.shape[0] and pi[a] < ni[b]):
+            ub[u] = pi[a]
+            up[u] = pc[a]
+            a += 1
+        elif a >= pi.shape[0] or ni[b] < pi[a]:
+            ub[u] = ni[b]
+            un[u] = nc[b]
+            b += 1
+        else:
+            ub[u] = pi[a]
+            up[u] = pc[a]
+            un[u] = nc[b]
+            a += 1
+            b += 1
+        u += 1
+    return ub[:u], up[:u], un[:u]
+
+
+@nb.njit(cache=True, nogil=True)
+def sparse_influence_add(bins, is_pos, pi, pc, ni, nc, psi):
+    """Add to ``psi[i]`` the AUC influence of row ``i`` (bucket ``bins[i]``) for one class.
+
+    The same values as :func:`placement_tables` read at each row's bucket, from the sparse
+    histograms (sorted buckets ``pi`` / ``ni`` with counts ``pc`` / ``nc``): the work follows
+    the rows and occupied buckets, not the bins. Returns False when the AUC is undefined.
+    """
+    ub, up, un = aligned_counts(pi, pc, ni, nc)
+    u = ub.shape[0]
+    P = 0.0
+    N = 0.0
+    for t in range(u):
+        P += up[t]
+        N += un[t]
+    if P == 0 or N == 0:
+        return False
+    below = np.empty(u)
+    above = np.empty(u)
+    cum_n = 0.0
+    cum_p = 0.0
+    num = 0.0
+    for t in range(u):
+        below[t] = cum_n
+        cum_p += up[t]
+        above[t] = P - cum_p
+        num += up[t] * (cum_n + 0.5 * un[t])
+        cum_n += un[t]
+    auc = num / (P * N)
+    lookup = np.empty(HIST_BINS, dtype=np.int64)  # only occupied buckets are written and read
+    for t in range(u):
+        lookup[ub[t]] = t
+    for i in range(bins.shape[0]):
+        t = lookup[bins[i]]
+        if is_pos[i]:
+            psi[i] += ((below[t] + 0.5 * un[t]) / N - auc) / P
+        else:
+            psi[i] += ((above[t] + 0.5 * up[t]) / P - auc) / N
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
+def scatter_add(acc, keys, counts):
+    """``acc[keys[i]] += counts[i]`` (sparse histograms merged into one accumulator)."""
+    for i in range(keys.shape[0]):
+        acc[keys[i]] += counts[i]
+
+
+@nb.njit(cache=True, nogil=True)
+def scatter_b64_rows(text, starts, lens, gsize, csize, first, base, bins, acc, table):
+    """Add packed base64 sparse-histogram rows of any record layout into ``acc``.
+
+    Row ``r`` is ``lens[r]`` base64 characters from ``text[starts[r]]`` (padding allowed)
+    of little-endian records (gap of ``gsize[r]`` bytes, count of ``csize[r]`` bytes); its
+    bins are ``first[r] + cumsum(gaps)``, added at ``base[r] + bin``. Returns False on a bad
+    character, a length that is not whole records, or a bin outside ``0..bins-1``.
+    """
+    buf = np.empty(16, dtype=np.uint8)
+    for r in range(starts.shape[0]):
+        rec = gsize[r] + csize[r]
+        b = first[r]
+        off = base[r]
+        if b < 0:
+            return False
+        pos = starts[r]
+        end = pos + lens[r]
+        if rec == 3 and gsize[r] == 2:  # the common layout: one record per 4 characters
+            while pos < end:
+                c0 = table[text[pos]]
+                c1 = table[text[pos + 1]]
+                c2 = table[text[pos + 2]]
+                c3 = table[text[pos + 3]]
+                if (c0 | c1 | c2 | c3) > 63:
+                    return False
+                v = (np.int64(c0) << 18) | (np.int64(c1) << 12) | (np.int64(c2) << 6) | np.int64(c3)
+                b += (v >> 16) | (((v >> 8) & 0xFF) << 8)
+                if b >= bins:
+                    return False
+                acc[off + b] += v & 0xFF
+                pos += 4
+            continue
+        fill = 0  # decoded bytes waiting in buf
+        while pos < end:
+            c0 = table[text[pos]]
+            c1 = table[text[pos + 1]]
+            c2 = text[pos + 2]
+            c3 = text[pos + 3]
+            pos += 4
+            nbytes = 3
+            if c3 == 61:  # '='
+                nbytes = 1 if c2 == 61 else 2
+            d2 = 0 if c2 == 61 else table[c2]
+            d3 = 0 if c3 == 61 else table[c3]
+            if (c0 | c1 | d2 | d3) > 63:
+                return False
+            v = (np.int64(c0) << 18) | (np.int64(c1) << 12) | (np.int64(d2) << 6) | np.int64(d3)
+            buf[fill] = (v >> 16) & 0xFF
+            if nbytes > 1:
+                buf[fill + 1] = (v >> 8) & 0xFF
+            if nbytes > 2:
+                buf[fill + 2] = v & 0xFF
+            fill += nbytes
+            while fill >= rec:
+                gap = np.int64(0)
+                for t in range(gsize[r]):
+                    gap |= np.int64(buf[t]) << (8 * t)
+                cnt = np.int64(0)
+                for t in range(csize[r]):
+                    cnt |= np.int64(buf[gsize[r] + t]) << (8 * t)
+                b += gap
+                if b >= bins:
+                    return False
+                acc[off + b] += cnt
+                for t in range(rec, fill):
+                    buf[t - rec] = buf[t]
+                fill -= rec
+        if fill:
+            return False
+    return True

@@ -78,6 +78,11 @@ class Moments:
         if not rows:
             return Moments()
         a = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+        with np.errstate(over="ignore", invalid="ignore"):  # as Python floats: inf, no warning
+            return Moments._merge_rows(a)
+
+    @staticmethod
+    def _merge_rows(a: np.ndarray) -> Moments:
         while a.shape[0] > 1:
             odd = a[-1:] if a.shape[0] % 2 else a[:0]
             x, y = a[0:-1:2] if a.shape[0] % 2 else a[0::2], a[1::2]

@@ -1,7 +1,8 @@
 """The layout of the metric states, for code that builds states elsewhere (the SQL engines).
 
 A state computed inside DuckDB or Spark must bucket scores and absolute errors exactly as the
-in-memory kernels do and encode labels the same way. This module is the one public place
+in-memory kernels do, encode labels the same way and hold histograms as the same sparse
+counts (:class:`SparseCounts`). This module is the one public place
 those constants and helpers are read from; the kernels themselves stay private.
 """
 
@@ -21,6 +22,7 @@ from perfkit.metrics._kernels import (
     abs_error_hist,
     score_bins,
 )
+from perfkit.metrics._sparse import SparseCounts
 from perfkit.metrics._validation import label_codes, python_label, sorted_labels
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "MANT_BITS",
     "MIN_EXP",
     "AbsErrorHistogram",
+    "SparseCounts",
     "abs_error_hist",
     "label_codes",
     "python_label",

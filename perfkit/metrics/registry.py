@@ -468,13 +468,15 @@ def _positive(kind: str):
 def _auc_parts(state: ClassificationState) -> list[tuple[float, float, float | None, int, int]]:
     """Per histogram class: (auc, var, error_bound, n_pos, n_neg)."""
     out = []
+    pos_total, neg_total = state.hist_pos.row_sums(), state.hist_neg.row_sums()
     for j, c in enumerate(state.hist_classes):
-        P = int(state.hist_pos[j].sum())
-        N = int(state.hist_neg[j].sum())
+        P = int(pos_total[j])
+        N = int(neg_total[j])
         if state.auc_exact is not None:
             out.append((state.auc_exact[j], state.auc_var_exact[j], 0.0, P, N))
             continue
-        a, v, b = _kernels.delong_from_histograms(state.hist_pos[j], state.hist_neg[j])
+        # on the occupied buckets only: the same result as the dense rows
+        a, v, b = _kernels.delong_from_histograms(*state.hist_pos.aligned_rows(state.hist_neg, j))
         out.append((float(a), float(v), float(b), P, N))
         del c
     return out

@@ -3,29 +3,54 @@
 Every metric perfkit reports is a pure function of a state. States of batches merge into
 the state of their union (``merge(state(a), state(b))`` gives the metrics of ``a + b``),
 serialize to compact JSON-safe dicts and back without loss, and are what the store keeps.
+
+Each field is declared once, with its kind (:mod:`perfkit.metrics._fields`): counts add,
+moments merge with Chan / Pébay, sparse histograms add, per-batch exact values are lost on
+merge, and so on. Merging states, merging stored dicts, serialization and
+``prediction_part`` are derived from the declaration: one merge implementation, which merges
+any number of states at once (pairwise ``a.merge(b)`` is the two-state case).
 """
 
 from __future__ import annotations
 
-import base64
+import dataclasses
 import math
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import numpy as np
 
 from perfkit.exceptions import StateError
 from perfkit.metrics import _auc_cov, _kernels
 from perfkit.metrics._abs_hist import AbsErrorHistogram
+from perfkit.metrics._fields import (
+    AbsHist,
+    Counts,
+    CrossSum,
+    Exact,
+    Field,
+    First,
+    Max,
+    MomentsField,
+    MomentsTuple,
+    NWeightedMean,
+    Same,
+    Sparse,
+    Sum,
+    check_same,
+    merge_columns,
+)
 from perfkit.metrics._moments import Moments
+from perfkit.metrics._sparse import SparseCounts
 from perfkit.metrics._validation import PreparedClassification, PreparedRegression, prepare
 
 __all__ = [
     "ClassificationState",
     "RegressionState",
+    "SparseCounts",
     "State",
     "compute_state",
     "merge_dicts_to_state",
@@ -35,123 +60,122 @@ __all__ = [
 ]
 
 STATE_VERSION = 1
+_EPS = float(np.finfo(np.float64).eps)
 
 
-def _b64(arr: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(arr).tobytes()).decode("ascii")
+def _f(kind, default: Any = dataclasses.MISSING, *, label_free: Any = False, scores: bool = False,
+       init: bool = True):
+    """A declared state field: its kind, whether ``prediction_part`` keeps it (True), resets
+    it to its default (False) or derives it (a function of the state), and whether it
+    belongs to the score part (merged over the states that have scores)."""
+    meta = {"kind": kind, "label_free": label_free, "scores": scores}
+    return dataclasses.field(default=default, metadata=meta, init=init)
 
 
-def _unb64(s: str, dtype) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(s), dtype=dtype).copy()
+def _no(_state) -> bool:
+    return False
 
 
-_COUNT_DTYPES = {"B": np.uint8, "H": np.uint16, "I": np.uint32, "Q": np.uint64}
+def _unlabelled_pos(s):
+    return None if s.hist_neg is None else SparseCounts.empty(s.hist_neg.shape)
 
 
-def _record_dtype(gcode: str, ccode: str) -> np.dtype:
-    return np.dtype([("g", _COUNT_DTYPES[gcode]), ("c", _COUNT_DTYPES[ccode])])
+def _unlabelled_neg(s):
+    if s.hist_neg is None or s.hist_pos is None:
+        return s.hist_neg
+    return s.hist_neg + s.hist_pos
 
 
-def _encode_row(r: np.ndarray) -> dict:
-    """One sparse row: first bin ``f``, then records (gap to the previous bin, count).
-
-    Records are packed ``(gap, count)`` pairs in the smallest unsigned types that hold them
-    (usually uint16 + uint8: three bytes, so base64 strings of such rows can be joined and
-    decoded in one call when many states are merged).
-    """
-    nz = _kernels.nonzero_index(np.ascontiguousarray(r, dtype=np.int64))
-    counts = r[nz]
-    top = int(counts.max()) if counts.size else 0
-    ccode = "B" if top < 2**8 else "H" if top < 2**16 else "I" if top < 2**32 else "Q"
-    first = int(nz[0]) if nz.size else 0
-    gaps = np.diff(nz, prepend=first)
-    gcode = "H" if gaps.size == 0 or int(gaps.max()) < 2**16 else "I"
-    rec = np.empty(nz.size, dtype=_record_dtype(gcode, ccode))
-    rec["g"] = gaps
-    rec["c"] = counts
-    return {"v": 2, "n": int(nz.size), "f": first, "g": gcode, "d": ccode,
-            "z": base64.b64encode(rec.tobytes()).decode("ascii")}
+def _pair_shape(first: dict) -> tuple[int, ...]:
+    cells = _auc_cov.CELLS
+    return (-1, 3, cells, cells)
 
 
-def _decode_row(r: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(bin indices, counts) of one sparse histogram row (every stored layout)."""
-    n = int(r.get("n", 0))
-    if r.get("v") == 2:
-        rec = np.frombuffer(base64.b64decode(r["z"]), dtype=_record_dtype(r["g"], r["d"]), count=n)
-        return int(r["f"]) + np.cumsum(rec["g"], dtype=np.int64), rec["c"].astype(np.int64)
-    if "z" not in r:  # first layout: plain base64 int32 indices / int64 counts
-        return _unb64(r["i"], np.int32).astype(np.int64), _unb64(r["c"], np.int64)
-    raw = base64.b64decode(r["z"])  # second layout: all gaps, then all counts
-    gdt = _COUNT_DTYPES[r.get("g", "H")]
-    idx = np.cumsum(np.frombuffer(raw, dtype=gdt, count=n), dtype=np.int64)
-    off = n * np.dtype(gdt).itemsize
-    counts = np.frombuffer(raw, dtype=_COUNT_DTYPES[r["d"]], offset=off, count=n).astype(np.int64)
-    return idx, counts
+def _joint_shape(first: dict) -> tuple[int, ...]:
+    k = len(first["classes"])
+    return (k, k, -1)
 
 
-def _decode_rows_bulk(rows: list[dict], targets: list[int], bins: int, size: int) -> np.ndarray:
-    """Sum many sparse rows into a flat accumulator of ``size`` (row ``t`` -> ``t * bins``).
+class _Declared:
+    """Merging, serialization and ``prediction_part`` derived from the declared fields."""
 
-    Three-byte-record rows (the common case) are base64-decoded in one call and read as one
-    structured array; other rows are decoded one by one.
-    """
-    acc = np.zeros(size, dtype=np.int64)
-    fast, slow = [], []
-    for r, t in zip(rows, targets, strict=True):
-        (fast if r.get("v") == 2 and r["g"] == "H" and r["d"] == "B" else slow).append((r, t))
-    if fast:
-        lens = np.fromiter((int(r["n"]) for r, _ in fast), dtype=np.int64, count=len(fast))
-        base = np.fromiter((int(r["f"]) + t * bins for r, t in fast), dtype=np.int64, count=len(fast))
-        text = np.frombuffer("".join(r["z"] for r, _ in fast).encode("ascii"), dtype=np.uint8)
-        raw = _kernels.b64decode_unpadded(text, _kernels._B64_TABLE)
-        rec = np.frombuffer(raw, dtype=_record_dtype("H", "B"))
-        cs = np.cumsum(rec["g"], dtype=np.int64)
-        starts = np.cumsum(lens) - lens
-        # within each row the first gap is 0, so cs - cs[start] is the offset from the first bin
-        offset = base - cs[np.minimum(starts, cs.size - 1)]
-        flat = cs + np.repeat(offset, lens)
-        acc += np.bincount(flat, weights=rec["c"], minlength=size).astype(np.int64)
-    for r, t in slow:
-        idx, counts = _decode_row(r)
-        np.add.at(acc, idx + t * bins, counts)
-    return acc
+    KIND: ClassVar[str]
+    _SCORE_FIELD: ClassVar[str | None] = None
 
+    @classmethod
+    def declared(cls) -> tuple[Field, ...]:
+        """The declared fields (name, kind, label-free rule, score part, default)."""
+        decl = cls.__dict__.get("_DECL_CACHE")
+        if decl is None:
+            decl = tuple(
+                Field(f.name, f.metadata["kind"], f.metadata["label_free"], f.metadata["scores"],
+                      None if f.default is dataclasses.MISSING else f.default,
+                      f.default is dataclasses.MISSING)
+                for f in dataclasses.fields(cls)
+            )
+            cls._DECL_CACHE = decl
+        return decl
 
-def _encode_hist(h: np.ndarray) -> dict:
-    """Sparse, compact form of a (rows, HIST_BINS) int64 histogram.
+    def __post_init__(self) -> None:
+        for f in self.declared():
+            v = getattr(self, f.name)
+            if v is not None:
+                c = f.kind.convert(v)
+                if c is not v:
+                    object.__setattr__(self, f.name, c)
 
-    Per row: the gaps between non-zero bins (uint16) and the counts in the smallest
-    unsigned type that holds them, base64-encoded (JSON-safe, lossless, fast to decode).
-    """
-    return {"bins": int(h.shape[1]), "rows": [_encode_row(r) for r in h]}
+    def to_dict(self) -> dict[str, Any]:
+        """Compact JSON-safe form (histograms sparse and base64-packed)."""
+        out: dict[str, Any] = {"kind": self.KIND, "version": STATE_VERSION}
+        for f in self.declared():
+            v = getattr(self, f.name)
+            out[f.name] = None if v is None else f.kind.encode(v)
+        return out
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        kwargs: dict[str, Any] = {}
+        for f in cls.declared():
+            if f.name not in d:
+                if f.required:  # required (no default): malformed
+                    raise KeyError(f.name)
+                value = f.default
+            else:
+                raw = d[f.name]
+                if raw is None:
+                    value = None
+                elif isinstance(f.kind, Sparse) and f.kind.shape is not None:
+                    value = f.kind.decode(raw, f.kind.shape(d))
+                else:
+                    value = f.kind.decode(raw)
+            kwargs[f.name] = value
+        init = {f.name for f in dataclasses.fields(cls) if f.init}
+        return cls(**{k: v for k, v in kwargs.items() if k in init})
 
-def _decode_hist(d: dict) -> np.ndarray:
-    bins = int(d["bins"])
-    upgrade = bins == _kernels.V1_BINS
-    out = np.zeros((len(d["rows"]), _kernels.HIST_BINS if upgrade else bins), dtype=np.int64)
-    for j, r in enumerate(d["rows"]):
-        idx, counts = _decode_row(r)
-        if upgrade:  # a state stored before the coarse range existed: same buckets, shifted
-            np.add.at(out[j], _kernels.upgrade_v1_bins(idx), counts)
-        else:
-            out[j, idx] = counts
-    return out
+    def prediction_part(self):
+        """The label-free part of this state (prediction distribution only)."""
+        if not self.labelled:
+            return self
+        init = {f.name for f in dataclasses.fields(self) if f.init}
+        kwargs = {}
+        for f in self.declared():
+            if f.name not in init:
+                continue
+            rule = f.label_free
+            kwargs[f.name] = getattr(self, f.name) if rule is True else f.default if rule is False else rule(self)
+        return type(self)(**kwargs)
 
+    def merge(self, other):
+        """State of the union of both batches."""
+        return _merge_objects([self, other])
 
-def _upgrade_dense(h: np.ndarray | None) -> np.ndarray | None:
-    """Dense (rows, V1_BINS) histograms of the first layout in the current layout."""
-    if h is None or h.shape[1] != _kernels.V1_BINS:
-        return h
-    out = np.zeros((h.shape[0], _kernels.HIST_BINS), dtype=np.int64)
-    idx = _kernels.upgrade_v1_bins(np.arange(_kernels.V1_BINS))
-    for j in range(h.shape[0]):
-        np.add.at(out[j], idx, h[j])
-    return out
+    def equals(self, other: object) -> bool:
+        """Exact equality of every field (arrays compared element-wise)."""
+        return type(other) is type(self) and self.to_dict() == other.to_dict()
 
 
 @dataclass(frozen=True, eq=False)
-class ClassificationState:
+class ClassificationState(_Declared):
     """Sufficient statistics of a classification batch (binary or multiclass).
 
     Attributes
@@ -169,17 +193,18 @@ class ClassificationState:
         Counts, rows = truth, columns = prediction.
     pred_counts : ndarray of shape (k,)
         Predicted-class counts (available without labels).
-    hist_pos, hist_neg : ndarray of shape (h, HIST_BINS) or None
+    hist_pos, hist_neg : SparseCounts of shape (h, HIST_BINS) or None
         Per histogram class (binary: the positive class; multiclass: every class) the
         log-linear score histogram of rows of that class (``pos``) and of the others
-        (``neg``). Unlabelled states put every row in ``hist_neg``.
+        (``neg``). Unlabelled states put every row in ``hist_neg``. Sparse in memory;
+        ``hist_pos[j]`` is the dense row ``j``, ``np.asarray(hist_pos)`` the dense array.
     score_moments : tuple of Moments
         Moments of each class's predicted probability.
     logloss : Moments or None
+        Moments of the per-row log loss.
     brier : Moments or None
         Per-row Brier terms: ``(p_pos - y_pos)**2`` (binary), ``sum_k (p_k - [y = k])**2``
         (multiclass), as scikit-learn's ``brier_score_loss``.
-        Moments of the per-row log loss.
     auc_exact : tuple of float or None
         Exact per-class AUC of a single batch (lost on merge; histograms take over).
     auc_var_exact : tuple of float or None
@@ -187,43 +212,50 @@ class ClassificationState:
     auc_var_ratio : float or None
         Multiclass: the OvR macro AUC's variance (with the covariances between classes,
         from per-row influence) over ``sum(var_c) / k**2``; merged as an n-weighted mean.
-    hist_pred : ndarray of shape (h, HIST_BINS) or None
+    hist_pred : SparseCounts of shape (h, HIST_BINS) or None
         Per histogram class, the score histogram of the rows *predicted* as that class
         (binary: predicted positive). With the score histograms this is the joint count of
         predicted class x score bin, which keeps label-free estimates exact when the
         predicted label is not a threshold of the score. Labels are not needed; None for
         states stored before it existed (merging with such a state drops it).
-    pred_joint : ndarray of shape (k, k, JOINT_CELLS) or None
+    pred_joint : SparseCounts of shape (k, k, JOINT_CELLS) or None
         Multiclass: rows by (predicted class, class, coarse cell of that class's score).
         Label-free estimates use it for the covariances between classes within a row.
         None for binary states and states stored before it existed.
-    auc_pair_counts : ndarray of shape (k (k - 1) / 2, 3, CELLS, CELLS) or None
+    auc_pair_counts : SparseCounts of shape (k (k - 1) / 2, 3, CELLS, CELLS) or None
         Labelled multiclass (k <= 10): rows by pair of classes, group (either class or
-        another) and coarse cells of both scores; the merged macro AUC's covariance terms
-        follow from it (:mod:`perfkit.metrics._auc_cov`). None otherwise and for states
-        stored before it existed.
+        another) and coarse cells of both scores (stored as one sparse row); the merged macro AUC's
+        covariance terms follow from it (:mod:`perfkit.metrics._auc_cov`). None otherwise
+        and for states stored before it existed (merging with such a state drops it).
     """
 
-    task: str
-    classes: tuple
-    positive_index: int
-    n: int
-    labelled: bool
-    confusion: np.ndarray | None
-    pred_counts: np.ndarray
-    hist_pos: np.ndarray | None = None
-    hist_neg: np.ndarray | None = None
-    score_moments: tuple = ()
-    logloss: Moments | None = None
-    brier: Moments | None = None
-    eps: float = float(np.finfo(np.float64).eps)
-    auc_exact: tuple | None = None
-    auc_var_exact: tuple | None = None
-    n_batches: int = 1
-    auc_var_ratio: float | None = None
-    hist_pred: np.ndarray | None = None
-    pred_joint: np.ndarray | None = None
-    auc_pair_counts: np.ndarray | None = None
+    KIND: ClassVar[str] = "classification"
+    _SCORE_FIELD: ClassVar[str | None] = "hist_neg"
+
+    task: str = _f(Same("cannot merge states of different tasks: {a} vs {b}"), label_free=True)
+    classes: tuple = _f(Same("cannot merge states of different classes: {a} vs {b}", decode=tuple, encode=list),
+                        label_free=True)
+    positive_index: int = _f(Same("cannot merge binary states with different positive labels", decode=int),
+                             label_free=True)
+    n: int = _f(Sum(), label_free=True)
+    labelled: bool = _f(Same("cannot merge a labelled state with a prediction-only one; use "
+                             "state.prediction_part() on the labelled one to merge prediction distributions",
+                             decode=bool), label_free=_no)
+    confusion: np.ndarray | None = _f(Counts())
+    pred_counts: np.ndarray = _f(Counts(), label_free=True)
+    hist_pos: SparseCounts | None = _f(Sparse(), None, label_free=_unlabelled_pos, scores=True)
+    hist_neg: SparseCounts | None = _f(Sparse(), None, label_free=_unlabelled_neg, scores=True)
+    score_moments: tuple = _f(MomentsTuple(), (), label_free=True, scores=True)
+    logloss: Moments | None = _f(MomentsField(), None, scores=True)
+    brier: Moments | None = _f(MomentsField(), None, scores=True)
+    eps: float = _f(Max(), _EPS, label_free=True)
+    auc_exact: tuple | None = _f(Exact(), None)
+    auc_var_exact: tuple | None = _f(Exact(), None)
+    n_batches: int = _f(Sum(), 1, label_free=True)
+    auc_var_ratio: float | None = _f(NWeightedMean(), None, scores=True)
+    hist_pred: SparseCounts | None = _f(Sparse(), None, label_free=True, scores=True)
+    pred_joint: SparseCounts | None = _f(Sparse(_joint_shape), None, label_free=True, scores=True)
+    auc_pair_counts: SparseCounts | None = _f(Sparse(_pair_shape, flat=True), None, scores=True)
 
     @property
     def k(self) -> int:
@@ -238,7 +270,7 @@ class ClassificationState:
         """Rows that had scores (``y_pred_proba``): ``n`` unless batches without scores were merged in."""
         if not self.has_scores:
             return 0
-        total = self.hist_neg[0].sum() + (0 if self.hist_pos is None else self.hist_pos[0].sum())
+        total = self.hist_neg.row_sums()[0] + (0 if self.hist_pos is None else self.hist_pos.row_sums()[0])
         return int(total)
 
     @property
@@ -250,144 +282,14 @@ class ClassificationState:
         if not self.has_scores:
             raise StateError("this state has no scores (no y_pred_proba was given)")
         j = 0 if class_index is None else self.hist_classes.index(class_index)
-        total = self.hist_neg[j].copy()
+        total = self.hist_neg[j]
         if self.hist_pos is not None:
             total += self.hist_pos[j]
         return total
 
-    def prediction_part(self) -> ClassificationState:
-        """The label-free part of this state (prediction distribution only)."""
-        if not self.labelled:
-            return self
-        hist = None if not self.has_scores else self.hist_neg + self.hist_pos
-        return replace(
-            self,
-            labelled=False,
-            confusion=None,
-            hist_pos=None if hist is None else np.zeros_like(hist),
-            hist_neg=hist,
-            logloss=None,
-            brier=None,
-            auc_exact=None,
-            auc_var_exact=None,
-            auc_var_ratio=None,
-            auc_pair_counts=None,
-        )
-
-    def merge(self, other: ClassificationState) -> ClassificationState:
-        """State of the union of both batches."""
-        if not isinstance(other, ClassificationState):
-            raise StateError(f"cannot merge a classification state with {type(other).__name__}")
-        if other.task != self.task or other.classes != self.classes:
-            raise StateError(
-                f"cannot merge states of different tasks/classes: {self.task} {list(self.classes)} "
-                f"vs {other.task} {list(other.classes)}"
-            )
-        if other.positive_index != self.positive_index:
-            raise StateError("cannot merge binary states with different positive labels")
-        if other.labelled != self.labelled:
-            raise StateError(
-                "cannot merge a labelled state with a prediction-only one; use "
-                "state.prediction_part() on the labelled one to merge prediction distributions"
-            )
-        if self.has_scores != other.has_scores:
-            return _merge_mixed_scores(self, other)
-        if self.has_scores and self.hist_neg.shape != other.hist_neg.shape:
-            raise StateError(
-                f"cannot merge score histograms of different layouts: {self.hist_neg.shape} vs "
-                f"{other.hist_neg.shape} (states from another perfkit version?)"
-            )
-        return ClassificationState(
-            task=self.task,
-            classes=self.classes,
-            positive_index=self.positive_index,
-            n=self.n + other.n,
-            labelled=self.labelled,
-            confusion=None if self.confusion is None else self.confusion + other.confusion,
-            pred_counts=self.pred_counts + other.pred_counts,
-            hist_pos=None if self.hist_pos is None else self.hist_pos + other.hist_pos,
-            hist_neg=None if self.hist_neg is None else self.hist_neg + other.hist_neg,
-            score_moments=tuple(a.merge(b) for a, b in zip(self.score_moments, other.score_moments, strict=True)),
-            logloss=None if self.logloss is None else self.logloss.merge(other.logloss),
-            brier=None if self.brier is None or other.brier is None else self.brier.merge(other.brier),
-            eps=max(self.eps, other.eps),
-            auc_exact=None,
-            auc_var_exact=None,
-            n_batches=self.n_batches + other.n_batches,
-            auc_var_ratio=_merge_ratio(self, other),
-            hist_pred=None if self.hist_pred is None or other.hist_pred is None
-            else self.hist_pred + other.hist_pred,
-            pred_joint=None if self.pred_joint is None or other.pred_joint is None
-            else self.pred_joint + other.pred_joint,
-            auc_pair_counts=None if self.auc_pair_counts is None or other.auc_pair_counts is None
-            else self.auc_pair_counts + other.auc_pair_counts,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Compact JSON-safe form (histograms sparse and base64-packed)."""
-        return {
-            "kind": "classification",
-            "version": STATE_VERSION,
-            "task": self.task,
-            "classes": list(self.classes),
-            "positive_index": self.positive_index,
-            "n": self.n,
-            "labelled": self.labelled,
-            "confusion": None if self.confusion is None else self.confusion.tolist(),
-            "pred_counts": self.pred_counts.tolist(),
-            "hist_pos": None if self.hist_pos is None else _encode_hist(self.hist_pos),
-            "hist_neg": None if self.hist_neg is None else _encode_hist(self.hist_neg),
-            "score_moments": [m.to_list() for m in self.score_moments],
-            "logloss": None if self.logloss is None else self.logloss.to_list(),
-            "brier": None if self.brier is None else self.brier.to_list(),
-            "eps": self.eps,
-            "auc_exact": None if self.auc_exact is None else [_nan_to_none(a) for a in self.auc_exact],
-            "auc_var_exact": None
-            if self.auc_var_exact is None
-            else [_nan_to_none(a) for a in self.auc_var_exact],
-            "n_batches": self.n_batches,
-            "auc_var_ratio": self.auc_var_ratio,
-            "hist_pred": None if self.hist_pred is None else _encode_hist(self.hist_pred),
-            "pred_joint": None if self.pred_joint is None
-            else _encode_hist(self.pred_joint.reshape(self.k * self.k, -1)),
-            "auc_pair_counts": _encode_pair_counts(self.auc_pair_counts),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ClassificationState:
-        return cls(
-            task=d["task"],
-            classes=tuple(d["classes"]),
-            positive_index=int(d["positive_index"]),
-            n=int(d["n"]),
-            labelled=bool(d["labelled"]),
-            confusion=None if d["confusion"] is None else np.asarray(d["confusion"], dtype=np.int64),
-            pred_counts=np.asarray(d["pred_counts"], dtype=np.int64),
-            hist_pos=None if d["hist_pos"] is None else _decode_hist(d["hist_pos"]),
-            hist_neg=None if d["hist_neg"] is None else _decode_hist(d["hist_neg"]),
-            score_moments=tuple(Moments.from_list(m) for m in d["score_moments"]),
-            logloss=None if d["logloss"] is None else Moments.from_list(d["logloss"]),
-            brier=None if d.get("brier") is None else Moments.from_list(d["brier"]),
-            eps=float(d["eps"]),
-            auc_exact=None if d["auc_exact"] is None else tuple(_none_to_nan(a) for a in d["auc_exact"]),
-            auc_var_exact=None
-            if d["auc_var_exact"] is None
-            else tuple(_none_to_nan(a) for a in d["auc_var_exact"]),
-            n_batches=int(d.get("n_batches", 1)),
-            auc_var_ratio=None if d.get("auc_var_ratio") is None else float(d["auc_var_ratio"]),
-            hist_pred=None if d.get("hist_pred") is None else _decode_hist(d["hist_pred"]),
-            pred_joint=None if d.get("pred_joint") is None
-            else _decode_hist(d["pred_joint"]).reshape(len(d["classes"]), len(d["classes"]), -1),
-            auc_pair_counts=_decode_pair_counts(d.get("auc_pair_counts")),
-        )
-
-    def equals(self, other: object) -> bool:
-        """Exact equality of every field (arrays compared element-wise)."""
-        return isinstance(other, ClassificationState) and self.to_dict() == other.to_dict()
-
 
 @dataclass(frozen=True, eq=False)
-class RegressionState:
+class RegressionState(_Declared):
     """Sufficient statistics of a regression batch.
 
     Moments (count, mean, M2, M3, M4) of the target ``y``, the prediction ``yhat``, the
@@ -400,168 +302,93 @@ class RegressionState:
     intervals come from it. ``None`` in states written before it existed.
     """
 
-    n: int
-    labelled: bool
-    yhat: Moments
-    y: Moments | None = None
-    e: Moments | None = None
-    ae: Moments | None = None
-    se: Moments | None = None
-    ape: Moments | None = None
-    n_zero_target: int = 0
-    sape: Moments | None = None
-    shift: float = 0.0
-    cross1: float = 0.0  # sum e^2 (y - shift)
-    cross2: float = 0.0  # sum e^2 (y - shift)^2
-    n_batches: int = 1
-    ae_hist: AbsErrorHistogram | None = None
-    task: str = field(default="regression", init=False)
+    KIND: ClassVar[str] = "regression"
 
-    def prediction_part(self) -> RegressionState:
-        """The label-free part of this state."""
-        return RegressionState(n=self.n, labelled=False, yhat=self.yhat, n_batches=self.n_batches)
-
-    def merge(self, other: RegressionState) -> RegressionState:
-        if not isinstance(other, RegressionState):
-            raise StateError(f"cannot merge a regression state with {type(other).__name__}")
-        if other.labelled != self.labelled:
-            raise StateError(
-                "cannot merge a labelled state with a prediction-only one; use state.prediction_part()"
-            )
-        if not self.labelled:
-            return RegressionState(
-                n=self.n + other.n,
-                labelled=False,
-                yhat=self.yhat.merge(other.yhat),
-                n_batches=self.n_batches + other.n_batches,
-            )
-        # re-express the other's cross sums around this state's shift
-        delta = other.shift - self.shift  # (y - s1) = (y - s2) + delta
-        se_sum_b = other.se.n * other.se.mean
-        c1b = other.cross1 + delta * se_sum_b
-        c2b = other.cross2 + 2.0 * delta * other.cross1 + delta * delta * se_sum_b
-        return RegressionState(
-            n=self.n + other.n,
-            labelled=True,
-            yhat=self.yhat.merge(other.yhat),
-            y=self.y.merge(other.y),
-            e=self.e.merge(other.e),
-            ae=self.ae.merge(other.ae),
-            se=self.se.merge(other.se),
-            ape=self.ape.merge(other.ape),
-            n_zero_target=self.n_zero_target + other.n_zero_target,
-            sape=self.sape.merge(other.sape),
-            shift=self.shift,
-            cross1=self.cross1 + c1b,
-            cross2=self.cross2 + c2b,
-            n_batches=self.n_batches + other.n_batches,
-            ae_hist=None if self.ae_hist is None or other.ae_hist is None else self.ae_hist.merge(other.ae_hist),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        def m(x: Moments | None):
-            return None if x is None else x.to_list()
-
-        return {
-            "kind": "regression",
-            "version": STATE_VERSION,
-            "task": "regression",
-            "n": self.n,
-            "labelled": self.labelled,
-            "yhat": m(self.yhat),
-            "y": m(self.y),
-            "e": m(self.e),
-            "ae": m(self.ae),
-            "se": m(self.se),
-            "ape": m(self.ape),
-            "n_zero_target": self.n_zero_target,
-            "sape": m(self.sape),
-            "shift": self.shift,
-            "cross1": self.cross1,
-            "cross2": self.cross2,
-            "n_batches": self.n_batches,
-            "ae_hist": None if self.ae_hist is None else self.ae_hist.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RegressionState:
-        def m(x):
-            return None if x is None else Moments.from_list(x)
-
-        return cls(
-            n=int(d["n"]),
-            labelled=bool(d["labelled"]),
-            yhat=m(d["yhat"]),
-            y=m(d["y"]),
-            e=m(d["e"]),
-            ae=m(d["ae"]),
-            se=m(d["se"]),
-            ape=m(d["ape"]),
-            n_zero_target=int(d["n_zero_target"]),
-            sape=m(d["sape"]),
-            shift=float(d["shift"]),
-            cross1=float(d["cross1"]),
-            cross2=float(d["cross2"]),
-            n_batches=int(d.get("n_batches", 1)),
-            ae_hist=None if d.get("ae_hist") is None else AbsErrorHistogram.from_dict(d["ae_hist"]),
-        )
-
-    def equals(self, other: object) -> bool:
-        return isinstance(other, RegressionState) and self.to_dict() == other.to_dict()
+    n: int = _f(Sum(), label_free=True)
+    labelled: bool = _f(Same("cannot merge a labelled state with a prediction-only one; use "
+                             "state.prediction_part()", decode=bool), label_free=_no)
+    yhat: Moments = _f(MomentsField(), label_free=True)
+    y: Moments | None = _f(MomentsField(), None)
+    e: Moments | None = _f(MomentsField(), None)
+    ae: Moments | None = _f(MomentsField(), None)
+    se: Moments | None = _f(MomentsField(), None)
+    ape: Moments | None = _f(MomentsField(), None)
+    n_zero_target: int = _f(Sum(), 0)
+    sape: Moments | None = _f(MomentsField(), None)
+    shift: float = _f(First(), 0.0)
+    cross1: float = _f(CrossSum(1), 0.0)  # sum e^2 (y - shift)
+    cross2: float = _f(CrossSum(2), 0.0)  # sum e^2 (y - shift)^2
+    n_batches: int = _f(Sum(), 1, label_free=True)
+    ae_hist: AbsErrorHistogram | None = _f(AbsHist(), None)
+    task: str = _f(Same("cannot merge states of different tasks: {a} vs {b}"), "regression",
+                   label_free=True, init=False)
 
 
 State = ClassificationState | RegressionState
+_CLASSES = {"classification": ClassificationState, "regression": RegressionState}
 
 
-def _merge_mixed_scores(a: ClassificationState, b: ClassificationState) -> ClassificationState:
-    """Merge a state with scores and one without: counts cover every row, the score parts
-    (histograms, score moments, log loss) the rows that had scores (see ``n_scored``)."""
-    scored, plain = (a, b) if a.has_scores else (b, a)
-    return replace(
-        scored,
-        n=a.n + b.n,
-        confusion=None if a.confusion is None else a.confusion + b.confusion,
-        pred_counts=a.pred_counts + b.pred_counts,
-        logloss=scored.logloss if plain.logloss is None else plain.logloss.merge(scored.logloss),
-        eps=max(a.eps, b.eps),
-        auc_exact=None,
-        auc_var_exact=None,
-        n_batches=a.n_batches + b.n_batches,
-    )
+def _merge_objects(states: list[State]) -> State:
+    """The one merge: every declared field merged over all ``states`` at once."""
+    cls = type(states[0])
+    for s in states[1:]:
+        if type(s) is not cls:
+            raise StateError(f"cannot merge a {cls.KIND} state with {type(s).__name__}")
+    if len(states) == 1:
+        return states[0]
+    decl = cls.declared()
+    cols = {f.name: [getattr(s, f.name) for s in states] for f in decl}
+    check_same(decl, cols)
+    return _build(cls, decl, cols, stored=False)
 
 
-def _merge_ratio(a: ClassificationState, b: ClassificationState) -> float | None:
-    if a.auc_var_ratio is None or b.auc_var_ratio is None:
-        return a.auc_var_ratio if b.auc_var_ratio is None else b.auc_var_ratio
-    return (a.n * a.auc_var_ratio + b.n * b.auc_var_ratio) / (a.n + b.n)
+def _build(cls, decl, cols, stored: bool) -> State:
+    scored = None
+    if cls._SCORE_FIELD is not None:
+        has = cols[cls._SCORE_FIELD]
+        if any(v is None for v in has):
+            scored = [i for i, v in enumerate(has) if v is not None]
+    merged = merge_columns(decl, cols, stored, scored)
+    init = {f.name for f in dataclasses.fields(cls) if f.init}
+    return cls(**{k: v for k, v in merged.items() if k in init})
 
 
-def _encode_pair_counts(a: np.ndarray | None) -> dict | None:
-    """Pair counts as one sparse row (a small batch fills a few hundred of ~43,000 cells)."""
-    if a is None:
-        return None
-    return {"pairs": int(a.shape[0]), "cells": int(a.shape[-1]), "row": _encode_row(a.ravel())}
+def _merge_stored(dicts: list[dict[str, Any]]) -> State:
+    """The same merge on stored dicts: columns of stored values, histograms never densified."""
+    kinds = {d.get("kind") for d in dicts}
+    if len(kinds) > 1:
+        raise StateError(f"cannot merge states of different kinds: {sorted(map(str, kinds))}")
+    cls = _CLASSES.get(dicts[0].get("kind"))
+    if cls is None:
+        raise StateError(f"unknown state kind {dicts[0].get('kind')!r}")
+    if any(d.get("version", 1) > STATE_VERSION for d in dicts):
+        raise StateError(f"a state version is newer than this perfkit ({STATE_VERSION})")
+    decl = cls.declared()
+    cols: dict[str, list] = {}
+    for f in decl:
+        if f.required:
+            cols[f.name] = [d[f.name] for d in dicts]
+        else:
+            cols[f.name] = [d.get(f.name, f.default) for d in dicts]
+    check_same(decl, cols)
+    return _build(cls, decl, cols, stored=True)
 
 
-def _decode_pair_counts(d: dict | None) -> np.ndarray | None:
-    if d is None:
-        return None
-    pairs, cells = int(d["pairs"]), int(d["cells"])
-    out = np.zeros(pairs * 3 * cells * cells, dtype=np.int64)
-    idx, counts = _decode_row(d["row"])
-    out[idx] = counts
-    return out.reshape(pairs, 3, cells, cells)
+def _macro_influence_ss_sparse(keys: np.ndarray, y_idx: np.ndarray, hist_pos: SparseCounts,
+                               hist_neg: SparseCounts, defined: list[int]) -> float:
+    """:func:`_kernels.macro_influence_ss_rows` from sparse histograms and every row's bucket
+    (``keys``: (n, h) flat keys): the placement values are read at the rows' own buckets
+    only, so the cost follows the rows, not the bins."""
+    psi = np.zeros(keys.shape[0])
+    for j in defined:
+        pi, pc = hist_pos.row(j)
+        ni, nc = hist_neg.row(j)
+        b = np.ascontiguousarray(keys[:, j]) - j * _kernels.HIST_BINS
+        _kernels.sparse_influence_add(b, y_idx == j, pi, pc, ni, nc, psi)
+    return float(psi @ psi)
 
 
-def _nan_to_none(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
-def _none_to_nan(x: float | None) -> float:
-    return math.nan if x is None else float(x)
-
-
-def _macro_auc_var_ratio(p: PreparedClassification, hist_pos, hist_neg, variances) -> float | None:
+def _macro_auc_var_ratio(p: PreparedClassification, hist_pos, hist_neg, variances, keys=None) -> float | None:
     """Influence-function variance of the OvR macro AUC over the independence sum.
 
     The per-class AUCs of one batch are correlated (every row is a positive of one class
@@ -574,6 +401,9 @@ def _macro_auc_var_ratio(p: PreparedClassification, hist_pos, hist_neg, variance
     indep = sum(variances[j] for j in defined)
     if len(defined) < 2 or indep <= 0:
         return None
+    if keys is not None:
+        ss = _macro_influence_ss_sparse(keys, p.y_idx, hist_pos, hist_neg, defined)
+        return float(ss * p.n / (p.n - 1) / indep) if p.n > 1 else None
     tables = [_kernels.placement_tables(hist_pos[j], hist_neg[j]) for j in defined]
     inf_pos = np.stack([t[0] for t in tables])
     inf_neg = np.stack([t[1] for t in tables])
@@ -619,6 +449,37 @@ def _brier_terms(p: PreparedClassification) -> np.ndarray:
     return sq - 2.0 * p.proba[np.arange(p.n), p.y_idx] + 1.0
 
 
+def _score_pass(p: PreparedClassification, hist_classes: np.ndarray, y_idx: np.ndarray, labelled: bool):
+    """Histograms (sparse), joint counts, moments and the true class's clipped probability.
+
+    Large batches count into dense histograms in one compiled pass; small ones (fewer rows
+    than a quarter of the bins) get every row's bucket and sort them into sparse counts, so
+    their cost does not depend on the number of bins.
+    """
+    h = hist_classes.size
+    shape = (h, _kernels.HIST_BINS)
+    if p.n * 4 >= _kernels.HIST_BINS:
+        pos, neg, pred, joint, mom, p_true = _kernels.class_pass(
+            p.proba, y_idx, p.p_idx, hist_classes, labelled, p.eps,
+            np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64),
+            np.zeros((0, 0), dtype=np.int64),
+        )
+        return (SparseCounts.from_dense(pos), SparseCounts.from_dense(neg), SparseCounts.from_dense(pred),
+                joint, mom, p_true, None)
+    empty = np.zeros((0, 0), dtype=np.int64)
+    keys = np.empty((p.n, h), dtype=np.int64)
+    _, _, _, joint, mom, p_true = _kernels.class_pass(
+        p.proba, y_idx, p.p_idx, hist_classes, labelled, p.eps, empty, empty, empty, keys)
+    keys += np.arange(h, dtype=np.int64) * _kernels.HIST_BINS  # flat (class row, bucket) keys
+    is_pred = p.p_idx[:, None] == hist_classes[None, :]
+    if labelled:
+        is_pos = p.y_idx[:, None] == hist_classes[None, :]
+        pos, neg = SparseCounts.from_keys(shape, keys[is_pos]), SparseCounts.from_keys(shape, keys[~is_pos])
+    else:
+        pos, neg = SparseCounts.empty(shape), SparseCounts.from_keys(shape, keys.reshape(-1))
+    return pos, neg, SparseCounts.from_keys(shape, keys[is_pred]), joint, mom, p_true, keys
+
+
 def _classification_state(p: PreparedClassification) -> ClassificationState:
     k = len(p.classes)
     labelled = p.y_idx is not None
@@ -642,11 +503,7 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
                     auc_jobs.append(pool.submit(_exact_auc, p.proba, p.y_idx, int(c)))
                 else:
                     auc_jobs.append(_exact_auc(p.proba, p.y_idx, int(c)))
-        shape = (hist_classes.size, _kernels.HIST_BINS)
-        hist_pos, hist_neg, hist_pred, joint, mom, p_true = _kernels.class_pass(
-            p.proba, y_idx, p.p_idx, hist_classes, labelled, p.eps,
-            np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64),
-        )
+        hist_pos, hist_neg, hist_pred, joint, mom, p_true, keys = _score_pass(p, hist_classes, y_idx, labelled)
         score_moments = tuple(Moments.from_list(row) for row in mom.tolist())
         pred_joint = joint if (p.task == "multiclass" and joint.size) else None
         if labelled:
@@ -661,8 +518,9 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
                 vars_.append(float(v))
             auc_exact, auc_var = tuple(aucs), tuple(vars_)
             if p.task == "multiclass":
-                var_ratio = _macro_auc_var_ratio(p, hist_pos, hist_neg, vars_)
-                pair_counts = _auc_cov.pair_counts(p.proba, p.y_idx)
+                var_ratio = _macro_auc_var_ratio(p, hist_pos, hist_neg, vars_, keys)
+                counts = _auc_cov.pair_counts(p.proba, p.y_idx)
+                pair_counts = None if counts is None else SparseCounts.from_dense(counts)
     return ClassificationState(
         task=p.task,
         classes=p.classes,
@@ -811,9 +669,11 @@ def align_classes(state: ClassificationState, classes: Sequence) -> Classificati
     k = len(classes)
     pos = np.array([classes.index(c) for c in state.classes], dtype=np.int64)
 
-    def grow(a: np.ndarray | None) -> np.ndarray | None:
+    def grow(a):
         if a is None:
             return None
+        if isinstance(a, SparseCounts):
+            return a.take_rows(pos, k)
         out = np.zeros((k, *a.shape[1:]), dtype=a.dtype)
         out[pos] = a
         return out
@@ -830,14 +690,21 @@ def align_classes(state: ClassificationState, classes: Sequence) -> Classificati
         moments = new
     joint = None
     if state.pred_joint is not None:
-        joint = np.zeros((k, k, *state.pred_joint.shape[2:]), dtype=state.pred_joint.dtype)
-        joint[np.ix_(pos, pos)] = state.pred_joint
+        joint = np.zeros((k, k, *state.pred_joint.shape[2:]), dtype=np.int64)
+        joint[np.ix_(pos, pos)] = np.asarray(state.pred_joint)
     return replace(
         state, classes=classes, confusion=confusion, pred_counts=grow(state.pred_counts),
         hist_pos=grow(state.hist_pos), hist_neg=grow(state.hist_neg), score_moments=tuple(moments),
         auc_exact=None, auc_var_exact=None, hist_pred=grow(state.hist_pred), pred_joint=joint,
-        auc_pair_counts=_auc_cov.align_pair_counts(state.auc_pair_counts, pos, k),
+        auc_pair_counts=_aligned_pair_counts(state.auc_pair_counts, pos, k),
     )
+
+
+def _aligned_pair_counts(counts: SparseCounts | None, pos: np.ndarray, k: int) -> SparseCounts | None:
+    if counts is None:
+        return None
+    grown = _auc_cov.align_pair_counts(np.asarray(counts), pos, k)
+    return None if grown is None else SparseCounts.from_dense(grown)
 
 
 def _aligned_dicts(dicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -864,20 +731,15 @@ def merge_states(states: Iterable[State]) -> State:
     [[1, 0], [1, 2]]
     """
     states = list(states)
+    if not states:
+        raise StateError("merge_states needs at least one state")
     if len({getattr(s, "classes", None) for s in states}) > 1 and all(
             getattr(s, "task", None) == "multiclass" for s in states):
         from perfkit.metrics._validation import sorted_labels
 
         union = sorted_labels({c for s in states for c in s.classes})
         states = [align_classes(s, union) for s in states]
-    it = iter(states)
-    try:
-        acc = next(it)
-    except StopIteration:
-        raise StateError("merge_states needs at least one state") from None
-    for s in it:
-        acc = acc.merge(s)
-    return acc
+    return _merge_objects(states)
 
 
 def state_from_dict(d: dict[str, Any]) -> State:
@@ -886,10 +748,9 @@ def state_from_dict(d: dict[str, Any]) -> State:
         kind = d["kind"]
         if d.get("version", 1) > STATE_VERSION:
             raise StateError(f"state version {d['version']} is newer than this perfkit ({STATE_VERSION})")
-        if kind == "classification":
-            return ClassificationState.from_dict(d)
-        if kind == "regression":
-            return RegressionState.from_dict(d)
+        cls = _CLASSES.get(kind)
+        if cls is not None:
+            return cls.from_dict(d)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise StateError(f"malformed state dict: {exc}") from exc
     raise StateError(f"unknown state kind {kind!r}")
@@ -898,99 +759,20 @@ def state_from_dict(d: dict[str, Any]) -> State:
 def merge_dicts_to_state(dicts: Sequence[dict[str, Any]]) -> State:
     """Merge states given as dicts straight into one state (fast path for long histories).
 
-    Sparse histogram rows are added into one accumulator without materialising a dense
-    state per batch; the result equals ``merge_states(state_from_dict(d) for d in dicts)``.
+    The same declared merge as :func:`merge_states`, on columns of stored values: sparse
+    histogram rows of all dicts are decoded together and added with one bincount, never a
+    dense state per batch. The result equals ``merge_states(state_from_dict(d) for d in dicts)``.
     """
     dicts = list(dicts)
     if not dicts:
         raise StateError("merge needs at least one state")
     dicts = _aligned_dicts(dicts)
-    first = dicts[0]
-    if len(dicts) == 1 or first.get("kind") != "classification":
-        return merge_states(state_from_dict(d) for d in dicts)
-    head = ClassificationState.from_dict(
-        {**first, "hist_pos": None, "hist_neg": None, "hist_pred": None, "pred_joint": None,
-         "auc_pair_counts": None}
-    )
-    pair_counts = None
-    if all(d.get("auc_pair_counts") is not None for d in dicts):
-        try:
-            pair_counts = sum(_decode_pair_counts(d["auc_pair_counts"]) for d in dicts)
-        except ValueError:  # different layouts: the slow path raises the precise error
-            return merge_states(state_from_dict(x) for x in dicts)
-    joint = None
-    if all(d.get("pred_joint") is not None for d in dicts):
-        try:
-            joint = sum(_decode_hist(d["pred_joint"]) for d in dicts).reshape(len(first["classes"]), len(first["classes"]), -1)
-        except ValueError:  # different layouts: the slow path raises the precise error
-            return merge_states(state_from_dict(x) for x in dicts)
-    has_hist = first.get("hist_neg") is not None
-    has_pred = has_hist and all(d.get("hist_pred") is not None for d in dicts)
-    bins = int(first["hist_neg"]["bins"]) if has_hist else 0
-    h = len(first["hist_neg"]["rows"]) if has_hist else 0
-    k = len(first["classes"])
-    conf = np.zeros((k, k), dtype=np.int64) if first["labelled"] else None
-    n = n_batches = 0
-    eps = 0.0
-    n_score = len(first["score_moments"])
-    score_rows: list[list[list[float]]] = [[] for _ in range(n_score)]
-    loss_rows: list[list[float]] = []
-    use_loss = bool(first["labelled"]) and first.get("logloss") is not None
-    use_brier = use_loss and all(d.get("brier") is not None for d in dicts)
-    brier_rows: list[list[float]] = []
-    preds, confs = [], []
-    rows: list[dict] = []
-    targets: list[int] = []
-    ratio_num = ratio_den = 0.0
-    for d in dicts:
-        if (d.get("kind") != "classification" or d["task"] != first["task"] or d["classes"] != first["classes"]
-                or d["labelled"] != first["labelled"] or (d.get("hist_neg") is not None) != has_hist
-                or d["positive_index"] != first["positive_index"]
-                or (has_hist and (int(d["hist_neg"]["bins"]) != bins or len(d["hist_neg"]["rows"]) != h))):
-            return merge_states(state_from_dict(x) for x in dicts)  # the slow path raises the precise error
-        n += int(d["n"])
-        n_batches += int(d.get("n_batches", 1))
-        eps = max(eps, float(d["eps"]))
-        if d.get("auc_var_ratio") is not None:  # n-weighted mean, as ClassificationState.merge
-            ratio_num += int(d["n"]) * float(d["auc_var_ratio"])
-            ratio_den += int(d["n"])
-        preds.append(d["pred_counts"])
-        if conf is not None:
-            confs.append(d["confusion"])
-        if has_hist:
-            sides = ((0, "hist_pos"), (1, "hist_neg"), (2, "hist_pred")) if has_pred else ((0, "hist_pos"), (1, "hist_neg"))
-            if has_pred and (int(d["hist_pred"]["bins"]) != bins or len(d["hist_pred"]["rows"]) != h):
-                return merge_states(state_from_dict(x) for x in dicts)
-            for side, key in sides:
-                for j, row in enumerate(d[key]["rows"]):
-                    if row.get("n", 1):
-                        rows.append(row)
-                        targets.append(side * h + j)
-        for j, mom in enumerate(d["score_moments"]):
-            score_rows[j].append(mom)
-        if use_loss:
-            loss_rows.append(d["logloss"])
-        if use_brier:
-            brier_rows.append(d["brier"])
-    pred = np.asarray(preds, dtype=np.int64).sum(axis=0)
-    if conf is not None:
-        conf = np.asarray(confs, dtype=np.int64).sum(axis=0)
-    pos = neg = hpred = None
-    if has_hist:
-        acc = _decode_rows_bulk(rows, targets, bins, (3 if has_pred else 2) * h * bins)
-        pos = _upgrade_dense(acc[: h * bins].reshape(h, bins))
-        neg = _upgrade_dense(acc[h * bins: 2 * h * bins].reshape(h, bins))
-        if has_pred:
-            hpred = _upgrade_dense(acc[2 * h * bins:].reshape(h, bins))
-    return replace(
-        head, n=n, confusion=conf, pred_counts=pred, hist_pos=pos, hist_neg=neg,
-        score_moments=tuple(Moments.merge_all(r) for r in score_rows),
-        logloss=Moments.merge_all(loss_rows) if use_loss else None, eps=eps,
-        brier=Moments.merge_all(brier_rows) if use_brier else None,
-        auc_exact=None, auc_var_exact=None, n_batches=n_batches,
-        auc_var_ratio=ratio_num / ratio_den if ratio_den else None, hist_pred=hpred, pred_joint=joint,
-        auc_pair_counts=pair_counts,
-    )
+    if len(dicts) == 1:
+        return state_from_dict(dicts[0])
+    try:
+        return _merge_stored(dicts)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise StateError(f"malformed state dict: {exc}") from exc
 
 
 def merge_state_dicts(dicts: Sequence[dict[str, Any]]) -> dict[str, Any]:

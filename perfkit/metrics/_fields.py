@@ -1,0 +1,356 @@
+"""The kinds of state fields: how each merges, serializes and loads.
+
+A state class declares its fields once (``state.py``: name, kind, whether the field is
+label-free, whether it belongs to the score part); merging objects, merging stored dicts,
+serialization and ``prediction_part`` are all derived from that declaration. Merging works
+on *columns* (one field's values over all states being merged), so merging two states and
+merging a year of them is one code path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from perfkit.exceptions import StateError
+from perfkit.metrics._abs_hist import AbsErrorHistogram
+from perfkit.metrics._moments import Moments
+from perfkit.metrics._sparse import SparseCounts, merge_stored
+
+__all__ = [
+    "AbsHist", "Counts", "CrossSum", "Exact", "Field", "First", "Kind", "Max", "MomentsField",
+    "MomentsTuple", "NWeightedMean", "Same", "Sparse", "Sum",
+]
+
+Columns = dict[str, list]
+
+
+class Kind:
+    """How a field merges and serializes. ``None`` values (a field a state does not have,
+    e.g. one stored before it existed) make the merged value None unless a kind says otherwise."""
+
+    nullable_merge = True
+
+    def merge(self, values: list, cols: Columns) -> Any:
+        """Merged value of decoded values (``cols``: every field's values, same states)."""
+        raise NotImplementedError
+
+    def merge_stored(self, raw: list, cols: Columns) -> Any:
+        """Merged (decoded) value of stored values; ``cols`` holds stored values too."""
+        return self.merge([self.decode(r) for r in raw], cols)
+
+    def encode(self, v: Any) -> Any:
+        return v
+
+    def decode(self, raw: Any) -> Any:
+        return raw
+
+    def convert(self, v: Any) -> Any:
+        """Normalise a value passed to the constructor (e.g. dense -> sparse)."""
+        return v
+
+
+class Same(Kind):
+    """Identifies the state (task, classes, ...): every merged state must agree."""
+
+    nullable_merge = False
+
+    def __init__(self, message: str, decode: Callable | None = None, encode: Callable | None = None):
+        self.message = message
+        self._decode = decode
+        self._encode = encode
+
+    def merge(self, values, cols):
+        first = values[0]
+        for v in values[1:]:
+            if v != first:
+                raise StateError(self.message.format(a=first, b=v))
+        return first
+
+    def merge_stored(self, raw, cols):
+        return self.decode(self.merge(raw, cols))
+
+    def encode(self, v):
+        return v if self._encode is None else self._encode(v)
+
+    def decode(self, raw):
+        return raw if self._decode is None else self._decode(raw)
+
+
+class First(Kind):
+    """Kept from the first state (a reference point, e.g. a shift)."""
+
+    nullable_merge = False
+
+    def merge(self, values, cols):
+        return values[0]
+
+    def merge_stored(self, raw, cols):
+        return self.decode(raw[0])
+
+    def decode(self, raw):
+        return float(raw)
+
+
+class Sum(Kind):
+    """An integer total."""
+
+    nullable_merge = False
+
+    def merge(self, values, cols):
+        return int(sum(values))
+
+    merge_stored = merge
+
+    def decode(self, raw):
+        return int(raw)
+
+
+class Max(Kind):
+    """A float kept at its maximum (e.g. the probability clip)."""
+
+    nullable_merge = False
+
+    def merge(self, values, cols):
+        return float(max(values))
+
+    merge_stored = merge
+
+    def decode(self, raw):
+        return float(raw)
+
+
+class Counts(Kind):
+    """A small dense int64 count array (confusion matrix, predicted-class counts): adds."""
+
+    def merge(self, values, cols):
+        return np.sum(np.stack(values), axis=0) if len(values) > 1 else values[0]
+
+    def merge_stored(self, raw, cols):
+        return np.asarray(raw, dtype=np.int64).sum(axis=0)
+
+    def encode(self, v):
+        return v.tolist()
+
+    def decode(self, raw):
+        return np.asarray(raw, dtype=np.int64)
+
+
+class MomentsField(Kind):
+    """Count, mean and central moment sums, merged with Chan / Pébay."""
+
+    def merge(self, values, cols):
+        return values[0] if len(values) == 1 else Moments.merge_all([v.to_list() for v in values])
+
+    def merge_stored(self, raw, cols):
+        return Moments.merge_all(raw)
+
+    def encode(self, v):
+        return v.to_list()
+
+    def decode(self, raw):
+        return Moments.from_list(raw)
+
+
+class MomentsTuple(Kind):
+    """One Moments per column (class scores), merged column by column."""
+
+    nullable_merge = False
+
+    def merge(self, values, cols):
+        if len(values) == 1:
+            return values[0]
+        return tuple(Moments.merge_all([m.to_list() for m in col]) for col in zip(*values, strict=True))
+
+    def merge_stored(self, raw, cols):
+        return tuple(Moments.merge_all(list(col)) for col in zip(*raw, strict=True))
+
+    def encode(self, v):
+        return [m.to_list() for m in v]
+
+    def decode(self, raw):
+        return tuple(Moments.from_list(m) for m in raw)
+
+
+class Sparse(Kind):
+    """A sparse count array (score histograms): adds; stored as sparse rows.
+
+    ``shape(d)`` gives the in-memory shape from the stored dict's identifying fields
+    (None: the stored (rows, bins)); ``flat``: stored as one row."""
+
+    def __init__(self, shape: Callable[[dict], tuple] | None = None, flat: bool = False):
+        self.shape = shape
+        self.flat = flat  # stored as one sparse row (many short rows would bloat the JSON)
+        self._layout = "cannot merge score histograms of different layouts: {a} vs {b} (states from another perfkit version?)"
+
+    def _check(self, values):
+        shapes = {v.shape for v in values}
+        if len(shapes) > 1:
+            a, b = sorted(shapes)[:2]
+            raise StateError(self._layout.format(a=a, b=b))
+
+    def merge(self, values, cols):
+        self._check(values)
+        return SparseCounts.merge_all(values)
+
+    def merge_stored(self, raw, cols):
+        shape = None if self.shape is None else self.shape({k: v[0] for k, v in cols.items()})
+        try:
+            return merge_stored(raw, shape)
+        except ValueError as exc:
+            raise StateError(f"{exc}") from exc
+
+    def encode(self, v):
+        return (v.reshape(-1) if self.flat else v).to_dict()
+
+    def decode(self, raw, shape=None):
+        return SparseCounts.from_dict(raw, shape)
+
+    def convert(self, v):
+        return SparseCounts.of(v)
+
+
+class Exact(Kind):
+    """A per-batch exact value (e.g. the exact AUC of one batch): lost on merge."""
+
+    nullable_merge = False
+
+    def merge(self, values, cols):
+        return values[0] if len(values) == 1 else None
+
+    def merge_stored(self, raw, cols):
+        return self.decode(raw[0]) if len(raw) == 1 else None
+
+    def encode(self, v):
+        return None if v is None else [_nan_to_none(a) for a in v]
+
+    def decode(self, raw):
+        return None if raw is None else tuple(math.nan if a is None else float(a) for a in raw)
+
+
+class NWeightedMean(Kind):
+    """A ratio merged as the mean weighted by ``n`` over the states that have it."""
+
+    nullable_merge = False
+
+    def merge(self, values, cols):
+        pairs = [(int(n), float(v)) for n, v in zip(cols["n"], values, strict=True) if v is not None]
+        den = sum(n for n, _ in pairs)
+        return sum(n * v for n, v in pairs) / den if den else (pairs[0][1] if pairs else None)
+
+    merge_stored = merge
+
+    def decode(self, raw):
+        return None if raw is None else float(raw)
+
+
+class AbsHist(Kind):
+    """The sparse absolute-error histogram of a regression state: counts add."""
+
+    def merge(self, values, cols):
+        if len(values) == 1:
+            return values[0]
+        return AbsErrorHistogram.from_pairs(np.concatenate([v.ids for v in values]),
+                                            np.concatenate([v.counts for v in values]))
+
+    def encode(self, v):
+        return v.to_dict()
+
+    def decode(self, raw):
+        return AbsErrorHistogram.from_dict(raw)
+
+
+class CrossSum(Kind):
+    """Shifted cross sums of ``e**2`` with ``y``: ``sum e^2 (y - shift)^order``.
+
+    Every state's sums are re-expressed around the first state's shift (``y - s1 =
+    (y - s_i) + delta``), then added; needs the ``shift``, ``se`` and ``cross1`` columns.
+    """
+
+    nullable_merge = False
+
+    def __init__(self, order: int):
+        self.order = order
+
+    def merge(self, values, cols):
+        return self._merge([float(v) for v in values], cols, stored=False)
+
+    def merge_stored(self, raw, cols):
+        return self._merge([float(v) for v in raw], cols, stored=True)
+
+    def _merge(self, values, cols, stored):
+        if len(values) == 1:
+            return values[0]
+        shift = np.asarray(cols["shift"], dtype=np.float64)
+        se = cols["se"]
+        if any(m is None for m in se):
+            return 0.0
+        rows = np.asarray(se if stored else [m.to_list() for m in se], dtype=np.float64)
+        se_sum = rows[:, 0] * rows[:, 1]
+        delta = shift - shift[0]
+        c1 = np.asarray(cols["cross1"], dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):  # as Python floats: inf, no warning
+            if self.order == 1:
+                parts = c1 + delta * se_sum
+            else:
+                parts = np.asarray(values) + 2.0 * delta * c1 + delta * delta * se_sum
+        # the first state's own sums need no re-expression (delta = 0): keep them exactly
+        return float(values[0] + parts[1:].sum())
+
+    def decode(self, raw):
+        return float(raw)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One declared state field.
+
+    ``label_free``: True keeps the value in ``prediction_part``; False resets it to
+    ``default``; a callable computes the label-free value from the state. ``scores``: part of
+    the score data, merged over the states that have scores only. ``default``: the value when
+    a stored dict lacks the field (written before it existed); ``required``: no default (a
+    stored dict without it is malformed)."""
+
+    name: str
+    kind: Kind
+    label_free: bool | Callable = False
+    scores: bool = False
+    default: Any = None
+    required: bool = False
+
+
+def check_same(fields: Sequence[Field], cols: Columns) -> None:
+    for f in fields:
+        if isinstance(f.kind, Same):
+            f.kind.merge(cols[f.name], cols)
+
+
+def merge_columns(fields: Sequence[Field], cols: Columns, stored: bool, scored: list[int] | None) -> dict[str, Any]:
+    """Merged value of every field from the columns of the states being merged.
+
+    ``scored``: positions of the states that have scores (None: all); score fields merge
+    over those only.
+    """
+    sub = cols
+    if scored is not None:
+        sub = {k: [v[i] for i in scored] for k, v in cols.items()}
+    out: dict[str, Any] = {}
+    for f in fields:
+        c = sub if f.scores else cols
+        values = c[f.name]
+        if not values:  # no state has scores: score fields keep their defaults
+            out[f.name] = f.default
+            continue
+        if f.kind.nullable_merge and any(v is None for v in values):
+            out[f.name] = None
+            continue
+        out[f.name] = f.kind.merge_stored(values, c) if stored else f.kind.merge(values, c)
+    return out
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
