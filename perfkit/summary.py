@@ -99,8 +99,7 @@ def baseline_status(store: Store, config: PerformanceConfig, model: str, segment
     if b is not None:
         return f"first {config.baseline_batches} batches" if str(b.source).startswith("first_") else \
             f"explicit (version {b.version}, {b.source})"
-    kw = {} if segment is _ALL else {"segment": segment}
-    have = len(store.records(model, include_pending=False, **kw))
+    have = store.count(model, segment=segment, include_pending=False)  # counted in SQL
     need = max(config.baseline_batches - have, 1)
     return f"none yet: {need} more labelled batch{'es' if need != 1 else ''} needed"
 
