@@ -30,12 +30,20 @@ def _spec(chart: Any) -> dict[str, Any]:
             f"chart must be an altair chart or a Vega-Lite dict, got {type(chart).__name__}",
             parameter="chart",
         )
-    # perfkit's charts are built from typed altair classes: the jsonschema validation of the whole
-    # spec (~0.3-0.7 s per chart) adds nothing but time here; tests validate the specs
-    try:
-        return to_dict(validate=False)
-    except TypeError:  # a non-altair object with a plain to_dict()
+    if not isinstance(chart, alt.TopLevelMixin):
         return to_dict()
+    # Large plain-JSON usermeta (the explorer's decision inputs: thousands of numbers) is put back
+    # after altair's to_dict, which would otherwise walk and deep-copy every number of it.
+    meta = getattr(chart, "usermeta", alt.Undefined)
+    if not isinstance(meta, dict):
+        return to_dict(validate=False)
+    chart.usermeta = alt.Undefined
+    try:
+        spec = to_dict(validate=False)
+    finally:
+        chart.usermeta = meta
+    spec["usermeta"] = meta
+    return spec
 
 
 def chart_to_svg(chart: Any) -> str:
