@@ -6,18 +6,19 @@ tracked with :meth:`ModelPerformanceTracker.track_performance` (real baselines a
 ``us`` segment degrades in the last three weeks). Then it times:
 
 * ``import perfkit`` in a fresh interpreter (minus the bare interpreter's start-up);
-* the phases of the review in this process: **load** (open the store, read the records),
-  **analyse** (``weekly_context(charts=False)`` minus load), **render** (the charts and HTML
-  fragments: ``weekly_context(charts=True)`` + the HTML tables, minus analyse and load),
-  **execute** (papermill, kernel start to stop: ``run_notebook(html=False)``) and **export**
-  (``export_html``);
+* the phases of the review in this process: **import** (the modules the notebook uses),
+  **load** (open the store, read every record), **analyse** (``weekly_context(charts=False)``,
+  warm), **render** (``weekly_context(charts=True)`` minus analyse, plus the HTML tables and each
+  chart's static SVG + script, as ``show`` makes them in the notebook), **execute** (papermill,
+  kernel start to stop: ``run_notebook(html=False)``) and **export** (``export_html``); with
+  ``--profile`` analyse and render also run under cProfile and the top entries are printed;
 * ``perfkit review`` and ``perfkit report`` end to end as the user runs them (subprocesses),
   and the size of the HTML.
 
 Targets: review < 8 s, HTML < 2 MB, report < 2 s, import perfkit < 0.5 s. The machine may be
-shared: each end-to-end timing is the best of ``--repeat`` runs.
+shared: each end-to-end timing is the best of ``--repeat`` runs, printed with the load average.
 
-Run: ``.venv/bin/python benchmarks/review.py [--hours 8760] [--rows 300] [--repeat 2]``
+Run: ``.venv/bin/python benchmarks/review.py [--hours 8760] [--rows 300] [--repeat 2] [--profile]``
 """
 
 from __future__ import annotations
@@ -84,31 +85,84 @@ def import_time(repeat: int) -> tuple[float, float]:
     return full - bare, bare
 
 
-def phases(store: Path, out: Path) -> dict[str, float]:
-    """Time the review's phases in this process (see the module docstring)."""
+def _profiled(name: str, fn, profile_dir: Path | None):
+    """Run ``fn`` (under cProfile when ``profile_dir`` is set); returns (seconds, result)."""
+    if profile_dir is None:
+        t0 = time.perf_counter()
+        result = fn()
+        return time.perf_counter() - t0, result
+    import cProfile
+
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    result = prof.runcall(fn)
+    took = time.perf_counter() - t0
+    prof.dump_stats(str(profile_dir / f"{name}.prof"))
+    return took, result
+
+
+def _top(profile_dir: Path, name: str, n: int = 12) -> None:
+    import io
+    import pstats
+
+    buf = io.StringIO()
+    stats = pstats.Stats(str(profile_dir / f"{name}.prof"), stream=buf)
+    stats.sort_stats("cumulative").print_stats(r"perfkit|vl_convert|nbconvert|altair/vegalite", n)
+    lines = [ln for ln in buf.getvalue().splitlines() if ln.strip() and ("perfkit" in ln or "{" in ln
+                                                                       or "nbconvert" in ln or "altair" in ln)]
+    print(f"  cProfile {name} (cumulative s, under the profiler):")
+    for ln in lines[:n]:
+        parts = ln.split()
+        if len(parts) >= 6 and parts[3].replace(".", "").isdigit():
+            print(f"    {float(parts[3]):7.2f}  {' '.join(parts[5:])[-90:]}")
+
+
+def phases(store: Path, out: Path, profile_dir: Path | None = None) -> dict[str, float]:
+    """Time the review's phases in this process (see the module docstring).
+
+    ``import`` is the first import of the modules the review notebook uses; ``analyse`` and
+    ``render`` are measured warm (after one small review), as the kernel runs them after its
+    imports: ``render`` = ``weekly_context(charts=True)`` minus ``charts=False``, plus the HTML
+    tables and every chart's static SVG + script (what ``show`` does in the notebook).
+    """
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    import altair  # noqa: F401
+    import vl_convert  # noqa: F401
+
+    import perfkit.report.charts
+    import perfkit.summary
+    import perfkit.tracker  # noqa: F401
+    from perfkit.report.display import chart_html
     from perfkit.report.html import export_html
     from perfkit.report.runner import run_notebook
     from perfkit.report.weekly import template_path, weekly_context
     from perfkit.store import Store
 
-    t: dict[str, float] = {}
+    t["import"] = time.perf_counter() - t0
+    weekly_context(str(store), charts=False, days=1)  # warm: lazy imports (scipy, statsmodels) and caches
     t0 = time.perf_counter()
     with Store(store, create=False) as s:
         for m in s.models():
             s.records(m)
     t["load"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    weekly_context(str(store), charts=False)
-    t["analyse"] = max(time.perf_counter() - t0 - t["load"], 0.0)
-    t0 = time.perf_counter()
-    review = weekly_context(str(store), charts=True)
-    review.overview_html()
-    for section in review.models:
-        section.headline_html()
-        section.trends_html()
-        section.alerts_html()
-        section.segments_html()
-    t["render"] = max(time.perf_counter() - t0 - t["load"] - t["analyse"], 0.0)
+    took, _ = _profiled("analyse", lambda: weekly_context(str(store), charts=False), profile_dir)
+    t["analyse"] = took
+
+    def render() -> None:
+        review = weekly_context(str(store), charts=True)
+        review.overview_html()
+        for section in review.models:
+            for part in ("narrative_html", "headline_html", "trends_html", "segments_html", "why_html",
+                         "drift_html", "alerts_html"):
+                getattr(section, part)()
+            charts = [*section.charts, section.volume_chart, section.segment_chart, section.explorer_chart]
+            for chart in charts:
+                if chart is not None:
+                    chart_html(chart)
+
+    took, _ = _profiled("render", render, profile_dir)
+    t["render"] = max(took - t["analyse"], 0.0)
     params = {"store_url": str(store), "config_path": None, "model": None, "segment": None,
               "as_of": None, "days": 7, "show_widgets": False}
     t0 = time.perf_counter()
@@ -131,6 +185,14 @@ def cli(args: list[str], cwd: Path, expect: int = 0) -> float:
     return took
 
 
+def _load() -> str:
+    """The 1/5/15-minute load averages: the machine may be shared, read the timings with them."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hours", type=int, default=8760, help="hourly batches (default a year: 8760)")
@@ -140,6 +202,8 @@ def main() -> None:
                         help="where the store (cached between runs) and the outputs go")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the store even if cached")
     parser.add_argument("--skip-phases", action="store_true", help="only the end-to-end timings")
+    parser.add_argument("--profile", action="store_true",
+                        help="also run analyse and render under cProfile (<workdir>/*.prof) and print the top entries")
     a = parser.parse_args()
 
     work = Path(a.workdir)
@@ -155,10 +219,13 @@ def main() -> None:
     imp, bare = import_time(a.repeat)
     rows = [("import perfkit", imp, TARGETS["import"], f"(interpreter start-up {bare:.2f} s subtracted)")]
     if not a.skip_phases:
-        t = phases(store, work / "phases")
-        print("\nreview phases (this process; execute = kernel start to stop):")
-        for name in ("load", "analyse", "render", "execute", "export"):
+        t = phases(store, work / "phases", work if a.profile else None)
+        print(f"\nreview phases (this process; execute = kernel start to stop; load average {_load()}):")
+        for name in ("import", "load", "analyse", "render", "execute", "export"):
             print(f"  {name:<8} {t[name]:6.2f} s")
+        if a.profile:
+            _top(work, "analyse")
+            _top(work, "render")
     review = min(cli(["review", "--store", str(store), "--output-dir", str(work / "review")], work)
                  for _ in range(a.repeat))
     html_mb = (work / "review" / "weekly_review.html").stat().st_size / 1e6
@@ -176,7 +243,7 @@ def main() -> None:
     rows += [("perfkit review", review, TARGETS["review"], "(wall, CLI end to end)"),
              ("review HTML size", html_mb, TARGETS["html_mb"], "MB"),
              ("perfkit report", report, TARGETS["report"], "(wall, CLI end to end)")]
-    print(f"\n{a.hours} hourly batches, {os.cpu_count()} CPUs, best of {a.repeat}:")
+    print(f"\n{a.hours} hourly batches, {os.cpu_count()} CPUs, best of {a.repeat} (load average {_load()}):")
     print(f"  {'what':<18} {'measured':>9} {'target':>8}  verdict")
     for name, value, target, note in rows:
         unit = "" if "MB" in note else " s"

@@ -168,7 +168,7 @@ def _baseline_text(store: Any, config: Any, model: str, segment: str | None) -> 
             return f"first {k} batches{where}"
         rows = f", {b.sample_count} rows" if b.sample_count else ""
         return f"explicit ({b.source or 'set_baseline'}{rows}){where}"
-    labelled = len(store.records(model, segment=segment, include_pending=False))
+    labelled = store.count(model, segment=segment, include_pending=False)
     if labelled < n:
         return f"none yet: {n - labelled} more batches needed"
     return f"none yet: the first {n} batches become it with the next batch"

@@ -100,8 +100,7 @@ def baseline_status(store: Store, config: PerformanceConfig, model: str, segment
     if b is not None:
         return f"first {config.baseline_batches} batches" if str(b.source).startswith("first_") else \
             f"explicit (version {b.version}, {b.source})"
-    kw = {} if segment is _ALL else {"segment": segment}
-    have = len(store.records(model, include_pending=False, **kw))
+    have = store.count(model, segment=segment, include_pending=False)  # counted in SQL
     need = max(config.baseline_batches - have, 1)
     return f"none yet: {need} more labelled batch{'es' if need != 1 else ''} needed"
 
@@ -343,6 +342,7 @@ def drift_analysis(store: Store, config: PerformanceConfig, *, days: float = 30,
         if found is None:
             continue
         bstate, brep, edges = found
+        ref_hist = None if edges is None else _coarse_reference(cache, r.segment, bstate, edges)
         st = state_from_dict(r.state)
         row: dict[str, Any] = {"batch_id": r.batch_id, "timestamp": r.timestamp.isoformat(), "segment": r.segment,
                                "labels_pending": r.labels_pending}
@@ -350,13 +350,15 @@ def drift_analysis(store: Store, config: PerformanceConfig, *, days: float = 30,
             if st.classes != bstate.classes:  # the model's label set grew: compare in the union
                 union = sorted_labels({*bstate.classes, *st.classes})
                 bstate, st = align_classes(bstate, union), align_classes(st, union)
+                ref_hist = None
             cat = compare_distributions(bstate.pred_counts, st.pred_counts, kind="categorical")
             row.update({"class_psi": cat.psi, "class_p_value": cat.p_value})
             if edges is not None and st.has_scores:
                 def coarse(h, edges=edges):
                     return np.add.reduceat(h, np.r_[0, edges + 1]) if len(edges) else np.array([h.sum()])
 
-                sc = compare_distributions(coarse(bstate.score_histogram()), coarse(st.score_histogram()), kind="binned")
+                ref = ref_hist if ref_hist is not None else coarse(bstate.score_histogram())
+                sc = compare_distributions(ref, coarse(st.score_histogram()), kind="binned")
                 row.update({"psi": sc.psi, "js_distance": sc.js_distance, "p_value": sc.p_value,
                             "drifted": sc.drifted, "psi_label": sc.psi_label})
             else:
@@ -391,6 +393,15 @@ def drift_analysis(store: Store, config: PerformanceConfig, *, days: float = 30,
             out["correlation"][m] = drift_performance_correlation(frame["psi"].to_numpy(float),
                                                                   frame[col].to_numpy(float)).to_dict()
     return _clean(out)
+
+
+def _coarse_reference(cache: dict, segment: Any, bstate: Any, edges: Any) -> Any:
+    """The baseline's coarsened score histogram, computed once per segment (not once per batch)."""
+    key = ("coarse", segment)
+    if key not in cache:
+        h = bstate.score_histogram()
+        cache[key] = np.add.reduceat(h, np.r_[0, edges + 1]) if len(edges) else np.array([h.sum()])
+    return cache[key]
 
 
 def build_report(store: Store, config: PerformanceConfig, *, days: float = 30, model: str,

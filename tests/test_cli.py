@@ -295,3 +295,35 @@ def test_review_against_password_protected_postgres(postgres_password_url, tmp_p
                            "--output-dir", str(tmp_path / "r2")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "Wrong-" not in proc.stderr and password[::-1] not in proc.stderr and ":***@" in proc.stderr
+
+
+def test_store_count_filters_equal_the_records(tmp_path):
+    """``Store.count`` (used by the baseline announcements instead of reading every record)
+    counts what ``records`` returns, for every filter combination."""
+    from datetime import UTC, datetime, timedelta
+
+    from perfkit.config import parse_config
+    from perfkit.tracker import ModelPerformanceTracker
+
+    rng = np.random.default_rng(3)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    config = parse_config({"model_name": "m", "alert_channels": []})
+    with ModelPerformanceTracker(config=config, store=tmp_path / "s.db") as tracker:
+        for i in range(14):
+            y = rng.integers(0, 2, 60)
+            segment = (None, "eu", "us")[i % 3]
+            if i % 5 == 4:  # prediction only: labels pending
+                tracker.track_performance(None, y, timestamp=t0 + timedelta(hours=i), segment=segment,
+                                          batch_id=f"b{i}")
+            else:
+                tracker.track_performance(y, y ^ (rng.random(60) < 0.2), timestamp=t0 + timedelta(hours=i),
+                                          segment=segment, batch_id=f"b{i}")
+        store = tracker.store
+        from perfkit.store import ALL_SEGMENTS
+
+        for segment in (ALL_SEGMENTS, None, "eu", "us", "nope"):
+            for start, end in ((None, None), (t0 + timedelta(hours=3), None), (None, t0 + timedelta(hours=9))):
+                for pending in (True, False):
+                    kw = dict(segment=segment, start=start, end=end, include_pending=pending)
+                    assert store.count("m", **kw) == len(store.records("m", **kw)), kw
+        assert store.count() == store.count("m") == 14

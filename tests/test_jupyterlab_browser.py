@@ -1,8 +1,11 @@
 """The threshold explorer in a real JupyterLab, driven by headless Chromium.
 
 Starts JupyterLab on loopback (fresh HOME and Jupyter dirs, a token, a temp copy of the
-notebooks), runs every cell of ``threshold_explorer.ipynb``, edits the first threshold
-slider's readout and waits for the "alerts would fire" label to change. Skipped when
+notebooks), runs every cell of ``threshold_explorer.ipynb``, checks that the explorer widget is
+readable (every label and slider readout shows its whole text, uncovered; no two x tick labels
+of its chart overlap or leave the chart), edits the first threshold slider's readout and waits
+for the "alerts would fire" label to change. A screenshot of the widget is kept as a test
+artifact (``<pytest basetemp>/screenshots/jupyterlab-explorer.png``). Skipped when
 chromium is missing, unless ``CI`` is set (then it fails; see ``tests/fixtures/browser.py``).
 """
 
@@ -48,6 +51,9 @@ def jupyterlab(tmp_path):
            "JUPYTER_DATA_DIR": str(home / "data"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
            "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"), "IPYTHONDIR": str(home / "ipython")}
+    news = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True)
+    news.write_text('{"fetchNews": "false"}')  # no "get Jupyter news?" toast over the widgets
     port, token = _free_port(), secrets.token_hex(16)
     log = (tmp_path / "jupyterlab.log").open("wb")
     proc = subprocess.Popen(
@@ -80,12 +86,74 @@ def jupyterlab(tmp_path):
         log.close()
 
 
-def test_threshold_slider_updates_the_alert_count(browser_chromium_path, jupyterlab):
+#: Reads, in the page, every label / readout of the explorer widget (text, whether its text is
+#: cut, whether something covers it) and the boxes of its chart's x tick labels.
+_LAYOUT_JS = """() => {
+  const count = document.querySelector('.perfkit-alert-count');
+  const root = count.closest('.widget-vbox') || count.parentElement;
+  const labels = [];
+  for (const el of root.querySelectorAll('.widget-label, .widget-readout')) {
+    const style = getComputedStyle(el);
+    if (style.display === 'none' || style.visibility === 'hidden' || !el.textContent.trim()) { continue; }
+    el.scrollIntoView({block: 'center', inline: 'center'});
+    const r = el.getBoundingClientRect();
+    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+    let clipped = null;  // an ancestor that hides part of the label (overflow other than visible)
+    for (let a = el.parentElement; a && !clipped; a = a.parentElement) {
+      if (getComputedStyle(a).overflowX !== 'visible') {
+        const b = a.getBoundingClientRect();
+        if (r.left < b.left - 1 || r.right > b.right + 1) { clipped = a.className || a.tagName; }
+      }
+    }
+    labels.push({text: el.textContent.trim(), cls: el.className, scroll: el.scrollWidth, client: el.clientWidth,
+                 width: r.width, height: r.height, covered: !(hit && (hit === el || el.contains(hit))), clipped});
+  }
+  const svg = root.querySelector('.perfkit-chart-static svg');
+  const box = svg ? svg.getBoundingClientRect() : null;
+  const ticks = [];
+  if (svg) {
+    for (const axis of svg.querySelectorAll('g.role-axis[aria-label^="X-axis"]')) {
+      for (const t of axis.querySelectorAll('g.role-axis-label text')) {
+        if (t.getAttribute('opacity') === '0' || getComputedStyle(t).opacity === '0') { continue; }  // dropped by Vega
+        const r = t.getBoundingClientRect();
+        if (t.textContent.trim()) { ticks.push({text: t.textContent.trim(), left: r.left, right: r.right}); }
+      }
+    }
+  }
+  return {labels, ticks, svg: box && {left: box.left, right: box.right}};
+}"""
+
+
+def _assert_readable(layout: dict) -> None:
+    """Every widget label whole and uncovered; x tick labels inside the chart, none overlapping."""
+    labels = layout["labels"]
+    texts = {lab["text"] for lab in labels}
+    for expected in ("moderate from", "critical from", "cooldown (hours)", "alpha", "statistical gating",
+                     "chart metric", "config file"):
+        assert expected in texts, f"label {expected!r} not shown; labels: {sorted(texts)}"
+    assert any(t.endswith(" threshold") for t in texts), sorted(texts)
+    for lab in labels:
+        assert lab["width"] > 0 and lab["height"] > 0, f"label {lab['text']!r} has no size"
+        assert lab["scroll"] <= lab["client"] + 1, \
+            f"label {lab['text']!r} is cut: needs {lab['scroll']} px, has {lab['client']} px"
+        assert not lab["covered"], f"label {lab['text']!r} is covered by another element"
+        assert lab["clipped"] is None, f"label {lab['text']!r} is clipped by {lab['clipped']!r}"
+    ticks = sorted(layout["ticks"], key=lambda t: t["left"])
+    assert len(ticks) >= 2, f"the explorer chart has no x tick labels: {ticks}"
+    box = layout["svg"]
+    for t in ticks:
+        assert box["left"] - 0.5 <= t["left"] and t["right"] <= box["right"] + 0.5, \
+            f"x label {t['text']!r} leaves the chart ({t['left']:.1f}-{t['right']:.1f} vs {box})"
+    for a, b in zip(ticks, ticks[1:], strict=False):
+        assert a["right"] <= b["left"] + 0.5, \
+            f"x labels {a['text']!r} and {b['text']!r} overlap ({a['right']:.1f} > {b['left']:.1f})"
+
+
+def test_threshold_slider_updates_the_alert_count(browser_chromium_path, jupyterlab, tmp_path_factory):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     base, token, home = jupyterlab
-    t0 = time.monotonic()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(browser_chromium_path), args=CHROMIUM_ARGS,
                                      env={"HOME": str(home), "PATH": os.environ.get("PATH", "")})
@@ -114,6 +182,14 @@ def test_threshold_slider_updates_the_alert_count(browser_chromium_path, jupyter
                 "() => [...document.querySelectorAll('.jp-OutputArea-output')]"
                 ".some(e => /alert_cooldown_hours: 48/.test(e.textContent))", timeout=90_000)
             before = label.first.inner_text()
+            layout = page.evaluate(_LAYOUT_JS)
+            shot = tmp_path_factory.getbasetemp() / "screenshots" / "jupyterlab-explorer.png"
+            shot.parent.mkdir(exist_ok=True)
+            # the widget's top (sliders, count, chart) in the viewport: what a reader sees first
+            page.evaluate("() => document.querySelector('.perfkit-alert-count').closest('.widget-vbox')"
+                          ".scrollIntoView({block: 'start'})")
+            page.screenshot(path=str(shot))
+            print(f"screenshot: {shot}")
 
             readout = page.locator(".widget-slider .widget-readout").first
             readout.click()
@@ -131,5 +207,5 @@ def test_threshold_slider_updates_the_alert_count(browser_chromium_path, jupyter
             raise
         finally:
             browser.close()
+    _assert_readable(layout)
     assert "would fire" in after and after != before
-    assert time.monotonic() - t0 < 180

@@ -18,8 +18,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from scipy.spatial.distance import jensenshannon
 
 from perfkit._json import json_safe as _json_safe
 from perfkit.exceptions import (
@@ -146,6 +144,16 @@ class DriftResult:
         return _html_table("Prediction drift", self.to_dict())
 
 
+def _js_distance(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon distance, base 2 (``scipy.spatial.distance.jensenshannon``'s arithmetic)."""
+    from scipy.special import rel_entr
+
+    p, q = p / np.sum(p), q / np.sum(q)
+    m = (p + q) / 2.0
+    js = (np.sum(rel_entr(p, m)) + np.sum(rel_entr(q, m))) / np.log(2)
+    return float(np.sqrt(js / 2.0))
+
+
 def _counts(x: Any, parameter: str) -> np.ndarray:
     arr = np.asarray(x, dtype=float)
     if arr.ndim != 1:
@@ -222,7 +230,12 @@ def compare_distributions(
     p, q = ref / n1, cur / n2
     ps, qs = (p + eps) / (1 + k * eps), (q + eps) / (1 + k * eps)
     psi = float(np.sum((qs - ps) * np.log(qs / ps)))
-    js = float(jensenshannon(p, q, base=2))
+    js = _js_distance(p, q)
+
+    # The tests are written out with numpy and scipy.special (the functions behind
+    # scipy.stats.chi2.sf and kstwobign.sf): the same numbers as chi2_contingency /
+    # kstwobign, without their per-call overhead (~1 ms; drift runs once per batch).
+    from scipy import special
 
     dof: int | None
     if kind == "categorical":
@@ -231,13 +244,15 @@ def compare_distributions(
         if table.shape[1] < 2:
             stat, pval, dof = 0.0, 1.0, 0
         else:
-            chi = stats.chi2_contingency(table, correction=False)
-            stat, pval, dof = float(chi.statistic), float(chi.pvalue), int(chi.dof)
+            expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
+            stat = float(np.sum((table - expected) ** 2 / expected))
+            dof = int(table.shape[1] - 1)
+            pval = float(special.chdtrc(dof, stat))
         test = "chi2_homogeneity"
     else:
         stat = float(np.max(np.abs(np.cumsum(p) - np.cumsum(q))))
         n_eff = n1 * n2 / (n1 + n2)
-        pval = float(stats.kstwobign.sf(stat * math.sqrt(n_eff)))
+        pval = float(special.kolmogorov(stat * math.sqrt(n_eff)))
         dof = None
         test = "ks_binned"
 
@@ -333,6 +348,8 @@ def drift_performance_correlation(
     >>> r.rho, r.n
     (1.0, 4)
     """
+    from scipy import stats
+
     funcs = {"spearman": stats.spearmanr, "kendall": stats.kendalltau, "pearson": stats.pearsonr}
     if method not in funcs:
         raise ValidationError(

@@ -193,13 +193,13 @@ def _chart_metrics(tracker: Any, head: pd.DataFrame) -> list[str]:
 
 
 def _trend_chart(tracker: Any, recs: list, alerts: pd.DataFrame, metric: str, baseline: float, freq: str | None,
-                 title: str, pending: list | None = None) -> Any:
+                 title: str, pending: list | None = None, windows: list | None = None) -> Any:
     from perfkit.analysis import threshold_value
     from perfkit.analysis.trend import analyze_trend
     from perfkit.report._sections import trend_points
     from perfkit.report.charts import metric_chart
 
-    pts = trend_points(recs, metric, alerts, freq=freq, level=tracker.config.confidence_level)
+    pts = trend_points(recs, metric, alerts, freq=freq, level=tracker.config.confidence_level, windows=windows)
     hib = _hib(metric)
     trend_frame = cp = None
     if len(pts) >= tracker.config.min_samples_for_trend and hib is not None:
@@ -418,8 +418,12 @@ def model_review_fields(tracker: Any, model: str, segment: Any, as_of: datetime,
         trend_alerts = tracker.store.alerts(model, start=tstart, end=stop, **kw)
         freq = "1D" if len({r.segment for r in recs}) > 1 else None
         h = head.set_index("metric")
+        from perfkit.report._sections import merged_windows
+
+        windows = merged_windows(recs, freq, tracker.config.confidence_level) if freq else None  # once, not per chart
         out["charts"] = [_trend_chart(tracker, recs, trend_alerts, m, h.loc[m, "baseline"], freq, f"{m} — {model}",
-                                      pending) for m in chart_metrics]
+                                      pending, windows)
+                         for m in chart_metrics]
         vol = pd.DataFrame({"timestamp": [r.timestamp for r in recs], "sample_count": [r.sample_count for r in recs]})
         if len(vol):
             vol["timestamp"] = pd.to_datetime(vol["timestamp"], utc=True).dt.floor("1D")

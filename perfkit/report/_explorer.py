@@ -71,6 +71,50 @@ def _key(batch_id: Any, segment: Any) -> str:
     return f"{batch_id}|{'' if segment is None else segment}"
 
 
+def _history(tracker: Any, model: str, kw: dict, start: datetime | None, end: datetime | None,
+             max_batches: int | None) -> tuple[list, datetime | None]:
+    """The labelled records the explorer needs, and the first checked time.
+
+    The checked batches (from ``start``, at most the latest ``max_batches``) and, before them,
+    only what their checks read: the ``window_batches - 1`` partners of each segment's first
+    window, and (auto baselines) enough to tell which batches the baseline was built from. A
+    year of history is not read for a 240-batch explorer.
+    """
+    store = tracker.store
+    if max_batches is None or start is None:
+        records = store.records(model, end=end, include_pending=False, **kw)
+        if max_batches is not None:
+            times = sorted(pd.Timestamp(r.timestamp) for r in records)
+            if len(times) > max_batches:
+                start = times[-max_batches].to_pydatetime()
+        return records, start
+    recent = store.records(model, start=start, end=end, include_pending=False, **kw)
+    if len(recent) > max_batches:
+        start = sorted(pd.Timestamp(r.timestamp) for r in recent)[-max_batches].to_pydatetime()
+    cutoff = pd.Timestamp(start)
+    checked = [r for r in recent if pd.Timestamp(r.timestamp) >= cutoff]
+    if not checked:
+        return checked, start
+    window = int(tracker.config.detection.window_batches or 1)
+    need: dict[Any, int] = {}
+    for seg in {r.segment for r in checked}:
+        b = store.get_baseline(model, segment=seg)
+        auto = _AUTO_BASELINE.match((b.source if b is not None else None) or "")
+        need[seg] = max(window - 1, int(auto.group(1)) if auto and b.segment == seg else 0)
+    span = max(pd.Timestamp(checked[-1].timestamp) - cutoff, pd.Timedelta(hours=1))
+    while True:
+        lo = (cutoff - span).to_pydatetime()
+        older = store.records(model, start=lo, end=start, include_pending=False, **kw)
+        have: dict[Any, int] = {}
+        for r in older:
+            have[r.segment] = have.get(r.segment, 0) + 1
+        short = [seg for seg, n in need.items() if have.get(seg, 0) < n]
+        # enough partners before the first checked batch, or the slice starts at the segment's first batch
+        if all(store.count(model, segment=seg, end=lo, include_pending=False) == 0 for seg in short):
+            return older + checked, start
+        span *= 4
+
+
 def explorer_data(tracker: Any, model: str, *, segment: Any = None, start: datetime | None = None,
                   end: datetime | None = None, metrics: Sequence[str] | None = None,
                   max_batches: int | None = MAX_BATCHES) -> ExplorerData | None:
@@ -88,12 +132,7 @@ def explorer_data(tracker: Any, model: str, *, segment: Any = None, start: datet
     cfg = tracker.config
     settings = cfg.detection
     kw = {} if segment is None else {"segment": segment}
-    records = tracker.store.records(model, end=end, include_pending=False, **kw)
-    if max_batches is not None:
-        times = sorted(pd.Timestamp(r.timestamp) for r in records
-                       if start is None or pd.Timestamp(r.timestamp) >= pd.Timestamp(start))
-        if len(times) > max_batches:
-            start = times[-max_batches].to_pydatetime()
+    records, start = _history(tracker, model, kw, start, end, max_batches)
     wanted = list(metrics) if metrics is not None else list(cfg.metrics_to_track)
     wanted = [m for m in wanted if m != "performance_score" and get_metric(m).higher_is_better is not None]
     by_segment: dict[Any, list] = {}

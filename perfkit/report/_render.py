@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
@@ -30,7 +31,20 @@ def _spec(chart: Any) -> dict[str, Any]:
             f"chart must be an altair chart or a Vega-Lite dict, got {type(chart).__name__}",
             parameter="chart",
         )
-    return to_dict()
+    if not isinstance(chart, alt.TopLevelMixin):
+        return to_dict()
+    # Large plain-JSON usermeta (the explorer's decision inputs: thousands of numbers) is put back
+    # after altair's to_dict, which would otherwise walk and deep-copy every number of it.
+    meta = getattr(chart, "usermeta", alt.Undefined)
+    if not isinstance(meta, dict):
+        return to_dict(validate=False)
+    chart.usermeta = alt.Undefined
+    try:
+        spec = to_dict(validate=False)
+    finally:
+        chart.usermeta = meta
+    spec["usermeta"] = meta
+    return spec
 
 
 def chart_to_svg(chart: Any) -> str:
@@ -47,4 +61,11 @@ def chart_to_svg(chart: Any) -> str:
     """
     import vl_convert as vlc
 
-    return vlc.vegalite_to_svg(_spec(chart), vl_version=_vl_version(), allowed_base_urls=[])
+    svg = vlc.vegalite_to_svg(_spec(chart), vl_version=_vl_version(), allowed_base_urls=[])
+    return _GEOMETRY.sub(lambda m: m.group(1) + _DECIMALS.sub(r"\1", m.group(2)) + '"', svg)
+
+
+# Coordinates in the static SVG to 1/10 px (vl-convert writes up to 15 decimals): geometry
+# attributes only, never text.
+_GEOMETRY = re.compile(r'(\s(?:d|transform|x|y|x1|x2|y1|y2|width|height|points)=")([^"]*)"')
+_DECIMALS = re.compile(r"(\d\.\d)\d+")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["SEVERITY_ORDER", "grouped_alerts", "segment_drift", "trend_points"]
+__all__ = ["SEVERITY_ORDER", "grouped_alerts", "merged_windows", "segment_drift", "trend_points"]
 
 SEVERITY_ORDER = ("minor", "moderate", "critical")
 _RANK = {s: i for i, s in enumerate(SEVERITY_ORDER)}
@@ -53,8 +53,26 @@ def _alert_text(rows: pd.DataFrame) -> tuple[str, str | None]:
     return "; ".join(parts), _worst(list(sent["severity"]))
 
 
+def merged_windows(records: Sequence[Any], freq: str, level: float = 0.95) -> list[tuple[Any, list, Any, int]]:
+    """``(bucket, records, MetricReport, n)`` of every ``freq`` window: each window's states merged
+    and evaluated once (the trend charts of several metrics share them; pass as ``windows=``)."""
+    from perfkit.metrics import evaluate
+    from perfkit.metrics.state import merge_dicts_to_state
+
+    out = []
+    frame = pd.DataFrame({"ts": [_utc(r.timestamp) for r in records], "i": range(len(records))})
+    if len(frame):
+        frame["bucket"] = frame["ts"].dt.floor(freq)
+        for bucket, g in frame.groupby("bucket"):
+            recs = [records[i] for i in g["i"]]
+            st = merge_dicts_to_state([r.state for r in recs])
+            out.append((bucket, recs, evaluate(st, level=level), int(st.n)))
+    return out
+
+
 def trend_points(records: Sequence[Any], metric: str, alerts: pd.DataFrame | None = None, *,
-                 freq: str | None = None, level: float = 0.95) -> pd.DataFrame:
+                 freq: str | None = None, level: float = 0.95,
+                 windows: Sequence[tuple[Any, list, Any, int]] | None = None) -> pd.DataFrame:
     """Chart points of ``metric``: per batch (``freq=None``) or per merged window (``"1D"``).
 
     Parameters
@@ -70,6 +88,8 @@ def trend_points(records: Sequence[Any], metric: str, alerts: pd.DataFrame | Non
     freq : str, optional
         Window length for merged points (``"1D"``).
     level : float, default 0.95
+    windows : list, optional
+        :func:`merged_windows` of ``records`` (same ``freq`` and ``level``), when already built.
 
     Returns
     -------
@@ -78,9 +98,6 @@ def trend_points(records: Sequence[Any], metric: str, alerts: pd.DataFrame | Non
         ``n_batches``, ``segment``, ``alert``, ``alert_severity``; rows without a value
         are dropped.
     """
-    from perfkit.metrics import evaluate
-    from perfkit.metrics.state import merge_dicts_to_state
-
     rows: list[dict[str, Any]] = []
     if freq is None:
         for r in records:
@@ -90,20 +107,14 @@ def trend_points(records: Sequence[Any], metric: str, alerts: pd.DataFrame | Non
                          "n_batches": 1, "segment": r.segment if r.segment is not None else "all",
                          "_key": (r.batch_id, r.segment)})
     else:
-        frame = pd.DataFrame({"ts": [_utc(r.timestamp) for r in records], "i": range(len(records))})
-        if len(frame):
-            frame["bucket"] = frame["ts"].dt.floor(freq)
-            for bucket, g in frame.groupby("bucket"):
-                recs = [records[i] for i in g["i"]]
-                st = merge_dicts_to_state([r.state for r in recs])
-                rep = evaluate(st, level=level)
-                mv = rep[metric] if metric in rep else None
-                segs = sorted({r.segment or "all" for r in recs})
-                rows.append({"timestamp": _utc(bucket), "value": getattr(mv, "value", None),
-                             "ci_lower": getattr(mv, "ci_lower", None), "ci_upper": getattr(mv, "ci_upper", None),
-                             "se": getattr(mv, "se", None), "n": int(st.n), "n_batches": len(recs),
-                             "segment": f"all ({', '.join(segs)})" if len(segs) > 1 else segs[0],
-                             "_key": _utc(bucket)})
+        for bucket, recs, rep, n in (windows if windows is not None else merged_windows(records, freq, level)):
+            mv = rep[metric] if metric in rep else None
+            segs = sorted({r.segment or "all" for r in recs})
+            rows.append({"timestamp": _utc(bucket), "value": getattr(mv, "value", None),
+                         "ci_lower": getattr(mv, "ci_lower", None), "ci_upper": getattr(mv, "ci_upper", None),
+                         "se": getattr(mv, "se", None), "n": n, "n_batches": len(recs),
+                         "segment": f"all ({', '.join(segs)})" if len(segs) > 1 else segs[0],
+                         "_key": _utc(bucket)})
     out = pd.DataFrame(rows, columns=[*_POINT_COLUMNS[:8], "_key"])
     for c in ("value", "ci_lower", "ci_upper", "se"):
         out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)

@@ -801,7 +801,6 @@ def explorer_chart(
     has_segment = "segment" in extra
     if has_segment:
         data["segment"] = data["segment"].astype(str)
-    data["scale"] = data["baseline"].abs()
     data["sign"] = [1.0 if info[m][1] else -1.0 for m in data["metric"]]
 
     if threshold_mode not in ("relative", "absolute"):
@@ -816,7 +815,7 @@ def explorer_chart(
     selected = alt.param(name="explorer_metric", value=first,
                          bind=alt.binding_select(options=list(info), name="metric "))
     # relative degradation, in percent of the baseline, positive = worse
-    degradation = "100 * datum.sign * (datum.baseline - datum.value) / datum.scale"
+    degradation = "100 * datum.sign * (datum.baseline - datum.value) / abs(datum.baseline)"
     params = [threshold, selected]
     if decision is None:
         flag = "datum.metric === explorer_metric && datum.degradation > threshold"

@@ -74,9 +74,20 @@ _SCRIPT = """<script type="text/javascript">
 </script>"""
 
 
+def _whole_floats_as_ints(obj: Any) -> Any:
+    """``1.0`` -> ``1`` everywhere (the same JavaScript number, two characters fewer)."""
+    if isinstance(obj, float):
+        return int(obj) if obj.is_integer() and abs(obj) < 2**53 else obj
+    if isinstance(obj, dict):
+        return {k: _whole_floats_as_ints(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_whole_floats_as_ints(v) for v in obj]
+    return obj
+
+
 def _json_for_script(obj: Any) -> str:
     """JSON that is safe inside an HTML ``<script>`` element."""
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(_whole_floats_as_ints(obj), ensure_ascii=False, separators=(",", ":"))
     return (
         text.replace("<", "\\u003c")
         .replace(">", "\\u003e")

@@ -266,11 +266,17 @@ class _Batches:
             rows = conn.execute(query).all()
         return [dict(r.metrics) for r in reversed(rows)]
 
-    def count(self, model: str | None = None) -> int:
-        """Return the number of batch records (of ``model``, or of every model)."""
-        query = sa.select(sa.func.count()).select_from(batches)
-        if model is not None:
-            query = query.where(batches.c.model == model)
+    def count(self, model: str | None = None, *, segment: Any = ALL_SEGMENTS, start: datetime | None = None,
+              end: datetime | None = None, include_pending: bool = True) -> int:
+        """Return the number of batch records (of ``model``, or of every model).
+
+        ``segment``, ``start``, ``end`` and ``include_pending`` filter as in :meth:`records`
+        (counted in SQL, nothing decoded).
+        """
+        clauses = self._batch_filters(model, segment, start, end)
+        if not include_pending:
+            clauses.append(batches.c.labels_pending.is_(sa.false()))
+        query = sa.select(sa.func.count()).select_from(batches).where(*clauses)
         with self._errors("count"), self._read() as conn:
             return int(conn.execute(query).scalar_one())
 

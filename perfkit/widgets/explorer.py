@@ -476,7 +476,7 @@ def _chart_spec(
 
     data = line if line is not None else _line_data(history, metric, max_points)
     x = {"field": "timestamp", "type": "temporal", "title": "time", "scale": {"type": "utc"},
-         "axis": {"format": "%Y-%m-%d"}}
+         "axis": {"format": "%Y-%m-%d", "labelSeparation": 12}}
     multi = data["segment"].nunique() > 1
     line_color = ({"field": "segment", "type": "nominal", "title": "segment"} if multi
                   else {"value": "#4c78a8"})
@@ -666,17 +666,22 @@ class ThresholdExplorer:
         import ipywidgets as w
 
         d = self.settings
-        style = {"description_width": "150px"}
-        layout = w.Layout(width="440px")
+        # wide enough for the longest description ("precision_macro threshold"): never cut in JupyterLab
+        longest = max(len(f"{m} threshold") for m in self.metrics) if self.metrics else 0
+        label_px = max(150, 8 * longest + 12)
+        style = {"description_width": f"{label_px}px"}
+        layout = w.Layout(width=f"{label_px + 250}px")
+        side_style = {"description_width": "150px"}  # the right column's descriptions are short
+        side_layout = w.Layout(width="400px")
 
-        def slider(desc: str, value: float, lo: float, hi: float, step: float, fmt: str) -> Any:
+        def slider(desc: str, value: float, lo: float, hi: float, step: float, fmt: str, side: bool = True) -> Any:
             return w.FloatSlider(value=value, min=lo, max=max(hi, value), step=step, description=desc,
                                  readout=True, readout_format=fmt, continuous_update=False,
-                                 style=style, layout=layout)
+                                 style=side_style if side else style, layout=side_layout if side else layout)
 
         self.threshold_sliders = {
             m: slider(f"{m} threshold", float(d.thresholds[m]), 0.001, max(0.5, 2 * d.thresholds[m]),
-                      0.001, ".3f")
+                      0.001, ".3f", side=False)
             for m in self.metrics
         }
         self.moderate_slider = slider("moderate from", float(d.severity_bands["moderate"]), 0.01, 1.0,
@@ -686,7 +691,7 @@ class ThresholdExplorer:
         self.cooldown_slider = slider("cooldown (hours)", self.cooldown_hours, 0.0, 168.0, 1.0, ".0f")
         self.alpha_slider = slider("alpha", float(d.alpha), 0.001, 0.2, 0.001, ".3f")
         self.gating_dropdown = w.Dropdown(options=list(GATING_OPTIONS), value=d.gating,
-                                          description="statistical gating", style=style, layout=layout)
+                                          description="statistical gating", style=side_style, layout=side_layout)
         self.metric_dropdown = w.Dropdown(options=self.metrics, value=self.metrics[0],
                                           description="chart metric", style=style, layout=layout)
         self.counts_html = w.HTML()
