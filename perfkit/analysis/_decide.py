@@ -444,7 +444,7 @@ def decide(rows: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
     fam_codes, _ = pd.factorize(out["family"], use_na_sentinel=False) if B else (np.zeros(0, int), None)
     overall = pd.isna(out["segment"]).to_numpy(bool) if B else np.zeros(0, bool)
     adjusted = _family_adjust(p, fam_codes, overall, tested, settings.fdr_method)
-    adjusted[floor] = _family_adjust(p, fam_codes, np.ones(B, bool), floor, "holm")[floor]
+    adjusted[floor] = _family_adjust(p, fam_codes, np.ones(B, bool), floor & np.isfinite(p), "holm")[floor]
     significant = np.isfinite(adjusted) & (adjusted < settings.alpha)
     if gating == "none":
         degraded = practical.copy()
