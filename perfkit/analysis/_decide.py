@@ -144,7 +144,7 @@ def score_test_diff(count1, nobs1, count0, nobs0, value, *, skew: bool = False) 
     >>> round(float(z), 4)
     -0.9974
     >>> round(float(score_test_diff(36, 50, 17000, 20000, 0.0, skew=True)[0]), 3)
-    -2.278
+    -2.359
     """
     c1, n1, c0, n0, diff = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in
                                                  (count1, nobs1, count0, nobs0, value)))
