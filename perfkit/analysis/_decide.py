@@ -18,21 +18,29 @@ The rules, each written once here:
 2. **Practical**: ``d >= threshold``. Window rows are practical only when the batch's own
    point estimate is practical too (a healthy batch after a bad one raises nothing).
 3. **Test** (one-sided, H1: worse): ``proportion`` metrics use the Miettinen-Nurminen score
-   test of two independent proportions (:func:`score_test_diff`, equal to statsmodels'
+   test of two independent proportions with the Gart-Nam skewness correction
+   (:func:`score_test_diff` with ``skew=True``; without it, statsmodels'
    ``test_proportions_2indep(method="score")``); the others a z test from the standard errors
    of the batch and the baseline. With ``gating="minimum_effect"`` the null is "degradation
    <= minimum_effect_fraction x threshold" (default half the threshold), with
    ``"significance"`` it is "no degradation".
-4. **One family per tracking call**: the p-values of the practical rows of a call (every
-   segment, batch and window scope) are adjusted together (``fdr_method``).
+4. **One family per tracking call**: every comparison of a call with a p-value (every
+   segment, batch and window scope, practical or not) is in it. With weights ``w``
+   (:func:`family_weights`: in a segmented call the whole model's rows share half of the
+   weight, the segments the other half) the call alerts only when the weighted Bonferroni
+   test rejects (``m * min(p / w) < alpha``: the call's family-wise error), and which rows
+   then alert is the weighted ``fdr_method`` adjustment's answer; the reported adjusted p is
+   the larger of the two.
 5. **Degraded** = practical and (adjusted p < alpha, unless ``gating="none"``). A window row
    is degraded only when its batch row is not (one alert per metric and call).
 6. **Severity** from the bands; the **retraining** trigger marks the call's worst degraded
    row whose degradation is credibly beyond ``auto_retraining_threshold`` (the same test with
-   that null, at level ``alpha``; with ``significance`` gating: credibly worse at all).
+   that null, at the family-wise level of rule 4's first step: ``p * m / w < alpha``; with
+   ``significance`` gating: credibly worse at all).
 7. **Low performance** (``floor`` rows): the performance score is credibly below the floor
-   (one-sided z with a conservative standard error at level ``alpha``), not part of the
-   degradation family and not a degradation.
+   (one-sided z with a conservative standard error; Holm at ``alpha`` across the floor rows
+   of a call: the whole batch and each segment), not part of the degradation family and
+   not a degradation.
 """
 
 from __future__ import annotations
@@ -286,6 +294,16 @@ def _family_adjust(p: np.ndarray, fam_codes: np.ndarray, overall: np.ndarray, ma
     return out
 
 
+def _bonferroni_factor(fam_codes: np.ndarray, overall: np.ndarray, tested: np.ndarray) -> np.ndarray:
+    """``m / w`` per row: the weighted Bonferroni factor of its family (1 for untested rows)."""
+    out = np.ones(len(fam_codes))
+    if tested.any():
+        idx = np.nonzero(tested)[0]
+        m = np.bincount(fam_codes[idx], minlength=int(fam_codes.max()) + 1).astype(float)
+        out[idx] = m[fam_codes[idx]] / family_weights(fam_codes[idx], overall[idx])
+    return out
+
+
 def _col(frame: pd.DataFrame, name: str, default: float = np.nan) -> np.ndarray:
     if name in frame:
         return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan, copy=True)
@@ -474,6 +492,8 @@ def decide(rows: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
         frac = 1.0 if gating == "minimum_effect" else 0.0
         with np.errstate(invalid="ignore", divide="ignore"):
             p_rt = _norm_sf(statistic(settings.auto_retraining_threshold * scale * frac))
+        if settings.fdr_method != "none":  # credible at the call's family-wise level (step 1)
+            p_rt = p_rt * _bonferroni_factor(fam_codes, overall, tested)
         cand &= np.isfinite(p_rt) & (p_rt < settings.alpha)
     if cand.any():
         idx = np.nonzero(cand)[0]
