@@ -21,7 +21,8 @@ The rules, each written once here:
    test of two independent proportions with the Gart-Nam skewness correction
    (:func:`score_test_diff` with ``skew=True``; without it, statsmodels'
    ``test_proportions_2indep(method="score")``); the others a z test from the standard errors
-   of the batch and the baseline. With ``gating="minimum_effect"`` the null is "degradation
+   of the batch and the baseline; ``bootstrap_z`` metrics (macro P/R/F1) only from
+   :data:`MIN_ROWS_BOOTSTRAP_Z` batch rows (reason ``too_few_rows``). With ``gating="minimum_effect"`` the null is "degradation
    <= minimum_effect_fraction x threshold" (default half the threshold), with
    ``"significance"`` it is "no degradation".
 4. **One family per tracking call**: every comparison of a call with a p-value (every
@@ -58,6 +59,7 @@ from perfkit.metrics import get_metric
 
 __all__ = [
     "DECISION_COLUMNS",
+    "MIN_ROWS_BOOTSTRAP_Z",
     "ROW_COLUMNS",
     "adjust_pvalues",
     "family_weights",
@@ -72,6 +74,10 @@ ROW_COLUMNS = (
     "family", "segment", "metric", "scope", "value", "se", "n", "successes", "trials",
     "baseline", "baseline_se", "baseline_successes", "baseline_trials",
 )
+#: Fewest batch rows for which a ``bootstrap_z`` metric (macro precision / recall / F1) is
+#: tested: with fewer, its z test's lower tail is far too light (measured with 5 classes x 10
+#: rows: stable batches reach p < 1e-6), so only accuracy and AUC speak for such a batch.
+MIN_ROWS_BOOTSTRAP_Z = 100
 #: Columns :func:`decide` adds.
 DECISION_COLUMNS = (
     "higher_is_better", "threshold", "relative_change", "degradation", "practical", "test",
@@ -431,7 +437,12 @@ def decide(rows: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
     reason[bad_base & np.isfinite(b)] = "baseline_is_zero"
     reason[~np.isfinite(b) & ~floor] = "undefined_baseline"
     reason[undefined] = "undefined_current"
-    no_test = undefined | bad_base | (hib == 0)
+    # minimum information: below MIN_ROWS_BOOTSTRAP_Z rows the lower tail of a macro metric's
+    # bootstrap z is far too light (5 classes x 10 rows: F1 p = 6e-7 on a stable batch)
+    n_rows = _col(out, "n")
+    few = (test == "bootstrap_z") & np.isfinite(n_rows) & (n_rows < MIN_ROWS_BOOTSTRAP_Z)
+    reason[few & ~undefined] = "too_few_rows"
+    no_test = undefined | bad_base | (hib == 0) | few
     test_name[no_test] = "none"
     z[no_test] = np.nan
     p[no_test] = np.nan

@@ -138,7 +138,9 @@ EXPLORER_JS = r"""
         }
       }
       var p = normSf(z);
+      var nRows = R.n[i] === null ? NaN : R.n[i];
       if (!isFinite(c) || badBase) { p = NaN; }
+      if (info.test === "bootstrap_z" && isFinite(nRows) && nRows < P.min_rows_bootstrap_z) { p = NaN; }
       var row = {i: i, metric: name, family: R.family[i], segment: R.segment[i], window: R.window[i] === 1,
                  d: d, thr: thr, p: p, practical: isFinite(d) && d >= thr, time: R.time[i], key: R.key[i]};
       rows.push(row);
