@@ -5,15 +5,17 @@ For binary and 5-class classification and regression, batch sizes 50, 200, 1,000
 * stable streams (no change): the false-alert rate = share of tracking calls that raise
   *any* alert (degradation, window, low performance or retraining), and the false
   retraining-trigger rate;
-* segmented calls: 20 segments of 50 (or 200) rows tracked in one call (one testing family),
-  share of calls with any false alert;
+* segmented calls: 20 segments of 50 (or 200) rows tracked in one call, the whole model and
+  every segment in one testing family (as ``track_performance(segments=...)``), share of
+  calls with any false alert;
 * streams whose performance drops by 5 %, 10 % and 20 % (relative) from a known batch:
   the detection delay in batches (0 = the first degraded batch) and the share detected
   within 2 batches.
 
 perfkit's detector is the tracker's own decision (``perfkit.analysis.assess`` with the seed's
-thresholds, minimum-effect gating, Benjamini-Hochberg across metrics, and the two-batch window
-check that confirms a drop the batch alone cannot make credible). The naive
+thresholds, minimum-effect gating, one family per call - a weighted Bonferroni gate, then
+Benjamini-Hochberg - and the two-batch window check that confirms a drop the batch alone
+cannot make credible). The naive
 rule is the seed's: a threshold on the point estimate alone (``gating="none"``, no FDR).
 
 Binary drop: accuracy falls by the relative amount (prediction flips). Regression drop: the
