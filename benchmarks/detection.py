@@ -5,15 +5,17 @@ For binary and 5-class classification and regression, batch sizes 50, 200, 1,000
 * stable streams (no change): the false-alert rate = share of tracking calls that raise
   *any* alert (degradation, window, low performance or retraining), and the false
   retraining-trigger rate;
-* segmented calls: 20 segments of 50 (or 200) rows tracked in one call (one testing family),
-  share of calls with any false alert;
+* segmented calls: 20 segments of 50 (or 200) rows tracked in one call, the whole model and
+  every segment in one testing family (as ``track_performance(segments=...)``), share of
+  calls with any false alert;
 * streams whose performance drops by 5 %, 10 % and 20 % (relative) from a known batch:
   the detection delay in batches (0 = the first degraded batch) and the share detected
   within 2 batches.
 
 perfkit's detector is the tracker's own decision (``perfkit.analysis.assess`` with the seed's
-thresholds, minimum-effect gating, Benjamini-Hochberg across metrics, and the two-batch window
-check that confirms a drop the batch alone cannot make credible). The naive
+thresholds, minimum-effect gating, one family per call - a weighted Bonferroni gate, then
+Benjamini-Hochberg - and the two-batch window check that confirms a drop the batch alone
+cannot make credible). The naive
 rule is the seed's: a threshold on the point estimate alone (``gating="none"``, no FDR).
 
 Binary drop: accuracy falls by the relative amount (prediction flips). Regression drop: the
@@ -141,21 +143,28 @@ def run(task: str, n: int, *, stable_batches: int, streams: int, post: int, seed
 
 
 def run_segments(task: str, n: int, *, calls: int, seed: int, k: int = 20) -> dict:
-    """Stable calls of ``k`` segments x ``n`` rows, all tested in one family per call."""
+    """Stable calls of ``k`` segments x ``n`` rows, as ``track_performance(segments=...)`` tests
+    them: the whole model (all ``k * n`` rows) and every segment in one family per call."""
     make, healthy, _ = TASKS[task]
     rng = np.random.default_rng(seed)
     gated, _ = detector_settings()
     baseline = compute_metrics(*make(rng, 20_000, healthy), n_boot=500)
     names = [m for m in gated.thresholds if m in baseline]
+
+    def call_batch():
+        parts = [make(rng, n, healthy) for _ in range(k)]
+        whole = tuple(None if parts[0][j] is None else np.concatenate([p[j] for p in parts]) for j in range(3))
+        return compute_metrics(*whole, n_boot=500), [compute_metrics(*p, n_boot=500) for p in parts]
+
     hits = retrain = 0
-    prev = [compute_metrics(*make(rng, n, healthy), n_boot=500) for _ in range(k)]
+    prev_all, prev = call_batch()
     for _ in range(calls):
-        reps = [compute_metrics(*make(rng, n, healthy), n_boot=500) for _ in range(k)]
-        groups = [(f"s{i}", reps[i], baseline, [prev[i].to_dict(), reps[i].to_dict()]) for i in range(1, k)]
-        kinds = call_alerts(reps[0], baseline, gated, names, prev[0], segments=groups)
+        rep_all, reps = call_batch()
+        groups = [(f"s{i}", reps[i], baseline, [prev[i].to_dict(), reps[i].to_dict()]) for i in range(k)]
+        kinds = call_alerts(rep_all, baseline, gated, names, prev_all, segments=groups)
         hits += bool(kinds)
         retrain += "retraining_trigger" in kinds
-        prev = reps
+        prev_all, prev = rep_all, reps
     return {"task": task, "n": n, "segments": k, "any_alert": hits / calls, "retraining": retrain / calls}
 
 

@@ -167,6 +167,51 @@ def _outcome(alert: Alert, plan: Any, results: list[DeliveryResult]) -> AlertOut
     return AlertOutcome(alert, status, suppressed_by=plan.suppressed_by, deliveries=mine)
 
 
+def _segment_groups(segments: Any, n: int) -> list[tuple[str, Any]]:
+    """``[(segment name, row indices)]`` in order of first appearance; raises ValidationError."""
+    import numpy as np
+
+    if isinstance(segments, (str, bytes, Mapping)) or not isinstance(segments, Iterable):
+        raise ValidationError(f"segments must be one label per row (a list, array or Series), got "
+                              f"{type(segments).__name__}", parameter="segments")
+    labels = segments.to_numpy(dtype=object) if isinstance(segments, (pd.Series, pd.Index)) else \
+        np.asarray(list(segments) if not isinstance(segments, np.ndarray) else segments, dtype=object)
+    if labels.ndim != 1:
+        raise ValidationError(f"segments must be 1-D, got shape {labels.shape}", parameter="segments")
+    if len(labels) != n:
+        raise ValidationError(f"segments has {len(labels)} labels but the batch has {n} rows",
+                              parameter="segments")
+    missing = pd.isna(labels)
+    if missing.any():
+        raise ValidationError(f"segments has {int(missing.sum())} missing label(s) (None / NaN), first at row "
+                              f"{int(np.argmax(missing))}; give every row a segment", parameter="segments")
+    codes, uniq = pd.factorize(labels)
+    names = []
+    for u in uniq:
+        if isinstance(u, (bool, np.bool_)) or not isinstance(u, (str, int, np.integer)):
+            raise ValidationError(f"segment labels must be str or int, got {type(u).__name__} {u!r}",
+                                  parameter="segments")
+        names.append(check_name(str(u), "segments"))
+    if len(set(names)) != len(names):
+        raise ValidationError("segments has labels that are equal as text (e.g. 1 and '1')", parameter="segments")
+    order = np.argsort(codes, kind="stable")
+    bounds = np.cumsum(np.bincount(codes, minlength=len(names)))[:-1]
+    return list(zip(names, np.split(order, bounds), strict=True))
+
+
+def _rows_view(x: Any) -> Any:
+    """An input array whose rows can be taken by position (DataFrames / Series keep labels)."""
+    import numpy as np
+
+    if x is None or isinstance(x, (pd.DataFrame, pd.Series, np.ndarray)):
+        return x
+    return np.asarray(x)
+
+
+def _take(x: Any, idx: Any) -> Any:
+    return x.iloc[idx] if isinstance(x, (pd.DataFrame, pd.Series)) else x[idx]
+
+
 @dataclass(frozen=True)
 class TrackingResult(Mapping[str, Any]):
     """What :meth:`ModelPerformanceTracker.track_performance` returns (immutable).
@@ -174,6 +219,9 @@ class TrackingResult(Mapping[str, Any]):
     Supports the seed's dict-style access: ``result['performance_score']``,
     ``result['metrics']`` (``{name: MetricValue}`` with ``value``, ``ci_lower``,
     ``ci_upper``), ``result['sample_count']``, ``result['degradation_analysis']``.
+    A call with per-row ``segments=`` also carries ``segment_metrics`` (``{segment:
+    MetricReport}``) and ``segment_record_ids``; its one ``degradation_analysis`` holds the
+    findings of the whole batch and of every segment (``finding.segment``).
     """
 
     batch_id: str
@@ -194,11 +242,14 @@ class TrackingResult(Mapping[str, Any]):
     notes: tuple[str, ...] = ()
     estimated_metrics: MetricReport | None = None
     concept_drift: Any = None
+    segment_metrics: Mapping[str, MetricReport] = field(default_factory=dict)
+    segment_record_ids: Mapping[str, int | None] = field(default_factory=dict)
 
     _KEYS = (
         "batch_id", "model", "segment", "model_version", "timestamp", "task", "sample_count",
         "performance_score", "metrics", "labels_pending", "degradation_analysis", "alerts",
-        "metadata", "record_id", "notes", "estimated_metrics", "concept_drift",
+        "metadata", "record_id", "notes", "estimated_metrics", "concept_drift", "segment_metrics",
+        "segment_record_ids",
     )
 
     @property
@@ -237,6 +288,8 @@ class TrackingResult(Mapping[str, Any]):
             "notes": list(self.notes),
             "estimated_metrics": None if self.estimated_metrics is None else self.estimated_metrics.to_dict(),
             "concept_drift": None if self.concept_drift is None else self.concept_drift.to_dict(),
+            "segment_metrics": {k: v.to_dict() for k, v in self.segment_metrics.items()},
+            "segment_record_ids": dict(self.segment_record_ids),
         }
 
     def to_frame(self) -> pd.DataFrame:
@@ -418,6 +471,7 @@ class ModelPerformanceTracker:
         task: str | None = None,
         classes: Any = None,
         positive_label: Any = None,
+        segments: Any = None,
     ) -> TrackingResult:
         """Compute, store and check one batch.
 
@@ -437,6 +491,16 @@ class ModelPerformanceTracker:
         model, segment, model_version, batch_id : str, optional
         task, classes, positive_label : optional
             See :func:`perfkit.metrics.compute_state`.
+        segments : array-like of shape (n,), optional
+            One segment label per row (str, or integers, stored as their ``str``). The whole
+            batch (segment None) and every segment are computed in one pass, stored as one
+            record each in ONE transaction (same ``batch_id``; ``metadata["call_id"]`` links
+            them), and tested as ONE family: the whole model's metrics get half of the
+            family's weight, the segments share the other half (see
+            :func:`perfkit.analysis.decide`). A segment without a baseline of its own is
+            compared with the model's baseline. Needs the labels (``y_true``); not combined
+            with ``segment=``; None / NaN / blank labels are refused. Custom metrics are
+            computed for the whole batch only.
 
         Returns
         -------
@@ -471,9 +535,17 @@ class ModelPerformanceTracker:
         bid = batch_id if batch_id is not None else meta.get("batch_id")
         bid = _check_name(str(bid) if bid is not None else None, "batch_id")
 
+        if segments is not None and segment is not None:
+            raise ValidationError("pass segment= (one name for the batch) or segments= (one label per row), "
+                                  "not both", parameter="segments")
+        if segments is not None and y_true is None:
+            raise ValidationError("segments= needs the labels (y_true); track pending batches without it",
+                                  parameter="segments")
+
         task, classes = self._declared(model, task, classes)
         state, notes = self._model_state(model, y_true, y_pred, y_pred_proba, task=task, classes=classes,
                                          positive_label=positive_label)
+        groups = _segment_groups(segments, state.n) if segments is not None else None
         report = evaluate(state, level=self.config.confidence_level)
         custom = self._custom_metrics(y_true, y_pred, y_pred_proba, state.task)
         if custom:
@@ -493,7 +565,90 @@ class ModelPerformanceTracker:
             metadata=meta,
             **({"batch_id": bid} if bid is not None else {}),
         )
+        if groups is not None:
+            return self._track_segments(record, state, report, score, meta, notes, groups,
+                                        (y_true, y_pred, y_pred_proba))
         return self._check(record, state, report, score, meta, notes)
+
+    # ------------------------------------------------------------------ one call, many segments
+    def _segment_states(self, state: State, groups: list[tuple[str, Any]], arrays: tuple) -> list[State]:
+        """Each segment's state from its rows, in the batch's task and label set (the whole
+        batch was validated first, so these cannot fail for another reason)."""
+        y_true, y_pred, y_pred_proba = (_rows_view(a) for a in arrays)
+        kw: dict[str, Any] = {"task": state.task}
+        if state.task != "regression":
+            kw["classes"] = list(state.classes)
+            if state.task == "binary":
+                kw["positive_label"] = state.classes[state.positive_index]
+        return [compute_state(*(None if a is None else _take(a, idx) for a in (y_true, y_pred, y_pred_proba)), **kw)
+                for _, idx in groups]
+
+    def _track_segments(self, record: BatchRecord, state: State, report: MetricReport, score: float,
+                        meta: Mapping[str, Any], notes: tuple[str, ...], groups: list[tuple[str, Any]],
+                        arrays: tuple) -> TrackingResult:
+        """The whole batch and every segment: states, one family of tests, one write."""
+        level = self.config.confidence_level
+        states = self._segment_states(state, groups, arrays)
+        reports = [evaluate(st, level=level) for st in states]
+        call = {**dict(record.metadata), "call_id": record.batch_id}
+        record = dataclasses.replace(record, metadata={**call, **({"notes": list(notes)} if notes else {})})
+        seg_records = []
+        for (name, _), st, rep in zip(groups, states, reports, strict=True):
+            sc = performance_score(rep, st.task)
+            seg_records.append(BatchRecord(
+                model=record.model, timestamp=record.timestamp, task=st.task, state=st.to_dict(),
+                metrics={k: v.to_dict() for k, v in rep.items()}, sample_count=st.n, segment=name,
+                model_version=record.model_version, performance_score=sc if math.isfinite(sc) else None,
+                labels_pending=False, metadata=call, batch_id=record.batch_id,
+            ))
+        cfg = self.config
+        names = [m for m in cfg.metrics_to_track if m in report]
+        baseline, new_baseline = self._baseline_for(record.model, None, state)
+        model_base = baseline[0] if baseline is not None else None
+        seg_groups = []
+        for (name, _), st, rep, rec in zip(groups, states, reports, seg_records, strict=True):
+            own = self.store.get_baseline(record.model, segment=name)
+            base = model_base
+            if own is not None:
+                b_state, b_report, version = self._decoded_baseline((record.model, name, own.id), own)
+                comparable = self._comparable(record.model, b_state, b_report, st, version)
+                base = comparable[0] if comparable is not None else None
+            if base is not None:
+                seg_groups.append((name, rep, base, self._window_entries(record.model, name, rec)))
+        analysis = DegradationAnalysis(False, (), performance_score=score, settings=cfg.detection)
+        if model_base is not None or seg_groups:
+            analysis = assess(
+                report, model_base, cfg.detection, model=record.model, timestamp=record.timestamp,
+                segment=None, batch_id=record.batch_id, model_version=record.model_version,
+                performance_score=score, metadata=meta, metrics=names,
+                baseline_version=baseline[1] if baseline is not None else None,
+                window_entries=self._window_entries(record.model, None, record) if model_base is not None else None,
+                segments=seg_groups,
+            )
+        manager = self.alert_manager
+        written = self.store.write_tracked(
+            record,
+            identity=lambda current: self._resolve_identity(record.model, current, state),
+            baseline=new_baseline,
+            alerts_=[(a.to_dict(), manager.channels_for(a)) for a in analysis.alerts],
+            policy=manager,
+            segment_records=seg_records,
+        )
+        pending = [p.alert_id for p in written.alerts if p.status == "pending"]
+        results = manager.deliver(pending, deadline=cfg.delivery_deadline_seconds) if pending else []
+        if not pending:
+            self._deliver_backlog_quietly()
+        outcomes = tuple(_outcome(alert, plan, results) for alert, plan in zip(analysis.alerts, written.alerts,
+                                                                                strict=True))
+        stored = written.record
+        return TrackingResult(
+            batch_id=stored.batch_id, model=stored.model, segment=None, model_version=stored.model_version,
+            timestamp=stored.timestamp, task=state.task, sample_count=state.n, performance_score=score,
+            metrics=report, labels_pending=False, degradation_analysis=analysis, alert_outcomes=outcomes,
+            metadata=meta, record_id=stored.id, state=state, notes=notes,
+            segment_metrics={name: rep for (name, _), rep in zip(groups, reports, strict=True)},
+            segment_record_ids={r.segment: r.id for r in written.segment_records},
+        )
 
     # ------------------------------------------------------------------ model identity
     def _declared(self, model: str, task: Any, classes: Any) -> tuple[Any, Any]:

@@ -6,9 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 from statsmodels.stats import proportion as sm_proportion
 from statsmodels.stats.multitest import multipletests
 
+from perfkit.analysis import score_test_diff
 from perfkit.analysis.degradation import (
     adjust_pvalues,
     compare_metric,
@@ -40,7 +42,9 @@ def test_adjust_pvalues_matches_statsmodels(method):
         assert np.isnan(ours[i, ~ok]).all()
 
 
-def test_proportions_test_is_statsmodels_score_test_with_margin():
+def test_proportions_test_is_the_skew_corrected_score_test_with_margin():
+    """The decision uses the Miettinen-Nurminen statistic (statsmodels) with the Gart-Nam
+    skewness correction: with the correction removed it is statsmodels' score test."""
     rng = np.random.default_rng(0)
     base = compute_metrics(*_clf(rng, 20_000, 0.9))
     cur = compute_metrics(*_clf(rng, 1000, 0.84))
@@ -49,14 +53,34 @@ def test_proportions_test_is_statsmodels_score_test_with_margin():
                               minimum_effect_fraction=fraction)
         f = compare_metric(cur["accuracy"], base["accuracy"], 0.05, s)
         b = base["accuracy"].value
-        ref = sm_proportion.test_proportions_2indep(
-            cur["accuracy"].successes, 1000, base["accuracy"].successes, 20_000,
-            value=-0.05 * fraction * b, method="score", compare="diff", alternative="smaller")
+        args = (cur["accuracy"].successes, 1000, base["accuracy"].successes, 20_000)
+        ref = sm_proportion.test_proportions_2indep(*args, value=-0.05 * fraction * b, method="score",
+                                                   compare="diff", alternative="smaller")
+        plain, _ = score_test_diff(*args, -0.05 * fraction * b)
+        assert float(plain) == pytest.approx(float(ref.statistic), rel=1e-9)
+        corrected, _ = score_test_diff(*args, -0.05 * fraction * b, skew=True)
         assert f.test == "proportions_score"
-        assert f.p_value == pytest.approx(float(ref.pvalue), rel=1e-9)
+        assert f.p_value == pytest.approx(float(stats.norm.cdf(corrected)), rel=1e-9)
+        assert f.p_value > float(ref.pvalue)  # the lower tail of p1 - p0 is heavy at 90 %
     assert f.degradation == pytest.approx((b - cur["accuracy"].value) / b)
 
 
+@pytest.mark.parametrize(("n", "p0"), [(50, 0.85), (50, 0.95), (200, 0.9), (30, 0.7)])
+def test_skew_corrected_score_test_is_close_to_the_mid_p_binomial_test(n, p0):
+    """Against a baseline of 10^7 rows the two-sample test is a one-sample test of the batch:
+    its lower-tail p-value must follow the mid-p binomial test (Laud 2017), where the plain
+    score test is several times too small in the tail."""
+    base_n = 10_000_000
+    x = np.arange(n + 1)
+    midp = stats.binom.cdf(x - 1, n, p0) + 0.5 * stats.binom.pmf(x, n, p0)
+    z, _ = score_test_diff(x, n, round(p0 * base_n), base_n, 0.0, skew=True)
+    ours = stats.norm.cdf(z)
+    tail = (midp < 0.01) & (midp > 1e-5)
+    assert tail.any()
+    ratio = ours[tail] / midp[tail]
+    assert np.all((ratio > 0.6) & (ratio < 2.0)), ratio
+    plain = stats.norm.cdf(score_test_diff(x, n, round(p0 * base_n), base_n, 0.0)[0])
+    assert np.min(plain[tail] / midp[tail]) < np.min(ratio)
 def test_direction_is_read_from_the_metric():
     rng = np.random.default_rng(1)
     y = rng.normal(size=3000)
@@ -118,9 +142,11 @@ def test_fdr_across_segments_is_one_family():
     s = DetectionSettings(thresholds={"accuracy": 0.05, "f1_macro": 0.05})
     findings = detect_degradation(groups, settings=s)
     assert len(findings) == 12
-    # one BH family over every (segment, metric) whose point estimate reaches its threshold
-    cand = [f for f in findings if f.practical]
-    np.testing.assert_allclose([f.adjusted_p_value for f in cand],
-                               multipletests([f.p_value for f in cand], method="fdr_bh")[1])
-    assert all(math.isnan(f.adjusted_p_value) for f in findings if not f.practical)
+    # one family over every (segment, metric), practical or not: BH (statsmodels), and the
+    # call's Bonferroni gate (an alert needs m * min p < alpha) as a floor of every adjusted p
+    ps = np.array([f.p_value for f in findings])
+    gate = min(1.0, len(ps) * ps.min())
+    np.testing.assert_allclose([f.adjusted_p_value for f in findings],
+                               np.maximum(multipletests(ps, method="fdr_bh")[1], gate))
+    assert all(math.isfinite(f.adjusted_p_value) for f in findings)
     assert {f.segment for f in findings if f.degraded} == {"bad"}

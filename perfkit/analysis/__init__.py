@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from perfkit.analysis._decide import (
+    MIN_ROWS_BOOTSTRAP_Z,
     ROW_COLUMNS,
     adjust_pvalues,
     decide,
@@ -45,6 +46,7 @@ __all__ = [
     "history_frame",
     "replay",
     "replay_decisions",
+    "MIN_ROWS_BOOTSTRAP_Z",
     "score_test_diff",
     "threshold_value",
     "metric_status",

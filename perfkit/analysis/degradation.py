@@ -39,6 +39,7 @@ from perfkit.analysis._decide import adjust_pvalues, decide, severity_for
 from perfkit.config import DetectionSettings
 from perfkit.exceptions import ValidationError
 from perfkit.metrics import METRICS, MetricReport, MetricValue, performance_score_se
+from perfkit.metrics import performance_score as performance_score_of
 
 __all__ = [
     "DegradationAnalysis",
@@ -625,8 +626,12 @@ def build_alerts(
     low_performance: bool | None = None,
     metadata: Mapping[str, Any] | None = None,
     alert_type: str = "performance_degradation",
+    low_segments: Sequence[tuple[str | None, float]] = (),
 ) -> list[Alert]:
     """Alerts raised by decided findings: one per degraded metric, low performance, retraining.
+
+    ``low_segments``: ``(segment, performance score)`` of the segments of a segmented call
+    whose score is credibly below the floor (one ``low_performance`` alert each).
 
     ``low_performance``: the floor decision of :func:`decide`; when None, the point rule
     (score below ``low_performance_threshold``) is used. ``alert_type`` names the degradation
@@ -655,13 +660,14 @@ def build_alerts(
         return alerts
     if low_performance is None:
         low_performance = math.isfinite(performance_score) and performance_score < settings.low_performance_threshold
-    if low_performance:
+    lows = [(segment, performance_score)] if low_performance else []
+    for seg, score in [*lows, *low_segments]:
         alerts.append(
             Alert(
-                model=model, segment=segment, metric=None, alert_type="low_performance",
+                model=model, segment=seg, metric=None, alert_type="low_performance",
                 severity="critical", baseline=settings.low_performance_threshold,
-                current=performance_score,
-                message=(f"performance score {performance_score:.3f} is credibly below "
+                current=score,
+                message=(f"performance score {score:.3f} is credibly below "
                          f"{settings.low_performance_threshold:g}"),
                 **common,
             )
@@ -699,12 +705,17 @@ def assess(
     ``window_entries``: stored metric dicts of the last ``window_batches`` batches including
     this one; the window's metrics are tested in the same family and alert when the batch
     alone did not. ``segments``: further ``(segment, current, baseline, window_entries)`` of
-    the same call, tested in the same family (one tracking call, one family).
+    the same call, tested in the same family (one tracking call, one family: the whole
+    model's rows get half of its weight, the segments share the other half, see
+    :func:`perfkit.analysis.decide`); each segment's performance score is also held to the
+    floor. ``baseline=None``: the whole batch has no baseline yet (only its floor and the
+    segments are checked).
     ``alert_type="estimated_performance_degradation"``: ``current`` holds label-free estimates
     (:func:`perfkit.metrics.estimate`); the same decision, alerts of that type only.
     """
     names = [m for m in (metrics or settings.thresholds) if m in settings.thresholds]
-    groups = [(segment, current, baseline, window_entries), *(segments or ())]
+    main = [(segment, current, baseline, window_entries)] if baseline is not None else []
+    groups = [*main, *(segments or ())]
     rows: list[dict[str, Any]] = []
     reports: dict[tuple[str | None, str], Mapping[str, MetricValue]] = {}
     for seg, cur, base, entries in groups:
@@ -714,9 +725,14 @@ def assess(
             wrep = window_report(entries, [m for m in names if m in base])
             rows += decision_rows([(seg, wrep, base)], list(wrep), scope="window")
             reports[(seg, "window")] = wrep
-    score_se = performance_score_se(current)
-    rows.append({"family": 0, "segment": segment, "metric": "performance_score", "scope": "floor",
-                 "value": performance_score, "se": score_se})
+    # the floor: the whole batch and, in a segmented call, every segment (Holm across them)
+    floors = [(segment, performance_score, performance_score_se(current))]
+    if alert_type == "performance_degradation":
+        for seg, cur, _, _ in segments or ():
+            if isinstance(cur, MetricReport):
+                floors.append((seg, performance_score_of(cur, cur.task), performance_score_se(cur)))
+    rows += [{"family": 0, "segment": seg, "metric": "performance_score", "scope": "floor", "value": v, "se": se}
+             for seg, v, se in floors]
     decided = decide(pd.DataFrame(rows), settings)
     records = decided.to_dict("records")
     for r in records:  # pandas may turn a missing segment into NaN
@@ -726,11 +742,13 @@ def assess(
                 if r["scope"] == "batch"]
     window = [_finding(r, reports[(r["segment"], r["scope"])].get(r["metric"])) for r in records
               if r["scope"] == "window"]
-    low = bool(decided["degraded"].to_numpy(bool)[-1])
+    floor_flags = [bool(r["degraded"]) for r in records if r["scope"] == "floor"]
+    low = floor_flags[0]
+    low_segments = [(seg, v) for (seg, v, _), flag in zip(floors[1:], floor_flags[1:], strict=True) if flag]
     alerts = build_alerts(
         [*findings, *window], settings, model=model, timestamp=timestamp, segment=segment, batch_id=batch_id,
         model_version=model_version, performance_score=performance_score, low_performance=low,
-        metadata=metadata, alert_type=alert_type,
+        metadata=metadata, alert_type=alert_type, low_segments=low_segments,
     )
     return DegradationAnalysis(
         degradation_detected=any(f.degraded for f in (*findings, *window)),

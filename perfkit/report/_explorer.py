@@ -29,7 +29,7 @@ __all__ = ["MAX_BATCHES", "ExplorerData", "explorer_data", "explorer_decision", 
 #: Most batches the explorer checks (each ships ~2 kB of numbers per metric into the page).
 MAX_BATCHES = 240
 _AUTO_BASELINE = re.compile(r"^(?:first|history)_(\d+)_batches$")
-_INPUT = ("family", "segment", "metric", "scope", "value", "se", "successes", "trials", "baseline", "baseline_se",
+_INPUT = ("family", "segment", "metric", "scope", "value", "se", "n", "successes", "trials", "baseline", "baseline_se",
           "baseline_successes", "baseline_trials")
 
 
@@ -221,6 +221,7 @@ def _num(x: Any) -> float | None:
 
 def explorer_payload(data: ExplorerData) -> dict[str, Any]:
     """The JSON the page's decision script reads (columnar, full float precision)."""
+    from perfkit.analysis import MIN_ROWS_BOOTSTRAP_Z
     from perfkit.metrics import get_metric
 
     rows = data.rows
@@ -240,6 +241,7 @@ def explorer_payload(data: ExplorerData) -> dict[str, Any]:
                      "thresholds": {k: float(v) for k, v in s.thresholds.items()},
                      "cooldown_ms": data.cooldown_hours * 3_600_000.0},
         "active": list(data.active),
+        "min_rows_bootstrap_z": MIN_ROWS_BOOTSTRAP_Z,
         "metrics": {m: {"hib": 1 if get_metric(m).higher_is_better else -1, "test": get_metric(m).test}
                     for m in data.metrics},
         "families": [str(f) for f in fam_uniques],
@@ -247,7 +249,7 @@ def explorer_payload(data: ExplorerData) -> dict[str, Any]:
         "rows": {
             "family": fam_codes.tolist(), "segment": seg_codes.tolist(), "metric": rows["metric"].tolist(),
             "window": (rows["scope"] == "window").astype(int).tolist(),
-            **{c: [_num(v) for v in rows[c]] for c in ("value", "se", "successes", "trials", "baseline",
+            **{c: [_num(v) for v in rows[c]] for c in ("value", "se", "n", "successes", "trials", "baseline",
                                                         "baseline_se", "baseline_successes", "baseline_trials")},
             "time": [float(x) for x in epoch_ms], "key": rows["key"].tolist(),
         },

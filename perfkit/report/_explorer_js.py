@@ -1,9 +1,9 @@
 """The offline explorer's decision script: :func:`perfkit.analysis.decide` + cooldown in JavaScript.
 
 A line-by-line port of the batch / window rows of ``decide`` (degradation, practical, the
-Miettinen-Nurminen score test for proportions or a z test, one p-value adjustment per
-tracking call, the window rule, severity) and of ``perfkit.alerts.apply_cooldown``, run on
-the numbers :func:`perfkit.report._explorer.explorer_payload` ships. ``erfc`` uses a series
+Miettinen-Nurminen score test with the Gart-Nam skewness correction for proportions or a z
+test, one weighted, gated p-value adjustment per tracking call, the window rule, severity)
+and of ``perfkit.alerts.apply_cooldown``, run on the numbers :func:`perfkit.report._explorer.explorer_payload` ships. ``erfc`` uses a series
 below 3 and a continued fraction above (relative error ~1e-15), so p-values match scipy's to
 rounding. The browser tests compare it with ``replay`` at several slider positions.
 
@@ -66,6 +66,10 @@ EXPLORER_JS = r"""
     var prop1 = diff === 0 ? pooled : prop0 + diff;
     var v = (prop1 * (1 - prop1) / n1 + prop0 * (1 - prop0) / n0) * nobs / (nobs - 1);
     var stat = (p1 - p0 - diff) / Math.sqrt(v);
+    // Gart-Nam skewness correction (score_test_diff(..., skew=True))
+    var mu3 = prop1 * (1 - prop1) * (1 - 2 * prop1) / (n1 * n1) - prop0 * (1 - prop0) * (1 - 2 * prop0) / (n0 * n0);
+    var g = mu3 / (6 * Math.pow(v, 1.5));
+    if (g !== 0) { stat = (-1 + Math.sqrt(Math.max(1 + 4 * g * (stat + g), 0))) / (2 * g); }
     return (isFinite(stat) && v > 0) ? stat : NaN;
   }
 
@@ -134,7 +138,9 @@ EXPLORER_JS = r"""
         }
       }
       var p = normSf(z);
+      var nRows = R.n[i] === null ? NaN : R.n[i];
       if (!isFinite(c) || badBase) { p = NaN; }
+      if (info.test === "bootstrap_z" && isFinite(nRows) && nRows < P.min_rows_bootstrap_z) { p = NaN; }
       var row = {i: i, metric: name, family: R.family[i], segment: R.segment[i], window: R.window[i] === 1,
                  d: d, thr: thr, p: p, practical: isFinite(d) && d >= thr, time: R.time[i], key: R.key[i]};
       rows.push(row);
@@ -147,12 +153,21 @@ EXPLORER_JS = r"""
         r.practical = r.practical && !!r.partner && r.partner.practical;
       }
     });
+    // one family per call: every row with a p-value; weights (whole model vs segments) and
+    // the Bonferroni gate of perfkit.analysis._decide._family_adjust
     var fams = {};
-    rows.forEach(function (r) { if (r.practical) { (fams[r.family] = fams[r.family] || []).push(r); } });
+    rows.forEach(function (r) { if (isFinite(r.p)) { (fams[r.family] = fams[r.family] || []).push(r); } });
     Object.keys(fams).forEach(function (f) {
-      var members = fams[f];
-      var adj = adjust(members.map(function (r) { return r.p; }), S.fdr_method);
-      members.forEach(function (r, k) { r.adj = adj[k]; });
+      var members = fams[f], m = members.length, mAll = 0;
+      members.forEach(function (r) { r.overall = r.segment === null || r.segment === undefined; if (r.overall) { mAll += 1; } });
+      var split = mAll > 0 && mAll < m;
+      var q = members.map(function (r) {
+        var w = split ? (r.overall ? 0.5 * m / mAll : 0.5 * m / (m - mAll)) : 1;
+        return r.p / w;
+      });
+      var adj = adjust(q, S.fdr_method);
+      var gate = S.fdr_method === "none" ? 0 : Math.min(Math.min.apply(null, q) * m, 1);
+      members.forEach(function (r, k) { r.adj = Math.max(adj[k], gate); });
     });
     rows.forEach(function (r) {
       var significant = isFinite(r.adj) && r.adj < S.alpha;

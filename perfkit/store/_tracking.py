@@ -50,6 +50,7 @@ class TrackedWrite:
     alerts: tuple[AlertPlan, ...]
     baseline_version: int | None
     completed: bool
+    segment_records: tuple[BatchRecord, ...] = ()
 
 
 def _insert(dialect: str, table: sa.Table) -> Any:
@@ -176,6 +177,7 @@ def write_tracked(
     baseline: dict | None = None,
     alerts_: Sequence[tuple[dict, Sequence[str]]] = (),
     policy: CooldownPolicy | None = None,
+    segment_records: Sequence[BatchRecord] = (),
 ) -> TrackedWrite:
     """Write one tracked batch and everything it implies in ONE transaction.
 
@@ -183,7 +185,9 @@ def write_tracked(
     (or None to keep it); it raises to refuse the batch. ``baseline`` (keys ``state``,
     ``metrics``, ``source``, ``sample_count``, ``model_version``) is stored as version 1 only if
     the model / segment still has no baseline. ``alerts_`` holds ``(alert dict, channels)``
-    pairs; ``policy`` decides the cooldown. Any exception rolls everything back.
+    pairs; ``policy`` decides the cooldown. ``segment_records``: the per-segment records of
+    the same tracking call (``track_performance(segments=...)``), inserted after ``record``.
+    Any exception rolls everything back.
     """
     now = _now()
     with store._errors("tracking a batch"), store._write() as conn:
@@ -193,8 +197,9 @@ def write_tracked(
             if new is not None:
                 write_identity(conn, store.dialect, record.model, current, new)
         stored, completed = _put_batch(conn, store.dialect, record, now)
+        parts = tuple(_put_batch(conn, store.dialect, r, now)[0] for r in segment_records)
         version = None
         if baseline is not None:
             version = _put_baseline(conn, store.dialect, record.model, record.segment, baseline, now)
         plans = _put_alerts(conn, alerts_, policy, now)
-    return TrackedWrite(stored, plans, version, completed)
+    return TrackedWrite(stored, plans, version, completed, parts)
