@@ -41,7 +41,9 @@ def bucket_edges(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def bucket_values(ids: np.ndarray) -> np.ndarray:
     """Representative value of each bucket: its midpoint (0 for bucket 0)."""
     lo, hi = bucket_edges(ids)
-    return np.where(np.asarray(ids) < (1 << MANT_BITS), 0.0, 0.5 * (lo + hi))
+    with np.errstate(over="ignore", invalid="ignore"):  # the non-finite top bucket: NaN, reported upstream
+        mid = 0.5 * (lo + hi)
+    return np.where(np.asarray(ids) < (1 << MANT_BITS), 0.0, mid)
 
 
 _DTYPES = {"B": np.uint8, "H": np.uint16, "I": np.uint32, "Q": np.uint64}
