@@ -35,7 +35,16 @@ def json_safe(value: Any) -> Any:
     >>> json_safe({"s": {3, 1}, "t": np.datetime64("2024-01-01T00:00")})
     {'s': [1, 3], 't': '2024-01-01T00:00:00'}
     """
-    if value is None or isinstance(value, str):
+    kind = type(value)  # exact plain types first: reports hold tens of thousands of them
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if value is None or kind is str or kind is int:
+        return value
+    if kind is dict:
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if kind is list:
+        return [json_safe(v) for v in value]
+    if isinstance(value, str):
         return value
     if isinstance(value, (bool, np.bool_)):
         return bool(value)

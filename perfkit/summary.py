@@ -222,6 +222,14 @@ def _estimates(records: list, tracked: list[str]) -> list[dict[str, Any]]:
 def build_summary(store: Store, config: PerformanceConfig, *, days: float = 30, model: str, segment: Any = _ALL,
                   end: datetime | None = None, freq: str | None = "auto") -> PerformanceSummary:
     """See :meth:`ModelPerformanceTracker.get_performance_summary`."""
+    return _summary_parts(store, config, days=days, model=model, segment=segment, end=end, freq=freq)[0]
+
+
+def _summary_parts(store: Store, config: PerformanceConfig, *, days: float, model: str, segment: Any,
+                   end: datetime | None, freq: str | None) -> tuple[PerformanceSummary, list, list, pd.DataFrame,
+                                                                   str | None]:
+    """The summary and what it was built from: (summary, all records, labelled records, series, freq),
+    so that :func:`build_report` reads and merges each window once."""
     start, stop = _window(days, end)
     all_recs = window_records(store, model, segment, start, stop, include_pending=True)
     recs = [r for r in all_recs if not r.labels_pending]
@@ -302,7 +310,7 @@ def build_summary(store: Store, config: PerformanceConfig, *, days: float = 30, 
         "model_identity": store.model_identity(model),
         "points": "batches" if freq is None else f"windows:{freq}",
     }
-    return PerformanceSummary(data)
+    return PerformanceSummary(data), all_recs, recs, series, freq
 
 
 def drift_analysis(store: Store, config: PerformanceConfig, *, days: float = 30, model: str | None = None,
@@ -411,10 +419,12 @@ def build_report(store: Store, config: PerformanceConfig, *, days: float = 30, m
     The document follows ``perfkit/report_schema.json`` (``schema_version`` field); NaN and
     infinite values are written as ``null`` and a ``reason`` says why where known.
     """
-    summary = build_summary(store, config, days=days, model=model, end=end)
+    # one clock for every part (end=None is "now") and each window read and merged once
+    end = check_timestamp(end, "end", none_is_now=True)
+    summary, _, recs, series, freq = _summary_parts(store, config, days=days, model=model, segment=_ALL, end=end,
+                                                    freq="auto")
     start, stop = _window(days, end)
-    recs = window_records(store, model, _ALL, start, stop)
-    daily = metric_series(recs, freq="1D", level=config.confidence_level)
+    daily = series if freq == "1D" else metric_series(recs, freq="1D", level=config.confidence_level)
     windows = []
     for ts, g in daily.groupby("timestamp"):
         windows.append({

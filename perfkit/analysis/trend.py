@@ -54,7 +54,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from perfkit._json import json_safe as _json_safe
 from perfkit.analysis._trend_ar import fit_ar1_trend, kenward_roger
@@ -627,6 +626,8 @@ class _Fit:
 
 
 def _quantile(p: float, df: float | None) -> float:
+    from scipy import stats
+
     return float(stats.norm.ppf(p) if df is None else stats.t.ppf(p, df))
 
 
@@ -685,6 +686,8 @@ def _fit_ar_reml(days: np.ndarray, y: np.ndarray, v: np.ndarray | None) -> _Fit 
         return None
     cov = kenward_roger(days, v, ar)
     df = float(len(y) - 2)
+    from scipy import stats
+
     p = float(2 * stats.t.sf(abs(ar.b) / math.sqrt(cov[1, 1]), df))
     return _Fit(ar.a, ar.b, cov, p, df, _METHOD_AR, ar.phi, ar.s2, ar.tau2)
 
@@ -783,7 +786,8 @@ def analyze_trend(
     >>> flat.direction
     'stable'
     """
-    import statsmodels.api as sm
+    from scipy import stats
+    from statsmodels.regression.linear_model import OLS, WLS
     from statsmodels.stats.diagnostic import acorr_ljungbox
     from statsmodels.stats.stattools import durbin_watson
 
@@ -840,13 +844,13 @@ def analyze_trend(
     # ---- random-effects WLS
     X = np.column_stack([np.ones(n), days])
     if v is None:
-        ols = sm.OLS(y, X).fit()
+        ols = OLS(y, X).fit()
         tau2 = float(ols.scale)
         weights = np.ones(n)
     else:
         tau2 = _dersimonian_laird(y, X, v)
         weights = 1.0 / (v + tau2)
-    wls = sm.WLS(y, X, weights=weights).fit()
+    wls = WLS(y, X, weights=weights).fit()
     wresid = np.asarray(wls.wresid, dtype=float)
     lags = int(min(5, max(1, n // 5)))
     lb = acorr_ljungbox(wresid, lags=[lags], return_df=True)

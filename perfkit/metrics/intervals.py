@@ -6,7 +6,6 @@ import functools
 import math
 
 import numpy as np
-from scipy import optimize, special, stats
 
 __all__ = [
     "auc_score_interval",
@@ -26,11 +25,15 @@ __all__ = [
 @functools.lru_cache(maxsize=64)
 def z_value(level: float) -> float:
     """Two-sided normal quantile for a confidence level (cached: scipy's ppf is slow)."""
+    from scipy import stats
+
     return float(stats.norm.ppf(0.5 + level / 2.0))
 
 
 @functools.lru_cache(maxsize=4096)
 def _t_quantile(level: float, df: float) -> float:
+    from scipy import stats
+
     return float(stats.t.ppf(0.5 + level / 2.0, df))
 
 
@@ -78,6 +81,8 @@ def wilson_interval(
 
 @functools.lru_cache(maxsize=4096)
 def _poisson_lower(x: float, n: float, level: float) -> float:
+    from scipy import stats
+
     return float(stats.chi2.ppf((1.0 - level) / 2.0, 2.0 * x) / (2.0 * n))
 
 
@@ -153,6 +158,8 @@ def _score_bounds(auc: float, m: int, n: int, z: float, ratio: float) -> tuple[f
 
     # f(auc) < 0 except at auc in {0, 1}, where V_HM vanishes and theta = auc is a
     # degenerate root: bracket just inside so that brentq finds the real bound
+    from scipy import optimize
+
     inner = 1e-12
     a_lo = auc - inner if auc >= 1.0 else auc
     a_hi = auc + inner if auc <= 0.0 else auc
@@ -415,6 +422,8 @@ def order_statistic_ranks(n: int, q: float, level: float = 0.95) -> tuple[float,
     >>> bool(38 < lo < 41 and 58 < hi < 61)
     True
     """
+    from scipy import special, stats
+
     alpha = 1.0 - level
     if n * q * (1 - q) > 1e4:
         # the binomial CDF is normal to far below one rank here (continuity-corrected): the
