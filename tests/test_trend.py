@@ -645,3 +645,20 @@ def test_naive_rule():
     assert naive_trend_direction([0, 1, 2], [1.0, 2.0, 3.0]) == "improving"
     assert naive_trend_direction([0, 1, 2], [1.0, 2.0, 3.0], higher_is_better=False) == "degrading"
     assert naive_trend_direction([0, 1, 2], [1.0, 1.0, 1.0]) == "stable"
+
+
+def test_long_histories_use_the_plug_in_covariance():
+    """Above KR_MAX_POINTS the O(n**3) Kenward-Roger step is skipped (a year of hourly points
+    would need minutes and gigabytes); the slope's covariance is then the GLS plug-in, which
+    statsmodels' GLS reproduces for the fitted covariance."""
+    from perfkit.analysis._trend_ar import KR_MAX_POINTS, covariance_matrix
+
+    rng = np.random.default_rng(1309)
+    n = 3 * KR_MAX_POINTS
+    d, a, v = _ar_history(rng, n, 0.5, rel_per_week=-0.003)
+    res = analyze_trend(d, a, v, higher_is_better=True)
+    assert res.method == "gls_ar1_reml" and res.df == n - 2
+    sigma = covariance_matrix(d, v, res.ar_phi, res.ar_variance, res.tau2)
+    ref = sm.GLS(a, sm.add_constant(d), sigma=sigma).fit()
+    assert res.slope_per_day == pytest.approx(ref.params[1], rel=1e-8)
+    assert res.slope_se == pytest.approx(math.sqrt(ref.normalized_cov_params[1, 1]), rel=1e-6)
