@@ -625,21 +625,7 @@ class ModelPerformanceTracker:
                 window_entries=self._window_entries(record.model, None, record) if model_base is not None else None,
                 segments=seg_groups,
             )
-        manager = self.alert_manager
-        written = self.store.write_tracked(
-            record,
-            identity=lambda current: self._resolve_identity(record.model, current, state),
-            baseline=new_baseline,
-            alerts_=[(a.to_dict(), manager.channels_for(a)) for a in analysis.alerts],
-            policy=manager,
-            segment_records=seg_records,
-        )
-        pending = [p.alert_id for p in written.alerts if p.status == "pending"]
-        results = manager.deliver(pending, deadline=cfg.delivery_deadline_seconds) if pending else []
-        if not pending:
-            self._deliver_backlog_quietly()
-        outcomes = tuple(_outcome(alert, plan, results) for alert, plan in zip(analysis.alerts, written.alerts,
-                                                                                strict=True))
+        written, outcomes = self._write_and_deliver(record, state, new_baseline, analysis, seg_records)
         stored = written.record
         return TrackingResult(
             batch_id=stored.batch_id, model=stored.model, segment=None, model_version=stored.model_version,
@@ -747,20 +733,7 @@ class ModelPerformanceTracker:
                 )
         if drift is not None and drift.suspected:
             analysis = dataclasses.replace(analysis, alerts=(*analysis.alerts, self._drift_alert(record, drift)))
-        manager = self.alert_manager
-        written = self.store.write_tracked(
-            record,
-            identity=lambda current: self._resolve_identity(record.model, current, state),
-            baseline=new_baseline,
-            alerts_=[(a.to_dict(), manager.channels_for(a)) for a in analysis.alerts],
-            policy=manager,
-        )
-        pending = [p.alert_id for p in written.alerts if p.status == "pending"]
-        results = manager.deliver(pending, deadline=self.config.delivery_deadline_seconds) if pending else []
-        if not pending:
-            self._deliver_backlog_quietly()
-        outcomes = tuple(_outcome(alert, plan, results) for alert, plan in zip(analysis.alerts, written.alerts,
-                                                                                strict=True))
+        written, outcomes = self._write_and_deliver(record, state, new_baseline, analysis)
         stored = written.record
         return TrackingResult(
             batch_id=stored.batch_id, model=stored.model, segment=stored.segment,
@@ -769,6 +742,26 @@ class ModelPerformanceTracker:
             degradation_analysis=analysis, alert_outcomes=outcomes, metadata=meta, record_id=stored.id,
             state=state, notes=notes, estimated_metrics=estimated, concept_drift=drift,
         )
+
+    def _write_and_deliver(self, record, state: State, new_baseline, analysis, segment_records=()):
+        """One write transaction (record, segment records, baseline, alerts), then delivery of
+        the alerts it made pending (or of an older backlog). Returns (written, outcomes)."""
+        manager = self.alert_manager
+        written = self.store.write_tracked(
+            record,
+            identity=lambda current: self._resolve_identity(record.model, current, state),
+            baseline=new_baseline,
+            alerts_=[(a.to_dict(), manager.channels_for(a)) for a in analysis.alerts],
+            policy=manager,
+            segment_records=segment_records,
+        )
+        pending = [p.alert_id for p in written.alerts if p.status == "pending"]
+        results = manager.deliver(pending, deadline=self.config.delivery_deadline_seconds) if pending else []
+        if not pending:
+            self._deliver_backlog_quietly()
+        outcomes = tuple(_outcome(alert, plan, results) for alert, plan in zip(analysis.alerts, written.alerts,
+                                                                                strict=True))
+        return written, outcomes
 
     # ------------------------------------------------------------------ before the labels arrive
     def _baseline_cache_report(self, model: str, segment: str | None, state: State):
