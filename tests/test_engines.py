@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from perfkit.engines import compute_states, states_from_parquet
-from perfkit.engines._sql import DUCKDB, SPARK, bin_expr, cell_expr
+from perfkit.engines._sql import DUCKDB, SPARK, auc_pair_cell_expr, bin_expr, cell_expr
 from perfkit.exceptions import (
     EngineError,
     LabelError,
@@ -29,6 +29,7 @@ from perfkit.metrics import (
     state_from_dict,
 )
 from perfkit.metrics._kernels import bin_cells, delong_from_histograms, score_bins
+from perfkit.metrics.layout import auc_pair_bucket_cells
 
 RTOL = 1e-9
 N_BATCHES = 40
@@ -139,6 +140,9 @@ def assert_same_state(got, ref) -> None:
     assert ref.hist_pred is None or np.array_equal(got.hist_pred, ref.hist_pred)
     assert (got.pred_joint is None) == (ref.pred_joint is None)
     assert ref.pred_joint is None or np.array_equal(got.pred_joint, ref.pred_joint)
+    # the macro AUC covariance counts, exactly (labelled multiclass)
+    assert (got.auc_pair_counts is None) == (ref.auc_pair_counts is None)
+    assert ref.auc_pair_counts is None or np.array_equal(got.auc_pair_counts, ref.auc_pair_counts)
     assert len(got.score_moments) == len(ref.score_moments)
     for j, (a, b) in enumerate(zip(got.score_moments, ref.score_moments, strict=True)):
         assert_moments(a, b, f"score {j}")
@@ -177,7 +181,12 @@ def check_frame(out: pd.DataFrame, df: pd.DataFrame, case: str) -> None:
     whole = merge_states(out["state"])
     assert_same_metrics(whole, merge_states(ref.values()))
     if case != "regression":
-        np.testing.assert_array_equal(whole.hist_pos, merge_states(ref.values()).hist_pos)
+        ref_whole = merge_states(ref.values())
+        np.testing.assert_array_equal(whole.hist_pos, ref_whole.hist_pos)
+        # the merged window's AUC interval comes from the same merged counts (no ratio fallback)
+        ga, ra = evaluate(whole)["roc_auc"], evaluate(ref_whole)["roc_auc"]
+        if math.isfinite(ra.value):
+            assert math.isclose(ga.se, ra.se, rel_tol=1e-6), (ga, ra)
 
 
 # ------------------------------------------------------------------------ DuckDB
@@ -201,6 +210,9 @@ def test_sql_bucket_equals_kernel_bins_on_edge_values():
     np.testing.assert_array_equal(got, score_bins(x))
     cells = rel.query("t", f"SELECT i, {cell_expr('p')} AS c FROM t ORDER BY i").df()["c"].to_numpy()
     np.testing.assert_array_equal(cells, bin_cells()[score_bins(x)])  # cells nest the buckets
+    sql = f"SELECT i, {auc_pair_cell_expr(bin_expr('p'))} AS c FROM t ORDER BY i"
+    auc_cells = rel.query("t", sql).df()["c"].to_numpy()
+    np.testing.assert_array_equal(auc_cells, auc_pair_bucket_cells()[score_bins(x)])
     label = "it's\\yes"
     assert duckdb.sql(f"SELECT {DUCKDB.literal(label)}").fetchall()[0][0] == label
 

@@ -34,6 +34,8 @@ from perfkit.exceptions import (
 from perfkit.metrics import ClassificationState, Moments, RegressionState
 from perfkit.metrics.layout import (
     ABS_MANT_BITS,
+    AUC_PAIR_CELLS,
+    AUC_PAIR_MAX_CLASSES,
     COARSE_BITS,
     COARSE_SPAN,
     HIST_BINS,
@@ -44,6 +46,8 @@ from perfkit.metrics.layout import (
     MIN_EXP,
     AbsErrorHistogram,
     SparseCounts,
+    auc_pair_bucket_cells,
+    auc_pair_index,
     label_codes,
     python_label,
     sorted_labels,
@@ -56,6 +60,7 @@ __all__ = [
     "Runner",
     "Spec",
     "bin_expr",
+    "auc_pair_cell_expr",
     "cell_expr",
     "compute_with_runner",
 ]
@@ -172,6 +177,31 @@ def cell_expr(x: str) -> str:
         f"(CASE WHEN {x} < 5e-1 THEN CAST(floor({x} * {flt(c)}) AS BIGINT) "
         f"ELSE {c - 1} - LEAST(CAST(floor((1e0 - {x}) * {flt(c)}) AS BIGINT), {c // 2 - 1}) END)"
     )
+
+
+def auc_pair_cell_expr(bucket: str) -> str:
+    """SQL of the AUC-covariance cell of histogram bucket column ``bucket``.
+
+    The cells of :func:`perfkit.metrics.layout.auc_pair_bucket_cells` are runs of
+    consecutive buckets, so a ``CASE`` on the bucket's range reproduces the in-memory map.
+
+    Examples
+    --------
+    >>> import duckdb, numpy as np
+    >>> from perfkit.metrics.layout import auc_pair_bucket_cells, score_bins
+    >>> p = np.array([0.0, 1e-5, 0.001, 0.3, 0.5, 0.75, 0.999, 1.0])
+    >>> vals = ", ".join(f"({float(v)!r})" for v in p)
+    >>> sql = f"SELECT {auc_pair_cell_expr(bin_expr('p'))} FROM (VALUES {vals}) t(p)"
+    >>> got = [r[0] for r in duckdb.sql(sql).fetchall()]
+    >>> got == auc_pair_bucket_cells()[score_bins(p)].tolist()
+    True
+    """
+    starts = np.nonzero(np.diff(_AUC_CELL_OF_BUCKET))[0] + 1  # first bucket of cells 1..
+    whens = " ".join(f"WHEN {bucket} < {int(b)} THEN {int(_AUC_CELL_OF_BUCKET[b - 1])}" for b in starts)
+    return f"(CASE {whens} ELSE {int(_AUC_CELL_OF_BUCKET[-1])} END)"
+
+
+_AUC_CELL_OF_BUCKET = auc_pair_bucket_cells()
 
 
 def _finite(x: str) -> str:
@@ -743,6 +773,27 @@ def _classification(spec: Spec, runner: Runner) -> pd.DataFrame:
         ]
         joint = runner.query(f"WITH jb AS ({base_sel}) " + " UNION ALL ".join(parts))
 
+    # ---- labelled multiclass: rows by pair of classes, group and the two classes' AUC cells
+    # (the exactly mergeable counts behind the macro AUC's covariance, as ``_auc_cov``)
+    pair_rows = None
+    if has_proba and labelled and task == "multiclass" and 2 < k <= AUC_PAIR_MAX_CLASSES:
+        all_scores = ", ".join(f"{s} AS s{m}" for m, s in enumerate(scores))
+        inner = f"SELECT {', '.join(key_items)}, {d.ident(spec.y_true)} AS yt, {all_scores} FROM {{src}}"
+        bk = ", ".join(f"{bin_expr(f's{m}')} AS b{m}" for m in range(k))
+        cl = ", ".join(f"{auc_pair_cell_expr(f'b{m}')} AS c{m}" for m in range(k))
+        parts = []
+        for c in range(k):
+            for e in range(c + 1, k):
+                grp = f"CASE WHEN yt = {lits[c]} THEN 0 WHEN yt = {lits[e]} THEN 1 ELSE 2 END"
+                parts.append(
+                    f"SELECT {klist}, {auc_pair_index(c, e, k)} AS pr, {grp} AS pg, c{c} AS ca, "
+                    f"c{e} AS cb, COUNT(*) AS n FROM pc GROUP BY {klist}, {grp}, c{c}, c{e}"
+                )
+        pair_rows = runner.query(
+            f"WITH pc AS (SELECT {klist}, yt, {cl} FROM (SELECT {klist}, yt, {bk} FROM ({inner}) q0) q1) "
+            + " UNION ALL ".join(parts)
+        )
+
     # ---- assemble
     conf_gid = _attach_gid(keyed_pairs, keyframe, keys)
     p_idx = label_codes(keyed_pairs["yp"], lookup, "y_pred")
@@ -779,9 +830,21 @@ def _classification(spec: Spec, runner: Runner) -> pd.DataFrame:
             joint["n"].to_numpy(np.int64),
         )
 
+    if pair_rows is not None:
+        pgid = _attach_gid(pair_rows, keyframe, keys)
+        pflat = ((pair_rows["pr"].to_numpy(np.int64) * 3 + pair_rows["pg"].to_numpy(np.int64))
+                 * AUC_PAIR_CELLS + pair_rows["ca"].to_numpy(np.int64)) * AUC_PAIR_CELLS \
+            + pair_rows["cb"].to_numpy(np.int64)
+        pn = pair_rows["n"].to_numpy(np.int64)
+        porder, pbounds = _slices(pgid, G)
+        pshape = (k * (k - 1) // 2, 3, AUC_PAIR_CELLS, AUC_PAIR_CELLS)
+
     states = []
     for g, row in enumerate(moments.to_dict("records")):
-        hist_pos = hist_neg = hist_pred = None
+        hist_pos = hist_neg = hist_pred = pair_counts = None
+        if pair_rows is not None:
+            sl = porder[pbounds[g] : pbounds[g + 1]]
+            pair_counts = SparseCounts.from_flat_sum(pshape, pflat[sl], pn[sl])
         if hist is not None:
             sl = order[bounds[g] : bounds[g + 1]]
             # sparse, as the in-memory states: (class row, bucket) -> count, repeats summed
@@ -808,6 +871,7 @@ def _classification(spec: Spec, runner: Runner) -> pd.DataFrame:
                 auc_var_exact=None,
                 hist_pred=hist_pred,
                 pred_joint=None if pred_joint is None else pred_joint[g],
+                auc_pair_counts=pair_counts,
             )
         )
     return _output(moments, keys, spec, states)

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from perfkit.metrics._abs_hist import MANT_BITS as ABS_MANT_BITS
 from perfkit.metrics._abs_hist import AbsErrorHistogram
+from perfkit.metrics._auc_cov import CELLS as AUC_PAIR_CELLS
+from perfkit.metrics._auc_cov import MAX_CLASSES as AUC_PAIR_MAX_CLASSES
+from perfkit.metrics._auc_cov import bucket_cells as auc_pair_bucket_cells
+from perfkit.metrics._auc_cov import pair_index as auc_pair_index
 from perfkit.metrics._kernels import (
     COARSE_BITS,
     COARSE_SPAN,
@@ -27,6 +31,8 @@ from perfkit.metrics._validation import label_codes, python_label, sorted_labels
 
 __all__ = [
     "ABS_MANT_BITS",
+    "AUC_PAIR_CELLS",
+    "AUC_PAIR_MAX_CLASSES",
     "COARSE_BITS",
     "COARSE_SPAN",
     "HIST_BINS",
@@ -38,6 +44,8 @@ __all__ = [
     "AbsErrorHistogram",
     "SparseCounts",
     "abs_error_hist",
+    "auc_pair_bucket_cells",
+    "auc_pair_index",
     "label_codes",
     "python_label",
     "score_bins",
