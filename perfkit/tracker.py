@@ -568,7 +568,7 @@ class ModelPerformanceTracker:
         if groups is not None:
             return self._track_segments(record, state, report, score, meta, notes, groups,
                                         (y_true, y_pred, y_pred_proba))
-        return self._check(record, state, report, score, meta, notes)
+        return self._check(record, state, report, score, meta, notes, given_id=bid is not None)
 
     # ------------------------------------------------------------------ one call, many segments
     def _segment_states(self, state: State, groups: list[tuple[str, Any]], arrays: tuple) -> list[State]:
@@ -698,11 +698,11 @@ class ModelPerformanceTracker:
 
     # ------------------------------------------------------------------ the tracking transaction
     def _check(self, record: BatchRecord, state: State, report: MetricReport, score: float,
-               meta: Mapping[str, Any], notes: tuple[str, ...] = ()) -> TrackingResult:
+               meta: Mapping[str, Any], notes: tuple[str, ...] = (), *, given_id: bool = True) -> TrackingResult:
         """Compare with the baseline, write batch + findings + alerts in ONE transaction, deliver."""
         analysis = DegradationAnalysis(False, (), performance_score=score, settings=self.config.detection)
         new_baseline = None
-        estimated, drift = self._estimate(record, state, report)
+        estimated, drift = self._estimate(record, state, report, given_id)
         # kept with the batch, so summaries and reports can say it: "new class 'd'", and the
         # label-free estimate next to the realized values
         extra = {**({"notes": list(notes)} if notes else {}),
@@ -783,12 +783,13 @@ class ModelPerformanceTracker:
             base_report = evaluate(base_state, level=self.config.confidence_level)
         return base_report, version, base_state, key
 
-    def _estimate(self, record: BatchRecord, state: State, report: MetricReport):
+    def _estimate(self, record: BatchRecord, state: State, report: MetricReport, given_id: bool = True):
         """Label-free estimate (CBPE) of a pending batch, or, when labels complete a pending
-        batch, the estimate it had and the concept-drift check of realized against it."""
+        batch, the estimate it had and the concept-drift check of realized against it.
+        ``given_id=False``: the batch id was just generated, so no pending row can have it."""
         if state.task == "regression" or not getattr(state, "has_scores", False):
             return None, None
-        completing = state.labelled and record.batch_id is not None and \
+        completing = state.labelled and given_id and record.batch_id is not None and \
             self.store.find_pending(record.model, record.batch_id, record.segment) is not None
         if state.labelled and not completing:
             return None, None
