@@ -408,7 +408,6 @@ def heavy_tail_mean_interval(
     return (est, se, max(est - z * se, 0.0), est + z * se)
 
 
-@functools.lru_cache(maxsize=256)  # a pure function of three numbers; batches often share n
 def order_statistic_ranks(n: int, q: float, level: float = 0.95) -> tuple[float, float]:
     """Fractional 0-based ranks of the order statistics bracketing the ``q`` quantile.
 
@@ -423,6 +422,11 @@ def order_statistic_ranks(n: int, q: float, level: float = 0.95) -> tuple[float,
     >>> bool(38 < lo < 41 and 58 < hi < 61)
     True
     """
+    return _order_statistic_ranks(int(n), float(q), float(level))
+
+
+@functools.lru_cache(maxsize=256)  # a pure function of three numbers; batches often share n
+def _order_statistic_ranks(n: int, q: float, level: float) -> tuple[float, float]:
     from scipy import special
 
     alpha = 1.0 - level
