@@ -290,7 +290,16 @@ def main() -> None:
     parser.add_argument("--scale-only", action="store_true", help="run only the history-scale goals")
     parser.add_argument("--merge-hours", type=int, default=None,
                         help="states merge_states merges in memory (default: --hours)")
+    parser.add_argument("--track-only", action="store_true",
+                        help="run only the 5-class track_performance measurement (10,000 rows, 40 calls)")
     args = parser.parse_args()
+    if args.track_only:
+        import os
+
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_track(tmp, 10_000, 40)
+        return
     if args.scale or args.scale_only:
         import os
         import subprocess

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,6 +57,26 @@ __all__ = ["ModelPerformanceTracker", "ProductionMonitor", "TrackingResult"]
 logger = logging.getLogger("perfkit")
 
 from perfkit.store import ALL_SEGMENTS as _ALL  # noqa: E402
+
+_UNREAD = object()  # a prefetched read that was not made
+_READER: ThreadPoolExecutor | None = None  # one thread for the tracking call's store reads
+
+
+def _forget_reader() -> None:  # a forked child has no reader thread: start its own
+    global _READER
+    _READER = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_reader)
+
+
+@dataclass(frozen=True)
+class _Before:
+    """What :meth:`Store.previous_metrics` reads of the batch it looks before."""
+
+    timestamp: datetime
+    id: int | None
 
 
 def _as_utc(ts: Any, parameter: str = "timestamp") -> datetime:
@@ -543,8 +564,16 @@ class ModelPerformanceTracker:
                                   parameter="segments")
 
         task, classes = self._declared(model, task, classes)
-        state, notes = self._model_state(model, y_true, y_pred, y_pred_proba, task=task, classes=classes,
-                                         positive_label=positive_label)
+        # the decision's store reads run beside the state computation (its compiled kernels
+        # release the GIL); a labelled plain batch only
+        reads = self._prefetch(model, segment, ts) if y_true is not None and segments is None else None
+        try:
+            state, notes = self._model_state(model, y_true, y_pred, y_pred_proba, task=task, classes=classes,
+                                             positive_label=positive_label)
+        except BaseException:
+            if reads is not None:
+                reads.cancel()
+            raise
         groups = _segment_groups(segments, state.n) if segments is not None else None
         report = evaluate(state, level=self.config.confidence_level)
         custom = self._custom_metrics(y_true, y_pred, y_pred_proba, state.task)
@@ -568,7 +597,8 @@ class ModelPerformanceTracker:
         if groups is not None:
             return self._track_segments(record, state, report, score, meta, notes, groups,
                                         (y_true, y_pred, y_pred_proba))
-        return self._check(record, state, report, score, meta, notes)
+        return self._check(record, state, report, score, meta, notes, given_id=bid is not None,
+                           prefetched=reads.result() if reads is not None else None)
 
     # ------------------------------------------------------------------ one call, many segments
     def _segment_states(self, state: State, groups: list[tuple[str, Any]], arrays: tuple) -> list[State]:
@@ -698,11 +728,12 @@ class ModelPerformanceTracker:
 
     # ------------------------------------------------------------------ the tracking transaction
     def _check(self, record: BatchRecord, state: State, report: MetricReport, score: float,
-               meta: Mapping[str, Any], notes: tuple[str, ...] = ()) -> TrackingResult:
+               meta: Mapping[str, Any], notes: tuple[str, ...] = (), *, given_id: bool = True,
+               prefetched: tuple | None = None) -> TrackingResult:
         """Compare with the baseline, write batch + findings + alerts in ONE transaction, deliver."""
         analysis = DegradationAnalysis(False, (), performance_score=score, settings=self.config.detection)
         new_baseline = None
-        estimated, drift = self._estimate(record, state, report)
+        estimated, drift = self._estimate(record, state, report, given_id)
         # kept with the batch, so summaries and reports can say it: "new class 'd'", and the
         # label-free estimate next to the realized values
         extra = {**({"notes": list(notes)} if notes else {}),
@@ -721,7 +752,8 @@ class ModelPerformanceTracker:
                     baseline_version=base_report[1], alert_type="estimated_performance_degradation",
                 )
         if state.labelled:
-            baseline, new_baseline = self._baseline_for(record.model, record.segment, state)
+            b, previous = prefetched if prefetched is not None else (_UNREAD, _UNREAD)
+            baseline, new_baseline = self._baseline_for(record.model, record.segment, state, b)
             if baseline is not None:
                 base_report, version = baseline
                 analysis = assess(
@@ -729,7 +761,7 @@ class ModelPerformanceTracker:
                     segment=record.segment, batch_id=record.batch_id, model_version=record.model_version,
                     performance_score=score, metadata=meta,
                     metrics=[m for m in self.config.metrics_to_track if m in report], baseline_version=version,
-                    window_entries=self._window_entries(record.model, record.segment, record),
+                    window_entries=self._window_entries(record.model, record.segment, record, previous),
                 )
         if drift is not None and drift.suspected:
             analysis = dataclasses.replace(analysis, alerts=(*analysis.alerts, self._drift_alert(record, drift)))
@@ -783,12 +815,13 @@ class ModelPerformanceTracker:
             base_report = evaluate(base_state, level=self.config.confidence_level)
         return base_report, version, base_state, key
 
-    def _estimate(self, record: BatchRecord, state: State, report: MetricReport):
+    def _estimate(self, record: BatchRecord, state: State, report: MetricReport, given_id: bool = True):
         """Label-free estimate (CBPE) of a pending batch, or, when labels complete a pending
-        batch, the estimate it had and the concept-drift check of realized against it."""
+        batch, the estimate it had and the concept-drift check of realized against it.
+        ``given_id=False``: the batch id was just generated, so no pending row can have it."""
         if state.task == "regression" or not getattr(state, "has_scores", False):
             return None, None
-        completing = state.labelled and record.batch_id is not None and \
+        completing = state.labelled and given_id and record.batch_id is not None and \
             self.store.find_pending(record.model, record.batch_id, record.segment) is not None
         if state.labelled and not completing:
             return None, None
@@ -827,23 +860,46 @@ class ModelPerformanceTracker:
         except Exception as exc:  # noqa: BLE001 - a delivery problem must not fail a stored batch
             logger.warning("delivering pending alerts failed: %s", exc)
 
-    def _window_entries(self, model: str, segment: str | None, record: BatchRecord) -> list[dict] | None:
-        """Stored metrics of the last ``window_batches - 1`` labelled batches, plus this one."""
+    def _window_entries(self, model: str, segment: str | None, record: BatchRecord,
+                        previous: Any = _UNREAD) -> list[dict] | None:
+        """Stored metrics of the last ``window_batches - 1`` labelled batches, plus this one
+        (``previous``: those metrics when already read, see :meth:`_prefetch`)."""
         k = self.config.detection.window_batches
         if k < 2:
             return None
-        previous = self.store.previous_metrics(model, segment=segment, before=record, limit=k - 1)
+        if previous is _UNREAD or previous is None:
+            previous = self.store.previous_metrics(model, segment=segment, before=record, limit=k - 1)
         if len(previous) < k - 1:
             return None
         return [*previous, record.metrics]
 
-    def _baseline_for(self, model: str, segment: str | None, state: State):
+    def _prefetch(self, model: str, segment: str | None, ts: datetime) -> Any:
+        """A future of ``(stored baseline row or None, previous metrics or None)``: the reads
+        :meth:`_check` makes for a labelled batch, started on a reader thread beside the
+        state computation. They depend only on the model, segment and timestamp (a new batch
+        has no id yet, so "before it" is "before its timestamp")."""
+        global _READER
+        if _READER is None:
+            _READER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perfkit-reads")
+        k = self.config.detection.window_batches
+        before = _Before(ts, None)
+
+        def reads() -> tuple:
+            b = self.store.get_baseline(model, segment=segment)
+            prev = self.store.previous_metrics(model, segment=segment, before=before, limit=k - 1) if k >= 2 else None
+            return b, prev
+
+        return _READER.submit(reads)
+
+    def _baseline_for(self, model: str, segment: str | None, state: State, b: Any = _UNREAD):
         """``((baseline report, version) or None, baseline row to write or None)``.
 
         Without a stored baseline, the first ``baseline_batches`` labelled batches become it:
         merged and evaluated here, in memory, and written in the batch's own transaction.
+        ``b``: the stored baseline row (or None) when already read.
         """
-        b = self.store.get_baseline(model, segment=segment)
+        if b is _UNREAD:
+            b = self.store.get_baseline(model, segment=segment)
         if b is None:
             n = self.config.baseline_batches
             previous = [d for _, d in self.store.states(model, segment=segment)]

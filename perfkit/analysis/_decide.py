@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -363,22 +364,102 @@ def decide(rows: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
     [['accuracy', 'proportions_score', True, 'critical', False], ['log_loss', 'welch_z', True, 'critical', True]]
     """
     out = rows.reset_index(drop=True).copy()
-    B = len(out)
     if "scope" not in out:
         out["scope"] = "batch"
     if "segment" not in out:
         out["segment"] = None
-    scope = out["scope"].to_numpy(object)
-    metric = out["metric"].to_numpy(object)
-    c = _col(out, "value")
-    se = _col(out, "se")
-    b = _col(out, "baseline")
-    se_b = _col(out, "baseline_se")
-    s1, n1 = _col(out, "successes"), _col(out, "trials")
-    s0, n0 = _col(out, "baseline_successes"), _col(out, "baseline_trials")
+    cols: dict[str, Any] = {"family": out["family"].to_numpy(object), "segment": out["segment"].to_numpy(object),
+                            "scope": out["scope"].to_numpy(object), "metric": out["metric"].to_numpy(object)}
+    for name in _NUMERIC:
+        if name in out:
+            cols[name] = _col(out, name)
+    decided = _decide_arrays(cols, settings)
+    for name in DECISION_COLUMNS:
+        out[name] = decided[name]
+    return out
+
+
+#: Numeric input columns of :func:`_decide_arrays` (missing ones are NaN).
+_NUMERIC = ("value", "se", "n", "successes", "trials", "baseline", "baseline_se", "baseline_successes",
+            "baseline_trials", "threshold")
+
+
+def _num(cols: Mapping[str, Any], name: str, B: int) -> np.ndarray:
+    """A numeric column as a fresh float array (None / missing -> NaN)."""
+    x = cols.get(name)
+    if x is None:
+        return np.full(B, np.nan)
+    try:
+        return np.array(x, dtype=float)
+    except (TypeError, ValueError):
+        return pd.to_numeric(pd.Series(x, dtype=object), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _is_missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and x != x)
+
+
+def _factorize(values: np.ndarray) -> np.ndarray:
+    """Integer codes in order of first appearance (missing values are one code), as ``pd.factorize``."""
+    if len(values) > 256:
+        return pd.factorize(values, use_na_sentinel=False)[0]
+    seen: dict[Any, int] = {}
+    out = np.empty(len(values), dtype=np.intp)
+    for i, v in enumerate(values):
+        out[i] = seen.setdefault(_NA if _is_missing(v) else v, len(seen))
+    return out
+
+
+_NA = object()
+
+
+def _batch_partner(fam: np.ndarray, seg: np.ndarray, metric: np.ndarray, scope: np.ndarray,
+                   overall: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(has a batch row, its row index) per row: the first ``batch`` row of the same family,
+    segment and metric."""
+    B = len(scope)
+    if B > 256:
+        key = pd.MultiIndex.from_arrays([fam, seg, metric, scope])
+        batch_key = pd.MultiIndex.from_arrays([fam, seg, metric, np.full(B, "batch", dtype=object)])
+        pos = pd.Series(np.arange(B), index=key)
+        pos = pos[~pos.index.duplicated()]
+        partner = pos.reindex(batch_key).to_numpy(float)
+        has = np.isfinite(partner)
+        return has, np.where(has, partner, 0).astype(int)
+    seg_key = [_NA if o else s for s, o in zip(seg, overall, strict=True)]
+    first: dict[tuple, int] = {}
+    for i in range(B):
+        if scope[i] == "batch":
+            first.setdefault((fam[i], seg_key[i], metric[i]), i)
+    idx = np.array([first.get((fam[i], seg_key[i], metric[i]), -1) for i in range(B)], dtype=int)
+    has = idx >= 0
+    return has, np.where(has, idx, 0)
+
+
+def _decide_arrays(cols: Mapping[str, Any], settings: DetectionSettings) -> dict[str, np.ndarray]:
+    """The decision core on columns: :func:`decide` without a DataFrame.
+
+    ``cols`` maps :data:`ROW_COLUMNS` (and optionally ``threshold``) to equal-length
+    sequences; ``family`` and ``metric`` are required, ``scope`` defaults to ``"batch"`` and
+    ``segment`` to None, missing numeric columns to NaN. Returns :data:`DECISION_COLUMNS` as
+    arrays in row order (what :func:`decide` adds to its frame).
+    """
+    metric = np.asarray(cols["metric"], dtype=object)
+    B = len(metric)
+    scope = np.asarray(cols["scope"], dtype=object) if cols.get("scope") is not None else \
+        np.full(B, "batch", dtype=object)
+    seg = np.asarray(cols["segment"], dtype=object) if cols.get("segment") is not None else \
+        np.full(B, None, dtype=object)
+    fam = np.asarray(cols["family"], dtype=object)
+    c = _num(cols, "value", B)
+    se = _num(cols, "se", B)
+    b = _num(cols, "baseline", B)
+    se_b = _num(cols, "baseline_se", B)
+    s1, n1 = _num(cols, "successes", B), _num(cols, "trials", B)
+    s0, n0 = _num(cols, "baseline_successes", B), _num(cols, "baseline_trials", B)
     floor = scope == "floor"
-    if "threshold" in out:
-        thr = _col(out, "threshold")
+    if cols.get("threshold") is not None:
+        thr = _num(cols, "threshold", B)
     else:
         thr = np.array([settings.thresholds.get(m, np.nan) for m in metric], float)
     thr[floor] = settings.low_performance_threshold
@@ -439,7 +520,7 @@ def decide(rows: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
     reason[undefined] = "undefined_current"
     # minimum information: below MIN_ROWS_BOOTSTRAP_Z rows the lower tail of a macro metric's
     # bootstrap z is far too light (5 classes x 10 rows: F1 p = 6e-7 on a stable batch)
-    n_rows = _col(out, "n")
+    n_rows = _num(cols, "n", B)
     few = (test == "bootstrap_z") & np.isfinite(n_rows) & (n_rows < MIN_ROWS_BOOTSTRAP_Z)
     reason[few & ~undefined] = "too_few_rows"
     no_test = undefined | bad_base | (hib == 0) | few
@@ -450,16 +531,9 @@ def decide(rows: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
     practical = np.isfinite(degradation) & (degradation >= thr)
     practical[floor] = np.isfinite(worse[floor]) & (worse[floor] > 0)
     # window rows only confirm what the batch itself shows
+    overall = pd.isna(seg) if B else np.zeros(0, bool)
     if (scope == "window").any():
-        key = pd.MultiIndex.from_arrays([out["family"].to_numpy(object), out["segment"].to_numpy(object),
-                                         metric, scope])
-        batch_key = pd.MultiIndex.from_arrays([out["family"].to_numpy(object), out["segment"].to_numpy(object),
-                                               metric, np.full(B, "batch", dtype=object)])
-        pos = pd.Series(np.arange(B), index=key)
-        pos = pos[~pos.index.duplicated()]
-        partner = pos.reindex(batch_key).to_numpy(float)
-        has = np.isfinite(partner)
-        part_idx = np.where(has, partner, 0).astype(int)
+        has, part_idx = _batch_partner(fam, seg, metric, scope, overall)
         window = scope == "window"
         practical = practical & ~(window & ~(has & practical[part_idx]))
     else:
@@ -470,8 +544,7 @@ def decide(rows: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
     # (adjusting only the rows whose point estimate passed the threshold would shrink the
     # family after looking at the data); floor rows are their own question
     tested = np.isfinite(p) & ~floor
-    fam_codes, _ = pd.factorize(out["family"], use_na_sentinel=False) if B else (np.zeros(0, int), None)
-    overall = pd.isna(out["segment"]).to_numpy(bool) if B else np.zeros(0, bool)
+    fam_codes = _factorize(fam) if B else np.zeros(0, int)
     adjusted = _family_adjust(p, fam_codes, overall, tested, settings.fdr_method)
     adjusted[floor] = _family_adjust(p, fam_codes, np.ones(B, bool), floor & np.isfinite(p), "holm")[floor]
     significant = np.isfinite(adjusted) & (adjusted < settings.alpha)
@@ -511,19 +584,20 @@ def decide(rows: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
         worst = pd.Series(degradation[idx], index=idx).groupby(fam_codes[idx], sort=False).idxmax()
         retraining[worst.to_numpy(int)] = True
 
-    out["higher_is_better"] = np.where(hib == 0, None, hib > 0).astype(object)
-    out["threshold"] = thr
-    out["relative_change"] = rel_change
-    out["degradation"] = degradation
-    out["practical"] = practical
-    out["test"] = test_name
-    out["statistic"] = z
-    out["p_value"] = p
-    out["adjusted_p_value"] = adjusted
-    out["significant"] = significant
-    out["degraded"] = degraded
-    out["severity"] = severity
-    out["min_detectable_degradation"] = mdd
-    out["retraining"] = retraining
-    out["reason"] = reason
-    return out
+    return {
+        "higher_is_better": np.where(hib == 0, None, hib > 0).astype(object),
+        "threshold": thr,
+        "relative_change": rel_change,
+        "degradation": degradation,
+        "practical": practical,
+        "test": test_name,
+        "statistic": z,
+        "p_value": p,
+        "adjusted_p_value": adjusted,
+        "significant": significant,
+        "degraded": degraded,
+        "severity": severity,
+        "min_detectable_degradation": mdd,
+        "retraining": retraining,
+        "reason": reason,
+    }

@@ -35,7 +35,7 @@ import pandas as pd
 
 from perfkit.alerts import apply_cooldown
 from perfkit.alerts.types import Alert
-from perfkit.analysis._decide import adjust_pvalues, decide, severity_for
+from perfkit.analysis._decide import _decide_arrays, adjust_pvalues, decide, severity_for
 from perfkit.config import DetectionSettings
 from perfkit.exceptions import ValidationError
 from perfkit.metrics import METRICS, MetricReport, MetricValue, performance_score_se
@@ -262,6 +262,26 @@ def decision_rows(
             if name in cur and name in base:
                 rows.append(_row(family, segment, scope, cur[name], base[name]))
     return rows
+
+
+def _decide_records(rows: list[dict[str, Any]], settings: DetectionSettings) -> list[dict[str, Any]]:
+    """:func:`decide` on a few row dicts without a DataFrame: the row dicts plus their
+    decision columns (one tracking call: the array core, no pandas)."""
+    cols: dict[str, Any] = {k: [r.get(k) for r in rows] for k in ("family", "segment", "metric", "scope")}
+    for k in ("value", "se", "n", "successes", "trials", "baseline", "baseline_se", "baseline_successes",
+              "baseline_trials"):
+        cols[k] = [r.get(k) for r in rows]
+    decided = _decide_arrays(cols, settings)
+    columns = list(decided.items())
+    out = []
+    for i, r in enumerate(rows):
+        rec = {"baseline": None, **r}
+        for k, v in columns:
+            rec[k] = v[i].item() if isinstance(v[i], np.generic) else v[i]
+        if not isinstance(rec["segment"], str):
+            rec["segment"] = None
+        out.append(rec)
+    return out
 
 
 def _finding(r: Mapping[str, Any], cur: MetricValue | None) -> MetricFinding:
@@ -733,11 +753,7 @@ def assess(
                 floors.append((seg, performance_score_of(cur, cur.task), performance_score_se(cur)))
     rows += [{"family": 0, "segment": seg, "metric": "performance_score", "scope": "floor", "value": v, "se": se}
              for seg, v, se in floors]
-    decided = decide(pd.DataFrame(rows), settings)
-    records = decided.to_dict("records")
-    for r in records:  # pandas may turn a missing segment into NaN
-        if not isinstance(r["segment"], str):
-            r["segment"] = None
+    records = _decide_records(rows, settings)
     findings = [_finding(r, reports[(r["segment"], r["scope"])].get(r["metric"])) for r in records
                 if r["scope"] == "batch"]
     window = [_finding(r, reports[(r["segment"], r["scope"])].get(r["metric"])) for r in records

@@ -57,7 +57,9 @@ def _to_1d(x: Any, name: str) -> np.ndarray:
 
 def _check_finite(arr: np.ndarray, name: str) -> None:
     if arr.dtype.kind == "f":
-        if not np.isfinite(arr).all():
+        ok = _kernels.all_finite(arr) if arr.dtype == np.float64 and arr.flags.c_contiguous else \
+            bool(np.isfinite(arr).all())
+        if not ok:
             bad = int(np.count_nonzero(~np.isfinite(arr)))
             raise NonFiniteError(f"{name} contains {bad} NaN or infinite value(s)", parameter=name)
     elif arr.dtype.kind == "O":

@@ -422,7 +422,12 @@ def order_statistic_ranks(n: int, q: float, level: float = 0.95) -> tuple[float,
     >>> bool(38 < lo < 41 and 58 < hi < 61)
     True
     """
-    from scipy import special, stats
+    return _order_statistic_ranks(int(n), float(q), float(level))
+
+
+@functools.lru_cache(maxsize=256)  # a pure function of three numbers; batches often share n
+def _order_statistic_ranks(n: int, q: float, level: float) -> tuple[float, float]:
+    from scipy import special
 
     alpha = 1.0 - level
     if n * q * (1 - q) > 1e4:
@@ -434,7 +439,7 @@ def order_statistic_ranks(n: int, q: float, level: float = 0.95) -> tuple[float,
                 min(max(n * q - 0.5 - sd_n * z_lo, 0.0), n - 1.0))
     # only ranks within a few standard deviations of n q can bracket the bounds (the CDF
     # there is far from alpha / 2 for any level up to 0.999 999): O(sqrt(n)), not O(n)
-    z = max(6.0, float(stats.norm.isf(alpha / 2)) + 3.0)
+    z = max(6.0, float(-special.ndtri(alpha / 2)) + 3.0)  # norm.isf without scipy.stats' overhead
     sd = math.sqrt(max(n * q * (1 - q), 1.0))
     start = max(0, int(math.floor(n * q - z * sd)) - 2)
     stop = min(n, int(math.ceil(n * q + z * sd)) + 2)
