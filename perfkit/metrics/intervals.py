@@ -176,16 +176,21 @@ def auc_score_interval(
     Solves ``|auc - theta| = z * sqrt(r * V_HM(theta))`` as Newcombe (2006) does, where
     ``V_HM`` is Hanley and McNeil's variance at ``theta`` and ``r`` the ratio of the
     observed DeLong variance to ``V_HM(auc)``, shrunk towards 1 with ``prior_rows`` pseudo
-    rows of the rarer class: with few rows of one class (or an AUC near 0 or 1) DeLong's
-    variance is unreliable and the interval tends to Newcombe's; with many it follows DeLong
-    while keeping the score interval's asymmetry near the bounds. Measured coverage: 94-98 %
-    from 15 positives up (benchmarks/coverage.py).
+    rows: with few rows of one class (or an AUC near 0 or 1) DeLong's variance is unreliable
+    and the interval tends to Newcombe's; with many it follows DeLong while keeping the score
+    interval's asymmetry near the bounds. The observed ratio counts as many rows as the
+    Satterthwaite degrees of freedom of DeLong's two variance components (positives' and
+    negatives' placements, equal per-row variances): ``m (1 + rho)**2 / (1 + rho**3)`` with
+    ``m`` the rarer class and ``rho`` its share of the larger one, from ``m`` for a rare class
+    to ``m + n`` for balanced classes (counting the rarer class alone shrank balanced samples
+    too much: 97.4 % coverage at AUC 0.99 with 60 positives and 140 negatives, now 95-96 %).
+    Measured coverage: 94-97 % from 15 positives up (benchmarks/coverage.py).
 
     Examples
     --------
     >>> lo, hi = auc_score_interval(0.9, 0.0004, 300, 700)
     >>> round(lo, 3), round(hi, 3)
-    (0.854, 0.932)
+    (0.853, 0.932)
     >>> auc_score_interval(1.0, 0.0, 15, 35)[1]
     1.0
     """
@@ -194,7 +199,8 @@ def auc_score_interval(
     r = 1.0
     hm = _hanley_mcneil_var(auc, m, n)
     if 0.0 < auc < 1.0 and math.isfinite(var) and var > 0 and hm > 0:
-        rows = min(m, n)
+        small, rho = min(m, n), min(m, n) / max(m, n)
+        rows = small * (1.0 + rho) ** 2 / (1.0 + rho**3)
         r = (rows * var / hm + prior_rows) / (rows + prior_rows)
     return _score_bounds(auc, m, n, z_value(level), r)
 
