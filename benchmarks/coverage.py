@@ -26,7 +26,9 @@ Baseline ``pct``: the row-level percentile bootstrap (B = 200 row resamples per 
 confusion-matrix metrics the equivalent multinomial draw of the cells).
 
 Run: ``python benchmarks/coverage.py`` (``--quick`` for 100 replications and n <= 1,000,
-``--reps``, ``--only SCENARIO``, ``--ns``). Seeded: the same command prints the same table.
+``--reps``, ``--only SCENARIO``, ``--ns``). Confirming single cells with many replications:
+``--cells balanced:50 rare:1000 --metrics accuracy f1 --reps 2000 --no-baseline --no-merged``.
+Seeded: the same command prints the same table.
 """
 
 from __future__ import annotations
@@ -299,29 +301,33 @@ def _states(sc, data, merged: bool):
 
 
 def run_cell(name: str, n: int, reps: int, seed: int = 0, *, baseline: bool = True,
-             merged: bool = True, n_boot: int = 1000) -> dict:
-    """Coverage and median width of perfkit (one batch, merged) and the percentile bootstrap."""
+             merged: bool = True, n_boot: int = 1000, metrics: tuple | None = None) -> dict:
+    """Coverage and median width of perfkit (one batch, merged) and the percentile bootstrap.
+
+    ``metrics`` restricts the cell to some of the scenario's metrics (the data drawn, hence
+    the replications, are the same whatever the selection)."""
     sc = SCENARIOS[name]
     tr = truth(name)
     rng = np.random.default_rng([seed, n, sum(map(ord, name))])
     kinds = ["one"] + (["merged"] if merged else []) + (["pct"] if baseline else [])
-    hits = {kd: {m: [] for m in sc.metrics} for kd in kinds}
-    width = {kd: {m: [] for m in sc.metrics} for kd in kinds}
-    reasons: dict[str, dict[str, int]] = {m: {} for m in sc.metrics}
+    chosen = tuple(m for m in sc.metrics if metrics is None or m in metrics)
+    hits = {kd: {m: [] for m in chosen} for kd in kinds}
+    width = {kd: {m: [] for m in chosen} for kd in kinds}
+    reasons: dict[str, dict[str, int]] = {m: {} for m in chosen}
     for r in range(reps):
         data = sc.draw(rng, n)
         for kd in kinds:
             if kd == "pct":
                 ivs = percentile_bootstrap(sc, data, rng)
             else:
-                rep = evaluate(_states(sc, data, kd == "merged"), metrics=sc.metrics, n_boot=n_boot, seed=r)
+                rep = evaluate(_states(sc, data, kd == "merged"), metrics=chosen, n_boot=n_boot, seed=r)
                 ivs = {}
                 for m, v in rep.items():
                     ivs[m] = (v.ci_lower, v.ci_upper) if math.isfinite(v.value) else (math.nan, math.nan)
                     if kd == "one" and v.reason:
                         key = v.reason.split(":")[0]
                         reasons[m][key] = reasons[m].get(key, 0) + 1
-            for m in sc.metrics:
+            for m in chosen:
                 lo, hi = ivs[m]
                 t = tr[m]
                 if math.isnan(lo) or math.isnan(hi) or not math.isfinite(t):
@@ -329,7 +335,7 @@ def run_cell(name: str, n: int, reps: int, seed: int = 0, *, baseline: bool = Tr
                 hits[kd][m].append(lo <= t <= hi)
                 width[kd][m].append(min(hi - lo, 1e300))
     rows = []
-    for m in sc.metrics:
+    for m in chosen:
         row = {"scenario": name, "n": n, "metric": m, "min_expected": sc.min_expected(n, m),
                "reasons": reasons[m]}
         for kd in kinds:
@@ -351,7 +357,7 @@ def goal(row) -> str:
 
 
 def _ok(row, key) -> str:
-    c = row[key]
+    c = row.get(key, math.nan)
     if not math.isfinite(c):
         return " "
     g = goal(row)
@@ -386,21 +392,32 @@ def main(argv=None) -> None:
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--only", nargs="*", default=None, help="scenario names")
     ap.add_argument("--ns", nargs="*", type=int, default=None)
+    ap.add_argument("--metrics", nargs="*", default=None, help="only these metrics")
+    ap.add_argument("--cells", nargs="*", default=None, metavar="SCENARIO:N",
+                    help="only these cells (e.g. balanced:50 rare:1000), all reps at every n")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the percentile bootstrap")
+    ap.add_argument("--no-merged", action="store_true", help="skip the merge of 10 batches")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     reps = args.reps or (100 if args.quick else 500)
     ns = args.ns or ((50, 200, 1000) if args.quick else NS)
     names = args.only or list(SCENARIOS)
+    if args.cells:
+        cells = [(c.split(":")[0], int(c.split(":")[1])) for c in args.cells]
+    else:
+        cells = [(name, n) for name in names for n in ns]
+    metrics = tuple(args.metrics) if args.metrics else None
     t0 = time.perf_counter()
     rows = []
-    for name in names:
-        for n in ns:
-            # fewer replications of the slow 10,000-row cells
-            r = reps if n < 10_000 else max(reps // 2, 50)
-            rows += run_cell(name, n, r, args.seed)["rows"]
-            print(format_rows([x for x in rows if x["scenario"] == name and x["n"] == n]).split("\n", 2)[-1],
-                  flush=True)
-    print(f"\n95 % intervals, {reps} replications a cell ({max(reps // 2, 50)} at n = 10,000); "
+    for name, n in cells:
+        # fewer replications of the slow 10,000-row cells (unless cells are named)
+        r = reps if n < 10_000 or args.cells else max(reps // 2, 50)
+        rows += run_cell(name, n, r, args.seed, baseline=not args.no_baseline, merged=not args.no_merged,
+                         metrics=metrics)["rows"]
+        print(format_rows([x for x in rows if x["scenario"] == name and x["n"] == n]).split("\n", 2)[-1],
+              flush=True)
+    at_10k = reps if args.cells else max(reps // 2, 50)
+    print(f"\n95 % intervals, {reps} replications a cell ({at_10k} at n = 10,000); "
           f"'*' marks a cell outside its goal; pct = row-level percentile bootstrap (B = {B_PCT}); "
           f"ratio = median width perfkit / pct.\n")
     print(format_rows(rows))

@@ -22,7 +22,8 @@ Columns, for phi in {0, 0.5, 0.8} and 30 / 42 / 84 points:
   unbounded interval is counted in ``ttb unb`` and not as covering;
 * ``ms/call``: mean wall time of one ``analyze_trend`` call (shared machine: compare ratios).
 
-Run ``python benchmarks/trend.py`` (1,000 histories a cell) or ``--quick`` (200).
+Run ``python benchmarks/trend.py`` (1,000 histories a cell) or ``--quick`` (200); one cell
+with more histories: ``--cells 0.8:30 --reps 5000``.
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=None, help="histories a cell")
     parser.add_argument("--wobble", type=float, default=0.004, help="sd of the AR(1) wobble")
     parser.add_argument("--seed", type=int, default=20261201)
+    parser.add_argument("--cells", nargs="*", default=None, metavar="PHI:POINTS",
+                        help="only these cells (e.g. 0.8:30), same seeds as in the full table")
     args = parser.parse_args(argv)
     reps = args.reps or (200 if args.quick else 1000)
     analyze_trend(np.arange(20.0), np.linspace(0.9, 0.8, 20), higher_is_better=True)  # compile
@@ -114,8 +117,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(header)
     print("-" * len(header))
+    wanted = None if args.cells is None else {(float(c.split(":")[0]), int(c.split(":")[1])) for c in args.cells}
     for i, phi in enumerate((0.0, 0.5, 0.8)):
         for j, t in enumerate((30, 42, 84)):
+            if wanted is not None and (phi, t) not in wanted:
+                continue
             r = run_cell(phi, t, reps, args.wobble, args.seed + 10 * i + j)
             print(
                 f"{phi:>4.1f} {t:>6d} | {r['false_dir']:>9.1%} {r['naive']:>9.1%} | "

@@ -227,6 +227,59 @@ def test_auc_near_one_small_batch_covers(cov):
     assert all(0.91 <= c <= 0.995 for c in got.values()), got
 
 
+def test_auc_near_one_score_interval_not_over_covering(cov):
+    """AUC 0.99 at 50 rows (15 positives) and 200 rows, 3,000 batches each (cheap: exact AUC).
+
+    The equal-tailed score interval read 0.977 / 0.973 on this seed: at 50 rows the lower
+    arm cannot miss (a perfect AUC in 24 % of samples), and at 200 rows counting only the
+    rarer class's rows shrank the variance ratio too much. 1 % positives stay in the band."""
+    for name, n, reps in (("auc99", 50, 3000), ("auc99", 200, 3000), ("rare", 1000, 600)):
+        row = cov.run_cell(name, n, reps, seed=8, baseline=False, merged=False, metrics=("roc_auc",))["rows"][0]
+        assert 0.93 <= row["cov_one"] <= 0.965, row
+
+
+def test_auc_score_interval_moves_alpha_only_where_the_lower_arm_cannot_miss():
+    from perfkit.metrics.intervals import (
+        _edge_bounds,
+        _hanley_mcneil_var,
+        _score_bounds,
+        auc_score_interval,
+        z_value,
+    )
+
+    m, n = 15, 35
+    rows = m * (1 + m / n) ** 2 / (1 + (m / n) ** 3)
+    top, bottom = _edge_bounds(m, n, z_value(0.95), 20.0 / (rows + 20.0))
+    assert 0.9 < top < 0.99 and bottom == pytest.approx(1 - top)
+    # no sample's lower bound exceeds top: any AUC below 1, any DeLong variance
+    for auc in np.linspace(0.5, 1 - 1 / (m * n), 60):
+        for var in (1e-9, 1e-5, 1e-3):
+            assert auc_score_interval(auc, var, m, n)[0] <= top + 1e-12
+    # high AUC: the upper bound is one-sided (shorter) but never below top or the estimate
+    lo, hi = auc_score_interval(0.97, 3e-4, m, n)
+    r = (rows * 3e-4 / _hanley_mcneil_var(0.97, m, n) + 20) / (rows + 20)
+    lo2, hi2 = _score_bounds(0.97, m, n, z_value(0.95), r)
+    assert 0.97 < hi < hi2 and hi >= min(hi2, top) and lo == pytest.approx(lo2)
+    # mirrored near 0; unchanged in the middle and at many rows
+    a, b = auc_score_interval(0.03, 3e-4, m, n), auc_score_interval(0.97, 3e-4, m, n)
+    assert a == pytest.approx((1 - b[1], 1 - b[0]))
+    r_mid = (rows * 0.003 / _hanley_mcneil_var(0.7, m, n) + 20) / (rows + 20)
+    assert auc_score_interval(0.7, 0.003, m, n) == pytest.approx(_score_bounds(0.7, m, n, z_value(0.95), r_mid))
+
+
+@pytest.mark.parametrize("scenario, n", [("balanced", 50), ("balanced", 200), ("5class", 200)])
+def test_accuracy_wilson_exact_coverage_in_goal_band(cov, scenario, n):
+    """Exact binomial coverage of the accuracy interval at the benchmark's population value.
+
+    300-replication runs read 97.3-97.7 % (balanced, 50 rows) and 92.7 % (5-class, 200 rows);
+    the exact coverage is inside 93-97 % (2,000 replications agree: 95.7 % and 95.1 %)."""
+    p = cov.truth(scenario)["accuracy"]
+    x = np.arange(n + 1)
+    bounds = np.array([wilson_interval(k, n) for k in x])
+    exact = stats.binom.pmf(x, n, p)[(bounds[:, 0] <= p) & (p <= bounds[:, 1])].sum()
+    assert 0.93 <= exact <= 0.97, (scenario, n, p, exact)
+
+
 def test_t3_errors_tail_aware_intervals(cov):
     rows = _cell(cov, "t3", 2000, 150, ("mse", "rmse", "r2", "mae", "median_absolute_error"))
     got = {m: r["cov_one"] for m, r in rows.items()}

@@ -176,27 +176,56 @@ def auc_score_interval(
     Solves ``|auc - theta| = z * sqrt(r * V_HM(theta))`` as Newcombe (2006) does, where
     ``V_HM`` is Hanley and McNeil's variance at ``theta`` and ``r`` the ratio of the
     observed DeLong variance to ``V_HM(auc)``, shrunk towards 1 with ``prior_rows`` pseudo
-    rows of the rarer class: with few rows of one class (or an AUC near 0 or 1) DeLong's
-    variance is unreliable and the interval tends to Newcombe's; with many it follows DeLong
-    while keeping the score interval's asymmetry near the bounds. Measured coverage: 94-98 %
-    from 15 positives up (benchmarks/coverage.py).
+    rows: with few rows of one class (or an AUC near 0 or 1) DeLong's variance is unreliable
+    and the interval tends to Newcombe's; with many it follows DeLong while keeping the score
+    interval's asymmetry near the bounds. The observed ratio counts as many rows as the
+    Satterthwaite degrees of freedom of DeLong's two variance components (positives' and
+    negatives' placements, equal per-row variances): ``m (1 + rho)**2 / (1 + rho**3)`` with
+    ``m`` the rarer class and ``rho`` its share of the larger one, from ``m`` for a rare class
+    to ``m + n`` for balanced classes (counting the rarer class alone shrank balanced samples
+    too much: 97.4 % coverage at AUC 0.99 with 60 positives and 140 negatives, now 95-96 %).
+
+    Near the bound the lower arm cannot miss: no sample's lower bound exceeds ``top``, the
+    lower bound of a perfect AUC with the smallest ratio the shrinkage allows, so for a
+    population AUC above ``top`` only the upper arm can miss and it may spend all of
+    ``alpha`` (as Clopper-Pearson's one-sided bound at ``x = n``). The upper bound is the
+    one-sided ``1 - alpha`` bound where that lies above ``top``, the two-sided one where
+    that lies below, and ``top`` in between (mirrored near 0). With 15 positives and 35
+    negatives at AUC 0.99 a perfect AUC is seen in 24 % of samples and the equal-tailed
+    interval covered 97.5 %; this one 96.3 % (94.7-97.3 % from AUC 0.93 to 0.99 and 10 to
+    60 positives; unchanged where ``top`` is above the population AUC).
 
     Examples
     --------
     >>> lo, hi = auc_score_interval(0.9, 0.0004, 300, 700)
     >>> round(lo, 3), round(hi, 3)
-    (0.854, 0.932)
+    (0.853, 0.932)
     >>> auc_score_interval(1.0, 0.0, 15, 35)[1]
     1.0
     """
     if m <= 0 or n <= 0 or not math.isfinite(auc):
         return (math.nan, math.nan)
+    small, rho = min(m, n), min(m, n) / max(m, n)
+    rows = small * (1.0 + rho) ** 2 / (1.0 + rho**3)
     r = 1.0
     hm = _hanley_mcneil_var(auc, m, n)
     if 0.0 < auc < 1.0 and math.isfinite(var) and var > 0 and hm > 0:
-        rows = min(m, n)
         r = (rows * var / hm + prior_rows) / (rows + prior_rows)
-    return _score_bounds(auc, m, n, z_value(level), r)
+    z2 = z_value(level)
+    lo2, hi2 = _score_bounds(auc, m, n, z2, r)
+    if not 0.0 < auc < 1.0:  # the arm at the bound is closed: nothing to move
+        return (lo2, hi2)
+    z1 = z_value(2.0 * level - 1.0)  # one-sided 1 - alpha
+    r_min = prior_rows / (rows + prior_rows)
+    top, bottom = _edge_bounds(m, n, z2, r_min)
+    lo1, hi1 = _score_bounds(auc, m, n, z1, r)
+    return (min(lo1, max(lo2, bottom)), max(hi1, min(hi2, top)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _edge_bounds(m: int, n: int, z: float, r: float) -> tuple[float, float]:
+    """(lower bound at AUC 1, upper bound at AUC 0) of the score interval with ratio ``r``."""
+    return (_score_bounds(1.0, m, n, z, r)[0], _score_bounds(0.0, m, n, z, r)[1])
 
 
 def macro_prf(cm: np.ndarray, present: np.ndarray, zero_division: float) -> np.ndarray:
