@@ -313,7 +313,8 @@ class Field:
     ``default``; a callable computes the label-free value from the state. ``scores``: part of
     the score data, merged over the states that have scores only. ``default``: the value when
     a stored dict lacks the field (written before it existed); ``required``: no default (a
-    stored dict without it is malformed)."""
+    stored dict without it is malformed). ``estimates``: read only by the label-free
+    estimates, never by ``evaluate`` (a merge for evaluation may leave it out)."""
 
     name: str
     kind: Kind
@@ -321,6 +322,7 @@ class Field:
     scores: bool = False
     default: Any = None
     required: bool = False
+    estimates: bool = False
 
 
 def check_same(fields: Sequence[Field], cols: Columns) -> None:

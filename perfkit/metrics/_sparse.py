@@ -14,6 +14,7 @@ always written: per row the first bin and packed (gap, count) records, base64-en
 from __future__ import annotations
 
 import base64
+import operator
 from collections.abc import Sequence
 
 import numpy as np
@@ -331,6 +332,7 @@ def _decode_row(r: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 _SIZES = {"B": 1, "H": 2, "I": 4, "Q": 8}
+_ROW_FIELDS = operator.itemgetter("v", "z", "n", "f", "g", "d")
 
 
 def merge_stored(stored: Sequence[dict], shape: tuple[int, ...] | None = None) -> SparseCounts:
@@ -358,7 +360,12 @@ def merge_stored(stored: Sequence[dict], shape: tuple[int, ...] | None = None) -
         else:
             current.append(d["rows"])
     rows = [r for rs in current for r in rs]
-    if all(r.get("v") == 2 for r in rows):
+    try:  # the fields of every row in one pass (C-level), when all rows have the current layout
+        v, z, n, f, g, dd = zip(*map(_ROW_FIELDS, rows), strict=True) if rows else ((),) * 6
+        current_only = v.count(2) == len(v)
+    except (KeyError, TypeError):
+        current_only = False
+    if current_only:
         pick = range(len(rows))
     else:  # rows of older layouts among them: those one by one
         pick = [i for i, r in enumerate(rows) if r.get("v") == 2]
@@ -371,12 +378,9 @@ def merge_stored(stored: Sequence[dict], shape: tuple[int, ...] | None = None) -
                     raise ValueError(f"histogram row {j} has bins outside 0..{bins - 1}")
                 np.add.at(acc, idx + j * bins, c)
         rows = [rows[i] for i in pick]
+        if rows:
+            _, z, n, f, g, dd = zip(*map(_ROW_FIELDS, rows), strict=True)
     if rows:
-        z = [r["z"] for r in rows]
-        n = [r["n"] for r in rows]
-        f = [r["f"] for r in rows]
-        g = [r["g"] for r in rows]
-        dd = [r["d"] for r in rows]
         lens = np.fromiter(map(len, z), dtype=np.int64, count=len(z))
         starts = np.cumsum(lens) - lens
         gsize = np.fromiter(map(_SIZES.__getitem__, g), dtype=np.int64, count=len(g))
