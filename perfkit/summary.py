@@ -150,7 +150,7 @@ def metric_series(records: list, *, freq: str | None = None, level: float = 0.95
             vals = {k: (v.get("value"), v.get("ci_lower"), v.get("ci_upper"), v.get("se")) for k, v in report.items()}
             n = recs[0].sample_count
         else:
-            st = merge_dicts_to_state([r.state for r in recs])
+            st = merge_dicts_to_state([r.state for r in recs], for_evaluation=True)
             rep = evaluate(st, level=level)
             vals = {k: (v.value, v.ci_lower, v.ci_upper, v.se) for k, v in rep.items()}
             n = st.n
@@ -297,7 +297,7 @@ def _summary_parts(store: Store, config: PerformanceConfig, *, days: float, mode
             latest[m] = {**v, "timestamp": recs[-1].timestamp.isoformat()}
     window: dict[str, Any] = {}
     if recs:
-        wstate = merge_dicts_to_state([r.state for r in recs])
+        wstate = store.merged_state(recs, for_evaluation=True)
         window = {k: v.to_dict() for k, v in evaluate(wstate, level=config.confidence_level).items()}
     trends = {}
     available = set(table.values) if series is None else set(series["metric"]) if len(series) else set()
@@ -324,7 +324,7 @@ def _summary_parts(store: Store, config: PerformanceConfig, *, days: float, mode
     if len(segments) > 1 or (segments and segments[0] is not None):
         for s in segments:
             srecs = [r for r in recs if r.segment == s]
-            st = merge_dicts_to_state([r.state for r in srecs])
+            st = store.merged_state(srecs, for_evaluation=True)
             rep = evaluate(st, level=config.confidence_level)
             seg_rows[s if s is not None else "(all)"] = {
                 "records": len(srecs), "samples": st.n,

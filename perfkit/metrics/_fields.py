@@ -9,7 +9,9 @@ merging a year of them is one code path.
 
 from __future__ import annotations
 
+import base64
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from perfkit.exceptions import StateError
-from perfkit.metrics._abs_hist import AbsErrorHistogram
+from perfkit.metrics._abs_hist import MANT_BITS, AbsErrorHistogram
 from perfkit.metrics._moments import Moments
 from perfkit.metrics._sparse import SparseCounts, merge_stored
 
@@ -254,8 +256,20 @@ class AbsHist(Kind):
     def merge(self, values, cols):
         if len(values) == 1:
             return values[0]
-        return AbsErrorHistogram.from_pairs(np.concatenate([v.ids for v in values]),
-                                            np.concatenate([v.counts for v in values]))
+        return _sum_pairs(np.concatenate([v.ids for v in values]), np.concatenate([v.counts for v in values]))
+
+    def merge_stored(self, raw, cols):
+        """All stored histograms decoded at once when they share one packing (else one by one)."""
+        if len(raw) == 1:
+            return self.decode(raw[0])
+        try:
+            mant, m, g, d, z = zip(*map(_ABS_FIELDS, raw), strict=True)
+        except (KeyError, TypeError):
+            return self.merge([self.decode(r) for r in raw], cols)
+        if len(set(g)) != 1 or len(set(d)) != 1 or set(mant) != {MANT_BITS}:
+            return self.merge([self.decode(r) for r in raw], cols)
+        ids, counts = _decode_packed(z, np.asarray(m, dtype=np.int64), g[0], d[0])
+        return _sum_pairs(ids, counts)
 
     def encode(self, v):
         return v.to_dict()
@@ -303,6 +317,43 @@ class CrossSum(Kind):
 
     def decode(self, raw):
         return float(raw)
+
+
+_ABS_FIELDS = operator.itemgetter("mant_bits", "n", "g", "d", "z")
+_UINT = {"B": np.uint8, "H": np.uint16, "I": np.uint32, "Q": np.uint64}
+
+
+def _decode_packed(z: Sequence[str], m: np.ndarray, gcode: str, ccode: str) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, counts) of many packed histograms (each: ``m_i`` gaps, then ``m_i`` counts) at once."""
+    gdt, cdt = np.dtype(_UINT[gcode]), np.dtype(_UINT[ccode])
+    blobs = [base64.b64decode(t) for t in z]
+    size = m * (gdt.itemsize + cdt.itemsize)
+    if not np.array_equal(np.fromiter(map(len, blobs), np.int64, len(blobs)), size):
+        raise ValueError("absolute-error histogram: payload length does not match its size")
+    buf = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+    total = int(m.sum())
+    start = np.cumsum(size) - size  # byte offset of each histogram
+    first = np.cumsum(m) - m  # index of each histogram's first bucket among all
+    k = np.arange(total, dtype=np.int64) - np.repeat(first, m)  # position within its histogram
+    gpos = np.repeat(start, m) + k * gdt.itemsize
+    cpos = np.repeat(start + m * gdt.itemsize, m) + k * cdt.itemsize
+    gaps = buf[gpos[:, None] + np.arange(gdt.itemsize)].copy().view(gdt).ravel()
+    counts = buf[cpos[:, None] + np.arange(cdt.itemsize)].copy().view(cdt).ravel()
+    run = np.cumsum(gaps, dtype=np.int64)  # ids: the gaps summed within each histogram
+    before = np.r_[0, run][first]
+    return run - np.repeat(before, m), counts.astype(np.int64)
+
+
+def _sum_pairs(ids: np.ndarray, counts: np.ndarray) -> AbsErrorHistogram:
+    """Histogram of (id, count) pairs, duplicate ids summed (a dense pass when the ids are
+    close together, as the buckets of one metric's errors are; else a sort)."""
+    if ids.size and int(ids.max()) - int(ids.min()) <= 4 * ids.size + 1024:
+        lo = int(ids.min())
+        present = np.bincount(ids - lo) > 0
+        acc = np.bincount(ids - lo, weights=counts, minlength=present.size)
+        nz = np.flatnonzero(present)
+        return AbsErrorHistogram(nz + lo, acc[nz].astype(np.int64))
+    return AbsErrorHistogram.from_pairs(ids, counts)
 
 
 @dataclass(frozen=True)

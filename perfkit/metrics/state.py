@@ -820,8 +820,8 @@ def state_dict_for_evaluation(text: str, loads: Callable[[str], Any]) -> dict[st
     """
     prefix, first, after, kept = _evaluation_cut()
     if text.startswith(prefix):
-        p = text.find(first)
-        q = text.find(after, p)
+        q = text.rfind(after)  # the cut stretch sits near the end of the text
+        p = text.rfind(first, 0, q)
         if 0 < p < q:
             d = loads(text[:p] + text[q:])
             if tuple(d) == kept:

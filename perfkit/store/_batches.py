@@ -234,12 +234,17 @@ class _Batches:
         clauses = self._batch_filters(model, segment, start, end)
         if not include_pending:
             clauses.append(batches.c.labels_pending.is_(sa.false()))
-        query = sa.select(batches).where(*clauses)  # sorted here: see states()
+        # SQLite: states stay JSON text until a record's state is used (merges of long
+        # histories parse them without keeping them: see merged_state())
+        lazy = self.dialect == "sqlite"
+        cols = [sa.type_coerce(c, sa.Text).label("state") if lazy and c.name == "state" else c
+                for c in batches.c]
+        query = sa.select(*cols).where(*clauses)  # sorted here: see states()
         with self._errors("records"), _bulk():
             with self._read() as conn:
                 rows = conn.execute(query).all()
             rows.sort(key=_row_time_id)
-            return [_record_from_row(row) for row in rows]
+            return [_record_from_row(row, lazy) for row in rows]
 
     def previous_metrics(
         self,

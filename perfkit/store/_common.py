@@ -121,7 +121,8 @@ def _loads(text: str | bytes) -> Any:
             value = json.loads(text)
     else:
         value = json.loads(text)
-    if (b'"$' if isinstance(text, bytes) else '"$') in text:
+    # "$" is rare in stored JSON (never in base64), so a one-byte scan rules tags out quickly
+    if (b"$" if isinstance(text, bytes) else "$") in text and (b'"$' if isinstance(text, bytes) else '"$') in text:
         return decode_json(value)
     return value
 
@@ -327,18 +328,64 @@ def _trusted(cls: type, base: Any = None, /, **values: Any) -> Any:
     """Build a frozen dataclass without re-running validation (values are trusted)."""
     obj = object.__new__(cls)
     if base is not None:
+        if isinstance(base, _StoredBatchRecord):
+            base.state  # noqa: B018 - parse a lazily read state before copying the fields
         obj.__dict__.update(base.__dict__)
+        obj.__dict__.pop(_STATE_TEXT, None)
     obj.__dict__.update(values)
     return obj
 
 
-def _record_from_row(row: Any) -> BatchRecord:
+_STATE_TEXT = "_state_text"
+
+
+class _StoredBatchRecord(BatchRecord):
+    """A :class:`BatchRecord` read from the store whose ``state`` is parsed on first access.
+
+    Summaries and charts of long histories read the metric values of every batch but need
+    the (large) states only to merge windows, which parse them without keeping them
+    (:meth:`Store.merged_state`). Equal to (and printed as) the eagerly read record.
+    """
+
+    __qualname__ = "BatchRecord"
+
+    def __getattr__(self, name: str) -> Any:
+        d = self.__dict__
+        if name != "state" or _STATE_TEXT not in d:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        d["state"] = _loads(d.pop(_STATE_TEXT))
+        return d["state"]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BatchRecord):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in BatchRecord.__dataclass_fields__)
+
+    __hash__ = BatchRecord.__hash__
+
+    def __reduce__(self) -> Any:  # pickled as the plain record
+        self.state  # noqa: B018
+        return _trusted_record, (dict(self.__dict__),)
+
+
+def _trusted_record(values: dict[str, Any]) -> BatchRecord:
+    return _trusted(BatchRecord, **values)
+
+
+def _state_text(record: BatchRecord) -> str | None:
+    """The stored JSON text of a lazily read record's state, None once it is parsed."""
+    return record.__dict__.get(_STATE_TEXT)
+
+
+def _record_from_row(row: Any, lazy_state: bool = False) -> BatchRecord:
+    """The record of a row (``lazy_state``: ``row.state`` is the JSON text, parsed on access)."""
+    state = {_STATE_TEXT: row.state} if lazy_state else {"state": row.state}
     return _trusted(
-        BatchRecord,
+        _StoredBatchRecord if lazy_state else BatchRecord,
+        **state,
         model=row.model,
         timestamp=row.timestamp,
         task=row.task,
-        state=row.state,
         metrics=row.metrics,
         sample_count=row.sample_count,
         batch_id=row.batch_id,
