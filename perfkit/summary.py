@@ -171,7 +171,10 @@ def _nan(x: Any) -> float:
 
 def _floats(values: list) -> np.ndarray:
     """Stored numbers (None where missing) as a float array with NaN."""
-    return pd.array(values, dtype="Float64").to_numpy(dtype="float64", na_value=math.nan)
+    try:
+        return np.array(values, dtype=float)  # None becomes NaN
+    except (TypeError, ValueError):
+        return pd.array(values, dtype="Float64").to_numpy(dtype="float64", na_value=math.nan)
 
 
 def _utc_index(records: list) -> pd.DatetimeIndex:
@@ -193,13 +196,18 @@ class _BatchTable:
     score: np.ndarray
 
     @classmethod
-    def of(cls, records: list) -> _BatchTable:
+    def of(cls, records: list, needed: set[str] | None = None) -> _BatchTable:
+        """``needed``: the metrics whose columns are built (default: all); ``has`` lists every
+        metric present in some record."""
         names: dict[str, None] = {}
         for r in records:
             names.update(dict.fromkeys(r.metrics))
         empty: dict[str, Any] = {}
-        values, se, has = {}, {}, {}
+        values, se = {}, {}
+        has: dict[str, Any] = dict.fromkeys(names)
         for m in names:
+            if needed is not None and m not in needed:
+                continue
             entries = [r.metrics.get(m) for r in records]
             has[m] = np.fromiter((e is not None for e in entries), bool, len(entries))
             entries = [e or empty for e in entries]
@@ -214,7 +222,7 @@ class _BatchTable:
         num = np.zeros(len(self.n))
         den = np.zeros(len(self.n))
         for name, spec in METRICS.items():
-            if spec.score_weight <= 0 or name not in self.values:
+            if spec.score_weight <= 0 or self.has.get(name) is None:
                 continue
             ok = np.isfinite(self.values[name]) & np.isfinite(self.se[name])
             ok &= np.fromiter((t is None or t in spec.tasks for t in self.tasks), bool, len(self.tasks))
@@ -289,7 +297,8 @@ def _summary_parts(store: Store, config: PerformanceConfig, *, days: float, mode
     base_report = evaluate(state_from_dict(baseline.state), level=config.confidence_level) if baseline is not None else None
     tracked = list(config.metrics_to_track)
     # per batch: columns straight from the stored metric values; per day (segments): merged windows
-    table = _BatchTable.of(recs)
+    scored = {name for name, spec in METRICS.items() if spec.score_weight > 0}
+    table = _BatchTable.of(recs, needed=set(config.metrics_to_track) | scored)
     series = metric_series(recs, freq=freq, level=config.confidence_level) if freq is not None else None
     latest: dict[str, Any] = {}
     if recs:
