@@ -26,8 +26,9 @@ __all__ = ["SparseCounts", "merge_stored"]
 _COUNT_DTYPES = {"B": np.uint8, "H": np.uint16, "I": np.uint32, "Q": np.uint64}
 # merging many arrays: at most this many (index, count) pairs are materialised at once
 _CHUNK = 1 << 22
-# merging stored rows: at most this many base64 characters are joined at once
-_TEXT_CHUNK = 1 << 25
+# merging stored rows: at most this many base64 characters are joined at once (1 MB: the
+# joined text, its bytes and the decoding pass stay in cache; 32 MB chunks were 30 % slower)
+_TEXT_CHUNK = 1 << 20
 
 
 def _small_uint(top: int) -> type:
@@ -390,7 +391,7 @@ def merge_stored(stored: Sequence[dict], shape: tuple[int, ...] | None = None) -
             raise ValueError("histogram rows: payload length does not match their sizes")
         base = (np.asarray(pick, dtype=np.int64) % nrows) * bins
         first_bin = np.asarray(f, dtype=np.int64)
-        # rows joined in chunks of ~32 MB of text: the peak stays small for any history
+        # rows joined in chunks of ~1 MB of text: the peak stays small for any history
         ends = np.searchsorted(starts + lens, np.arange(1, int(starts[-1] + lens[-1]) // _TEXT_CHUNK + 2) * _TEXT_CHUNK)
         lo = 0
         for hi in [*ends.tolist(), len(z)]:
