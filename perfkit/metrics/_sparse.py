@@ -333,7 +333,7 @@ def _decode_row(r: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 _SIZES = {"B": 1, "H": 2, "I": 4, "Q": 8}
-_ROW_FIELDS = operator.itemgetter("v", "z", "n", "f", "g", "d")
+_GET = {k: operator.itemgetter(k) for k in "vznfgd"}
 
 
 def merge_stored(stored: Sequence[dict], shape: tuple[int, ...] | None = None) -> SparseCounts:
@@ -361,9 +361,11 @@ def merge_stored(stored: Sequence[dict], shape: tuple[int, ...] | None = None) -
         else:
             current.append(d["rows"])
     rows = [r for rs in current for r in rs]
-    try:  # the fields of every row in one pass (C-level), when all rows have the current layout
-        v, z, n, f, g, dd = zip(*map(_ROW_FIELDS, rows), strict=True) if rows else ((),) * 6
+    try:  # every row's fields by C-level passes, when all rows have the current layout
+        v = list(map(_GET["v"], rows))
         current_only = v.count(2) == len(v)
+        if current_only:
+            z, n, f, g, dd = (list(map(_GET[k], rows)) for k in "znfgd")
     except (KeyError, TypeError):
         current_only = False
     if current_only:
@@ -379,8 +381,7 @@ def merge_stored(stored: Sequence[dict], shape: tuple[int, ...] | None = None) -
                     raise ValueError(f"histogram row {j} has bins outside 0..{bins - 1}")
                 np.add.at(acc, idx + j * bins, c)
         rows = [rows[i] for i in pick]
-        if rows:
-            _, z, n, f, g, dd = zip(*map(_ROW_FIELDS, rows), strict=True)
+        z, n, f, g, dd = (list(map(_GET[k], rows)) for k in "znfgd")
     if rows:
         lens = np.fromiter(map(len, z), dtype=np.int64, count=len(z))
         starts = np.cumsum(lens) - lens
