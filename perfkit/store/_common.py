@@ -377,15 +377,13 @@ def _state_text(record: BatchRecord) -> str | None:
     return record.__dict__.get(_STATE_TEXT)
 
 
-def _record_from_row(row: Any, lazy_state: bool = False) -> BatchRecord:
-    """The record of a row (``lazy_state``: ``row.state`` is the JSON text, parsed on access)."""
-    state = {_STATE_TEXT: row.state} if lazy_state else {"state": row.state}
+def _record_from_row(row: Any) -> BatchRecord:
     return _trusted(
-        _StoredBatchRecord if lazy_state else BatchRecord,
-        **state,
+        BatchRecord,
         model=row.model,
         timestamp=row.timestamp,
         task=row.task,
+        state=row.state,
         metrics=row.metrics,
         sample_count=row.sample_count,
         batch_id=row.batch_id,
@@ -397,6 +395,40 @@ def _record_from_row(row: Any, lazy_state: bool = False) -> BatchRecord:
         id=row.id,
         created_at=row.created_at,
         updated_at=row.updated_at,
+    )
+
+
+_TEXT_JSON = ("state", "metrics", "metadata")
+_TEXT_TIME = ("timestamp", "created_at", "updated_at")
+
+
+def _text_columns(table: sa.Table) -> list[Any]:
+    """SQLite: the table's columns with JSON and times read as raw text (parsed in bulk by
+    :func:`_record_from_text_row`, without SQLAlchemy's per-value processors)."""
+    return [sa.type_coerce(c, sa.Text).label(c.name) if c.name in _TEXT_JSON
+            else sa.type_coerce(c, sa.String).label(c.name) if c.name in _TEXT_TIME else c
+            for c in table.c]
+
+
+def _record_from_text_row(row: Any) -> BatchRecord:
+    """The record of a SQLite row read with :func:`_text_columns` (state parsed on access)."""
+    return _trusted(
+        _StoredBatchRecord,
+        _state_text=row.state,
+        model=row.model,
+        timestamp=_sqlite_time(row.timestamp),
+        task=row.task,
+        metrics=None if row.metrics is None else _loads(row.metrics),
+        sample_count=row.sample_count,
+        batch_id=row.batch_id,
+        segment=_unseg(row.segment),
+        model_version=row.model_version,
+        performance_score=row.performance_score,
+        labels_pending=bool(row.labels_pending),
+        metadata=None if row.metadata is None else _loads(row.metadata),
+        id=row.id,
+        created_at=None if row.created_at is None else _sqlite_time(row.created_at),
+        updated_at=None if row.updated_at is None else _sqlite_time(row.updated_at),
     )
 
 
