@@ -243,9 +243,13 @@ class _Batches:
         query = sa.select(*(_text_columns(batches) if sqlite else batches.c)).where(*clauses)
         with self._errors("records"), _bulk():
             with self._read() as conn:
-                rows = conn.execute(query).all()
+                result = conn.execute(query)
+                at = {k: i for i, k in enumerate(result.keys())}
+                rows = result.all()
             rows.sort(key=_row_time_id)  # sorted here: see states()
-            return [_record_from_text_row(row) if sqlite else _record_from_row(row) for row in rows]
+            if sqlite:
+                return [_record_from_text_row(row, at) for row in rows]
+            return [_record_from_row(row) for row in rows]
 
     def previous_metrics(
         self,

@@ -410,25 +410,33 @@ def _text_columns(table: sa.Table) -> list[Any]:
             for c in table.c]
 
 
-def _record_from_text_row(row: Any) -> BatchRecord:
-    """The record of a SQLite row read with :func:`_text_columns` (state parsed on access)."""
+_FIELDS = ("state", "model", "timestamp", "task", "metrics", "sample_count", "batch_id", "segment",
+           "model_version", "performance_score", "labels_pending", "metadata", "id", "created_at",
+           "updated_at")
+
+
+def _record_from_text_row(row: Any, at: dict[str, int]) -> BatchRecord:
+    """The record of a SQLite row read with :func:`_text_columns` (``at``: column positions;
+    the state is parsed on access)."""
+    (state, model, ts, task, metrics, n, batch_id, segment, version, score, pending, meta, id_, created,
+     updated) = (row[at[k]] for k in _FIELDS)
     return _trusted(
         _StoredBatchRecord,
-        _state_text=row.state,
-        model=row.model,
-        timestamp=_sqlite_time(row.timestamp),
-        task=row.task,
-        metrics=None if row.metrics is None else _loads(row.metrics),
-        sample_count=row.sample_count,
-        batch_id=row.batch_id,
-        segment=_unseg(row.segment),
-        model_version=row.model_version,
-        performance_score=row.performance_score,
-        labels_pending=bool(row.labels_pending),
-        metadata=None if row.metadata is None else _loads(row.metadata),
-        id=row.id,
-        created_at=None if row.created_at is None else _sqlite_time(row.created_at),
-        updated_at=None if row.updated_at is None else _sqlite_time(row.updated_at),
+        _state_text=state,
+        model=model,
+        timestamp=_sqlite_time(ts),
+        task=task,
+        metrics=None if metrics is None else _loads(metrics),
+        sample_count=n,
+        batch_id=batch_id,
+        segment=_unseg(segment),
+        model_version=version,
+        performance_score=score,
+        labels_pending=bool(pending),
+        metadata=None if meta is None else _loads(meta),
+        id=id_,
+        created_at=None if created is None else _sqlite_time(created),
+        updated_at=None if updated is None else _sqlite_time(updated),
     )
 
 
