@@ -188,3 +188,24 @@ def test_year_summary_uses_daily_trends_and_exact_window(tmp_path):
     expected = _report(merge_states(states))
     assert summary["window_metrics"]["accuracy"] == expected["accuracy"]
     assert summary["window_metrics"]["roc_auc"] == expected["roc_auc"]
+
+
+def test_stored_abs_error_histograms_merge_exactly():
+    """Regression states' |e| histograms merged from stored dicts (one vectorized decode when
+    the packings agree, one by one when they do not) equal the in-memory merge."""
+    from perfkit.exceptions import StateError
+
+    rng = np.random.default_rng(4)
+    same = _states("regression", 40, rng)
+    y = np.round(rng.normal(0, 1, 5000), 1)  # few distinct errors: counts above 255
+    big = compute_state(y, np.zeros(5000))
+    for states in (same, [*same[:5], big, *same[5:10]]):
+        dicts = [s.to_dict() for s in states]
+        merged = merge_dicts_to_state(dicts)
+        assert merged.equals(merge_states(states))
+        assert np.array_equal(merged.ae_hist.counts, merge_states(states).ae_hist.counts)
+    assert len({d["ae_hist"]["d"] for d in dicts}) == 2  # the second case mixed the packings
+    bad = [s.to_dict() for s in same[:3]]
+    bad[1]["ae_hist"] = {**bad[1]["ae_hist"], "n": bad[1]["ae_hist"]["n"] + 1}
+    with pytest.raises(StateError):
+        merge_dicts_to_state(bad)
