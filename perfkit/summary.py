@@ -24,10 +24,8 @@ from perfkit.analysis.trend import analyze_trend
 from perfkit.metrics import (
     METRICS,
     ClassificationState,
-    MetricValue,
     evaluate,
     get_metric,
-    performance_score_se,
     state_from_dict,
 )
 from perfkit.metrics.layout import sorted_labels
@@ -128,23 +126,22 @@ def metric_series(records: list, *, freq: str | None = None, level: float = 0.95
         groups = [(b, [records[i] for i in g["i"]]) for b, g in frame.groupby("bucket")]
     if freq is None:  # one point per stored batch: columns straight from the stored metric dicts
         keep = None if metrics is None else set(metrics)
-        cols: dict[str, list] = {c: [] for c in ("timestamp", "metric", "value", "ci_lower", "ci_upper", "se", "n")}
-        for r in records:
-            stamp = pd.Timestamp(r.timestamp)
-            stamp = stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
+        cols: dict[str, list] = {c: [] for c in ("i", "metric", "value", "ci_lower", "ci_upper", "se")}
+        for i, r in enumerate(records):
             for m, v in r.metrics.items():
                 if keep is not None and m not in keep:
                     continue
-                cols["timestamp"].append(stamp)
+                cols["i"].append(i)
                 cols["metric"].append(m)
                 cols["value"].append(v.get("value"))
                 cols["ci_lower"].append(v.get("ci_lower"))
                 cols["ci_upper"].append(v.get("ci_upper"))
                 cols["se"].append(v.get("se"))
-                cols["n"].append(r.sample_count)
-        out = pd.DataFrame(cols)
+        at = np.asarray(cols.pop("i"), dtype=np.int64)
+        out = pd.DataFrame({"timestamp": _utc_index(records)[at], **cols,
+                            "n": np.asarray([r.sample_count for r in records], dtype=np.int64)[at]})
         for c in ("value", "ci_lower", "ci_upper", "se"):
-            out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
+            out[c] = _floats(out[c].tolist())
         out["n_batches"] = 1
         return out
     for ts, recs in groups:
@@ -153,7 +150,7 @@ def metric_series(records: list, *, freq: str | None = None, level: float = 0.95
             vals = {k: (v.get("value"), v.get("ci_lower"), v.get("ci_upper"), v.get("se")) for k, v in report.items()}
             n = recs[0].sample_count
         else:
-            st = merge_dicts_to_state([r.state for r in recs])
+            st = merge_dicts_to_state([r.state for r in recs], for_evaluation=True)
             rep = evaluate(st, level=level)
             vals = {k: (v.value, v.ci_lower, v.ci_upper, v.se) for k, v in rep.items()}
             n = st.n
@@ -172,33 +169,93 @@ def _nan(x: Any) -> float:
     return math.nan if x is None else float(x)
 
 
+def _floats(values: list) -> np.ndarray:
+    """Stored numbers (None where missing) as a float array with NaN."""
+    try:
+        return np.array(values, dtype=float)  # None becomes NaN
+    except (TypeError, ValueError):
+        return pd.array(values, dtype="Float64").to_numpy(dtype="float64", na_value=math.nan)
+
+
+def _utc_index(records: list) -> pd.DatetimeIndex:
+    """The records' timestamps as a UTC DatetimeIndex (naive ones taken as UTC)."""
+    idx = pd.DatetimeIndex(pd.to_datetime([r.timestamp for r in records], utc=True))
+    return idx.as_unit("ns") if hasattr(idx, "as_unit") else idx
+
+
+@dataclass(frozen=True)
+class _BatchTable:
+    """Per-batch columns of the labelled records: times, rows, and each metric's value and se."""
+
+    times: pd.DatetimeIndex
+    n: np.ndarray
+    tasks: list
+    values: dict[str, np.ndarray]
+    se: dict[str, np.ndarray]
+    has: dict[str, np.ndarray]  # the batches that have an entry for the metric (its value may be None)
+    score: np.ndarray
+
+    @classmethod
+    def of(cls, records: list, needed: set[str] | None = None) -> _BatchTable:
+        """``needed``: the metrics whose columns are built (default: all); ``has`` lists every
+        metric present in some record."""
+        names: dict[str, None] = {}
+        for r in records:
+            names.update(dict.fromkeys(r.metrics))
+        empty: dict[str, Any] = {}
+        values, se = {}, {}
+        has: dict[str, Any] = dict.fromkeys(names)
+        for m in names:
+            if needed is not None and m not in needed:
+                continue
+            entries = [r.metrics.get(m) for r in records]
+            has[m] = np.fromiter((e is not None for e in entries), bool, len(entries))
+            entries = [e or empty for e in entries]
+            values[m] = _floats([e.get("value") for e in entries])
+            se[m] = _floats([e.get("se") for e in entries])
+        return cls(_utc_index(records), np.asarray([r.sample_count for r in records], dtype=float),
+                   [r.task for r in records], values, se, has,
+                   _floats([r.performance_score for r in records]))
+
+    def score_se(self) -> np.ndarray:
+        """``performance_score_se`` of every batch, from its stored components."""
+        num = np.zeros(len(self.n))
+        den = np.zeros(len(self.n))
+        for name, spec in METRICS.items():
+            if spec.score_weight <= 0 or self.has.get(name) is None:
+                continue
+            ok = np.isfinite(self.values[name]) & np.isfinite(self.se[name])
+            ok &= np.fromiter((t is None or t in spec.tasks for t in self.tasks), bool, len(self.tasks))
+            num += np.where(ok, spec.score_weight * np.where(ok, self.se[name], 0.0), 0.0)
+            den += np.where(ok, spec.score_weight, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, num / np.where(den > 0, den, 1.0), math.nan)
+
+
 def _threshold_value(config: PerformanceConfig, metric: str, baseline_value: float | None) -> float | None:
     return threshold_value(metric, baseline_value, config.detection)
 
 
 def _trend(config: PerformanceConfig, series: pd.DataFrame, metric: str, baseline_value: float | None):
     s = series[series["metric"] == metric]
+    return _trend_of(config, metric, s["timestamp"], s["value"].to_numpy(float), s["se"].to_numpy(float),
+                     s["n"].to_numpy(float), baseline_value)
+
+
+def _trend_of(config: PerformanceConfig, metric: str, times: Any, values: np.ndarray, se: np.ndarray,
+              n: np.ndarray, baseline_value: float | None):
+    """The trend of one metric's points (long per-batch histories are fitted on daily points,
+    each day's batches weighted by their rows: see :func:`perfkit.analysis.analyze_trend`)."""
     hib = get_metric(metric).higher_is_better if metric != "performance_score" else True
+    threshold = _threshold_value(config, metric, baseline_value) if metric != "performance_score" else None
+    if not len(values):
+        return analyze_trend([], [], [], higher_is_better=bool(hib), min_samples=config.min_samples_for_trend,
+                             metric=metric)
     return analyze_trend(
-        list(s["timestamp"]), s["value"].to_numpy(float), (s["se"].to_numpy(float)) ** 2,
-        higher_is_better=bool(hib), tolerance=config.trend_tolerance,
-        min_samples=config.min_samples_for_trend, threshold=_threshold_value(config, metric, baseline_value),
-        metric=metric,
-    ) if len(s) else analyze_trend([], [], [], higher_is_better=bool(hib),
-                                   min_samples=config.min_samples_for_trend, metric=metric)
-
-
-def _score_series(records: list) -> pd.DataFrame:
-    rows = []
-    weighted = {name for name, spec in METRICS.items() if spec.score_weight > 0}
-    for r in records:
-        if r.performance_score is None:
-            continue
-        report = {k: MetricValue.from_dict({"name": k, **v}) for k, v in r.metrics.items() if k in weighted}
-        se = performance_score_se(report, r.task)  # upper bound: components fully correlated
-        rows.append({"timestamp": pd.Timestamp(r.timestamp), "metric": "performance_score",
-                     "value": r.performance_score, "se": se})
-    return pd.DataFrame(rows, columns=["timestamp", "metric", "value", "se"])
+        pd.Series(times) if not isinstance(times, (pd.Series, pd.Index)) else times, values, se ** 2,
+        higher_is_better=bool(hib), tolerance=config.trend_tolerance, min_samples=config.min_samples_for_trend,
+        threshold=threshold, metric=metric, weights=n,
+    )
 
 
 def _estimates(records: list, tracked: list[str]) -> list[dict[str, Any]]:
@@ -239,28 +296,34 @@ def _summary_parts(store: Store, config: PerformanceConfig, *, days: float, mode
     baseline = store.get_baseline(model, segment=None if segment is _ALL else segment)
     base_report = evaluate(state_from_dict(baseline.state), level=config.confidence_level) if baseline is not None else None
     tracked = list(config.metrics_to_track)
-    series = metric_series(recs, freq=freq, level=config.confidence_level)
+    # per batch: columns straight from the stored metric values; per day (segments): merged windows
+    scored = {name for name, spec in METRICS.items() if spec.score_weight > 0}
+    table = _BatchTable.of(recs, needed=set(config.metrics_to_track) | scored)
+    series = metric_series(recs, freq=freq, level=config.confidence_level) if freq is not None else None
     latest: dict[str, Any] = {}
     if recs:
         for m, v in recs[-1].metrics.items():
             latest[m] = {**v, "timestamp": recs[-1].timestamp.isoformat()}
     window: dict[str, Any] = {}
     if recs:
-        wstate = merge_dicts_to_state([r.state for r in recs])
+        wstate = store.merged_state(recs, for_evaluation=True)
         window = {k: v.to_dict() for k, v in evaluate(wstate, level=config.confidence_level).items()}
     trends = {}
-    available = set(series["metric"]) if len(series) else set()
+    available = set(table.values) if series is None else set(series["metric"]) if len(series) else set()
     for m in tracked:
         if m not in available:
             continue
         bv = base_report[m].value if base_report is not None and m in base_report else None
-        trends[m] = _trend(config, series, m, bv).to_dict()
-    score_series = _score_series(recs)
-    perf = analyze_trend(
-        list(score_series["timestamp"]), score_series["value"].to_numpy(float), score_series["se"].to_numpy(float) ** 2,
-        higher_is_better=True, tolerance=config.trend_tolerance,
-        min_samples=config.min_samples_for_trend, metric="performance_score",
-    ).to_dict()
+        if series is None:
+            keep = table.has[m]  # the batches with an entry (a missing value counts as dropped)
+            trend = _trend_of(config, m, table.times[keep], table.values[m][keep], table.se[m][keep],
+                              table.n[keep], bv)
+        else:
+            trend = _trend(config, series, m, bv)
+        trends[m] = trend.to_dict()
+    keep = np.isfinite(table.score)
+    perf = _trend_of(config, "performance_score", table.times[keep], table.score[keep], table.score_se()[keep],
+                     table.n[keep], None).to_dict()
     perf["trend_direction"] = perf.get("direction")
     alerts = store.alerts(model, start=start, end=stop, **({} if segment is _ALL else {"segment": segment}))
     by_type = alerts.groupby("alert_type").size().to_dict() if len(alerts) else {}
@@ -270,7 +333,7 @@ def _summary_parts(store: Store, config: PerformanceConfig, *, days: float, mode
     if len(segments) > 1 or (segments and segments[0] is not None):
         for s in segments:
             srecs = [r for r in recs if r.segment == s]
-            st = merge_dicts_to_state([r.state for r in srecs])
+            st = store.merged_state(srecs, for_evaluation=True)
             rep = evaluate(st, level=config.confidence_level)
             seg_rows[s if s is not None else "(all)"] = {
                 "records": len(srecs), "samples": st.n,

@@ -65,9 +65,12 @@ from perfkit.exceptions import (
 )
 
 __all__ = [
+    "TREND_MAX_POINTS",
+    "TREND_MIN_DAYS",
     "ChangePointResult",
     "TrendResult",
     "analyze_trend",
+    "daily_points",
     "detect_change_point",
     "naive_trend_direction",
     "trend_from_frame",
@@ -88,12 +91,20 @@ _DEFAULT_HORIZON_DAYS = 30.0
 # --------------------------------------------------------------------------- helpers
 
 
-def _to_days(times: Any, *, parameter: str = "times") -> tuple[np.ndarray, list[Any]]:
-    """Return (days since the earliest point, original time values as a list).
+def _to_days(times: Any, *, parameter: str = "times") -> tuple[np.ndarray, Any]:
+    """Return (days since the earliest point, original time values).
 
     Accepts float days, datetimes (tz-aware or naive, not mixed) and pandas Timestamps.
-    tz-aware times are compared in UTC.
+    tz-aware times are compared in UTC. The time values come back as a float array or a
+    ``DatetimeIndex`` (indexable like the days; ``list()`` of it gives the Timestamps).
     """
+    if isinstance(times, (pd.Series, pd.Index)) and isinstance(times.dtype, pd.DatetimeTZDtype):
+        idx = pd.DatetimeIndex(times).tz_convert("UTC")
+        if idx.hasnans:
+            raise NonFiniteError(f"{parameter} contains missing times (NaT)", parameter=parameter)
+        if idx.size == 0:
+            return np.empty(0, dtype=float), []
+        return np.asarray((idx - idx.min()) / pd.Timedelta(days=1), dtype=float), idx
     if isinstance(times, (pd.Series, pd.Index)):
         raw = times.to_numpy()
     else:
@@ -108,7 +119,7 @@ def _to_days(times: Any, *, parameter: str = "times") -> tuple[np.ndarray, list[
         days = raw.astype(float)
         if not np.all(np.isfinite(days)):
             raise NonFiniteError(f"{parameter} contains NaN or inf", parameter=parameter)
-        return days - days.min(), list(days)
+        return days - days.min(), days
     if raw.dtype.kind == "b":
         raise InputTypeError(
             f"{parameter} must be datetimes or float days, got booleans", parameter=parameter
@@ -125,7 +136,7 @@ def _to_days(times: Any, *, parameter: str = "times") -> tuple[np.ndarray, list[
     if idx.tz is not None:
         idx = idx.tz_convert("UTC")
     days = np.asarray((idx - idx.min()) / pd.Timedelta(days=1), dtype=float)
-    return days, list(idx)
+    return days, idx
 
 
 def _dersimonian_laird(y: np.ndarray, X: np.ndarray, v: np.ndarray) -> float:
@@ -280,14 +291,14 @@ def _change_point_core(
     cwy = np.cumsum(w * y)
     cwy2 = np.cumsum(w * y * y)
     sse0 = float(cwy2[-1] - cwy[-1] ** 2 / cw[-1])
-    best_k, best_sse = None, math.inf
-    for k in range(min_segment, n - min_segment + 1):
-        w1, s1, q1 = cw[k - 1], cwy[k - 1], cwy2[k - 1]
-        w2, s2, q2 = cw[-1] - w1, cwy[-1] - s1, cwy2[-1] - q1
-        sse = (q1 - s1**2 / w1) + (q2 - s2**2 / w2)
-        if sse < best_sse:
-            best_k, best_sse = k, float(sse)
-    assert best_k is not None
+    ks = np.arange(min_segment, n - min_segment + 1)
+    w1, s1, q1 = cw[ks - 1], cwy[ks - 1], cwy2[ks - 1]
+    w2, s2, q2 = cw[-1] - w1, cwy[-1] - s1, cwy2[-1] - q1
+    sse_k = (q1 - s1**2 / w1) + (q2 - s2**2 / w2)
+    finite = np.flatnonzero(sse_k < math.inf)  # the first smallest finite split, NaN skipped
+    assert finite.size
+    best = int(finite[np.argmin(sse_k[finite])])
+    best_k, best_sse = int(ks[best]), float(sse_k[best])
     m1 = float(np.sum(w[:best_k] * y[:best_k]) / w[:best_k].sum())
     m2 = float(np.sum(w[best_k:] * y[best_k:]) / w[best_k:].sum())
     lr = n * math.log(sse0 / best_sse) if best_sse > 0 else math.inf
@@ -310,10 +321,13 @@ def _change_point_core(
 
 
 def _prepare_series(
-    times: Any, values: Any, variances: Any, warn: list[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[Any], int]:
-    """Validate, drop NaN values, sort by time. Returns days, y, v, times, n_dropped."""
-    days, tlist = _to_days(times)
+    times: Any, values: Any, variances: Any, warn: list[str], weights: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Any, int, np.ndarray | None]:
+    """Validate, drop NaN values, sort by time.
+
+    Returns days, y, v, times (float array or DatetimeIndex), n_dropped, weights (or None).
+    """
+    days, tvals = _to_days(times)
     y = np.asarray(values, dtype=float)
     if y.ndim != 1 or len(y) != len(days):
         raise ShapeError(
@@ -321,6 +335,13 @@ def _prepare_series(
         )
     if np.any(np.isinf(y)):
         raise NonFiniteError("values contains inf", parameter="values")
+    w = None
+    if weights is not None:
+        w = np.asarray(weights, dtype=float)
+        if w.shape != y.shape:
+            raise ShapeError(f"weights has shape {w.shape}, expected ({len(y)},)", parameter="weights")
+        if not (np.all(np.isfinite(w)) and np.all(w > 0)):
+            raise ValidationError("weights must be finite and > 0", parameter="weights")
     v, _ = _prepare_variances(variances, len(y), warn)
     keep = ~np.isnan(y)
     n_dropped = int((~keep).sum())
@@ -328,10 +349,62 @@ def _prepare_series(
     days_k = days[keep][order]
     if days_k.size:
         days_k = days_k - days_k.min()
-    tlist_k = [t for t, k in zip(tlist, keep, strict=True) if k]
-    tlist_k = [tlist_k[i] for i in order]
+    t_k = tvals[keep][order] if len(tvals) else tvals
     v_k = None if v is None else v[keep][order]
-    return days_k, y[keep][order], v_k, tlist_k, n_dropped
+    w_k = None if w is None else w[keep][order]
+    return days_k, y[keep][order], v_k, t_k, n_dropped, w_k
+
+
+TREND_MAX_POINTS = 400
+"""Series with more valid points than this (spanning at least :data:`TREND_MIN_DAYS` days)
+are fitted on daily points by :func:`analyze_trend` (see :func:`daily_points`)."""
+
+TREND_MIN_DAYS = 30
+"""Fewest days a long series must cover to be aggregated to daily points."""
+
+
+def _day_numbers(days: np.ndarray, tvals: Any) -> np.ndarray:
+    """Calendar day (UTC for aware datetimes; the integer part for float days) of each point."""
+    if isinstance(tvals, pd.DatetimeIndex):
+        first = tvals[0]
+        offset = (first - first.normalize()) / pd.Timedelta(days=1)
+    else:
+        offset = float(np.asarray(tvals, dtype=float)[0]) % 1.0
+    return np.floor(days + offset + 1e-12).astype(np.int64)
+
+
+def daily_points(
+    days: np.ndarray,
+    values: np.ndarray,
+    variances: np.ndarray | None,
+    weights: np.ndarray | None,
+    day: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """One point per day: weighted means of the values and times of the day's points.
+
+    ``day`` numbers the day of each (time-sorted) point. With ``w`` the weights (the rows
+    of each batch; equal without weights) a day's value is ``sum(w y) / sum(w)``, its time
+    ``sum(w t) / sum(w)`` and its sampling variance ``sum(w**2 v) / sum(w)**2`` (the batches
+    are independent samples). For metrics that are ratios over rows (accuracy, recall ...),
+    the row-weighted mean of the batch values is the value of the merged day.
+
+    Returns (days, values, variances or None, weights: the summed weights of each day).
+
+    Examples
+    --------
+    >>> d, y, v, w = daily_points(np.array([0.1, 0.5, 1.2]), np.array([0.8, 0.9, 0.7]),
+    ...                           np.array([0.01, 0.01, 0.02]), np.array([1.0, 3.0, 2.0]),
+    ...                           np.array([0, 0, 1]))
+    >>> d.round(3).tolist(), y.round(3).tolist(), v.round(5).tolist(), w.tolist()
+    ([0.4, 1.2], [0.875, 0.7], [0.00625, 0.02], [4.0, 2.0])
+    """
+    w = np.ones(len(values)) if weights is None else np.asarray(weights, dtype=float)
+    starts = np.r_[0, np.flatnonzero(np.diff(day)) + 1]
+    wsum = np.add.reduceat(w, starts)
+    y = np.add.reduceat(w * values, starts) / wsum
+    t = np.add.reduceat(w * days, starts) / wsum
+    v = None if variances is None else np.add.reduceat(w * w * variances, starts) / (wsum * wsum)
+    return t, y, v, wsum
 
 
 def detect_change_point(
@@ -383,8 +456,8 @@ def detect_change_point(
             f"min_segment must be an integer >= 1, got {min_segment!r}", parameter="min_segment"
         )
     warn: list[str] = []
-    days, y, v, tlist, _ = _prepare_series(times, values, variances, warn)
-    return _change_point_core(days, y, v, tlist, alpha, int(min_segment))
+    days, y, v, tvals, _, _ = _prepare_series(times, values, variances, warn)
+    return _change_point_core(days, y, v, list(tvals), alpha, int(min_segment))
 
 
 # --------------------------------------------------------------------------- trend
@@ -476,6 +549,9 @@ class TrendResult:
         Stationary variance of the fitted wobble (``"gls_ar1_reml"``; NaN otherwise).
     df : float or None
         Degrees of freedom of the ``t`` quantiles (``None``: normal quantiles).
+    aggregation : str or None
+        ``"daily"`` when a long series was fitted on daily points (see ``max_points`` of
+        :func:`analyze_trend`), None when the points were fitted as given.
     """
 
     metric: str | None
@@ -515,6 +591,7 @@ class TrendResult:
     ar_phi: float = float("nan")
     ar_variance: float = float("nan")
     df: float | None = None
+    aggregation: str | None = None
     _days: tuple[float, ...] = field(default=(), repr=False)
     _times: tuple[Any, ...] = field(default=(), repr=False)
     _band: tuple[tuple[float, float], ...] = field(default=(), repr=False)
@@ -723,6 +800,8 @@ def analyze_trend(
     threshold: float | None = None,
     metric: str | None = None,
     method: Literal["auto", "ar1", "wls", "sarimax"] = "auto",
+    weights: Any = None,
+    max_points: int | None = TREND_MAX_POINTS,
 ) -> TrendResult:
     """Estimate the trend of a metric's history and decide its direction.
 
@@ -763,6 +842,19 @@ def analyze_trend(
         ``SARIMAX(1,0,0)`` with a trend (ML, normal quantiles; kept for comparisons).
         ``"auto"`` is ``"ar1"`` with at least 12 points, ``"wls"`` below. A failed AR fit
         falls back to WLS with a warning.
+    weights : sequence of float, optional
+        Positive weight of each point (the rows of each batch); used only when points are
+        aggregated to days (equal weights when omitted).
+    max_points : int or None, default :data:`TREND_MAX_POINTS` (400)
+        A series with more valid points than this that covers at least
+        :data:`TREND_MIN_DAYS` calendar days (UTC for tz-aware times, the integer part of
+        float days) is fitted on **daily points**: the weighted mean value and time of each
+        day's points, with variance ``sum(w**2 var) / sum(w)**2`` (:func:`daily_points`).
+        A trend over months is a trend of days; hourly points add no information about it
+        but cost an O(n) likelihood per optimiser step (and change-point scans over every
+        split). ``n_points``, ``fitted`` and the band then refer to the daily points,
+        ``aggregation`` is ``"daily"`` and ``warnings`` says how many points were merged.
+        ``None`` fits every point. Shorter series are fitted as given.
 
     Returns
     -------
@@ -818,8 +910,31 @@ def analyze_trend(
     if threshold is not None and not math.isfinite(threshold):
         raise NonFiniteError(f"threshold must be finite, got {threshold!r}", parameter="threshold")
 
+    if max_points is not None and (isinstance(max_points, bool) or int(max_points) != max_points
+                                   or max_points < 1):
+        raise ValidationError(
+            f"max_points must be a positive integer or None, got {max_points!r}", parameter="max_points"
+        )
+
     warn: list[str] = []
-    days, y, v, tlist, n_dropped = _prepare_series(times, values, variances, warn)
+    days, y, v, tvals, n_dropped, w = _prepare_series(times, values, variances, warn, weights)
+    aggregation = None
+    if max_points is not None and len(y) > max_points:
+        day = _day_numbers(days, tvals)
+        n_days = int(np.count_nonzero(np.diff(day))) + 1
+        if n_days >= TREND_MIN_DAYS:
+            t_day, y, v, _ = daily_points(days, y, v, w, day)
+            first = tvals[0]
+            if isinstance(tvals, pd.DatetimeIndex):
+                tvals = first + pd.to_timedelta(t_day, unit="D")
+            else:
+                tvals = float(first) + t_day
+            msg = f"{len(days)} points fitted as {len(y)} daily points (weighted means of each day)"
+            warn.append(msg)
+            logger.debug("trend of %s: %s", metric, msg)
+            days = t_day - t_day[0]
+            aggregation = "daily"
+    tlist = list(tvals)
     n = len(y)
     hib = bool(higher_is_better)
     if n < min_samples:
@@ -978,6 +1093,7 @@ def analyze_trend(
         ar_phi=fit.phi,
         ar_variance=fit.ar_variance,
         df=fit.df,
+        aggregation=aggregation,
         _days=tuple(days.tolist()),
         _times=tuple(tlist),
         _band=band,

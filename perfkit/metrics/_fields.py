@@ -9,7 +9,9 @@ merging a year of them is one code path.
 
 from __future__ import annotations
 
+import base64
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from perfkit.exceptions import StateError
-from perfkit.metrics._abs_hist import AbsErrorHistogram
+from perfkit.metrics._abs_hist import MANT_BITS, AbsErrorHistogram
 from perfkit.metrics._moments import Moments
 from perfkit.metrics._sparse import SparseCounts, merge_stored
 
@@ -254,8 +256,20 @@ class AbsHist(Kind):
     def merge(self, values, cols):
         if len(values) == 1:
             return values[0]
-        return AbsErrorHistogram.from_pairs(np.concatenate([v.ids for v in values]),
-                                            np.concatenate([v.counts for v in values]))
+        return _sum_pairs(np.concatenate([v.ids for v in values]), np.concatenate([v.counts for v in values]))
+
+    def merge_stored(self, raw, cols):
+        """All stored histograms decoded at once when they share one packing (else one by one)."""
+        if len(raw) == 1:
+            return self.decode(raw[0])
+        try:
+            mant, m, g, d, z = zip(*map(_ABS_FIELDS, raw), strict=True)
+        except (KeyError, TypeError):
+            return self.merge([self.decode(r) for r in raw], cols)
+        if len(set(g)) != 1 or len(set(d)) != 1 or set(mant) != {MANT_BITS}:
+            return self.merge([self.decode(r) for r in raw], cols)
+        ids, counts = _decode_packed(z, np.asarray(m, dtype=np.int64), g[0], d[0])
+        return _sum_pairs(ids, counts)
 
     def encode(self, v):
         return v.to_dict()
@@ -305,6 +319,52 @@ class CrossSum(Kind):
         return float(raw)
 
 
+_ABS_FIELDS = operator.itemgetter("mant_bits", "n", "g", "d", "z")
+_UINT = {"B": np.uint8, "H": np.uint16, "I": np.uint32, "Q": np.uint64}
+
+
+def _decode_packed(z: Sequence[str], m: np.ndarray, gcode: str, ccode: str) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, counts) of many packed histograms (each: ``m_i`` gaps, then ``m_i`` counts) at once."""
+    gdt, cdt = np.dtype(_UINT[gcode]), np.dtype(_UINT[ccode])
+    size = m * (gdt.itemsize + cdt.itemsize)
+    text_len = np.fromiter(map(len, z), np.int64, len(z))
+    if not np.any(size % 3) and np.array_equal(text_len, size // 3 * 4):
+        data = base64.b64decode("".join(z))  # no padding inside: one decode of the joined text
+    else:
+        blobs = [base64.b64decode(t) for t in z]
+        if not np.array_equal(np.fromiter(map(len, blobs), np.int64, len(blobs)), size):
+            raise ValueError("absolute-error histogram: payload length does not match its size")
+        data = b"".join(blobs)
+    if len(data) != int(size.sum()):
+        raise ValueError("absolute-error histogram: payload length does not match its size")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    start = np.cumsum(size) - size  # byte offset of each histogram
+    # 1 on the bytes of gaps, 0 on the bytes of counts: +1 where a histogram starts, -1
+    # where its counts start, summed along the buffer
+    mark = np.zeros(buf.size + 1, dtype=np.int8)
+    np.add.at(mark, start, 1)
+    np.add.at(mark, start + m * gdt.itemsize, -1)
+    is_gap = np.cumsum(mark[:-1], dtype=np.int8).view(bool)
+    gaps = buf[is_gap].view(gdt)
+    counts = buf[~is_gap].view(cdt)
+    first = np.cumsum(m) - m  # index of each histogram's first bucket among all
+    run = np.cumsum(gaps, dtype=np.int64)  # ids: the gaps summed within each histogram
+    before = np.r_[0, run][first]
+    return run - np.repeat(before, m), counts.astype(np.int64)
+
+
+def _sum_pairs(ids: np.ndarray, counts: np.ndarray) -> AbsErrorHistogram:
+    """Histogram of (id, count) pairs, duplicate ids summed (a dense pass when the ids are
+    close together, as the buckets of one metric's errors are; else a sort)."""
+    if ids.size and int(ids.max()) - int(ids.min()) <= 4 * ids.size + 1024:
+        lo = int(ids.min())
+        present = np.bincount(ids - lo) > 0
+        acc = np.bincount(ids - lo, weights=counts, minlength=present.size)
+        nz = np.flatnonzero(present)
+        return AbsErrorHistogram(nz + lo, acc[nz].astype(np.int64))
+    return AbsErrorHistogram.from_pairs(ids, counts)
+
+
 @dataclass(frozen=True)
 class Field:
     """One declared state field.
@@ -313,7 +373,8 @@ class Field:
     ``default``; a callable computes the label-free value from the state. ``scores``: part of
     the score data, merged over the states that have scores only. ``default``: the value when
     a stored dict lacks the field (written before it existed); ``required``: no default (a
-    stored dict without it is malformed)."""
+    stored dict without it is malformed). ``estimates``: read only by the label-free
+    estimates, never by ``evaluate`` (a merge for evaluation may leave it out)."""
 
     name: str
     kind: Kind
@@ -321,6 +382,7 @@ class Field:
     scores: bool = False
     default: Any = None
     required: bool = False
+    estimates: bool = False
 
 
 def check_same(fields: Sequence[Field], cols: Columns) -> None:

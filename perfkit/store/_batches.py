@@ -23,8 +23,10 @@ from perfkit.store._common import (
     _key_clause,
     _now,
     _record_from_row,
+    _record_from_text_row,
     _row_time_id,
     _seg,
+    _text_columns,
     _trusted,
     _unseg,
     logger,
@@ -234,11 +236,19 @@ class _Batches:
         clauses = self._batch_filters(model, segment, start, end)
         if not include_pending:
             clauses.append(batches.c.labels_pending.is_(sa.false()))
-        query = sa.select(batches).where(*clauses)  # sorted here: see states()
+        # SQLite: raw text parsed here in bulk, and states kept as JSON text until a
+        # record's state is used (merges of long histories parse them without keeping
+        # them: see merged_state()); the fixed-width UTC text sorts as the times do
+        sqlite = self.dialect == "sqlite"
+        query = sa.select(*(_text_columns(batches) if sqlite else batches.c)).where(*clauses)
         with self._errors("records"), _bulk():
             with self._read() as conn:
-                rows = conn.execute(query).all()
-            rows.sort(key=_row_time_id)
+                result = conn.execute(query)
+                at = {k: i for i, k in enumerate(result.keys())}
+                rows = result.all()
+            rows.sort(key=_row_time_id)  # sorted here: see states()
+            if sqlite:
+                return [_record_from_text_row(row, at) for row in rows]
             return [_record_from_row(row) for row in rows]
 
     def previous_metrics(

@@ -121,7 +121,8 @@ def _loads(text: str | bytes) -> Any:
             value = json.loads(text)
     else:
         value = json.loads(text)
-    if (b'"$' if isinstance(text, bytes) else '"$') in text:
+    # "$" is rare in stored JSON (never in base64), so a one-byte scan rules tags out quickly
+    if (b"$" if isinstance(text, bytes) else "$") in text and (b'"$' if isinstance(text, bytes) else '"$') in text:
         return decode_json(value)
     return value
 
@@ -327,9 +328,53 @@ def _trusted(cls: type, base: Any = None, /, **values: Any) -> Any:
     """Build a frozen dataclass without re-running validation (values are trusted)."""
     obj = object.__new__(cls)
     if base is not None:
+        if isinstance(base, _StoredBatchRecord):
+            base.state  # noqa: B018 - parse a lazily read state before copying the fields
         obj.__dict__.update(base.__dict__)
+        obj.__dict__.pop(_STATE_TEXT, None)
     obj.__dict__.update(values)
     return obj
+
+
+_STATE_TEXT = "_state_text"
+
+
+class _StoredBatchRecord(BatchRecord):
+    """A :class:`BatchRecord` read from the store whose ``state`` is parsed on first access.
+
+    Summaries and charts of long histories read the metric values of every batch but need
+    the (large) states only to merge windows, which parse them without keeping them
+    (:meth:`Store.merged_state`). Equal to (and printed as) the eagerly read record.
+    """
+
+    __qualname__ = "BatchRecord"
+
+    def __getattr__(self, name: str) -> Any:
+        d = self.__dict__
+        if name != "state" or _STATE_TEXT not in d:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        d["state"] = _loads(d.pop(_STATE_TEXT))
+        return d["state"]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BatchRecord):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in BatchRecord.__dataclass_fields__)
+
+    __hash__ = BatchRecord.__hash__
+
+    def __reduce__(self) -> Any:  # pickled as the plain record
+        self.state  # noqa: B018
+        return _trusted_record, (dict(self.__dict__),)
+
+
+def _trusted_record(values: dict[str, Any]) -> BatchRecord:
+    return _trusted(BatchRecord, **values)
+
+
+def _state_text(record: BatchRecord) -> str | None:
+    """The stored JSON text of a lazily read record's state, None once it is parsed."""
+    return record.__dict__.get(_STATE_TEXT)
 
 
 def _record_from_row(row: Any) -> BatchRecord:
@@ -350,6 +395,48 @@ def _record_from_row(row: Any) -> BatchRecord:
         id=row.id,
         created_at=row.created_at,
         updated_at=row.updated_at,
+    )
+
+
+_TEXT_JSON = ("state", "metrics", "metadata")
+_TEXT_TIME = ("timestamp", "created_at", "updated_at")
+
+
+def _text_columns(table: sa.Table) -> list[Any]:
+    """SQLite: the table's columns with JSON and times read as raw text (parsed in bulk by
+    :func:`_record_from_text_row`, without SQLAlchemy's per-value processors)."""
+    return [sa.type_coerce(c, sa.Text).label(c.name) if c.name in _TEXT_JSON
+            else sa.type_coerce(c, sa.String).label(c.name) if c.name in _TEXT_TIME else c
+            for c in table.c]
+
+
+_FIELDS = ("state", "model", "timestamp", "task", "metrics", "sample_count", "batch_id", "segment",
+           "model_version", "performance_score", "labels_pending", "metadata", "id", "created_at",
+           "updated_at")
+
+
+def _record_from_text_row(row: Any, at: dict[str, int]) -> BatchRecord:
+    """The record of a SQLite row read with :func:`_text_columns` (``at``: column positions;
+    the state is parsed on access)."""
+    (state, model, ts, task, metrics, n, batch_id, segment, version, score, pending, meta, id_, created,
+     updated) = (row[at[k]] for k in _FIELDS)
+    return _trusted(
+        _StoredBatchRecord,
+        _state_text=state,
+        model=model,
+        timestamp=_sqlite_time(ts),
+        task=task,
+        metrics=None if metrics is None else _loads(metrics),
+        sample_count=n,
+        batch_id=batch_id,
+        segment=_unseg(segment),
+        model_version=version,
+        performance_score=score,
+        labels_pending=bool(pending),
+        metadata=None if meta is None else _loads(meta),
+        id=id_,
+        created_at=None if created is None else _sqlite_time(created),
+        updated_at=None if updated is None else _sqlite_time(updated),
     )
 
 

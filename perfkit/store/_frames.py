@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +13,7 @@ import sqlalchemy as sa
 
 from perfkit.store.records import (
     ALL_SEGMENTS,
+    BatchRecord,
 )
 from perfkit.store.schema import (
     batches,
@@ -31,6 +34,7 @@ from perfkit.store._common import (
     _loads,
     _parse_freq,
     _sqlite_time,
+    _state_text,
     _time_id,
     _unseg,
 )
@@ -243,6 +247,38 @@ class _Frames:
                 buckets.setdefault((ts - _EPOCH) // step, []).append(state)
             return [(_EPOCH + key * step, merge_dicts_to_state(group))
                     for key, group in sorted(buckets.items())]
+
+    def merged_state(self, records: Sequence[BatchRecord], *, for_evaluation: bool = False) -> State:
+        """Merge the states of ``records`` (as returned by :meth:`records`) into one state.
+
+        States that :meth:`records` left as stored text are parsed here and not kept on the
+        records, so a year of batches is merged without holding every parsed state;
+        ``for_evaluation=True`` also skips the fields only label-free estimates read (see
+        :func:`perfkit.metrics.state.merge_dicts_to_state`).
+
+        Raises
+        ------
+        StateError
+            If ``records`` is empty or their states do not merge.
+
+        Examples
+        --------
+        >>> from perfkit.store import BatchRecord, Store
+        >>> from datetime import datetime, timezone
+        >>> from perfkit.metrics import compute_state
+        >>> store = Store("sqlite://")
+        >>> for i in range(3):
+        ...     _ = store.append(BatchRecord("m", datetime(2024, 1, 1, i, tzinfo=timezone.utc), "binary",
+        ...                                  compute_state([0, 1], [0, 1]).to_dict(), {}, 2, batch_id=f"b{i}"))
+        >>> store.merged_state(store.records("m")).confusion.tolist()
+        [[3, 0], [0, 3]]
+        """
+        from perfkit.metrics.state import merge_dicts_to_state, state_dict_for_evaluation
+
+        parse = functools.partial(state_dict_for_evaluation, loads=_loads) if for_evaluation else _loads
+        with _bulk():
+            dicts = [r.state if (text := _state_text(r)) is None else parse(text) for r in records]
+            return merge_dicts_to_state(dicts, for_evaluation=for_evaluation)
 
     def window_state(
         self,
