@@ -512,8 +512,8 @@ def _check_names(args: argparse.Namespace, store: Any) -> None:
 
 def _cmd_review(args: argparse.Namespace) -> int:
     config, store, baselines = _check_review(args)
+    from perfkit.report._review_run import run_weekly_review
     from perfkit.report.runner import ExitCode
-    from perfkit.report.weekly import run_weekly_review
 
     output_dir = args.output_dir or config.storage.reports_dir
     for line in baselines:
@@ -714,6 +714,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help / --version (0) or a usage error (2)
         return int(exc.code or 0)
     _setup_logging(args.verbose, args.debug)
+    from perfkit.report._startup import defer_rfc3987_syntax
+
+    defer_rfc3987_syntax()  # a program, not a library: jsonschema's IRI parser only when used
     if getattr(args, "func", None) is None:
         args.parser.print_help(sys.stderr)
         return EXIT_USAGE

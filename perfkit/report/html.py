@@ -47,26 +47,67 @@ _EXTERNAL_REF = re.compile(
 )
 
 
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "perfkit"
+
+
+def _bundle_cache_file(vl_version: str | None) -> Path:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        vlc_version = version("vl-convert-python")
+    except PackageNotFoundError:  # pragma: no cover - vl-convert imported without metadata
+        import vl_convert as vlc
+
+        vlc_version = getattr(vlc, "__version__", "unknown")
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{vlc_version}-{vl_version or 'default'}")
+    return _cache_dir() / f"vega-bundle-{safe}.js"
+
+
 @cache
 def vega_bundle() -> str:
     """Return vl-convert's Vega / Vega-Lite / vega-embed bundle, safe inside ``<script>``.
 
     The bundle defines ``window.vegaEmbed``, ``window.vega`` and ``window.vegaLite``. Building
-    it takes a few seconds the first time, so it is cached for the process.
+    it takes seconds of CPU, so it is cached for the process and on disk
+    (``$XDG_CACHE_HOME/perfkit`` or ``~/.cache/perfkit``, one file per vl-convert and
+    Vega-Lite version; an unwritable cache only costs the rebuild).
 
     Examples
     --------
     >>> "window.vegaEmbed" in vega_bundle()
     True
     """
-    import vl_convert as vlc
-
     from perfkit.report._render import _vl_version
 
-    bundle = vlc.javascript_bundle(vl_version=_vl_version())
+    vl_version = _vl_version()
+    cached = _bundle_cache_file(vl_version)
+    try:
+        text = cached.read_text(encoding="utf-8")
+        if "window.vegaEmbed" in text and len(text) > 100_000:
+            return text
+    except (OSError, UnicodeDecodeError):
+        pass
+    import vl_convert as vlc
+
+    bundle = vlc.javascript_bundle(vl_version=vl_version)
     # an HTML parser ends the <script> element at "</script" whatever the JS context
     bundle = re.sub(r"</(script)", r"<\\/\1", bundle, flags=re.IGNORECASE)
-    return bundle.replace("<!--", "<\\!--")
+    bundle = bundle.replace("<!--", "<\\!--")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=".vega-bundle.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(bundle)
+            os.replace(tmp, cached)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        logger.debug("cannot cache the Vega bundle in %s: %s", cached.parent, exc)
+    return bundle
 
 
 _STYLE = re.compile(r"(<style[^>]*>)(.*?)(</style>)", re.DOTALL | re.IGNORECASE)
