@@ -510,8 +510,33 @@ def _check_names(args: argparse.Namespace, store: Any) -> None:
                               f"it has {sorted(s for s in known if s is not None)}")
 
 
+def _early_builder(args: argparse.Namespace) -> Any:
+    """Start the review's payload builder before the (slower) checks when ``--store`` names the
+    store: its imports and analysis overlap the checks, papermill's import and the kernel's start.
+    Stopped at once if a check fails."""
+    import os
+
+    from perfkit.config import DEFAULT_CONFIG_PATH
+
+    if not args.store:
+        return None
+    _check_as_of(args.as_of)
+    config_path = args.config or os.environ.get("PERFKIT_CONFIG") or (
+        str(DEFAULT_CONFIG_PATH) if DEFAULT_CONFIG_PATH.exists() else None)
+    from perfkit.report._review_run import start_payload_builder
+
+    return start_payload_builder(args.store, model=args.model, segment=args.segment, as_of=args.as_of,
+                                 days=args.days, config_path=config_path)
+
+
 def _cmd_review(args: argparse.Namespace) -> int:
-    config, store, baselines = _check_review(args)
+    builder = _early_builder(args)
+    try:
+        config, store, baselines = _check_review(args)
+    except BaseException:
+        if builder is not None:
+            builder.close()
+        raise
     from perfkit.report._review_run import run_weekly_review
     from perfkit.report.runner import ExitCode
 
@@ -521,7 +546,8 @@ def _cmd_review(args: argparse.Namespace) -> int:
     try:
         result = run_weekly_review(store, output_dir, model=args.model, segment=args.segment, as_of=args.as_of,
                                    days=args.days, config_path=args.config or _config_file(config),
-                                   cell_timeout=args.cell_timeout, fail_on_alerts=args.fail_on_alerts)
+                                   cell_timeout=args.cell_timeout, fail_on_alerts=args.fail_on_alerts,
+                                   payload_builder=builder)
     except ReportError as exc:
         code = int(getattr(exc, "exit_code", ExitCode.CELL_ERROR))
         where = getattr(exc, "html_path", None) or getattr(exc, "notebook_path", None)
