@@ -465,10 +465,12 @@ def _check_as_of(text: str | None) -> None:
                           "(for example 2026-11-30 or 2026-11-30T12:00Z)") from None
 
 
-def _check_review(args: argparse.Namespace) -> tuple[Any, str, list[str]]:
+def _check_review(args: argparse.Namespace, names_checked: Any = None) -> tuple[Any, str, list[str]]:
     """Validate every review argument, the config and the store before a kernel starts.
 
     Returns the config, the store URL and one baseline line per reviewed model.
+    ``names_checked()`` is called once ``--store``'s model and segment are known good,
+    before the (slower) configuration checks.
     """
     _check_as_of(args.as_of)
     if args.segment is not None and not args.segment.strip():
@@ -480,6 +482,8 @@ def _check_review(args: argparse.Namespace) -> tuple[Any, str, list[str]]:
     try:
         if store is not None:
             _check_names(args, store)
+            if names_checked is not None:
+                names_checked()
         config = _load_config(args)
         url = _store_url(args, config)
         if store is None:
@@ -511,16 +515,13 @@ def _check_names(args: argparse.Namespace, store: Any) -> None:
 
 
 def _early_builder(args: argparse.Namespace) -> Any:
-    """Start the review's payload builder before the (slower) checks when ``--store`` names the
-    store: its imports and analysis overlap the checks, papermill's import and the kernel's start.
-    Stopped at once if a check fails."""
+    """Start the review's payload builder before the configuration checks when ``--store`` names
+    the store (and its model / segment were found in it): its imports and analysis overlap those
+    checks, papermill's import and the kernel's start. Stopped at once if a check fails."""
     import os
 
     from perfkit.config import DEFAULT_CONFIG_PATH
 
-    if not args.store:
-        return None
-    _check_as_of(args.as_of)
     config_path = args.config or os.environ.get("PERFKIT_CONFIG") or (
         str(DEFAULT_CONFIG_PATH) if DEFAULT_CONFIG_PATH.exists() else None)
     from perfkit.report._review_run import start_payload_builder
@@ -530,13 +531,19 @@ def _early_builder(args: argparse.Namespace) -> Any:
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
-    builder = _early_builder(args)
+    started: list[Any] = []
+
+    def start() -> None:
+        if args.store:
+            started.append(_early_builder(args))
+
     try:
-        config, store, baselines = _check_review(args)
+        config, store, baselines = _check_review(args, start)
     except BaseException:
-        if builder is not None:
+        for builder in started:
             builder.close()
         raise
+    builder = started[0] if started else None
     from perfkit.report._review_run import run_weekly_review
     from perfkit.report.runner import ExitCode
 
