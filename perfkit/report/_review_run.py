@@ -210,7 +210,7 @@ class PayloadBuilder:
         proc = self.proc
 
         def watch() -> None:
-            from perfkit.report.payload import write_error
+            from perfkit.report._payload_io import write_error
 
             code = proc.wait()
             if code != 0 and not os.path.exists(path) and not os.path.exists(path + ".error"):

@@ -672,7 +672,7 @@ def review_payload(
     >>> payload["empty"], payload["summary"]["alerts"], len(payload["outputs"])
     (True, 0, 2)
     """
-    from perfkit.report.payload import PAYLOAD_FORMAT
+    from perfkit.report._payload_io import PAYLOAD_FORMAT
 
     log: list[str] = []
 
