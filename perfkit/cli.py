@@ -465,10 +465,12 @@ def _check_as_of(text: str | None) -> None:
                           "(for example 2026-11-30 or 2026-11-30T12:00Z)") from None
 
 
-def _check_review(args: argparse.Namespace) -> tuple[Any, str, list[str]]:
+def _check_review(args: argparse.Namespace, names_checked: Any = None) -> tuple[Any, str, list[str]]:
     """Validate every review argument, the config and the store before a kernel starts.
 
     Returns the config, the store URL and one baseline line per reviewed model.
+    ``names_checked()`` is called once ``--store``'s model and segment are known good,
+    before the (slower) configuration checks.
     """
     _check_as_of(args.as_of)
     if args.segment is not None and not args.segment.strip():
@@ -480,6 +482,8 @@ def _check_review(args: argparse.Namespace) -> tuple[Any, str, list[str]]:
     try:
         if store is not None:
             _check_names(args, store)
+            if names_checked is not None:
+                names_checked()
         config = _load_config(args)
         url = _store_url(args, config)
         if store is None:
@@ -510,10 +514,38 @@ def _check_names(args: argparse.Namespace, store: Any) -> None:
                               f"it has {sorted(s for s in known if s is not None)}")
 
 
+def _early_builder(args: argparse.Namespace) -> Any:
+    """Start the review's payload builder before the configuration checks when ``--store`` names
+    the store (and its model / segment were found in it): its imports and analysis overlap those
+    checks, papermill's import and the kernel's start. Stopped at once if a check fails."""
+    import os
+
+    from perfkit.config import DEFAULT_CONFIG_PATH
+
+    config_path = args.config or os.environ.get("PERFKIT_CONFIG") or (
+        str(DEFAULT_CONFIG_PATH) if DEFAULT_CONFIG_PATH.exists() else None)
+    from perfkit.report._review_run import start_payload_builder
+
+    return start_payload_builder(args.store, model=args.model, segment=args.segment, as_of=args.as_of,
+                                 days=args.days, config_path=config_path)
+
+
 def _cmd_review(args: argparse.Namespace) -> int:
-    config, store, baselines = _check_review(args)
+    started: list[Any] = []
+
+    def start() -> None:
+        if args.store:
+            started.append(_early_builder(args))
+
+    try:
+        config, store, baselines = _check_review(args, start)
+    except BaseException:
+        for builder in started:
+            builder.close()
+        raise
+    builder = started[0] if started else None
+    from perfkit.report._review_run import run_weekly_review
     from perfkit.report.runner import ExitCode
-    from perfkit.report.weekly import run_weekly_review
 
     output_dir = args.output_dir or config.storage.reports_dir
     for line in baselines:
@@ -521,7 +553,8 @@ def _cmd_review(args: argparse.Namespace) -> int:
     try:
         result = run_weekly_review(store, output_dir, model=args.model, segment=args.segment, as_of=args.as_of,
                                    days=args.days, config_path=args.config or _config_file(config),
-                                   cell_timeout=args.cell_timeout, fail_on_alerts=args.fail_on_alerts)
+                                   cell_timeout=args.cell_timeout, fail_on_alerts=args.fail_on_alerts,
+                                   payload_builder=builder)
     except ReportError as exc:
         code = int(getattr(exc, "exit_code", ExitCode.CELL_ERROR))
         where = getattr(exc, "html_path", None) or getattr(exc, "notebook_path", None)
@@ -714,6 +747,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help / --version (0) or a usage error (2)
         return int(exc.code or 0)
     _setup_logging(args.verbose, args.debug)
+    from perfkit.report._startup import defer_rfc3987_syntax
+
+    defer_rfc3987_syntax()  # a program, not a library: jsonschema's IRI parser only when used
     if getattr(args, "func", None) is None:
         args.parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -139,6 +139,58 @@ def test_template_empty_store(tmp_path):
     assert "Traceback" not in html
 
 
+def _shown(notebook: Path) -> list[str]:
+    """The Markdown and HTML the executed notebook displays, chart ids and times left out."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    out = []
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            for mime in ("text/markdown", "text/html"):
+                if mime in o.get("data", {}):
+                    text = "".join(o["data"][mime])
+                    out.append(re.sub(r"perfkit-chart-[0-9a-f]{32}", "ID", text))
+    return out
+
+
+def test_template_run_by_hand_shows_what_the_payload_builder_shows(history, tmp_path):
+    """Without payload_path (a notebook opened by hand) the template builds the same payload."""
+    import papermill
+
+    as_of = (pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    built = run_weekly_review(_store(history), tmp_path / "cli", config_path=_config(history), as_of=as_of,
+                              cell_timeout=300)
+    by_hand = tmp_path / "hand.ipynb"
+    papermill.execute_notebook(str(template_path()), str(by_hand), kernel_name="python3", progress_bar=False,
+                               execution_timeout=300, cwd=str(tmp_path),
+                               parameters={"store_url": _store(history), "config_path": _config(history),
+                                           "as_of": as_of, "summary_path": str(tmp_path / "hand.json")})
+    shown = _shown(by_hand)
+    assert any("In short" in t for t in shown) and any("Threshold explorer" in t for t in shown)
+    assert shown == _shown(built.notebook_path)
+    hand_summary = json.loads((tmp_path / "hand.json").read_text())
+    for summary in (hand_summary, built.summary):
+        summary.pop("generated_at")
+    assert hand_summary == built.summary
+
+
+def test_payload_builder_errors_are_cell_errors(history, tmp_path):
+    from perfkit.exceptions import ReportExecutionError
+    from perfkit.report._review_run import start_payload_builder
+
+    # the builder raises (a model the store does not have): the template raises the same error
+    with pytest.raises(ReportExecutionError, match="ValidationError.*not in the store") as info:
+        run_weekly_review(_store(history), tmp_path / "a", model="other", cell_timeout=300)
+    assert info.value.exit_code == ExitCode.CELL_ERROR
+    # the builder dies without a word: the template fails at once instead of waiting for it
+    builder = start_payload_builder(_store(history), config_path=_config(history))
+    builder.proc.kill()
+    with pytest.raises(ReportExecutionError, match="builder exited with code -9") as info:
+        run_weekly_review(_store(history), tmp_path / "b", config_path=_config(history), cell_timeout=300,
+                          payload_builder=builder)
+    assert info.value.exit_code == ExitCode.CELL_ERROR
+    assert not Path(builder.tmp).exists()  # its temporary directory is gone
+
+
 def test_template_failing_config_exit_code_through_the_cli(history, tmp_path, capsys):
     from perfkit.cli import main
 

@@ -12,41 +12,36 @@ Examples
 
 from __future__ import annotations
 
-from perfkit.report.charts import (
-    SEVERITY_COLORS,
-    apply_theme,
-    chart_to_svg,
-    explorer_chart,
-    metric_bounds,
-    metric_chart,
-    save_chart,
-    segment_chart,
-    theme_config,
-    threshold_explorer_chart,
-    volume_chart,
-)
-from perfkit.report.display import (
-    chart_html,
-    chart_mimebundle,
-    escape_markdown,
-    format_markdown,
-    show,
-    show_markdown,
-)
-from perfkit.report.html import export_html
-from perfkit.report.runner import (
-    EXIT_ALERTS_PRESENT,
-    EXIT_BAD_USAGE,
-    EXIT_CELL_ERROR,
-    EXIT_EXPORT_FAILED,
-    EXIT_KERNEL_DIED,
-    EXIT_OK,
-    EXIT_TIMEOUT,
-    ExitCode,
-    RunResult,
-    run_notebook,
-    run_notebook_exit_code,
-)
+import importlib
+from typing import Any
+
+#: Where each public name lives; the submodules (altair, nbconvert, papermill ...) are imported
+#: on first access, so ``import perfkit.report.<light module>`` stays light (PEP 562).
+_WHERE = {
+    **dict.fromkeys(("SEVERITY_COLORS", "apply_theme", "chart_to_svg", "explorer_chart", "metric_bounds",
+                     "metric_chart", "save_chart", "segment_chart", "theme_config", "threshold_explorer_chart",
+                     "volume_chart"), "charts"),
+    **dict.fromkeys(("chart_html", "chart_mimebundle", "escape_markdown", "format_markdown", "show",
+                     "show_markdown"), "display"),
+    "export_html": "html",
+    **dict.fromkeys(("EXIT_ALERTS_PRESENT", "EXIT_BAD_USAGE", "EXIT_CELL_ERROR", "EXIT_EXPORT_FAILED",
+                     "EXIT_KERNEL_DIED", "EXIT_OK", "EXIT_TIMEOUT", "ExitCode", "RunResult", "run_notebook",
+                     "run_notebook_exit_code"), "runner"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
 
 __all__ = [
     "EXIT_ALERTS_PRESENT",

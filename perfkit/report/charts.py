@@ -82,6 +82,18 @@ _SAVE_FORMATS = (".png", ".svg", ".html", ".json")
 # --------------------------------------------------------------------------------------------
 # theme
 # --------------------------------------------------------------------------------------------
+
+def _props(chart: Any, **kwargs: Any) -> Any:
+    """``chart.properties(**kwargs)`` without altair's per-property JSON-schema validation.
+
+    That validation costs ~0.1 s a property with jsonschema; perfkit's charts are built from
+    fixed, tested code and their specs are made with ``to_dict(validate=False)`` anyway.
+    """
+    copy = chart.copy(deep=False)
+    for key, value in kwargs.items():
+        setattr(copy, key, value)
+    return copy
+
 def theme_config() -> dict[str, Any]:
     """Return the Vega-Lite ``config`` shared by every perfkit chart.
 
@@ -494,8 +506,8 @@ def metric_chart(
             band = _keyed(band, interval_label, _LINE_COLOR, symbol="square", opacity=0.3)
         bands.append(band)
     line = base.mark_line(clip=True).encode(x=x, y=y("value"))
-    points = base.mark_point(filled=True, size=36, opacity=1).encode(
-        x=x, y=y("value"), tooltip=tooltip).properties(name="series_points")
+    points = _props(base.mark_point(filled=True, size=36, opacity=1).encode(
+        x=x, y=y("value"), tooltip=tooltip), name="series_points")
     if by_segment:
         seg_color = alt.Color("segment:N", title="segment")
         lines.append(line.encode(color=seg_color))
@@ -524,20 +536,20 @@ def metric_chart(
     if est_frame is not None:
         _estimate_layers(est_frame, x, y, y_title, estimate_label, estimate_interval_label, bands, lines, tops)
     if "alert_severity" in data.columns and data["alert_severity"].notna().any():
-        tops.append(base.transform_filter("isValid(datum.alert_severity)").mark_point(
+        tops.append(_props(base.transform_filter("isValid(datum.alert_severity)").mark_point(
             filled=True, size=150, shape="diamond", opacity=1).encode(
             x=x, y=y("value"),
             color=alt.Color("alert_severity:N", title="alert",
                             scale=alt.Scale(domain=list(SEVERITY_COLORS), range=list(SEVERITY_COLORS.values())),
                             legend=alt.Legend(title="alert", symbolType="diamond", orient="right")),
             tooltip=tooltip,
-        ).properties(name="alert_markers"))
+        ), name="alert_markers"))
     layers = [*bands, *lines, *rules, *tops]
 
     subtitle = _direction_text(higher_is_better)
-    chart = alt.layer(*layers).properties(
-        title=alt.TitleParams(text=str(title if title is not None else metric), subtitle=subtitle)
-    ).resolve_scale(color="independent")
+    chart = _props(alt.layer(*layers),
+                   title=alt.TitleParams(text=str(title if title is not None else metric), subtitle=subtitle)
+                   ).resolve_scale(color="independent")
     return apply_theme(chart)
 
 
@@ -563,8 +575,8 @@ def _estimate_layers(est: pd.DataFrame, x: Any, y: Any, y_title: str, label: str
                             band_label, _ESTIMATE_COLOR, symbol="square", opacity=0.3))
     lines.append(_keyed(ebase.mark_line(strokeDash=_ESTIMATE_DASH, strokeWidth=1.8, clip=True).encode(
         x=x, y=y("value")), label, _ESTIMATE_COLOR, dash=_ESTIMATE_DASH))
-    tops.append(ebase.mark_point(filled=False, size=40, strokeWidth=1.5, opacity=1).encode(
-        x=x, y=y("value"), color=alt.value(_ESTIMATE_COLOR), tooltip=tooltip).properties(name="estimate_points"))
+    tops.append(_props(ebase.mark_point(filled=False, size=40, strokeWidth=1.5, opacity=1).encode(
+        x=x, y=y("value"), color=alt.value(_ESTIMATE_COLOR), tooltip=tooltip), name="estimate_points"))
 
 
 def _hrule(value: float, label: str, color: str, *, dashed: bool, y_scale: Any = None) -> alt.Chart:
@@ -602,14 +614,14 @@ def volume_chart(df: pd.DataFrame, *, title: str = "samples per period") -> alt.
     'bar'
     """
     data = _prepare(df, ["timestamp", "sample_count"])[["timestamp", "sample_count"]]
-    chart = alt.Chart(data).mark_bar(color=_LINE_COLOR).encode(
+    chart = _props(alt.Chart(data).mark_bar(color=_LINE_COLOR).encode(
         x=_timestamp_x(),
         y=alt.Y("sample_count:Q", title="samples"),
         tooltip=[
             alt.Tooltip("timestamp:T", title="time", format="%Y-%m-%d %H:%M UTC"),
             alt.Tooltip("sample_count:Q", title="samples", format=","),
         ],
-    ).properties(title=str(title), height=140)
+    ), title=str(title), height=140)
     return apply_theme(chart)
 
 
@@ -677,7 +689,8 @@ def segment_chart(
                 y=y, x=alt.X("ci_lower:Q", title=str(metric)), x2="ci_upper:Q"
             )
         )
-    chart = alt.layer(*layers).properties(
+    chart = _props(
+        alt.layer(*layers),
         title=alt.TitleParams(
             text=str(title) if title is not None else f"{metric} by segment (worst first)",
             subtitle=_direction_text(higher_is_better),
@@ -846,7 +859,7 @@ def explorer_chart(
     line = shown.mark_line(color="#bbbbbb", clip=True).encode(x=x, y=y)
     if has_segment:
         line = line.encode(detail="segment:N")
-    points = shown.mark_point(filled=True, size=70, opacity=1).encode(
+    points = _props(shown.mark_point(filled=True, size=70, opacity=1).encode(
         x=x, y=y,
         color=alt.Color("status:N", title="at this threshold",
                         scale=alt.Scale(domain=["ok", "would alert", "suppressed (cooldown)"],
@@ -860,7 +873,7 @@ def explorer_chart(
             alt.Tooltip("degradation:Q", title="worse than baseline (%)", format=".1f"),
             alt.Tooltip("status:N"),
         ],
-    ).properties(name="threshold_points")
+    ), name="threshold_points")
     rules = pd.DataFrame({"metric": list(info), "baseline": [v[0] for v in info.values()],
                           "sign": [1.0 if v[1] else -1.0 for v in info.values()]})
     rule_base = alt.Chart(rules).transform_filter("datum.metric === explorer_metric")
@@ -868,23 +881,23 @@ def explorer_chart(
         color=_BASELINE_COLOR, strokeWidth=1.5, clip=True).encode(
         y=alt.Y("baseline:Q", scale=y_scale),
         tooltip=[alt.Tooltip("label:N", title="rule"), alt.Tooltip("baseline:Q", format=".4f")])
-    rule = rule_base.transform_calculate(
+    rule = _props(rule_base.transform_calculate(
         limit=("datum.baseline - datum.sign * threshold / 100 * abs(datum.baseline)" if relative else
                "datum.baseline - datum.sign * threshold / 100"), label="'alert threshold'",
     ).mark_rule(color=_ALERT_COLOR, strokeDash=[6, 4], strokeWidth=1.5, clip=True).encode(
         y=alt.Y("limit:Q", scale=y_scale),
         tooltip=[alt.Tooltip("label:N", title="rule"), alt.Tooltip("limit:Q", format=".4f")],
-    ).properties(name="threshold_rule")
+    ), name="threshold_rule")
     text = ("datum.n + (datum.n === 1 ? ' alert would fire' : ' alerts would fire') + ' for ' + explorer_metric"
             f" + ' at a threshold of ' + format(threshold, '.1f') + ' {unit} worse than baseline'")
     if decision is None:
         count_data = base.transform_aggregate(n="sum(flag)")
     else:  # the count is the decision script's (a signal), so it is there even with no point of the metric
         count_data = alt.Chart(pd.DataFrame({"one": [1]})).transform_calculate(n="fire_count")
-    count = count_data.transform_calculate(label=text).mark_text(
+    count = _props(count_data.transform_calculate(label=text).mark_text(
         align="left", baseline="bottom", fontSize=13, fontWeight="bold", color="#333333").encode(
         x=alt.value(0), y=alt.value(-8), text="label:N"
-    ).properties(name="alert_count")
+    ), name="alert_count")
     usermeta: dict[str, Any] = {"embedOptions": {"renderer": "svg", "actions": False}}
     if decision is not None:
         usermeta["perfkit_explorer"] = dict(decision)
@@ -892,7 +905,8 @@ def explorer_chart(
                 if decision is not None else
                 "relative change against each metric's baseline, in percent (positive = worse)")
 
-    chart = alt.layer(line, baseline_rule, rule, points, count).add_params(*params).properties(
+    chart = _props(
+        alt.layer(line, baseline_rule, rule, points, count).add_params(*params),
         title=alt.TitleParams(text=str(title) if title is not None else "threshold explorer", subtitle=subtitle,
                               offset=26),
         usermeta=usermeta,

@@ -47,18 +47,47 @@ _EXTERNAL_REF = re.compile(
 )
 
 
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "perfkit"
+
+
+def _bundle_cache_file() -> Path:
+    """One file per vl-convert and altair version (altair's Vega-Lite version picks the bundle);
+    found without importing altair (seconds), which only a rebuild needs."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = []
+    for dist in ("vl-convert-python", "altair"):
+        try:
+            parts.append(version(dist))
+        except PackageNotFoundError:  # pragma: no cover - imported without metadata: no cache
+            return Path(os.devnull)
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", "-".join(parts))
+    return _cache_dir() / f"vega-bundle-{safe}.js"
+
+
 @cache
 def vega_bundle() -> str:
     """Return vl-convert's Vega / Vega-Lite / vega-embed bundle, safe inside ``<script>``.
 
     The bundle defines ``window.vegaEmbed``, ``window.vega`` and ``window.vegaLite``. Building
-    it takes a few seconds the first time, so it is cached for the process.
+    it takes seconds of CPU, so it is cached for the process and on disk
+    (``$XDG_CACHE_HOME/perfkit`` or ``~/.cache/perfkit``, one file per vl-convert and
+    Vega-Lite version; an unwritable cache only costs the rebuild).
 
     Examples
     --------
     >>> "window.vegaEmbed" in vega_bundle()
     True
     """
+    cached = _bundle_cache_file()
+    try:
+        text = cached.read_text(encoding="utf-8")
+        if "window.vegaEmbed" in text and len(text) > 100_000:
+            return text
+    except (OSError, UnicodeDecodeError):
+        pass
     import vl_convert as vlc
 
     from perfkit.report._render import _vl_version
@@ -66,7 +95,20 @@ def vega_bundle() -> str:
     bundle = vlc.javascript_bundle(vl_version=_vl_version())
     # an HTML parser ends the <script> element at "</script" whatever the JS context
     bundle = re.sub(r"</(script)", r"<\\/\1", bundle, flags=re.IGNORECASE)
-    return bundle.replace("<!--", "<\\!--")
+    bundle = bundle.replace("<!--", "<\\!--")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=".vega-bundle.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(bundle)
+            os.replace(tmp, cached)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        logger.debug("cannot cache the Vega bundle in %s: %s", cached.parent, exc)
+    return bundle
 
 
 _STYLE = re.compile(r"(<style[^>]*>)(.*?)(</style>)", re.DOTALL | re.IGNORECASE)
@@ -75,20 +117,25 @@ _CSS_NOTICE = "/* JupyterLab styles: Copyright (c) Jupyter Development Team, Mod
 
 
 def _compact_styles(body: str) -> str:
-    """The page's CSS without comments and whitespace runs (the lab template inlines ~240 kB).
+    """The page's CSS without comments, whitespace runs and rules the page cannot use.
 
-    Only ``<style>`` contents change, and only comments and runs of whitespace (each becomes
-    one space), so every rule stays as it was.
+    Only ``<style>`` contents change: comments go, runs of whitespace become one space, and
+    the selectors naming a class that appears nowhere else in the page are dropped
+    (:func:`perfkit.report._css.prune_css`; the lab template inlines ~240 kB of JupyterLab
+    CSS, mostly for its own widgets). Every rule that can match stays as it was.
 
     Examples
     --------
-    >>> _compact_styles("<style>/* c */ a  {\\n  color: red; }</style><p>  x  </p>")
-    '<style>a { color: red; }</style><p>  x  </p>'
+    >>> _compact_styles("<style>/* c */ a  {\\n  color: red; } .gone { x: 1 }</style><p>  x  </p>")
+    '<style>a{ color: red; }</style><p>  x  </p>'
     """
+    from perfkit.report._css import page_tokens, prune_css
+
+    known = page_tokens(body)
     noticed: list[bool] = []
 
     def compact(match: re.Match[str]) -> str:
-        css = re.sub(r"\s+", " ", _CSS_COMMENT.sub(" ", match.group(2))).strip()
+        css = prune_css(re.sub(r"\s+", " ", _CSS_COMMENT.sub(" ", match.group(2))).strip(), known)
         notice = ""
         if not noticed and "Jupyter Development Team" in match.group(2):  # the licence notice, once
             notice = _CSS_NOTICE

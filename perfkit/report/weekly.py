@@ -35,7 +35,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +44,12 @@ from perfkit._checks import check_days, check_name
 from perfkit._json import json_safe as _json
 from perfkit.exceptions import ValidationError
 from perfkit.report._build import model_review_fields
+from perfkit.report._review_run import run_weekly_review, template_path
 
 __all__ = [
     "ModelReview",
     "WeeklyReview",
+    "review_payload",
     "run_weekly_review",
     "table_html",
     "template_path",
@@ -57,7 +58,6 @@ __all__ = [
 
 logger = logging.getLogger("perfkit")
 
-TEMPLATE_NAME = "weekly_review.ipynb"
 _MAX_ALERT_ROWS = 50
 _STATUS_CSS = {"degraded": "perfkit-bad", "ok": "perfkit-good", "changed, no threshold": "perfkit-warn",
                }
@@ -76,36 +76,6 @@ margin:8px 0 14px;font:14px/1.5 Helvetica,Arial,sans-serif}
 .perfkit-summary li{margin:2px 0}
 .perfkit-note{color:#555;font:13px Helvetica,Arial,sans-serif}
 </style>"""
-
-
-# --------------------------------------------------------------------------------------------
-# template location
-# --------------------------------------------------------------------------------------------
-def template_path() -> Path:
-    """Return the path of the packaged weekly review template.
-
-    Looks in the installed package (``perfkit/_templates``, where the wheel puts it) and
-    then in the source tree (``templates/`` next to the ``perfkit`` package).
-
-    Examples
-    --------
-    >>> template_path().name
-    'weekly_review.ipynb'
-    """
-    candidates = []
-    try:
-        candidates.append(Path(str(resources.files("perfkit") / "_templates" / TEMPLATE_NAME)))
-    except (ModuleNotFoundError, TypeError):  # pragma: no cover - namespace oddities
-        pass
-    candidates.append(Path(__file__).resolve().parents[2] / "templates" / TEMPLATE_NAME)
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise ValidationError(
-        f"the weekly review template {TEMPLATE_NAME} was not found (looked in "
-        f"{', '.join(str(c.parent) for c in candidates)}); reinstall perfkit",
-        parameter="template",
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -503,6 +473,65 @@ class WeeklyReview:
             "models": [m.to_dict() for m in self.models],
         }
 
+    def outputs(self) -> list[dict[str, str]]:
+        """Everything the template shows, in order, as Jupyter mime bundles.
+
+        Markdown headings (user strings escaped), the HTML tables and the charts (static SVG
+        plus the upgrade script, see :mod:`perfkit.report.display`).
+        """
+        from perfkit.report.display import chart_mimebundle, format_markdown
+
+        out: list[dict[str, str]] = []
+
+        def md(template: str, **values: Any) -> None:
+            text = format_markdown(template, **values)
+            out.append({"text/markdown": text, "text/plain": "<IPython.core.display.Markdown object>"})
+
+        def page(text: str) -> None:
+            out.append({"text/html": text, "text/plain": "<IPython.core.display.HTML object>"})
+
+        def chart(c: Any) -> None:
+            if c is not None:
+                out.append(chart_mimebundle(c))
+
+        md("## Weekly review, {start} to {end}", start=f"{self.start:%Y-%m-%d}", end=f"{self.as_of:%Y-%m-%d}")
+        page(self.overview_html())
+        for section in self.models:
+            md("## Model {model}", model=section.model)
+            if section.empty:
+                md("No data for this period for model {model}. {notes}", model=section.model,
+                   notes="; ".join(section.notes))
+                if len(section.estimates):
+                    page(section.estimates_html())
+                continue
+            page(section.narrative_html())
+            for note in section.notes:
+                md("*Note:* {note}", note=note)
+            md("### Is something wrong?")
+            page(section.headline_html())
+            if len(section.estimates) or len(section.concept_drift):
+                md("### Before the labels arrive: label-free estimates and the concept-drift check")
+                page(section.estimates_html())
+            md("### Since when? Trends over the last {n} days", n=f"{self.trend_days:g}")
+            for c in section.charts:
+                chart(c)
+            page(section.trends_html())
+            chart(section.volume_chart)
+            md("### Where? Segments")
+            chart(section.segment_chart)
+            page(section.segments_html())
+            md("### Why? Within-segment change, segment mix and prediction drift")
+            page(section.why_html())
+            page(section.drift_html())
+            md("### What was done? Alerts of the period")
+            page(section.alerts_html())
+            if section.explorer_chart is not None:
+                md("### Threshold explorer")
+                md("Pick a metric and move the slider: points whose change against their segment's baseline "
+                   "is worse than the threshold (in percent) turn red. Works offline.")
+                chart(section.explorer_chart)
+        return out
+
     def write_summary(self, path: str | os.PathLike[str] | None) -> Path | None:
         """Write :meth:`to_dict` as JSON to ``path`` (atomically); None does nothing."""
         if not path:
@@ -622,68 +651,42 @@ def weekly_context(
     return WeeklyReview(store=store_name, as_of=end, days=days, trend_days=trend, models=sections)
 
 
-# --------------------------------------------------------------------------------------------
-# running
-# --------------------------------------------------------------------------------------------
-def run_weekly_review(
+def review_payload(
     store_url: str | os.PathLike[str],
-    output_dir: str | os.PathLike[str],
-    *,
-    model: str | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+    model: str | Sequence[str] | None = None,
     segment: str | None = None,
     as_of: Any = None,
     days: float = 7,
-    config_path: str | os.PathLike[str] | None = None,
-    cell_timeout: float = 600,
-    fail_on_alerts: bool = False,
-    show_widgets: bool = False,
-    cwd: str | os.PathLike[str] | None = None,
-) -> Any:
-    """Execute the weekly review template and export it to offline HTML.
+) -> dict[str, Any]:
+    """Everything the weekly review template displays, as JSON (see :mod:`perfkit.report.payload`).
 
-    Writes ``weekly_review.ipynb``, ``weekly_review.html`` and ``summary.json`` into
-    ``output_dir``. Needs only papermill, nbconvert and ipykernel (no JupyterLab): the
-    kernel is ``python3`` on papermill's own interpreter.
+    Built by ``perfkit review`` in a process of its own while the kernel starts, or by the
+    template itself when it is run by hand. The perfkit warnings logged while building are
+    returned in ``log`` (the template shows them on its stderr).
 
-    Parameters
-    ----------
-    store_url : str or path-like
-        SQLAlchemy URL or SQLite path (relative paths are made absolute first).
-    output_dir : path-like
-    model, segment, as_of, days, config_path
-        See :func:`weekly_context`.
-    cell_timeout : float, default 600
-        Seconds allowed per notebook cell.
-    fail_on_alerts : bool, default False
-        Return ``ExitCode.ALERTS_PRESENT`` when the period has non-suppressed alerts.
-    show_widgets : bool, default False
-        Also display the live ipywidgets explorer (useful only in JupyterLab).
-    cwd : path-like, optional
-        Working directory of the kernel (default: the current directory).
-
-    Returns
-    -------
-    perfkit.report.RunResult
-
-    Raises
-    ------
-    perfkit.exceptions.ValidationError
-        Bad arguments (``.exit_code == ExitCode.BAD_USAGE``).
-    perfkit.exceptions.ReportError
-        A failed run, with ``.exit_code`` (cell error, timeout, dead kernel, export).
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> payload = review_payload(os.path.join(tempfile.mkdtemp(), "empty.db"))
+    >>> payload["empty"], payload["summary"]["alerts"], len(payload["outputs"])
+    (True, 0, 2)
     """
-    from perfkit.report.runner import run_notebook
+    from perfkit.report._payload_io import PAYLOAD_FORMAT
 
-    def _abs(p: Any) -> str | None:
-        if p is None:
-            return None
-        s = os.fspath(p)
-        return s if "://" in s else str(Path(s).resolve())
+    log: list[str] = []
 
-    if as_of is not None and not isinstance(as_of, str):
-        as_of = pd.Timestamp(as_of).isoformat()
-    params = {"store_url": _abs(store_url), "config_path": _abs(config_path), "model": model,
-              "segment": segment, "as_of": as_of, "days": days, "show_widgets": bool(show_widgets)}
-    return run_notebook(template_path(), output_dir, params, kernel_name="python3",
-                        cell_timeout=cell_timeout, cwd=os.getcwd() if cwd is None else cwd,
-                        fail_on_alerts=fail_on_alerts, title="Weekly performance review")
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            log.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+
+    handler = _Collect(level=logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        review = weekly_context(store_url, config_path, model=model, segment=segment, as_of=as_of, days=days)
+        outputs = review.outputs()
+    finally:
+        logger.removeHandler(handler)
+    return {"format": PAYLOAD_FORMAT, "outputs": outputs, "summary": review.to_dict(),
+            "models": [{"model": m.model, "empty": m.empty} for m in review.models], "empty": review.empty,
+            "log": log}
