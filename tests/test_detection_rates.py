@@ -73,3 +73,33 @@ def test_twenty_segments_in_one_family_rarely_alert():
     out = bench.run_segments("5-class", 50, calls=100, seed=5)
     assert out["any_alert"] <= 0.01, out
     assert out["retraining"] == 0, out
+
+
+def _caught_within_two(task: str, n: int, drop: float, streams: int, seed: int) -> float:
+    """Share of degraded streams (each starting after one healthy batch) alerted on their first
+    or second degraded batch (the batch alone or its two-batch window)."""
+    make, healthy, degrade = bench.TASKS[task]
+    rng = np.random.default_rng(seed)
+    gated, _ = bench.detector_settings()
+    baseline = compute_metrics(*make(rng, 20_000, healthy), n_boot=300)
+    names = [m for m in gated.thresholds if m in baseline]
+    caught = 0
+    for _ in range(streams):
+        prev = compute_metrics(*make(rng, n, healthy), n_boot=300)
+        for _b in range(2):
+            rep = compute_metrics(*make(rng, n, degrade(healthy, drop)), n_boot=300)
+            if bench.any_alert(rep, baseline, gated, names, prev):
+                caught += 1
+                break
+            prev = rep
+    return caught / streams
+
+
+def test_correlated_metrics_do_not_pay_for_each_other():
+    """A 5 % accuracy drop (= the threshold) of a 5-class model, 1,000-row batches: accuracy,
+    macro P/R/F1 and AUC all fall together. The call's weighted Simes gate (Benjamini-Hochberg's
+    smallest adjusted p) catches 77 % of these streams within 2 batches on this seed (median
+    delay 0-1); the weighted Bonferroni gate it replaced caught 60 % (the full benchmark:
+    median delay 2, goal <= 1)."""
+    share = _caught_within_two("5-class", 1000, 0.05, streams=40, seed=18)
+    assert share >= 0.7, share

@@ -26,17 +26,17 @@ The rules, each written once here:
    <= minimum_effect_fraction x threshold" (default half the threshold), with
    ``"significance"`` it is "no degradation".
 4. **One family per tracking call**: every comparison of a call with a p-value (every
-   segment, batch and window scope, practical or not) is in it. With weights ``w``
+   segment, batch and window scope, practical or not) is in it, adjusted with weights ``w``
    (:func:`family_weights`: in a segmented call the whole model's rows share half of the
-   weight, the segments the other half) the call alerts only when the weighted Bonferroni
-   test rejects (``m * min(p / w) < alpha``: the call's family-wise error), and which rows
-   then alert is the weighted ``fdr_method`` adjustment's answer; the reported adjusted p is
-   the larger of the two.
+   weight, the segments the other half) by the weighted ``fdr_method`` (Benjamini-Hochberg
+   on ``p / w``). Its smallest adjusted p is the weighted Simes test of the call: the call's
+   family-wise error is at most ``alpha`` for these one-sided, positively dependent tests
+   (:func:`_family_adjust`).
 5. **Degraded** = practical and (adjusted p < alpha, unless ``gating="none"``). A window row
    is degraded only when its batch row is not (one alert per metric and call).
 6. **Severity** from the bands; the **retraining** trigger marks the call's worst degraded
    row whose degradation is credibly beyond ``auto_retraining_threshold`` (the same test with
-   that null, at the family-wise level of rule 4's first step: ``p * m / w < alpha``; with
+   that null, its p-values adjusted over the call's family as in rule 4; with
    ``significance`` gating: credibly worse at all).
 7. **Low performance** (``floor`` rows): the performance score is credibly below the floor
    (one-sided z with a conservative standard error; Holm at ``alpha`` across the floor rows
@@ -274,13 +274,20 @@ def _family_adjust(p: np.ndarray, fam_codes: np.ndarray, overall: np.ndarray, ma
                    method: str) -> np.ndarray:
     """Adjusted p-values of the ``mask`` rows, one family per code (NaN elsewhere).
 
-    Weighted (:func:`family_weights`) ``method`` adjustment, and, unless ``method`` is
-    ``"none"``, a gate: a family alerts only when its weighted Bonferroni test rejects
-    (``m * min(p / w) < alpha``, the family-wise error of the call), so every adjusted p is
-    at least ``min(1, m * min(p / w))``. Which rows of an open family alert is then the
-    ``method``'s answer (Benjamini-Hochberg by default). Correlated metrics fail together:
-    under BH alone a call of five correlated metrics alerts about as often as one metric
-    tested at ``alpha``.
+    The weighted (:func:`family_weights`) ``method`` adjustment of ``q = p / w`` (Genovese,
+    Roeder & Wasserman 2006). With ``fdr_bh`` the smallest adjusted p of a family is
+    ``min_j m q_(j) / j``, the weighted Simes test of the call's global null, so "the call
+    alerts at all" is that test: its family-wise error is at most ``alpha`` when the p-values
+    are positively regression dependent (PRDS; Benjamini & Yekutieli 2001, Sarkar 2008). They
+    are here: every test is one-sided towards *worse*, and the statistics are (asymptotically)
+    jointly normal with non-negative correlations - the metrics of one batch move together
+    (more errors lower accuracy, macro P/R/F1 and AUC and raise log loss), a window row
+    contains its batch, the whole model contains each segment, disjoint segments are
+    independent and every row of a segment shares one baseline. Unlike the weighted
+    Bonferroni gate used before (``m * min(p / w) < alpha``), metrics that move together
+    do not pay for each other: five equal p-values alert at ``alpha``, not ``alpha / 5``.
+    ``fdr_by``, ``holm`` and ``bonferroni`` control the call's family-wise error under any
+    dependence (their smallest adjusted p is a Bonferroni or Hommel-type global test).
     """
     out = np.full(len(p), np.nan)
     if not mask.any():
@@ -292,21 +299,7 @@ def _family_adjust(p: np.ndarray, fam_codes: np.ndarray, overall: np.ndarray, ma
     M = np.full((int(row.max()) + 1, int(col.max()) + 1), np.nan)
     M[row, col] = q[order]
     A = adjust_pvalues(M, method)
-    if method != "none":
-        m = np.isfinite(M).sum(axis=1)
-        gate = np.minimum(np.nanmin(M, axis=1) * m, 1.0)
-        A = np.maximum(A, gate[:, None])
     out[idx[order]] = A[row, col]
-    return out
-
-
-def _bonferroni_factor(fam_codes: np.ndarray, overall: np.ndarray, tested: np.ndarray) -> np.ndarray:
-    """``m / w`` per row: the weighted Bonferroni factor of its family (1 for untested rows)."""
-    out = np.ones(len(fam_codes))
-    if tested.any():
-        idx = np.nonzero(tested)[0]
-        m = np.bincount(fam_codes[idx], minlength=int(fam_codes.max()) + 1).astype(float)
-        out[idx] = m[fam_codes[idx]] / family_weights(fam_codes[idx], overall[idx])
     return out
 
 
@@ -503,8 +496,9 @@ def decide(rows: pd.DataFrame, settings: DetectionSettings) -> pd.DataFrame:
         frac = 1.0 if gating == "minimum_effect" else 0.0
         with np.errstate(invalid="ignore", divide="ignore"):
             p_rt = _norm_sf(statistic(settings.auto_retraining_threshold * scale * frac))
-        if settings.fdr_method != "none":  # credible at the call's family-wise level (step 1)
-            p_rt = p_rt * _bonferroni_factor(fam_codes, overall, tested)
+        # the same family adjustment as the degradation test (rule 4), over every tested row
+        # (not only the candidates: choosing them first would shrink the family)
+        p_rt = _family_adjust(p_rt, fam_codes, overall, tested & np.isfinite(p_rt), settings.fdr_method)
         cand &= np.isfinite(p_rt) & (p_rt < settings.alpha)
     if cand.any():
         idx = np.nonzero(cand)[0]

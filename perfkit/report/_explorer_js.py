@@ -2,7 +2,7 @@
 
 A line-by-line port of the batch / window rows of ``decide`` (degradation, practical, the
 Miettinen-Nurminen score test with the Gart-Nam skewness correction for proportions or a z
-test, one weighted, gated p-value adjustment per tracking call, the window rule, severity)
+test, one weighted p-value adjustment per tracking call, the window rule, severity)
 and of ``perfkit.alerts.apply_cooldown``, run on the numbers :func:`perfkit.report._explorer.explorer_payload` ships. ``erfc`` uses a series
 below 3 and a continued fraction above (relative error ~1e-15), so p-values match scipy's to
 rounding. The browser tests compare it with ``replay`` at several slider positions.
@@ -153,8 +153,8 @@ EXPLORER_JS = r"""
         r.practical = r.practical && !!r.partner && r.partner.practical;
       }
     });
-    // one family per call: every row with a p-value; weights (whole model vs segments) and
-    // the Bonferroni gate of perfkit.analysis._decide._family_adjust
+    // one family per call: every row with a p-value, the weighted fdr_method adjustment of
+    // p / w (weights: whole model vs segments) of perfkit.analysis._decide._family_adjust
     var fams = {};
     rows.forEach(function (r) { if (isFinite(r.p)) { (fams[r.family] = fams[r.family] || []).push(r); } });
     Object.keys(fams).forEach(function (f) {
@@ -166,8 +166,7 @@ EXPLORER_JS = r"""
         return r.p / w;
       });
       var adj = adjust(q, S.fdr_method);
-      var gate = S.fdr_method === "none" ? 0 : Math.min(Math.min.apply(null, q) * m, 1);
-      members.forEach(function (r, k) { r.adj = Math.max(adj[k], gate); });
+      members.forEach(function (r, k) { r.adj = adj[k]; });
     });
     rows.forEach(function (r) {
       var significant = isFinite(r.adj) && r.adj < S.alpha;
