@@ -13,10 +13,10 @@ For binary and 5-class classification and regression, batch sizes 50, 200, 1,000
   within 2 batches.
 
 perfkit's detector is the tracker's own decision (``perfkit.analysis.assess`` with the seed's
-thresholds, minimum-effect gating, one family per call - a weighted Bonferroni gate, then
-Benjamini-Hochberg - and the two-batch window check that confirms a drop the batch alone
-cannot make credible). The naive
-rule is the seed's: a threshold on the point estimate alone (``gating="none"``, no FDR).
+thresholds, minimum-effect gating, one family per call - weighted Benjamini-Hochberg, whose
+smallest adjusted p is the call's weighted Simes test - and the two-batch window check that
+confirms a drop the batch alone cannot make credible). The naive rule is the seed's: a
+threshold on the point estimate alone (``gating="none"``, no FDR).
 
 Binary drop: accuracy falls by the relative amount (prediction flips). Regression drop: the
 error scale grows by the relative amount (MAE +x %, MSE +(1+x)^2-1).

@@ -28,15 +28,17 @@ The rules, each written once here:
 4. **One family per tracking call**: every comparison of a call with a p-value (every
    segment, batch and window scope, practical or not) is in it. With weights ``w``
    (:func:`family_weights`: in a segmented call the whole model's rows share half of the
-   weight, the segments the other half) the call alerts only when the weighted Bonferroni
-   test rejects (``m * min(p / w) < alpha``: the call's family-wise error), and which rows
-   then alert is the weighted ``fdr_method`` adjustment's answer; the reported adjusted p is
-   the larger of the two.
+   weight, the segments the other half) the call alerts only when its *block Simes* test
+   rejects (Simes inside each segment x scope block of metrics, weighted Bonferroni across
+   blocks: the call's family-wise error, valid because the one-sided tests of one batch's
+   metrics are positively dependent), and which rows then alert is the weighted
+   ``fdr_method`` adjustment's answer; the reported adjusted p is the larger of the two
+   (:func:`_family_adjust`).
 5. **Degraded** = practical and (adjusted p < alpha, unless ``gating="none"``). A window row
    is degraded only when its batch row is not (one alert per metric and call).
 6. **Severity** from the bands; the **retraining** trigger marks the call's worst degraded
    row whose degradation is credibly beyond ``auto_retraining_threshold`` (the same test with
-   that null, at the family-wise level of rule 4's first step: ``p * m / w < alpha``; with
+   that null, its p-values adjusted over the call's family as in rule 4; with
    ``significance`` gating: credibly worse at all).
 7. **Low performance** (``floor`` rows): the performance score is credibly below the floor
    (one-sided z with a conservative standard error; Holm at ``alpha`` across the floor rows
@@ -272,43 +274,81 @@ def family_weights(fam_codes: np.ndarray, overall: np.ndarray) -> np.ndarray:
 
 
 def _family_adjust(p: np.ndarray, fam_codes: np.ndarray, overall: np.ndarray, mask: np.ndarray,
-                   method: str) -> np.ndarray:
+                   method: str, blocks: np.ndarray | None = None) -> np.ndarray:
     """Adjusted p-values of the ``mask`` rows, one family per code (NaN elsewhere).
 
-    Weighted (:func:`family_weights`) ``method`` adjustment, and, unless ``method`` is
-    ``"none"``, a gate: a family alerts only when its weighted Bonferroni test rejects
-    (``m * min(p / w) < alpha``, the family-wise error of the call), so every adjusted p is
-    at least ``min(1, m * min(p / w))``. Which rows of an open family alert is then the
-    ``method``'s answer (Benjamini-Hochberg by default). Correlated metrics fail together:
-    under BH alone a call of five correlated metrics alerts about as often as one metric
-    tested at ``alpha``.
+    The weighted (:func:`family_weights`) ``method`` adjustment of ``q = p / w`` (Genovese,
+    Roeder & Wasserman 2006) and, unless ``method`` is ``"none"``, a gate that every adjusted
+    p is at least: the call alerts only when its *block Simes* test rejects. ``blocks``
+    (integer codes, one block per family, segment and scope; default one block per family)
+    splits a family into groups of metrics computed from the same rows. Each block ``b``
+    (``m_b`` rows of weight ``w_b``) gets the share ``m_b w_b / m`` of ``alpha`` (weighted
+    Bonferroni across blocks) and is tested with Simes inside (``min_j m_b p_(j) / j``):
+
+        gate = min over blocks of  (m / (m_b w_b)) * min_j m_b p_(j) / j
+
+    Simes is valid (level ``alpha``) when the p-values are positively regression dependent
+    (PRDS; Benjamini & Yekutieli 2001, Sarkar 2008). Inside a block they are: every test is
+    one-sided towards *worse*, and the metrics of one batch are (asymptotically) jointly normal
+    with non-negative correlations (more errors lower accuracy, macro P/R/F1 and AUC and raise
+    log loss), so the call's family-wise error stays at most ``alpha`` whatever the
+    dependence across blocks. Unlike the weighted Bonferroni gate used before
+    (``m * min(p / w) < alpha``), metrics that fall together do not pay for each other: a
+    5-class batch whose five metrics all reach ``p`` (six rows with its window) alerts from
+    ``p < alpha / 1.2``, not ``alpha / 6``. Across blocks (batch vs window, whole model vs
+    segments) Bonferroni stays: a window row repeats its batch row's question, and a
+    full-family Simes test let borderline 50-row batches alert through their own window (5-class,
+    n = 50, stable: 1.0 % / 1.17 % of calls on two seeds, the block gate 0.95 % / 1.0 %, the
+    Bonferroni gate 0.85 % / 0.83 %). Every adjusted p is at least the full-family Simes p,
+    so the gate only removes alerts. Which rows of an open family alert is the ``method``'s
+    answer (Benjamini-Hochberg by default).
     """
     out = np.full(len(p), np.nan)
     if not mask.any():
         return out
     idx = np.nonzero(mask)[0]
-    w = family_weights(fam_codes[idx], overall[idx])
+    fam = fam_codes[idx]
+    w = family_weights(fam, overall[idx])
     q = p[idx] / w
-    order, row, col = _groups(fam_codes[idx])
+    order, row, col = _groups(fam)
     M = np.full((int(row.max()) + 1, int(col.max()) + 1), np.nan)
     M[row, col] = q[order]
     A = adjust_pvalues(M, method)
     if method != "none":
-        m = np.isfinite(M).sum(axis=1)
-        gate = np.minimum(np.nanmin(M, axis=1) * m, 1.0)
-        A = np.maximum(A, gate[:, None])
+        blk = np.unique(fam if blocks is None else blocks[idx], return_inverse=True)[1]
+        b_order, b_row, b_col = _groups(blk)
+        Mb = np.full((int(b_row.max()) + 1, int(b_col.max()) + 1), np.nan)
+        Mb[b_row, b_col] = p[idx][b_order]
+        simes = np.nanmin(adjust_pvalues(Mb, "fdr_bh"), axis=1)      # min_j m_b p_(j) / j
+        m_fam = np.bincount(fam).astype(float)
+        m_blk = np.bincount(blk).astype(float)
+        w_blk = np.zeros(len(m_blk))
+        w_blk[blk] = w                                                # constant in a block
+        fam_of_blk = np.zeros(len(m_blk), int)
+        fam_of_blk[blk] = fam
+        gate_blk = simes * m_fam[fam_of_blk] / (m_blk * w_blk)
+        gate = np.full(len(m_fam), np.inf)
+        np.minimum.at(gate, fam_of_blk, gate_blk)
+        A[row, col] = np.maximum(A[row, col], np.minimum(gate[fam[order]], 1.0))
     out[idx[order]] = A[row, col]
     return out
 
 
-def _bonferroni_factor(fam_codes: np.ndarray, overall: np.ndarray, tested: np.ndarray) -> np.ndarray:
-    """``m / w`` per row: the weighted Bonferroni factor of its family (1 for untested rows)."""
-    out = np.ones(len(fam_codes))
-    if tested.any():
-        idx = np.nonzero(tested)[0]
-        m = np.bincount(fam_codes[idx], minlength=int(fam_codes.max()) + 1).astype(float)
-        out[idx] = m[fam_codes[idx]] / family_weights(fam_codes[idx], overall[idx])
-    return out
+def _blocks(fam_codes: np.ndarray, segment: np.ndarray, scope: np.ndarray, overall: np.ndarray) -> np.ndarray:
+    """Integer code of each row's (family, segment, scope): the blocks of :func:`_family_adjust`.
+
+    ``overall`` marks the whole-model rows (segment missing), which form their own block.
+    """
+    B = len(fam_codes)
+    if B == 0:
+        return np.zeros(0, int)
+    seg = np.where(overall, "\x00overall", np.asarray(segment, dtype=object))
+    if B < 256:  # a tracking call: a dict beats building an index
+        codes: dict = {}
+        return np.fromiter((codes.setdefault(k, len(codes)) for k in
+                            zip(fam_codes.tolist(), seg.tolist(), scope.astype(str).tolist(), strict=True)),
+                           dtype=np.int64, count=B)
+    return pd.MultiIndex.from_arrays([fam_codes, seg, scope.astype(str)]).factorize()[0]
 
 
 def _col(frame: pd.DataFrame, name: str, default: float = np.nan) -> np.ndarray:
@@ -545,7 +585,8 @@ def _decide_arrays(cols: Mapping[str, Any], settings: DetectionSettings) -> dict
     # family after looking at the data); floor rows are their own question
     tested = np.isfinite(p) & ~floor
     fam_codes = _factorize(fam) if B else np.zeros(0, int)
-    adjusted = _family_adjust(p, fam_codes, overall, tested, settings.fdr_method)
+    blocks = _blocks(fam_codes, seg, scope, overall)
+    adjusted = _family_adjust(p, fam_codes, overall, tested, settings.fdr_method, blocks)
     adjusted[floor] = _family_adjust(p, fam_codes, np.ones(B, bool), floor & np.isfinite(p), "holm")[floor]
     significant = np.isfinite(adjusted) & (adjusted < settings.alpha)
     if gating == "none":
@@ -576,8 +617,10 @@ def _decide_arrays(cols: Mapping[str, Any], settings: DetectionSettings) -> dict
         frac = 1.0 if gating == "minimum_effect" else 0.0
         with np.errstate(invalid="ignore", divide="ignore"):
             p_rt = _norm_sf(statistic(settings.auto_retraining_threshold * scale * frac))
-        if settings.fdr_method != "none":  # credible at the call's family-wise level (step 1)
-            p_rt = p_rt * _bonferroni_factor(fam_codes, overall, tested)
+        # the same family adjustment as the degradation test (rule 4), over every tested row
+        # (not only the candidates: choosing them first would shrink the family)
+        p_rt = _family_adjust(p_rt, fam_codes, overall, tested & np.isfinite(p_rt), settings.fdr_method,
+                              blocks)
         cand &= np.isfinite(p_rt) & (p_rt < settings.alpha)
     if cand.any():
         idx = np.nonzero(cand)[0]

@@ -2,7 +2,7 @@
 
 A line-by-line port of the batch / window rows of ``decide`` (degradation, practical, the
 Miettinen-Nurminen score test with the Gart-Nam skewness correction for proportions or a z
-test, one weighted, gated p-value adjustment per tracking call, the window rule, severity)
+test, one weighted, block-Simes-gated p-value adjustment per tracking call, the window rule, severity)
 and of ``perfkit.alerts.apply_cooldown``, run on the numbers :func:`perfkit.report._explorer.explorer_payload` ships. ``erfc`` uses a series
 below 3 and a continued fraction above (relative error ~1e-15), so p-values match scipy's to
 rounding. The browser tests compare it with ``replay`` at several slider positions.
@@ -153,21 +153,35 @@ EXPLORER_JS = r"""
         r.practical = r.practical && !!r.partner && r.partner.practical;
       }
     });
-    // one family per call: every row with a p-value; weights (whole model vs segments) and
-    // the Bonferroni gate of perfkit.analysis._decide._family_adjust
+    // one family per call: every row with a p-value, the weighted fdr_method adjustment of
+    // p / w (weights: whole model vs segments) and the block Simes gate (Simes inside each
+    // segment x scope block, weighted Bonferroni across blocks) of
+    // perfkit.analysis._decide._family_adjust
     var fams = {};
     rows.forEach(function (r) { if (isFinite(r.p)) { (fams[r.family] = fams[r.family] || []).push(r); } });
     Object.keys(fams).forEach(function (f) {
       var members = fams[f], m = members.length, mAll = 0;
       members.forEach(function (r) { r.overall = r.segment === null || r.segment === undefined; if (r.overall) { mAll += 1; } });
       var split = mAll > 0 && mAll < m;
-      var q = members.map(function (r) {
-        var w = split ? (r.overall ? 0.5 * m / mAll : 0.5 * m / (m - mAll)) : 1;
-        return r.p / w;
+      var w = members.map(function (r) {
+        return split ? (r.overall ? 0.5 * m / mAll : 0.5 * m / (m - mAll)) : 1;
       });
+      var q = members.map(function (r, k) { return r.p / w[k]; });
       var adj = adjust(q, S.fdr_method);
-      var gate = S.fdr_method === "none" ? 0 : Math.min(Math.min.apply(null, q) * m, 1);
-      members.forEach(function (r, k) { r.adj = Math.max(adj[k], gate); });
+      var gate = Infinity;
+      if (S.fdr_method !== "none") {
+        var blocks = {};
+        members.forEach(function (r, k) {
+          var bk = (r.overall ? "\u0000overall" : String(r.segment)) + "|" + (r.window ? "window" : "batch");
+          (blocks[bk] = blocks[bk] || {p: [], w: w[k]}).p.push(r.p);
+        });
+        Object.keys(blocks).forEach(function (bk) {
+          var b = blocks[bk], mb = b.p.length;
+          var simes = Math.min.apply(null, adjust(b.p, "fdr_bh"));  // min_j m_b p_(j) / j
+          gate = Math.min(gate, simes * m / (mb * b.w));
+        });
+      }
+      members.forEach(function (r, k) { r.adj = Math.max(adj[k], Math.min(gate, 1)); });
     });
     rows.forEach(function (r) {
       var significant = isFinite(r.adj) && r.adj < S.alpha;
