@@ -66,6 +66,7 @@ def bucket_cells() -> np.ndarray:
 
 
 _CELL_OF_BUCKET = bucket_cells()
+_CELL_OF_BUCKET_8 = _CELL_OF_BUCKET.astype(np.uint8)  # the kernel's lookup table: 8x less cache
 
 
 def pair_index(c: int, d: int, k: int) -> int:
@@ -111,7 +112,7 @@ def pair_counts(proba: np.ndarray, y_idx: np.ndarray) -> np.ndarray | None:
         return None
     out = np.zeros((k * (k - 1) // 2, 3, CELLS, CELLS), dtype=np.int64)
     return _pair_counts(np.ascontiguousarray(proba, dtype=np.float64), np.asarray(y_idx, dtype=np.int64),
-                        _CELL_OF_BUCKET, out)
+                        _CELL_OF_BUCKET_8, out)
 
 
 def align_pair_counts(counts: np.ndarray | None, pos: np.ndarray, k: int) -> np.ndarray | None:
