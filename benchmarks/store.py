@@ -277,6 +277,23 @@ def bench_track(tmp: str, rows: int, calls: int) -> None:
     print(f"5-class track_performance of {rows} rows: median {med * 1000:.1f} ms (cpu "
           f"{statistics.median(cpus) * 1000:.1f} ms, {calls} calls; target < 8 ms) {'OK' if med < 0.008 else 'MISSED'}")
     tracker.close()
+    from perfkit.metrics import evaluate
+
+    def median_ms(func: Callable[[int], Any]) -> float:
+        out = []
+        for i in range(calls):
+            t = time.perf_counter()
+            func(i)
+            out.append(time.perf_counter() - t)
+        return statistics.median(out) * 1000
+
+    states = [compute_state(*d) for d in data]
+    parts = {"state": median_ms(lambda i: compute_state(*data[i % len(data)])),
+             "evaluate": median_ms(lambda i: evaluate(states[i % len(states)])),
+             "state.to_dict": median_ms(lambda i: states[i % len(states)].to_dict())}
+    rest = med * 1000 - sum(parts.values())
+    print("  split (medians): " + ", ".join(f"{k} {v:.1f} ms" for k, v in parts.items())
+          + f", rest (decision, store reads, write) {rest:.1f} ms")
 
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 from perfkit._checks import check_days, check_name, check_timestamp
 from perfkit._checks import check_metadata as _check_metadata
 from perfkit.alerts import Alert, Channel, DeliveryResult, channel_from_config
-from perfkit.alerts.policy import AlertManager, AlertOutcome
+from perfkit.alerts.policy import HOOK_CHANNEL, AlertManager, AlertOutcome
 from perfkit.analysis.degradation import DegradationAnalysis, assess
 from perfkit.config import PerformanceConfig, load_config
 from perfkit.exceptions import (
@@ -752,7 +752,7 @@ class ModelPerformanceTracker:
                     baseline_version=base_report[1], alert_type="estimated_performance_degradation",
                 )
         if state.labelled:
-            b, previous = prefetched if prefetched is not None else (_UNREAD, _UNREAD)
+            b, previous = prefetched[:2] if prefetched is not None else (_UNREAD, _UNREAD)
             baseline, new_baseline = self._baseline_for(record.model, record.segment, state, b)
             if baseline is not None:
                 base_report, version = baseline
@@ -765,7 +765,8 @@ class ModelPerformanceTracker:
                 )
         if drift is not None and drift.suspected:
             analysis = dataclasses.replace(analysis, alerts=(*analysis.alerts, self._drift_alert(record, drift)))
-        written, outcomes = self._write_and_deliver(record, state, new_baseline, analysis)
+        written, outcomes = self._write_and_deliver(record, state, new_baseline, analysis,
+                                                    backlog=prefetched[2] if prefetched is not None else None)
         stored = written.record
         return TrackingResult(
             batch_id=stored.batch_id, model=stored.model, segment=stored.segment,
@@ -775,9 +776,11 @@ class ModelPerformanceTracker:
             state=state, notes=notes, estimated_metrics=estimated, concept_drift=drift,
         )
 
-    def _write_and_deliver(self, record, state: State, new_baseline, analysis, segment_records=()):
+    def _write_and_deliver(self, record, state: State, new_baseline, analysis, segment_records=(),
+                           backlog: bool | None = None):
         """One write transaction (record, segment records, baseline, alerts), then delivery of
-        the alerts it made pending (or of an older backlog). Returns (written, outcomes)."""
+        the alerts it made pending (or of an older backlog; ``backlog=False``: a read made
+        before the transaction found none waiting). Returns (written, outcomes)."""
         manager = self.alert_manager
         written = self.store.write_tracked(
             record,
@@ -789,7 +792,7 @@ class ModelPerformanceTracker:
         )
         pending = [p.alert_id for p in written.alerts if p.status == "pending"]
         results = manager.deliver(pending, deadline=self.config.delivery_deadline_seconds) if pending else []
-        if not pending:
+        if not pending and backlog is not False:
             self._deliver_backlog_quietly()
         outcomes = tuple(_outcome(alert, plan, results) for alert, plan in zip(analysis.alerts, written.alerts,
                                                                                 strict=True))
@@ -854,6 +857,17 @@ class ModelPerformanceTracker:
             metadata={"concept_drift": drift.to_dict()},
         )
 
+    def _backlog_waits(self) -> bool:
+        """Whether a delivery of an older alert waits (True when that cannot be read): the
+        check :meth:`AlertManager.deliver` makes first, read beside the state computation
+        (a batch without alerts of its own adds none to the backlog)."""
+        manager = self.alert_manager
+        names = [*manager.channels, *([HOOK_CHANNEL] if manager.retraining_hook is not None else [])]
+        try:
+            return bool(self.store.has_open_deliveries(names))
+        except Exception:  # noqa: BLE001 - the delivery call after the write reports it
+            return True
+
     def _deliver_backlog_quietly(self) -> None:
         try:
             self.alert_manager.deliver(None, deadline=self.config.delivery_deadline_seconds)
@@ -874,7 +888,8 @@ class ModelPerformanceTracker:
         return [*previous, record.metrics]
 
     def _prefetch(self, model: str, segment: str | None, ts: datetime) -> Any:
-        """A future of ``(stored baseline row or None, previous metrics or None)``: the reads
+        """A future of ``(stored baseline row or None, previous metrics or None, whether an
+        alert delivery waits)``: the reads
         :meth:`_check` makes for a labelled batch, started on a reader thread beside the
         state computation. They depend only on the model, segment and timestamp (a new batch
         has no id yet, so "before it" is "before its timestamp")."""
@@ -887,7 +902,7 @@ class ModelPerformanceTracker:
         def reads() -> tuple:
             b = self.store.get_baseline(model, segment=segment)
             prev = self.store.previous_metrics(model, segment=segment, before=before, limit=k - 1) if k >= 2 else None
-            return b, prev
+            return b, prev, self._backlog_waits()
 
         return _READER.submit(reads)
 

@@ -8,6 +8,7 @@ import gc
 import importlib.resources
 import json
 import logging
+import math
 import operator
 import os
 import pathlib
@@ -103,13 +104,43 @@ ALERT_COLUMNS: tuple[str, ...] = (
 
 _SCHEMA_LOCK_KEY = 7_263_521_001  # PostgreSQL advisory lock serialising migrations
 _PERFKIT_TABLES = frozenset(metadata.tables)
-_dumps = functools.partial(json.dumps, allow_nan=False, separators=(",", ":"))
+_json_dumps = functools.partial(json.dumps, allow_nan=False, separators=(",", ":"))
 
 
 try:  # optional: about 3x faster parsing of large states
     import orjson as _orjson
 except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
+
+
+def _dumps(value: Any) -> str:
+    """Serialise a JSON cell (compact; strict: non-finite floats raise ``ValueError``).
+
+    Cells are :func:`encode_json` output, whose floats are finite; orjson writes them
+    (several times faster than the standard library) after a check that keeps the strict
+    contract, and anything orjson refuses (integers beyond 64 bits, ...) goes through
+    :func:`json.dumps`. Both parse back to the same value.
+    """
+    if _orjson is not None and _all_finite(value):
+        try:
+            return _orjson.dumps(value).decode()
+        except TypeError:  # orjson.JSONEncodeError is a TypeError
+            pass
+    return _json_dumps(value)
+
+
+def _all_finite(value: Any) -> bool:
+    """No NaN / infinity anywhere in ``value`` (which orjson would write as null)."""
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is dict:
+        return all(_all_finite(v) for v in value.values() if type(v) is not str)
+    if kind is list:
+        return all(_all_finite(v) for v in value if type(v) is not str)
+    if kind in (str, int, bool) or value is None:
+        return True
+    return False  # anything else: the standard library decides
 
 
 def _loads(text: str | bytes) -> Any:

@@ -103,6 +103,9 @@ def _float_tag(value: float) -> dict[str, str]:
     return {"$float": "inf" if value > 0 else "-inf"}
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})  # JSON leaves kept as they are
+
+
 def encode_json(value: Any, parameter: str, _path: str = "") -> Any:
     """Return a strictly JSON-serialisable copy of ``value``.
 
@@ -147,10 +150,15 @@ def encode_json(value: Any, parameter: str, _path: str = "") -> Any:
                     f"{parameter}{_path} has a non-string key {key!r}; JSON keys must be str",
                     parameter=parameter,
                 )
-            out[key] = encode_json(item, parameter, f"{_path}[{key!r}]")
+            kind = type(item)  # plain leaves inline: a state has hundreds of them
+            if kind in _PLAIN or (kind is float and math.isfinite(item)):
+                out[key] = item
+            else:
+                out[key] = encode_json(item, parameter, f"{_path}[{key!r}]")
         return out
     if isinstance(value, (list, tuple)):
-        return [encode_json(item, parameter, f"{_path}[{i}]") for i, item in enumerate(value)]
+        return [item if (type(item) in _PLAIN or (type(item) is float and math.isfinite(item)))
+                else encode_json(item, parameter, f"{_path}[{i}]") for i, item in enumerate(value)]
     if isinstance(value, datetime):
         return {"$datetime": value.isoformat()}
     if isinstance(value, numbers.Integral):  # numpy integers
