@@ -163,8 +163,16 @@ def _score_bounds(auc: float, m: int, n: int, z: float, ratio: float) -> tuple[f
     inner = 1e-12
     a_lo = auc - inner if auc >= 1.0 else auc
     a_hi = auc + inner if auc <= 0.0 else auc
-    lo = 0.0 if auc <= 0.0 or f(0.0) <= 0 else optimize.brentq(f, 0.0, a_lo)
-    hi = 1.0 if auc >= 1.0 or f(1.0) <= 0 else optimize.brentq(f, a_hi, 1.0)
+    # with very many rows the bound of a perfect AUC lies within ``inner`` of it: then the
+    # bracket's inner end is already past the root and the bound is that end
+    if auc <= 0.0 or f(0.0) <= 0:
+        lo = 0.0
+    else:
+        lo = a_lo if f(a_lo) >= 0 else optimize.brentq(f, 0.0, a_lo)
+    if auc >= 1.0 or f(1.0) <= 0:
+        hi = 1.0
+    else:
+        hi = a_hi if f(a_hi) >= 0 else optimize.brentq(f, a_hi, 1.0)
     return (lo, hi)
 
 
@@ -202,6 +210,13 @@ def auc_score_interval(
     (0.853, 0.932)
     >>> auc_score_interval(1.0, 0.0, 15, 35)[1]
     1.0
+
+    A near-perfect AUC over millions of rows (the bound of a perfect AUC is then within
+    1e-12 of 1):
+
+    >>> lo, hi = auc_score_interval(0.999, 1e-9, 4_000_000, 6_000_000)
+    >>> bool(0.998 < lo < 0.999 < hi < 1.0)
+    True
     """
     if m <= 0 or n <= 0 or not math.isfinite(auc):
         return (math.nan, math.nan)
