@@ -251,14 +251,19 @@ def test_decline_half_percent_a_week_detected_in_42_points():
         assert not any(r.direction == "improving" for r in res)
 
 
-def test_time_to_breach_coverage_under_ar1_phi08():
+@pytest.mark.parametrize(("t", "seed", "reps", "min_bounded", "min_cover"), [
+    (42, 1303, 250, 200, 0.89),
+    # the hardest cell: benchmarks/trend.py read 89.3 % over 1,000 histories, 90.5 % over 4,000
+    (30, 1305, 300, 150, 0.87),
+])
+def test_time_to_breach_coverage_under_ar1_phi08(t, seed, reps, min_bounded, min_cover):
     """Fieller interval of the time to breach, phi 0.8: goal >= 90 % coverage."""
-    rng = np.random.default_rng(1303)
-    t, slope = 42, 0.90 * -0.005 / 7
+    rng = np.random.default_rng(seed)
+    slope = 0.90 * -0.005 / 7
     ahead = 30.0  # the true line crosses the threshold 30 days after the last point
     threshold = 0.90 + slope * (t - 1 + ahead)
     covered = bounded = 0
-    for _ in range(250):
+    for _ in range(reps):
         d, a, v = _ar_history(rng, t, 0.8, rel_per_week=-0.005)
         res = analyze_trend(d, a, v, higher_is_better=True, threshold=threshold)
         if res.time_to_breach_ci is None or res.time_to_breach_ci[0] is None:
@@ -266,30 +271,9 @@ def test_time_to_breach_coverage_under_ar1_phi08():
         lo, hi = res.time_to_breach_ci
         bounded += 1
         covered += lo <= ahead <= hi
-    print(f"\ntime-to-breach coverage, phi 0.8, 42 points: {covered}/{bounded}")
-    assert bounded >= 200
-    assert covered / bounded >= 0.89
-
-
-def test_time_to_breach_coverage_under_ar1_phi08_30_points():
-    """The hardest time-to-breach cell: phi 0.8, 30 points (benchmarks/trend.py read 89.3 %
-    over 1,000 histories, 90.5 % over 4,000: goal >= 90 %)."""
-    rng = np.random.default_rng(1305)
-    t, slope = 30, 0.90 * -0.005 / 7
-    ahead = 30.0
-    threshold = 0.90 + slope * (t - 1 + ahead)
-    covered = bounded = 0
-    for _ in range(300):
-        d, a, v = _ar_history(rng, t, 0.8, rel_per_week=-0.005)
-        res = analyze_trend(d, a, v, higher_is_better=True, threshold=threshold)
-        if res.time_to_breach_ci is None or res.time_to_breach_ci[0] is None:
-            continue
-        lo, hi = res.time_to_breach_ci
-        bounded += 1
-        covered += lo <= ahead <= hi
-    print(f"\ntime-to-breach coverage, phi 0.8, 30 points: {covered}/{bounded}")
-    assert bounded >= 150
-    assert covered / bounded >= 0.87
+    print(f"\ntime-to-breach coverage, phi 0.8, {t} points: {covered}/{bounded}")
+    assert bounded >= min_bounded
+    assert covered / bounded >= min_cover
 
 
 @pytest.mark.slow

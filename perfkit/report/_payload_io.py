@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PAYLOAD_FORMAT", "read_payload", "write_atomic", "write_error", "write_payload"]
+__all__ = ["PAYLOAD_FORMAT", "read_payload", "write_atomic", "write_error", "write_payload", "write_text_atomic"]
 
 PAYLOAD_FORMAT = "perfkit.review_payload/1"
 _POLL_S = 0.02
@@ -23,21 +23,30 @@ def _error_path(path: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name + ".error")
 
 
-def write_atomic(path: Path, data: Any, indent: int | None = None) -> None:
-    """Write ``data`` as JSON to ``path`` atomically, readable as the umask allows."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a reader never sees half a file).
+
+    The file is readable as the umask allows: mkstemp creates 0600, and a summary or report
+    is meant to be read (mailed, served).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, allow_nan=False, indent=indent,
-                      separators=(",", ": ") if indent else (",", ":"))
-        umask = os.umask(0)  # mkstemp creates 0600: a summary is meant to be read, honour the umask
+            handle.write(text)
+        umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, data: Any, indent: int | None = None) -> None:
+    """Write ``data`` as JSON to ``path`` atomically, readable as the umask allows."""
+    write_text_atomic(path, json.dumps(data, allow_nan=False, indent=indent,
+                                       separators=(",", ": ") if indent else (",", ":")))
 
 
 def write_payload(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:

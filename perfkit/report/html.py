@@ -31,6 +31,7 @@ from functools import cache
 from pathlib import Path
 
 from perfkit.exceptions import ReportExportError
+from perfkit.report._payload_io import write_text_atomic
 
 __all__ = ["TEMPLATE_DIR", "TEMPLATE_NAME", "export_html", "vega_bundle"]
 
@@ -219,19 +220,7 @@ def export_html(
             target, len(external),
         )
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(body)
-            # mkstemp creates 0600; a report is meant to be read (mailed, served): honour the umask
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp_name, 0o666 & ~umask)
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        write_text_atomic(target, body)
     except OSError as exc:
         raise ReportExportError(f"cannot write {str(target)!r}: {exc}") from exc
     logger.info("exported %s -> %s (%.0f kB)", source, target, len(body.encode()) / 1024)
