@@ -69,3 +69,21 @@ def test_credible_direction():
     assert credible_direction(0.01, 0.05, True) == "better"
     assert credible_direction(float("nan"), 0.05, True) is None
     assert credible_direction(-0.1, -0.01, None) is None
+
+
+def test_segments_tracked_alone_are_narrated_against_their_own_baselines():
+    """Every batch tracked by segment: no whole-model baseline, but the segments have theirs,
+    so the box must not say "no baseline yet" beside the alerts those baselines raised."""
+    acc = MetricChange("accuracy", 0.77, float("nan"), float("nan"), float("nan"), True, None)
+    segs = (SegmentChange("us", 0.70, 0.78, -0.095, -0.065, True),
+            SegmentChange("eu", 0.78, 0.78, -0.01, 0.01, True))
+    f = Findings(days=7, metrics=(acc,), segments={"accuracy": segs}, alerts_sent=25, alerts_suppressed=111,
+                 has_baseline=False)
+    s = narrate(f)
+    assert s[0].startswith("The whole model has no baseline of its own (its batches are tracked by segment)")
+    assert "accuracy is 0.770 over the last 7 days" in s[0]
+    assert s[1] == "accuracy is credibly worse in segment us (0.780 to 0.700)."
+    assert s[2] == "25 alerts were sent and 111 suppressed by the cooldown in the period."
+    steady = Findings(days=7, metrics=(acc,), segments={"accuracy": segs[1:]}, has_baseline=False)
+    assert narrate(steady)[1] == "No segment shows a credible worsening of accuracy against its own baseline (eu)."
+    assert not any("No baseline yet" in x for x in narrate(f))

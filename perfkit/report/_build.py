@@ -381,7 +381,12 @@ def model_review_fields(tracker: Any, model: str, segment: Any, as_of: datetime,
                 "trends": pd.DataFrame(), "alerts": alerts, "segments": pd.DataFrame(), "notes": notes,
                 **before_labels}
     if summary["baseline"] is None:
-        notes.append("no baseline yet: changes and thresholds cannot be shown")
+        if any(tracker.store.get_baseline(model, segment=s) is not None
+               for s in summary["segments"] or () if s != "(all)"):
+            notes.append("no whole-model baseline (batches are tracked by segment): the whole model's "
+                         "change is not assessed; the segments table compares each segment with its own")
+        else:
+            notes.append("no baseline yet: changes and thresholds cannot be shown")
     trend_summary = _call(build_summary, tracker, days=trend_days, model=model, segment=seg_kw, end=as_of)
     trend_table = trends(trend_summary)
     chart_metrics = _chart_metrics(tracker, head)

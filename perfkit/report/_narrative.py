@@ -232,6 +232,30 @@ def _done(findings: Findings) -> str:
     return text + "."
 
 
+def _segment_lead(findings: Findings) -> MetricChange | None:
+    """The first metric (thresholded first) whose segments carry baselines of their own."""
+    for m in findings.metrics:
+        if any(_finite(s.baseline) for s in findings.segments.get(m.metric) or ()):
+            return m
+    return None
+
+
+def _segments_only(findings: Findings, lead: MetricChange) -> str:
+    return ("The whole model has no baseline of its own (its batches are tracked by segment), so its "
+            f"change is not assessed; {lead.metric} is {_num(lead.value)} over the last {_days(findings.days)} "
+            "and each segment is compared with its own baseline.")
+
+
+def _segment_changes(findings: Findings, lead: MetricChange) -> str:
+    segs = [s for s in findings.segments.get(lead.metric) or () if _finite(s.baseline)]
+    worse = [s for s in segs if s.direction == "worse"]
+    if not worse:
+        return (f"No segment shows a credible worsening of {lead.metric} against its own baseline "
+                f"({_join([s.segment for s in segs])}).")
+    parts = [f"{s.segment} ({_num(s.baseline)} to {_num(s.value)})" for s in worse]
+    return f"{lead.metric} is credibly worse in segment{'s' if len(worse) > 1 else ''} {_join(parts)}."
+
+
 def narrate(findings: Findings) -> list[str]:
     """Return 3-5 sentences answering: is something wrong, since when, where, why, what was done.
 
@@ -246,6 +270,9 @@ def narrate(findings: Findings) -> list[str]:
         period.
     """
     if not findings.has_baseline:
+        seg_lead = _segment_lead(findings)
+        if seg_lead is not None:  # segments tracked alone: each has its own baseline
+            return [_segments_only(findings, seg_lead), _segment_changes(findings, seg_lead), _done(findings)]
         head = ("No baseline yet, so no change can be assessed"
                 + (f"; {findings.metrics[0].metric} is {_num(findings.metrics[0].value)}"
                    if findings.metrics and _finite(findings.metrics[0].value) else "") + ".")
