@@ -339,16 +339,10 @@ def _blocks(fam_codes: np.ndarray, segment: np.ndarray, scope: np.ndarray, overa
 
     ``overall`` marks the whole-model rows (segment missing), which form their own block.
     """
-    B = len(fam_codes)
-    if B == 0:
-        return np.zeros(0, int)
+    keys = np.empty(len(fam_codes), dtype=object)
     seg = np.where(overall, "\x00overall", np.asarray(segment, dtype=object))
-    if B < 256:  # a tracking call: a dict beats building an index
-        codes: dict = {}
-        return np.fromiter((codes.setdefault(k, len(codes)) for k in
-                            zip(fam_codes.tolist(), seg.tolist(), scope.astype(str).tolist(), strict=True)),
-                           dtype=np.int64, count=B)
-    return pd.MultiIndex.from_arrays([fam_codes, seg, scope.astype(str)]).factorize()[0]
+    keys[:] = list(zip(fam_codes.tolist(), seg.tolist(), scope.astype(str).tolist(), strict=True))
+    return _factorize(keys)
 
 
 def _col(frame: pd.DataFrame, name: str, default: float = np.nan) -> np.ndarray:
