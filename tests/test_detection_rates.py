@@ -78,24 +78,8 @@ def test_twenty_segments_in_one_family_rarely_alert():
     assert out["retraining"] == 0, out
 
 
-def _caught_within_two(task: str, n: int, drop: float, streams: int, seed: int) -> float:
-    """Share of degraded streams (each starting after one healthy batch) alerted on their first
-    or second degraded batch (the batch alone or its two-batch window)."""
-    make, healthy, degrade = bench.TASKS[task]
-    rng = np.random.default_rng(seed)
-    gated, _ = bench.detector_settings()
-    baseline = compute_metrics(*make(rng, 20_000, healthy), n_boot=300)
-    names = [m for m in gated.thresholds if m in baseline]
-    caught = 0
-    for _ in range(streams):
-        prev = compute_metrics(*make(rng, n, healthy), n_boot=300)
-        for _b in range(2):
-            rep = compute_metrics(*make(rng, n, degrade(healthy, drop)), n_boot=300)
-            if bench.any_alert(rep, baseline, gated, names, prev):
-                caught += 1
-                break
-            prev = rep
-    return caught / streams
+def _caught_within_two(task: str, n: int, drop: float, streams: int, seed: int, **kw) -> float:
+    return bench.caught_within_two(task, n, drop, streams=streams, seed=seed, n_boot=300, **kw)
 
 
 def test_correlated_metrics_do_not_pay_for_each_other():
@@ -106,3 +90,15 @@ def test_correlated_metrics_do_not_pay_for_each_other():
     its median delay at 2."""
     share = _caught_within_two("5-class", 1000, 0.05, streams=60, seed=18)
     assert share >= 0.7, share
+
+
+def test_regression_power_is_at_the_oracles_limit():
+    """A 10 % error-scale increase (MSE x 1.21) at n = 1,000: given what an oracle knows (the
+    baseline exactly, MSE the only threshold), perfkit's decision misses about as many streams
+    within 2 batches as the exact chi-square test with alpha / 2 per look (0.5 %; 9 of 1,500
+    streams measured, 0.6 %). The misses of the full benchmark (3-3.5 %) come from the
+    20,000-row baseline's own noise and from MAE sharing the family, not from the rule."""
+    oracle = bench.oracle_miss(1000, 0.10)
+    share = _caught_within_two("regression", 1000, 0.10, streams=600, seed=3026, baseline_rows=2_000_000,
+                               names=["mse"])
+    assert 1 - share <= 3 * oracle, (1 - share, oracle)
