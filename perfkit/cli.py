@@ -196,13 +196,17 @@ def _models(tracker: Any, wanted: str | None) -> list[str]:
     return available
 
 
-def _one_model(tracker: Any, wanted: str | None) -> str:
-    names = _models(tracker, wanted)
-    if not names:
+def _one_model_of(available: list[str], wanted: str | None) -> str:
+    """The one model a command is about: ``wanted`` (it must be in ``available``) or the only one."""
+    if wanted is not None:
+        if wanted not in available:
+            raise ValidationError(f"model {wanted!r} is not in the store; it has {available}", parameter="model")
+        return wanted
+    if not available:
         raise ValidationError("the store has no model yet (track some batches first)", parameter="model")
-    if len(names) > 1:
-        raise ValidationError(f"the store has several models {names}: pick one with --model", parameter="model")
-    return names[0]
+    if len(available) > 1:
+        raise ValidationError(f"the store has several models {available}: pick one with --model", parameter="model")
+    return available[0]
 
 
 def _positive_days(text: str) -> float:
@@ -388,9 +392,14 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    with _tracker(args, read=True) as tracker:
-        model = _one_model(tracker, args.model)
-        report = tracker.generate_performance_report(None, days=args.days, model=model)
+    # a read command: the store and the configuration, no tracker (no alert channels, no
+    # decision or delivery code to import)
+    config = _load_config(args)
+    with _open_existing_store(_store_url(args, config)) as store:
+        model = _one_model_of(store.models(), args.model)
+        from perfkit.summary import build_report
+
+        report = build_report(store, config, days=args.days, model=model)
     _json_out(report, args.output)
     return EXIT_OK
 

@@ -348,12 +348,10 @@ def drift_performance_correlation(
     >>> r.rho, r.n
     (1.0, 4)
     """
-    from scipy import stats
-
-    funcs = {"spearman": stats.spearmanr, "kendall": stats.kendalltau, "pearson": stats.pearsonr}
-    if method not in funcs:
+    if method not in ("spearman", "kendall", "pearson"):
         raise ValidationError(
-            f"method must be one of {sorted(funcs)}, got {method!r}", parameter="method"
+            f"method must be one of ['kendall', 'pearson', 'spearman'], got {method!r}",
+            parameter="method",
         )
     x = np.asarray(drift_values, dtype=float).ravel()
     y = np.asarray(metric_changes, dtype=float).ravel()
@@ -370,5 +368,13 @@ def drift_performance_correlation(
         return CorrelationResult(method, nan, nan, n, "fewer than 3 complete pairs")
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         return CorrelationResult(method, nan, nan, n, "constant input")
-    res = funcs[method](x, y)
-    return CorrelationResult(method, float(res.statistic), float(res.pvalue), n, None)
+    if method == "pearson":
+        from scipy import stats
+
+        res = stats.pearsonr(x, y)
+        rho, p = float(res.statistic), float(res.pvalue)
+    else:  # scipy.stats.spearmanr / kendalltau, without importing scipy.stats
+        from perfkit.analysis import _stats
+
+        rho, p = (_stats.spearman_r if method == "spearman" else _stats.kendall_tau)(x, y)
+    return CorrelationResult(method, rho, p, n, None)
