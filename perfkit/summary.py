@@ -425,11 +425,8 @@ def drift_analysis(store: Store, config: PerformanceConfig, *, days: float = 30,
             cat = compare_distributions(bstate.pred_counts, st.pred_counts, kind="categorical")
             row.update({"class_psi": cat.psi, "class_p_value": cat.p_value})
             if edges is not None and st.has_scores:
-                def coarse(h, edges=edges):
-                    return np.add.reduceat(h, np.r_[0, edges + 1]) if len(edges) else np.array([h.sum()])
-
-                ref = ref_hist if ref_hist is not None else coarse(bstate.score_histogram())
-                sc = compare_distributions(ref, coarse(st.score_histogram()), kind="binned")
+                ref = ref_hist if ref_hist is not None else _coarse(bstate, edges)
+                sc = compare_distributions(ref, _coarse(st, edges), kind="binned")
                 row.update({"psi": sc.psi, "js_distance": sc.js_distance, "p_value": sc.p_value,
                             "drifted": sc.drifted, "psi_label": sc.psi_label})
             else:
@@ -470,9 +467,29 @@ def _coarse_reference(cache: dict, segment: Any, bstate: Any, edges: Any) -> Any
     """The baseline's coarsened score histogram, computed once per segment (not once per batch)."""
     key = ("coarse", segment)
     if key not in cache:
-        h = bstate.score_histogram()
-        cache[key] = np.add.reduceat(h, np.r_[0, edges + 1]) if len(edges) else np.array([h.sum()])
+        cache[key] = _coarse(bstate, edges)
     return cache[key]
+
+
+def _coarse(state: ClassificationState, edges: np.ndarray) -> np.ndarray:
+    """``state.score_histogram()`` summed over the coarse bins that end at ``edges`` (the
+    last one runs to the end): ``np.add.reduceat(h, np.r_[0, edges + 1])``.
+
+    Computed from the histograms' occupied cells (``SparseCounts.row``) without building the
+    dense row of every batch (tens of thousands of bins, most empty).
+    """
+    starts = np.r_[0, edges + 1]
+    out = np.zeros(len(starts), dtype=np.int64)
+    for h in (state.hist_neg, state.hist_pos):
+        if h is None:
+            continue
+        if not hasattr(h, "row"):  # a dense histogram
+            out += np.add.reduceat(np.asarray(h)[0], starts)
+            continue
+        idx, counts = h.row(0)
+        out += np.bincount(np.searchsorted(starts, idx, side="right") - 1, weights=counts,
+                           minlength=len(starts)).astype(np.int64)
+    return out
 
 
 def build_report(store: Store, config: PerformanceConfig, *, days: float = 30, model: str,
