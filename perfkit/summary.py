@@ -19,7 +19,11 @@ import pandas as pd
 from perfkit._checks import check_days, check_timestamp
 from perfkit._json import json_safe as _clean
 from perfkit.analysis import threshold_value
-from perfkit.analysis.drift import compare_distributions, drift_performance_correlation
+from perfkit.analysis.drift import (
+    compare_distributions,
+    compare_distributions_many,
+    drift_performance_correlation,
+)
 from perfkit.analysis.trend import analyze_trend
 from perfkit.metrics import (
     METRICS,
@@ -407,7 +411,24 @@ def drift_analysis(store: Store, config: PerformanceConfig, *, days: float = 30,
                 cache[seg] = (bstate, evaluate(bstate, level=config.confidence_level), edges)
         return cache[seg]
 
-    rows = []
+    # first pass: each batch's fields and the comparisons it needs; the comparisons of all
+    # batches then run at once (compare_distributions_many: the same numbers as one by one)
+    entries = []
+    jobs: dict[tuple, tuple[list, list, list]] = {}
+    results: list[Any] = []
+
+    def submit(kind: str, ref: Any, cur: Any) -> int:
+        ref, cur = np.asarray(ref), np.asarray(cur)
+        results.append(None)
+        if ref.ndim != 1 or ref.shape != cur.shape:  # compare_distributions says what is wrong
+            results[-1] = compare_distributions(ref, cur, kind=kind)
+        else:
+            ids, refs, curs = jobs.setdefault((kind, ref.shape), ([], [], []))
+            ids.append(len(results) - 1)
+            refs.append(ref)
+            curs.append(cur)
+        return len(results) - 1
+
     for r in recs:
         found = baseline_of(r.segment)
         if found is None:
@@ -417,21 +438,16 @@ def drift_analysis(store: Store, config: PerformanceConfig, *, days: float = 30,
         st = state_from_dict(r.state)
         row: dict[str, Any] = {"batch_id": r.batch_id, "timestamp": r.timestamp.isoformat(), "segment": r.segment,
                                "labels_pending": r.labels_pending}
+        cat = sc = None
         if isinstance(st, ClassificationState) and isinstance(bstate, ClassificationState):
             if st.classes != bstate.classes:  # the model's label set grew: compare in the union
                 union = sorted_labels({*bstate.classes, *st.classes})
                 bstate, st = align_classes(bstate, union), align_classes(st, union)
                 ref_hist = None
-            cat = compare_distributions(bstate.pred_counts, st.pred_counts, kind="categorical")
-            row.update({"class_psi": cat.psi, "class_p_value": cat.p_value})
+            cat = submit("categorical", bstate.pred_counts, st.pred_counts)
             if edges is not None and st.has_scores:
                 ref = ref_hist if ref_hist is not None else _coarse(bstate, edges)
-                sc = compare_distributions(ref, _coarse(st, edges), kind="binned")
-                row.update({"psi": sc.psi, "js_distance": sc.js_distance, "p_value": sc.p_value,
-                            "drifted": sc.drifted, "psi_label": sc.psi_label})
-            else:
-                row.update({"psi": cat.psi, "js_distance": cat.js_distance, "p_value": cat.p_value,
-                            "drifted": cat.drifted, "psi_label": cat.psi_label})
+                sc = submit("binned", ref, _coarse(st, edges))
         else:
             b, c = bstate.yhat, st.yhat
             sd = math.sqrt(b.variance(1)) if b.n > 1 else math.nan
@@ -442,6 +458,7 @@ def drift_analysis(store: Store, config: PerformanceConfig, *, days: float = 30,
             p = float(2 * special.ndtr(-abs((c.mean - b.mean) / se))) if se and math.isfinite(se) else math.nan
             row.update({"psi": abs(smd), "standardized_mean_shift": smd, "p_value": p,
                         "drifted": bool(math.isfinite(p) and p < 0.05)})
+        degradation = {}
         if not r.labels_pending:
             for m in config.detection.thresholds:
                 if m in r.metrics and m in brep and r.metrics[m].get("value") is not None:
@@ -449,7 +466,20 @@ def drift_analysis(store: Store, config: PerformanceConfig, *, days: float = 30,
                     if math.isfinite(bv) and bv != 0:
                         hib = get_metric(m).higher_is_better
                         cv = r.metrics[m]["value"]
-                        row[f"degradation_{m}"] = ((bv - cv) if hib else (cv - bv)) / abs(bv)
+                        degradation[f"degradation_{m}"] = ((bv - cv) if hib else (cv - bv)) / abs(bv)
+        entries.append((row, cat, sc, degradation))
+    for (kind, _), (ids, refs, curs) in jobs.items():
+        for i, res in zip(ids, compare_distributions_many(np.array(refs), np.array(curs), kind=kind), strict=True):
+            results[i] = res
+    rows = []
+    for row, cat, sc, degradation in entries:
+        if cat is not None:
+            cres = results[cat]
+            row.update({"class_psi": cres.psi, "class_p_value": cres.p_value})
+            d = results[sc] if sc is not None else cres
+            row.update({"psi": d.psi, "js_distance": d.js_distance, "p_value": d.p_value,
+                        "drifted": d.drifted, "psi_label": d.psi_label})
+        row.update(degradation)
         rows.append(row)
     out["batches"] = rows
     if not rows:
