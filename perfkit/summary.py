@@ -288,9 +288,9 @@ def build_summary(store: Store, config: PerformanceConfig, *, days: float = 30, 
 
 def _summary_parts(store: Store, config: PerformanceConfig, *, days: float, model: str, segment: Any,
                    end: datetime | None, freq: str | None) -> tuple[PerformanceSummary, list, list, pd.DataFrame,
-                                                                   str | None]:
-    """The summary and what it was built from: (summary, all records, labelled records, series, freq),
-    so that :func:`build_report` reads and merges each window once."""
+                                                                   str | None, pd.DataFrame]:
+    """The summary and what it was built from: (summary, all records, labelled records, series, freq,
+    alerts), so that :func:`build_report` reads and merges each window once."""
     start, stop = _window(days, end)
     all_recs = window_records(store, model, segment, start, stop, include_pending=True)
     recs = [r for r in all_recs if not r.labels_pending]
@@ -377,7 +377,7 @@ def _summary_parts(store: Store, config: PerformanceConfig, *, days: float, mode
         "model_identity": store.model_identity(model),
         "points": "batches" if freq is None else f"windows:{freq}",
     }
-    return PerformanceSummary(data), all_recs, recs, series, freq
+    return PerformanceSummary(data), all_recs, recs, series, freq, alerts
 
 
 def drift_analysis(store: Store, config: PerformanceConfig, *, days: float = 30, model: str | None = None,
@@ -392,6 +392,11 @@ def drift_analysis(store: Store, config: PerformanceConfig, *, days: float = 30,
     model = model or config.model_name
     start, stop = _window(days, end)
     recs = window_records(store, model, segment, start, stop, include_pending=True)
+    return _drift(store, config, model, recs, bins)
+
+
+def _drift(store: Store, config: PerformanceConfig, model: str, recs: list, bins: int = 10) -> dict[str, Any]:
+    """:func:`drift_analysis` of the records ``recs`` (labelled or not) of ``model``."""
     out: dict[str, Any] = {"model": model, "batches": [], "correlation": {}, "reason": None}
     cache: dict[Any, Any] = {}
 
@@ -531,19 +536,9 @@ def build_report(store: Store, config: PerformanceConfig, *, days: float = 30, m
     """
     # one clock for every part (end=None is "now") and each window read and merged once
     end = check_timestamp(end, "end", none_is_now=True)
-    summary, _, recs, series, freq = _summary_parts(store, config, days=days, model=model, segment=_ALL, end=end,
-                                                    freq="auto")
-    start, stop = _window(days, end)
+    summary, all_recs, recs, series, freq, alerts = _summary_parts(store, config, days=days, model=model,
+                                                                   segment=_ALL, end=end, freq="auto")
     daily = series if freq == "1D" else metric_series(recs, freq="1D", level=config.confidence_level)
-    windows = []
-    for ts, g in daily.groupby("timestamp"):
-        windows.append({
-            "start": pd.Timestamp(ts).isoformat(),
-            "n": int(g["n"].iloc[0]), "n_batches": int(g["n_batches"].iloc[0]),
-            "metrics": {row.metric: {"value": row.value, "ci_lower": row.ci_lower, "ci_upper": row.ci_upper}
-                        for row in g.itertuples()},
-        })
-    alerts = store.alerts(model, start=start, end=stop)
     alert_list = [
         {"alert_id": a.alert_id, "timestamp": pd.Timestamp(a.timestamp).isoformat(), "alert_type": a.alert_type,
          "severity": a.severity, "metric": a.metric, "segment": a.segment, "status": a.status,
@@ -557,13 +552,30 @@ def build_report(store: Store, config: PerformanceConfig, *, days: float = 30, m
         "model": model,
         "period": summary["period"],
         "summary": {k: v for k, v in summary.to_dict().items() if k not in ("metric_trends",)},
-        "windows": windows,
+        "windows": _report_windows(daily),
         "trends": trends,
         "change_points": {m: t.get("change_point") for m, t in trends.items()},
         "alerts": alert_list,
-        "drift": drift_analysis(store, config, days=days, model=model, end=end),
+        "drift": _drift(store, config, model, all_recs),  # the summary's records (the same window)
     }
     return _clean(doc)
+
+
+def _report_windows(daily: pd.DataFrame) -> list[dict[str, Any]]:
+    """The report's ``windows``: one entry per day of ``daily`` (a :func:`metric_series` frame),
+    in time order, with the day's rows, the metrics of its rows in row order."""
+    if not len(daily):
+        return []
+    codes, days = pd.factorize(daily["timestamp"], sort=True)
+    cols = [daily[c].tolist() for c in ("metric", "value", "ci_lower", "ci_upper", "n", "n_batches")]
+    windows: list[dict[str, Any]] = [{} for _ in range(len(days))]
+    for code, metric, value, lo, hi, n, n_batches in zip(codes.tolist(), *cols, strict=True):
+        w = windows[code]
+        if not w:
+            w.update({"start": pd.Timestamp(days[code]).isoformat(), "n": int(n), "n_batches": int(n_batches),
+                      "metrics": {}})
+        w["metrics"][metric] = {"value": value, "ci_lower": lo, "ci_upper": hi}
+    return windows
 
 
 def trends_chart(store: Store, config: PerformanceConfig, *, days: float = 30, metric: str | None = None,
