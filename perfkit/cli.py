@@ -220,8 +220,9 @@ def _positive_days(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a positive number of days, got {text!r}") from exc
 
 
-def _json_out(obj: Any, output: str | None) -> None:
-    text = json.dumps(json_safe(obj), indent=2, allow_nan=False)
+def _json_out(obj: Any, output: str | None, *, safe: bool = False) -> None:
+    """Write ``obj`` as JSON (``safe``: it is JSON-safe already, no conversion pass)."""
+    text = json.dumps(obj if safe else json_safe(obj), indent=2, allow_nan=False)
     if output in (None, "-"):
         sys.stdout.write(text + "\n")
     else:
@@ -400,7 +401,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         from perfkit.summary import build_report
 
         report = build_report(store, config, days=args.days, model=model)
-    _json_out(report, args.output)
+    _json_out(report, args.output, safe=True)  # build_report returns JSON-safe values
     return EXIT_OK
 
 

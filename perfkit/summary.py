@@ -545,20 +545,20 @@ def build_report(store: Store, config: PerformanceConfig, *, days: float = 30, m
          "suppressed_by": a.suppressed_by, "deliveries": dict(a.deliveries or {})}
         for a in alerts.itertuples()
     ]
-    trends = summary["metric_trends"]
-    doc = {
+    trends = _clean(summary["metric_trends"])
+    # each part JSON-safe once (the summary and the drift already are: no second pass over them)
+    return {
         "schema_version": REPORT_SCHEMA_VERSION,
         "generated_at": datetime.now(UTC).isoformat(),
         "model": model,
-        "period": summary["period"],
+        "period": _clean(summary["period"]),
         "summary": {k: v for k, v in summary.to_dict().items() if k not in ("metric_trends",)},
-        "windows": _report_windows(daily),
+        "windows": _clean(_report_windows(daily)),
         "trends": trends,
-        "change_points": {m: t.get("change_point") for m, t in trends.items()},
-        "alerts": alert_list,
+        "change_points": _clean({m: t.get("change_point") for m, t in trends.items()}),
+        "alerts": _clean(alert_list),
         "drift": _drift(store, config, model, all_recs),  # the summary's records (the same window)
     }
-    return _clean(doc)
 
 
 def _report_windows(daily: pd.DataFrame) -> list[dict[str, Any]]:
