@@ -174,6 +174,9 @@ def phases(store: Path, out: Path, profile_dir: Path | None = None) -> dict[str,
 
 CPU: dict[str, float] = {}
 
+#: What ``perfkit report`` imports before it reads the store (timed apart from the command).
+_REPORT_IMPORTS = "import perfkit.cli, perfkit.config, perfkit.store, perfkit.summary"
+
 
 def cli(args: list[str], cwd: Path, expect: int = 0) -> float:
     """Wall seconds of one ``perfkit`` command; its CPU seconds (with its children's) go to CPU."""
@@ -239,6 +242,12 @@ def main() -> None:
     html_mb = (work / "review" / "weekly_review.html").stat().st_size / 1e6
     report = min(cli(["report", "--store", str(store), "--output", str(work / "report.json")], work)
                  for _ in range(a.repeat))
+    report_imports = min(_python(_REPORT_IMPORTS) for _ in range(a.repeat)) - bare
+    print(f"\nperfkit report (best of {a.repeat}; load average {_load()}):")
+    print(f"  import   {report_imports:6.2f} s  (the modules the command loads before reading the store)")
+    print(f"  rest     {max(report - report_imports - bare, 0.0):6.2f} s  (read, summary, daily windows, trends, "
+          "drift, JSON; with numba's first compiled call)")
+    print(f"  total    {report:6.2f} s wall, CPU {CPU['report']:.2f} s")
     bad = {
         "review --as-of yesterday": ["review", "--store", str(store), "--as-of", "yesterday"],
         "review --model nope": ["review", "--store", str(store), "--model", "nope"],
