@@ -399,6 +399,8 @@ def _drift(store: Store, config: PerformanceConfig, model: str, recs: list, bins
     """:func:`drift_analysis` of the records ``recs`` (labelled or not) of ``model``."""
     out: dict[str, Any] = {"model": model, "batches": [], "correlation": {}, "reason": None}
     cache: dict[Any, Any] = {}
+    # drift reads predictions only: the fields only label-free estimates read are not decoded
+    estimate_only = frozenset(f.name for f in ClassificationState.declared() if f.estimates)
 
     def baseline_of(seg):
         """Each batch is compared with its own segment's baseline (or the model's)."""
@@ -408,12 +410,13 @@ def _drift(store: Store, config: PerformanceConfig, model: str, recs: list, bins
                 cache[seg] = None
             else:
                 bstate = state_from_dict(b.state)
-                edges = None
+                starts = None
                 if isinstance(bstate, ClassificationState) and bstate.has_scores:
                     ref = bstate.score_histogram()
                     cum = np.cumsum(ref) / max(ref.sum(), 1)
                     edges = np.unique(np.searchsorted(cum, np.linspace(0, 1, bins + 1)[1:-1]))
-                cache[seg] = (bstate, evaluate(bstate, level=config.confidence_level), edges)
+                    starts = np.r_[0, edges + 1]  # each coarse bin's first fine bin
+                cache[seg] = (bstate, evaluate(bstate, level=config.confidence_level), starts)
         return cache[seg]
 
     # first pass: each batch's fields and the comparisons it needs; the comparisons of all
@@ -438,9 +441,9 @@ def _drift(store: Store, config: PerformanceConfig, model: str, recs: list, bins
         found = baseline_of(r.segment)
         if found is None:
             continue
-        bstate, brep, edges = found
-        ref_hist = None if edges is None else _coarse_reference(cache, r.segment, bstate, edges)
-        st = state_from_dict(r.state)
+        bstate, brep, starts = found
+        ref_hist = None if starts is None else _coarse_reference(cache, r.segment, bstate, starts)
+        st = state_from_dict(_without(r.state, estimate_only))
         row: dict[str, Any] = {"batch_id": r.batch_id, "timestamp": r.timestamp.isoformat(), "segment": r.segment,
                                "labels_pending": r.labels_pending}
         cat = sc = None
@@ -450,9 +453,9 @@ def _drift(store: Store, config: PerformanceConfig, model: str, recs: list, bins
                 bstate, st = align_classes(bstate, union), align_classes(st, union)
                 ref_hist = None
             cat = submit("categorical", bstate.pred_counts, st.pred_counts)
-            if edges is not None and st.has_scores:
-                ref = ref_hist if ref_hist is not None else _coarse(bstate, edges)
-                sc = submit("binned", ref, _coarse(st, edges))
+            if starts is not None and st.has_scores:
+                ref = ref_hist if ref_hist is not None else _coarse(bstate, starts)
+                sc = submit("binned", ref, _coarse(st, starts))
         else:
             b, c = bstate.yhat, st.yhat
             sd = math.sqrt(b.variance(1)) if b.n > 1 else math.nan
@@ -498,22 +501,26 @@ def _drift(store: Store, config: PerformanceConfig, model: str, recs: list, bins
     return _clean(out)
 
 
-def _coarse_reference(cache: dict, segment: Any, bstate: Any, edges: Any) -> Any:
+def _coarse_reference(cache: dict, segment: Any, bstate: Any, starts: Any) -> Any:
     """The baseline's coarsened score histogram, computed once per segment (not once per batch)."""
     key = ("coarse", segment)
     if key not in cache:
-        cache[key] = _coarse(bstate, edges)
+        cache[key] = _coarse(bstate, starts)
     return cache[key]
 
 
-def _coarse(state: ClassificationState, edges: np.ndarray) -> np.ndarray:
-    """``state.score_histogram()`` summed over the coarse bins that end at ``edges`` (the
-    last one runs to the end): ``np.add.reduceat(h, np.r_[0, edges + 1])``.
+def _without(d: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    """``d`` without the keys ``names`` (``d`` itself when it has none of them)."""
+    return {k: v for k, v in d.items() if k not in names} if any(k in d for k in names) else d
+
+
+def _coarse(state: ClassificationState, starts: np.ndarray) -> np.ndarray:
+    """``state.score_histogram()`` summed over the coarse bins that begin at ``starts``
+    (``np.r_[0, edges + 1]``): ``np.add.reduceat(h, starts)``.
 
     Computed from the histograms' occupied cells (``SparseCounts.row``) without building the
     dense row of every batch (tens of thousands of bins, most empty).
     """
-    starts = np.r_[0, edges + 1]
     out = np.zeros(len(starts), dtype=np.int64)
     for h in (state.hist_neg, state.hist_pos):
         if h is None:
@@ -521,7 +528,8 @@ def _coarse(state: ClassificationState, edges: np.ndarray) -> np.ndarray:
         if not hasattr(h, "row"):  # a dense histogram
             out += np.add.reduceat(np.asarray(h)[0], starts)
             continue
-        idx, counts = h.row(0)
+        # a one-row histogram (binary scores): its cells are the row's bins
+        idx, counts = (h.keys, h.counts) if h.shape[0] == 1 else h.row(0)
         out += np.bincount(np.searchsorted(starts, idx, side="right") - 1, weights=counts,
                            minlength=len(starts)).astype(np.int64)
     return out
