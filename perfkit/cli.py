@@ -42,11 +42,12 @@ perfkit ...
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -399,12 +400,13 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     # a read command: the store and the configuration, no tracker (no alert channels, no
     # decision or delivery code to import)
-    config = _load_config(args)
-    with _open_existing_store(_store_url(args, config)) as store:
-        model = _one_model_of(store.models(), args.model)
+    with _importing():
+        config = _load_config(args)  # a missing store fails here, before the imports below
         from perfkit.summary import build_report
 
-        _imports_done()
+        store = _open_existing_store(_store_url(args, config))
+    with store:
+        model = _one_model_of(store.models(), args.model)
         report = build_report(store, config, days=args.days, model=model)
     _json_out(report, args.output, safe=True)  # build_report returns JSON-safe values
     return EXIT_OK
@@ -734,18 +736,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _imports_done() -> None:
-    """In the program, take what the command imported out of the collector's way.
+@contextlib.contextmanager
+def _importing() -> Iterator[None]:
+    """In the program, keep the garbage collector out of the command's imports.
 
-    ``gc.freeze()`` moves every object alive now (the modules of numpy, pandas, SQLAlchemy,
-    scipy, numba ...) to the permanent generation: the full collections during the command
-    then skip them (about 0.1 s of ``perfkit report``). Only when the process ends with the
-    command (:func:`run`).
+    Modules make no garbage, yet the collector walks them again and again while they load;
+    it is paused meanwhile, and ``gc.freeze()`` then moves every object alive (the modules of
+    numpy, pandas, SQLAlchemy, scipy, numba ...) to the permanent generation, which the full
+    collections of the command skip (together about 0.2 s of ``perfkit report``). Only when
+    the process ends with the command (:func:`run`); a library caller's collector is left alone.
     """
-    if _AS_PROGRAM:
-        import gc
+    if not _AS_PROGRAM:
+        yield
+        return
+    import gc
 
+    gc.disable()
+    try:
+        yield
+    finally:
         gc.freeze()
+        gc.enable()
 
 
 def _not_reported_by_cli(record: logging.LogRecord) -> bool:
