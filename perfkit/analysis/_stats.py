@@ -4,6 +4,8 @@ Importing ``scipy.stats`` and ``statsmodels`` costs about a second, most of ``pe
 Each function here repeats, operation for operation, the routine named in its docstring with
 numpy and ``scipy.special`` (the functions ``scipy.stats`` itself evaluates), so the numbers
 are the same floats; ``tests/test_stats_reference.py`` compares them with the originals.
+The arithmetic follows those libraries' implementations (scipy and statsmodels, both under
+the BSD 3-clause license).
 """
 
 from __future__ import annotations
