@@ -192,8 +192,8 @@ def _baseline_line(store: Any, config: Any, model: str, segment: Any = "__all__"
     return "baseline: " + "; ".join(f"{', '.join(segs)}: {text}" for text, segs in groups.items())
 
 
-def _models(tracker: Any, wanted: str | None) -> list[str]:
-    available = tracker.store.models()
+def _models(store: Any, wanted: str | None) -> list[str]:
+    available = store.models()
     if wanted is not None:
         if wanted not in available:
             raise ValidationError(f"model {wanted!r} is not in the store; it has {available}", parameter="model")
@@ -372,10 +372,16 @@ def _track_engine(args: argparse.Namespace, path: Path, proba: list[str] | None)
 # summary / report / alerts
 # --------------------------------------------------------------------------------------------
 def _cmd_summary(args: argparse.Namespace) -> int:
-    with _tracker(args, read=True) as tracker:
-        names = _models(tracker, args.model)
-        summaries = [tracker.get_performance_summary(args.days, model=m).to_dict() for m in names]
-        baselines = {m: _baseline_line(tracker.store, tracker.config, m) for m in names}
+    # a read command: the store and the configuration, no tracker (as perfkit report)
+    with _importing():
+        config = _load_config(args)
+        from perfkit.summary import build_summary
+
+        store = _open_existing_store(_store_url(args, config))
+    with store:
+        names = _models(store, args.model)
+        summaries = [build_summary(store, config, days=args.days, model=m).to_dict() for m in names]
+        baselines = {m: _baseline_line(store, config, m) for m in names}
     if args.json:
         _json_out({"days": args.days, "models": summaries}, None)
         return EXIT_OK
@@ -425,7 +431,7 @@ def _magnitude(payload: Any) -> dict[str, float | None]:
 
 def _cmd_alerts_list(args: argparse.Namespace) -> int:
     with _tracker(args, read=True) as tracker:
-        names = _models(tracker, args.model)
+        names = _models(tracker.store, args.model)
         frames = [tracker.alerts(args.days, model=m, include_suppressed=args.all) for m in names]
     import pandas as pd
 
