@@ -528,8 +528,7 @@ def _coarse(state: ClassificationState, starts: np.ndarray) -> np.ndarray:
         if not hasattr(h, "row"):  # a dense histogram
             out += np.add.reduceat(np.asarray(h)[0], starts)
             continue
-        # a one-row histogram (binary scores): its cells are the row's bins
-        idx, counts = (h.keys, h.counts) if h.shape[0] == 1 else h.row(0)
+        idx, counts = h.row(0)
         out += np.bincount(np.searchsorted(starts, idx, side="right") - 1, weights=counts,
                            minlength=len(starts)).astype(np.int64)
     return out
