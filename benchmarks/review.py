@@ -174,6 +174,18 @@ def phases(store: Path, out: Path, profile_dir: Path | None = None) -> dict[str,
 
 CPU: dict[str, float] = {}
 
+#: What ``perfkit report`` imports before it reads the store, as the program does (no garbage
+#: collection meanwhile); prints the seconds it took in the interpreter (no start-up or exit).
+_REPORT_IMPORTS = ("import gc, time\nt = time.perf_counter()\ngc.disable()\n"
+                   "import perfkit.cli, perfkit.config, perfkit.store, perfkit.summary\n"
+                   "print(time.perf_counter() - t)")
+
+
+def _report_imports() -> float:
+    out = subprocess.run([sys.executable, "-c", _REPORT_IMPORTS], check=True, env=_env(), capture_output=True,
+                         text=True).stdout
+    return float(out.split()[-1])
+
 
 def cli(args: list[str], cwd: Path, expect: int = 0) -> float:
     """Wall seconds of one ``perfkit`` command; its CPU seconds (with its children's) go to CPU."""
@@ -239,6 +251,12 @@ def main() -> None:
     html_mb = (work / "review" / "weekly_review.html").stat().st_size / 1e6
     report = min(cli(["report", "--store", str(store), "--output", str(work / "report.json")], work)
                  for _ in range(a.repeat))
+    report_imports = min(_report_imports() for _ in range(a.repeat))
+    print(f"\nperfkit report (best of {a.repeat}; load average {_load()}):")
+    print(f"  import   {report_imports:6.2f} s  (the modules the command loads before it reads the store)")
+    print(f"  rest     {max(report - report_imports, 0.0):6.2f} s  (interpreter start and exit, read, summary, "
+          "daily windows, trends, drift, JSON; numba's first compiled call)")
+    print(f"  total    {report:6.2f} s wall, CPU {CPU['report']:.2f} s")
     bad = {
         "review --as-of yesterday": ["review", "--store", str(store), "--as-of", "yesterday"],
         "review --model nope": ["review", "--store", str(store), "--model", "nope"],

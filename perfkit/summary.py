@@ -19,7 +19,11 @@ import pandas as pd
 from perfkit._checks import check_days, check_timestamp
 from perfkit._json import json_safe as _clean
 from perfkit.analysis import threshold_value
-from perfkit.analysis.drift import compare_distributions, drift_performance_correlation
+from perfkit.analysis.drift import (
+    compare_distributions,
+    compare_distributions_many,
+    drift_performance_correlation,
+)
 from perfkit.analysis.trend import analyze_trend
 from perfkit.metrics import (
     METRICS,
@@ -284,9 +288,9 @@ def build_summary(store: Store, config: PerformanceConfig, *, days: float = 30, 
 
 def _summary_parts(store: Store, config: PerformanceConfig, *, days: float, model: str, segment: Any,
                    end: datetime | None, freq: str | None) -> tuple[PerformanceSummary, list, list, pd.DataFrame,
-                                                                   str | None]:
-    """The summary and what it was built from: (summary, all records, labelled records, series, freq),
-    so that :func:`build_report` reads and merges each window once."""
+                                                                   str | None, pd.DataFrame]:
+    """The summary and what it was built from: (summary, all records, labelled records, series, freq,
+    alerts), so that :func:`build_report` reads and merges each window once."""
     start, stop = _window(days, end)
     all_recs = window_records(store, model, segment, start, stop, include_pending=True)
     recs = [r for r in all_recs if not r.labels_pending]
@@ -373,7 +377,7 @@ def _summary_parts(store: Store, config: PerformanceConfig, *, days: float, mode
         "model_identity": store.model_identity(model),
         "points": "batches" if freq is None else f"windows:{freq}",
     }
-    return PerformanceSummary(data), all_recs, recs, series, freq
+    return PerformanceSummary(data), all_recs, recs, series, freq, alerts
 
 
 def drift_analysis(store: Store, config: PerformanceConfig, *, days: float = 30, model: str | None = None,
@@ -388,8 +392,15 @@ def drift_analysis(store: Store, config: PerformanceConfig, *, days: float = 30,
     model = model or config.model_name
     start, stop = _window(days, end)
     recs = window_records(store, model, segment, start, stop, include_pending=True)
+    return _drift(store, config, model, recs, bins)
+
+
+def _drift(store: Store, config: PerformanceConfig, model: str, recs: list, bins: int = 10) -> dict[str, Any]:
+    """:func:`drift_analysis` of the records ``recs`` (labelled or not) of ``model``."""
     out: dict[str, Any] = {"model": model, "batches": [], "correlation": {}, "reason": None}
     cache: dict[Any, Any] = {}
+    # drift reads predictions only: the fields only label-free estimates read are not decoded
+    estimate_only = frozenset(f.name for f in ClassificationState.declared() if f.estimates)
 
     def baseline_of(seg):
         """Each batch is compared with its own segment's baseline (or the model's)."""
@@ -399,52 +410,63 @@ def drift_analysis(store: Store, config: PerformanceConfig, *, days: float = 30,
                 cache[seg] = None
             else:
                 bstate = state_from_dict(b.state)
-                edges = None
+                starts = None
                 if isinstance(bstate, ClassificationState) and bstate.has_scores:
                     ref = bstate.score_histogram()
                     cum = np.cumsum(ref) / max(ref.sum(), 1)
                     edges = np.unique(np.searchsorted(cum, np.linspace(0, 1, bins + 1)[1:-1]))
-                cache[seg] = (bstate, evaluate(bstate, level=config.confidence_level), edges)
+                    starts = np.r_[0, edges + 1]  # each coarse bin's first fine bin
+                cache[seg] = (bstate, evaluate(bstate, level=config.confidence_level), starts)
         return cache[seg]
 
-    rows = []
+    # first pass: each batch's fields and the comparisons it needs; the comparisons of all
+    # batches then run at once (compare_distributions_many: the same numbers as one by one)
+    entries = []
+    jobs: dict[tuple, tuple[list, list, list]] = {}
+    results: list[Any] = []
+
+    def submit(kind: str, ref: Any, cur: Any) -> int:
+        ref, cur = np.asarray(ref), np.asarray(cur)
+        results.append(None)
+        if ref.ndim != 1 or ref.shape != cur.shape:  # compare_distributions says what is wrong
+            results[-1] = compare_distributions(ref, cur, kind=kind)
+        else:
+            ids, refs, curs = jobs.setdefault((kind, ref.shape), ([], [], []))
+            ids.append(len(results) - 1)
+            refs.append(ref)
+            curs.append(cur)
+        return len(results) - 1
+
     for r in recs:
         found = baseline_of(r.segment)
         if found is None:
             continue
-        bstate, brep, edges = found
-        ref_hist = None if edges is None else _coarse_reference(cache, r.segment, bstate, edges)
-        st = state_from_dict(r.state)
+        bstate, brep, starts = found
+        ref_hist = None if starts is None else _coarse_reference(cache, r.segment, bstate, starts)
+        st = state_from_dict(_without(r.state, estimate_only))
         row: dict[str, Any] = {"batch_id": r.batch_id, "timestamp": r.timestamp.isoformat(), "segment": r.segment,
                                "labels_pending": r.labels_pending}
+        cat = sc = None
         if isinstance(st, ClassificationState) and isinstance(bstate, ClassificationState):
             if st.classes != bstate.classes:  # the model's label set grew: compare in the union
                 union = sorted_labels({*bstate.classes, *st.classes})
                 bstate, st = align_classes(bstate, union), align_classes(st, union)
                 ref_hist = None
-            cat = compare_distributions(bstate.pred_counts, st.pred_counts, kind="categorical")
-            row.update({"class_psi": cat.psi, "class_p_value": cat.p_value})
-            if edges is not None and st.has_scores:
-                def coarse(h, edges=edges):
-                    return np.add.reduceat(h, np.r_[0, edges + 1]) if len(edges) else np.array([h.sum()])
-
-                ref = ref_hist if ref_hist is not None else coarse(bstate.score_histogram())
-                sc = compare_distributions(ref, coarse(st.score_histogram()), kind="binned")
-                row.update({"psi": sc.psi, "js_distance": sc.js_distance, "p_value": sc.p_value,
-                            "drifted": sc.drifted, "psi_label": sc.psi_label})
-            else:
-                row.update({"psi": cat.psi, "js_distance": cat.js_distance, "p_value": cat.p_value,
-                            "drifted": cat.drifted, "psi_label": cat.psi_label})
+            cat = submit("categorical", bstate.pred_counts, st.pred_counts)
+            if starts is not None and st.has_scores:
+                ref = ref_hist if ref_hist is not None else _coarse(bstate, starts)
+                sc = submit("binned", ref, _coarse(st, starts))
         else:
             b, c = bstate.yhat, st.yhat
             sd = math.sqrt(b.variance(1)) if b.n > 1 else math.nan
             smd = (c.mean - b.mean) / sd if sd and math.isfinite(sd) else math.nan
             se = math.sqrt(b.variance(1) / b.n + (c.variance(1) / c.n if c.n > 1 else 0.0)) if b.n > 1 else math.nan
-            from scipy import stats
+            from scipy import special  # 2 norm.sf(|z|), without importing scipy.stats
 
-            p = float(2 * stats.norm.sf(abs((c.mean - b.mean) / se))) if se and math.isfinite(se) else math.nan
+            p = float(2 * special.ndtr(-abs((c.mean - b.mean) / se))) if se and math.isfinite(se) else math.nan
             row.update({"psi": abs(smd), "standardized_mean_shift": smd, "p_value": p,
                         "drifted": bool(math.isfinite(p) and p < 0.05)})
+        degradation = {}
         if not r.labels_pending:
             for m in config.detection.thresholds:
                 if m in r.metrics and m in brep and r.metrics[m].get("value") is not None:
@@ -452,7 +474,20 @@ def drift_analysis(store: Store, config: PerformanceConfig, *, days: float = 30,
                     if math.isfinite(bv) and bv != 0:
                         hib = get_metric(m).higher_is_better
                         cv = r.metrics[m]["value"]
-                        row[f"degradation_{m}"] = ((bv - cv) if hib else (cv - bv)) / abs(bv)
+                        degradation[f"degradation_{m}"] = ((bv - cv) if hib else (cv - bv)) / abs(bv)
+        entries.append((row, cat, sc, degradation))
+    for (kind, _), (ids, refs, curs) in jobs.items():
+        for i, res in zip(ids, compare_distributions_many(np.array(refs), np.array(curs), kind=kind), strict=True):
+            results[i] = res
+    rows = []
+    for row, cat, sc, degradation in entries:
+        if cat is not None:
+            cres = results[cat]
+            row.update({"class_psi": cres.psi, "class_p_value": cres.p_value})
+            d = results[sc] if sc is not None else cres
+            row.update({"psi": d.psi, "js_distance": d.js_distance, "p_value": d.p_value,
+                        "drifted": d.drifted, "psi_label": d.psi_label})
+        row.update(degradation)
         rows.append(row)
     out["batches"] = rows
     if not rows:
@@ -466,13 +501,37 @@ def drift_analysis(store: Store, config: PerformanceConfig, *, days: float = 30,
     return _clean(out)
 
 
-def _coarse_reference(cache: dict, segment: Any, bstate: Any, edges: Any) -> Any:
+def _coarse_reference(cache: dict, segment: Any, bstate: Any, starts: Any) -> Any:
     """The baseline's coarsened score histogram, computed once per segment (not once per batch)."""
     key = ("coarse", segment)
     if key not in cache:
-        h = bstate.score_histogram()
-        cache[key] = np.add.reduceat(h, np.r_[0, edges + 1]) if len(edges) else np.array([h.sum()])
+        cache[key] = _coarse(bstate, starts)
     return cache[key]
+
+
+def _without(d: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    """``d`` without the keys ``names`` (``d`` itself when it has none of them)."""
+    return {k: v for k, v in d.items() if k not in names} if any(k in d for k in names) else d
+
+
+def _coarse(state: ClassificationState, starts: np.ndarray) -> np.ndarray:
+    """``state.score_histogram()`` summed over the coarse bins that begin at ``starts``
+    (``np.r_[0, edges + 1]``): ``np.add.reduceat(h, starts)``.
+
+    Computed from the histograms' occupied cells (``SparseCounts.row``) without building the
+    dense row of every batch (tens of thousands of bins, most empty).
+    """
+    out = np.zeros(len(starts), dtype=np.int64)
+    for h in (state.hist_neg, state.hist_pos):
+        if h is None:
+            continue
+        if not hasattr(h, "row"):  # a dense histogram
+            out += np.add.reduceat(np.asarray(h)[0], starts)
+            continue
+        idx, counts = h.row(0)
+        out += np.bincount(np.searchsorted(starts, idx, side="right") - 1, weights=counts,
+                           minlength=len(starts)).astype(np.int64)
+    return out
 
 
 def build_report(store: Store, config: PerformanceConfig, *, days: float = 30, model: str,
@@ -484,39 +543,46 @@ def build_report(store: Store, config: PerformanceConfig, *, days: float = 30, m
     """
     # one clock for every part (end=None is "now") and each window read and merged once
     end = check_timestamp(end, "end", none_is_now=True)
-    summary, _, recs, series, freq = _summary_parts(store, config, days=days, model=model, segment=_ALL, end=end,
-                                                    freq="auto")
-    start, stop = _window(days, end)
+    summary, all_recs, recs, series, freq, alerts = _summary_parts(store, config, days=days, model=model,
+                                                                   segment=_ALL, end=end, freq="auto")
     daily = series if freq == "1D" else metric_series(recs, freq="1D", level=config.confidence_level)
-    windows = []
-    for ts, g in daily.groupby("timestamp"):
-        windows.append({
-            "start": pd.Timestamp(ts).isoformat(),
-            "n": int(g["n"].iloc[0]), "n_batches": int(g["n_batches"].iloc[0]),
-            "metrics": {row.metric: {"value": row.value, "ci_lower": row.ci_lower, "ci_upper": row.ci_upper}
-                        for row in g.itertuples()},
-        })
-    alerts = store.alerts(model, start=start, end=stop)
     alert_list = [
         {"alert_id": a.alert_id, "timestamp": pd.Timestamp(a.timestamp).isoformat(), "alert_type": a.alert_type,
          "severity": a.severity, "metric": a.metric, "segment": a.segment, "status": a.status,
          "suppressed_by": a.suppressed_by, "deliveries": dict(a.deliveries or {})}
         for a in alerts.itertuples()
     ]
-    trends = summary["metric_trends"]
-    doc = {
+    trends = _clean(summary["metric_trends"])
+    # each part JSON-safe once (the summary and the drift already are: no second pass over them)
+    return {
         "schema_version": REPORT_SCHEMA_VERSION,
         "generated_at": datetime.now(UTC).isoformat(),
         "model": model,
-        "period": summary["period"],
+        "period": _clean(summary["period"]),
         "summary": {k: v for k, v in summary.to_dict().items() if k not in ("metric_trends",)},
-        "windows": windows,
+        "windows": _clean(_report_windows(daily)),
         "trends": trends,
-        "change_points": {m: t.get("change_point") for m, t in trends.items()},
-        "alerts": alert_list,
-        "drift": drift_analysis(store, config, days=days, model=model, end=end),
+        "change_points": _clean({m: t.get("change_point") for m, t in trends.items()}),
+        "alerts": _clean(alert_list),
+        "drift": _drift(store, config, model, all_recs),  # the summary's records (the same window)
     }
-    return _clean(doc)
+
+
+def _report_windows(daily: pd.DataFrame) -> list[dict[str, Any]]:
+    """The report's ``windows``: one entry per day of ``daily`` (a :func:`metric_series` frame),
+    in time order, with the day's rows, the metrics of its rows in row order."""
+    if not len(daily):
+        return []
+    codes, days = pd.factorize(daily["timestamp"], sort=True)
+    cols = [daily[c].tolist() for c in ("metric", "value", "ci_lower", "ci_upper", "n", "n_batches")]
+    windows: list[dict[str, Any]] = [{} for _ in range(len(days))]
+    for code, metric, value, lo, hi, n, n_batches in zip(codes.tolist(), *cols, strict=True):
+        w = windows[code]
+        if not w:
+            w.update({"start": pd.Timestamp(days[code]).isoformat(), "n": int(n), "n_batches": int(n_batches),
+                      "metrics": {}})
+        w["metrics"][metric] = {"value": value, "ci_lower": lo, "ci_upper": hi}
+    return windows
 
 
 def trends_chart(store: Store, config: PerformanceConfig, *, days: float = 30, metric: str | None = None,

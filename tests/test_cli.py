@@ -186,6 +186,39 @@ def test_read_commands_never_create_a_store(tmp_path, monkeypatch, capsys, comma
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no file, no directory
 
 
+def test_report_is_a_light_read(workdir):
+    """``perfkit report`` imports neither the tracker (alert channels, decision, delivery), nor
+    Alembic (a store at the schema head opens without it), nor scipy.stats / statsmodels (about a
+    second of imports, most of the command): only what the report computes."""
+    assert _track(workdir, _predictions(workdir / "preds.csv")) == 0
+    code = ("import gc, json, sys; from perfkit.cli import main; "
+            "rc = main(['report', '--config', 'perfkit.yaml', '--output', 'r.json']); "
+            "heavy = ('alembic', 'statsmodels', 'scipy.stats', 'perfkit.tracker', 'perfkit.alerts.policy'); "
+            "print(json.dumps([rc, sorted(m for m in sys.modules if m.startswith(heavy)), gc.isenabled(), "
+            "gc.get_freeze_count()]))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rc, loaded, gc_enabled, frozen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert rc == 0 and loaded == []
+    assert gc_enabled and frozen == 0  # main() leaves a library caller's collector alone (run() does not)
+    # the program (python -m perfkit.cli, the console script's run()) writes the same report
+    proc = subprocess.run([sys.executable, "-m", "perfkit.cli", "report", "--config", "perfkit.yaml", "-o", "p.json"],
+                          cwd=workdir, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    program = json.loads((workdir / "p.json").read_text())
+    assert program["windows"] == json.loads((workdir / "r.json").read_text())["windows"]
+    report = json.loads((workdir / "r.json").read_text())
+    assert report["model"] == "churn" and report["windows"] and report["drift"]["batches"]
+
+
+def test_schema_head_is_alembic_head():
+    """A store recording ``SCHEMA_HEAD`` opens without Alembic: it must be the newest migration."""
+    from perfkit.store._base import SCHEMA_HEAD
+    from perfkit.store._common import _migration_scripts
+
+    assert SCHEMA_HEAD == _migration_scripts().get_current_head()
+
+
 def test_review_arguments_checked_before_any_kernel(workdir, capsys):
     csv = _predictions(workdir / "preds.csv", n_batches=6)
     assert _track(workdir, csv) == 0

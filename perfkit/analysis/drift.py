@@ -31,6 +31,7 @@ __all__ = [
     "CorrelationResult",
     "DriftResult",
     "compare_distributions",
+    "compare_distributions_many",
     "drift_performance_correlation",
     "psi_label",
 ]
@@ -274,6 +275,99 @@ def compare_distributions(
     )
 
 
+def compare_distributions_many(
+    reference_counts: Any,
+    current_counts: Any,
+    *,
+    kind: Literal["categorical", "binned"] = "categorical",
+    eps: float = 1e-4,
+    alpha: float = 0.05,
+) -> list[DriftResult]:
+    """:func:`compare_distributions` of each row pair, computed for all rows at once.
+
+    ``reference_counts`` and ``current_counts`` are arrays of shape (n, k). The result equals
+    ``[compare_distributions(r, c, kind=kind, eps=eps, alpha=alpha) for r, c in zip(...)]``
+    number for number (the same operations, row-wise); a report compares every batch with its
+    baseline this way. Rows the vectorized pass cannot take (invalid counts, a categorical
+    table with an empty column) go through :func:`compare_distributions` one by one, which
+    raises its usual errors.
+
+    Examples
+    --------
+    >>> ref = np.array([[500, 300, 200], [500, 300, 200]])
+    >>> res = compare_distributions_many(ref, [[420, 330, 250], [500, 300, 200]])
+    >>> [r.drifted for r in res], res[0] == compare_distributions(ref[0], [420, 330, 250])
+    ([True, False], True)
+    """
+    if kind not in ("categorical", "binned"):
+        raise ValidationError(
+            f"kind must be 'categorical' or 'binned', got {kind!r}", parameter="kind"
+        )
+    ref = np.asarray(reference_counts, dtype=float)
+    cur = np.asarray(current_counts, dtype=float)
+    if ref.ndim != 2 or ref.shape != cur.shape:
+        raise ShapeError(
+            f"reference_counts and current_counts must be (n, k) arrays of one shape, got "
+            f"{ref.shape} and {cur.shape}", parameter="current_counts",
+        )
+    n, k = ref.shape
+    if n == 0:
+        return []
+    n1, n2 = ref.sum(axis=1), cur.sum(axis=1)
+    fast = np.isfinite(ref).all(axis=1) & np.isfinite(cur).all(axis=1)
+    fast &= ~((ref < 0).any(axis=1) | (cur < 0).any(axis=1)) & (n1 > 0) & (n2 > 0)
+    if kind == "categorical":
+        fast &= ((ref + cur) > 0).all(axis=1) & (k >= 2)
+    if not (math.isfinite(eps) and eps > 0 and 0.0 < alpha < 1.0) or not fast.any():
+        fast[:] = False
+    out: list[DriftResult | None] = [None] * n
+    for i in np.flatnonzero(~fast):
+        out[i] = compare_distributions(ref[i], cur[i], kind=kind, eps=eps, alpha=alpha)
+    rows = np.flatnonzero(fast)
+    if rows.size:
+        ref, cur, n1, n2 = ref[rows], cur[rows], n1[rows], n2[rows]
+        # compare_distributions' arithmetic, row by row (sums over contiguous rows, as there)
+        p, q = ref / n1[:, None], cur / n2[:, None]
+        ps, qs = (p + eps) / (1 + k * eps), (q + eps) / (1 + k * eps)
+        psi = np.sum((qs - ps) * np.log(qs / ps), axis=1)
+        js = _js_distances(p, q)
+        from scipy import special
+
+        if kind == "categorical":
+            table = np.concatenate([ref, cur], axis=1)  # each row: the 2 x k table, C order
+            total = table.sum(axis=1)
+            col = ref + cur
+            expected = np.concatenate([n1[:, None] * col, n2[:, None] * col], axis=1) / total[:, None]
+            stat = np.sum((table - expected) ** 2 / expected, axis=1)
+            dof: int | None = int(k - 1)
+            pval = special.chdtrc(dof, stat)
+            test = "chi2_homogeneity"
+        else:
+            stat = np.max(np.abs(np.cumsum(p, axis=1) - np.cumsum(q, axis=1)), axis=1)
+            n_eff = n1 * n2 / (n1 + n2)
+            pval = special.kolmogorov(stat * np.sqrt(n_eff))
+            dof = None
+            test = "ks_binned"
+        for j, i in enumerate(rows.tolist()):
+            out[i] = DriftResult(
+                kind=kind, psi=float(psi[j]), psi_label=psi_label(max(float(psi[j]), 0.0)),
+                js_distance=float(js[j]), test=test, statistic=float(stat[j]), p_value=float(pval[j]),
+                dof=dof, alpha=alpha, drifted=bool(pval[j] < alpha), n_reference=int(round(float(n1[j]))),
+                n_current=int(round(float(n2[j]))), n_bins=k, eps=eps,
+            )
+    return out  # type: ignore[return-value]
+
+
+def _js_distances(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """:func:`_js_distance` of each row pair."""
+    from scipy.special import rel_entr
+
+    p, q = p / np.sum(p, axis=1)[:, None], q / np.sum(q, axis=1)[:, None]
+    m = (p + q) / 2.0
+    js = (np.sum(rel_entr(p, m), axis=1) + np.sum(rel_entr(q, m), axis=1)) / np.log(2)
+    return np.sqrt(js / 2.0)
+
+
 @dataclass(frozen=True)
 class CorrelationResult:
     """Rank (or linear) correlation between drift and metric changes.
@@ -348,12 +442,10 @@ def drift_performance_correlation(
     >>> r.rho, r.n
     (1.0, 4)
     """
-    from scipy import stats
-
-    funcs = {"spearman": stats.spearmanr, "kendall": stats.kendalltau, "pearson": stats.pearsonr}
-    if method not in funcs:
+    if method not in ("spearman", "kendall", "pearson"):
         raise ValidationError(
-            f"method must be one of {sorted(funcs)}, got {method!r}", parameter="method"
+            f"method must be one of ['kendall', 'pearson', 'spearman'], got {method!r}",
+            parameter="method",
         )
     x = np.asarray(drift_values, dtype=float).ravel()
     y = np.asarray(metric_changes, dtype=float).ravel()
@@ -370,5 +462,13 @@ def drift_performance_correlation(
         return CorrelationResult(method, nan, nan, n, "fewer than 3 complete pairs")
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         return CorrelationResult(method, nan, nan, n, "constant input")
-    res = funcs[method](x, y)
-    return CorrelationResult(method, float(res.statistic), float(res.pvalue), n, None)
+    if method == "pearson":
+        from scipy import stats
+
+        res = stats.pearsonr(x, y)
+        rho, p = float(res.statistic), float(res.pvalue)
+    else:  # scipy.stats.spearmanr / kendalltau, without importing scipy.stats
+        from perfkit.analysis import _stats
+
+        rho, p = (_stats.spearman_r if method == "spearman" else _stats.kendall_tau)(x, y)
+    return CorrelationResult(method, rho, p, n, None)

@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 
 from perfkit._json import json_safe as _json_safe
+from perfkit.analysis import _stats
 from perfkit.analysis._trend_ar import fit_ar1_trend, kenward_roger
 from perfkit.exceptions import (
     InputTypeError,
@@ -262,8 +263,6 @@ def _change_point_core(
     min_segment: int,
 ) -> ChangePointResult:
     """Change-point test and location on validated, time-sorted, finite inputs."""
-    from statsmodels.stats.diagnostic import breaks_cusumolsresid
-
     n = len(y)
     nan = float("nan")
     if n < max(2 * min_segment, 4):
@@ -284,7 +283,7 @@ def _change_point_core(
     # Only the sup statistic and its p-value are used. Note: statsmodels'
     # RecursiveLSResults._cusum_significance_bounds uses 0.950 as the constant for
     # alpha = 0.10 (Brown-Durbin-Evans give 0.850), so do not use it at alpha = 0.10.
-    stat, pval, _crit = breaks_cusumolsresid(wresid, ddof=1)
+    stat, pval = _stats.cusum_ols_resid(wresid, ddof=1)  # = statsmodels' breaks_cusumolsresid
 
     # Location: the split maximising the weighted SSE reduction (= the Gaussian LR).
     cw = np.cumsum(w)
@@ -703,9 +702,7 @@ class _Fit:
 
 
 def _quantile(p: float, df: float | None) -> float:
-    from scipy import stats
-
-    return float(stats.norm.ppf(p) if df is None else stats.t.ppf(p, df))
+    return _stats.norm_ppf(p) if df is None else _stats.t_ppf(p, df)
 
 
 def _fit_sarimax(days: np.ndarray, y: np.ndarray) -> _Fit | None:
@@ -763,9 +760,7 @@ def _fit_ar_reml(days: np.ndarray, y: np.ndarray, v: np.ndarray | None) -> _Fit 
         return None
     cov = kenward_roger(days, v, ar)
     df = float(len(y) - 2)
-    from scipy import stats
-
-    p = float(2 * stats.t.sf(abs(ar.b) / math.sqrt(cov[1, 1]), df))
+    p = 2 * _stats.t_sf(abs(ar.b) / math.sqrt(cov[1, 1]), df)
     return _Fit(ar.a, ar.b, cov, p, df, _METHOD_AR, ar.phi, ar.s2, ar.tau2)
 
 
@@ -878,11 +873,6 @@ def analyze_trend(
     >>> flat.direction
     'stable'
     """
-    from scipy import stats
-    from statsmodels.regression.linear_model import OLS, WLS
-    from statsmodels.stats.diagnostic import acorr_ljungbox
-    from statsmodels.stats.stattools import durbin_watson
-
     if not isinstance(higher_is_better, (bool, np.bool_)):
         raise InputTypeError(
             f"higher_is_better must be a bool, got {type(higher_is_better).__name__}",
@@ -956,29 +946,28 @@ def analyze_trend(
             "all valid points share one time; a trend needs a time span", parameter="times"
         )
 
-    # ---- random-effects WLS
+    # ---- random-effects WLS (statsmodels' OLS / WLS, acorr_ljungbox and durbin_watson,
+    # computed the same way by perfkit.analysis._stats without importing statsmodels)
     X = np.column_stack([np.ones(n), days])
     if v is None:
-        ols = OLS(y, X).fit()
-        tau2 = float(ols.scale)
+        tau2 = _stats.wls(y, X).scale
         weights = np.ones(n)
     else:
         tau2 = _dersimonian_laird(y, X, v)
         weights = 1.0 / (v + tau2)
-    wls = WLS(y, X, weights=weights).fit()
-    wresid = np.asarray(wls.wresid, dtype=float)
+    wls = _stats.wls(y, X, weights)
+    wresid = wls.wresid
     lags = int(min(5, max(1, n // 5)))
-    lb = acorr_ljungbox(wresid, lags=[lags], return_df=True)
-    lb_p = float(lb["lb_pvalue"].iloc[-1])
-    dw = float(durbin_watson(wresid))
+    lb_p = _stats.ljung_box_p(wresid, lags)
+    dw = _stats.durbin_watson(wresid)
     autocorr = bool(lb_p < _LJUNG_BOX_ALPHA)
 
     fit = _Fit(
         float(wls.params[0]),
         float(wls.params[1]),
-        np.asarray(wls.cov_params(), dtype=float),
+        wls.cov,
         float(wls.pvalues[1]),
-        float(wls.df_resid),
+        wls.df_resid,
         _METHOD_WLS,
     )
     use = method
@@ -1020,8 +1009,7 @@ def analyze_trend(
         direction = "uncertain"
 
     # ---- Mann-Kendall
-    mk = stats.kendalltau(days, y)
-    mk_tau, mk_p = float(mk.statistic), float(mk.pvalue)
+    mk_tau, mk_p = _stats.kendall_tau(days, y)  # = scipy.stats.kendalltau
     mk_dir = "no_trend"
     if math.isfinite(mk_p) and mk_p / 2 < alpha and mk_tau != 0:
         mk_dir = "degrading" if np.sign(mk_tau) == bad_sign else "improving"

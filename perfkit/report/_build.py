@@ -33,9 +33,9 @@ def _nan(x: Any) -> float:
 
 
 def _z(level: float) -> float:
-    from scipy.stats import norm
+    from perfkit.metrics.intervals import z_value
 
-    return float(norm.ppf(0.5 + level / 2))
+    return z_value(level)  # scipy.stats.norm.ppf's number, without importing scipy.stats
 
 
 def _call(fn: Any, tracker: Any, **kw: Any) -> Any:
