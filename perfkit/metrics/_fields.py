@@ -207,7 +207,10 @@ class Sparse(Kind):
             raise StateError(f"{exc}") from exc
 
     def encode(self, v):
-        return (v.reshape(-1) if self.flat else v).to_dict()
+        try:
+            return (v.reshape(-1) if self.flat else v).to_dict()
+        except ValueError as exc:
+            raise StateError(f"{exc}") from exc
 
     def decode(self, raw, shape=None):
         return SparseCounts.from_dict(raw, shape)

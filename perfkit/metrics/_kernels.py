@@ -6,6 +6,8 @@ import numba as nb
 import numpy as np
 
 __all__ = [
+    "CELL_ALPHABET",
+    "CELL_LIMIT",
     "HIST_BINS",
     "HIST_HALF",
     "V1_BINS",
@@ -14,6 +16,8 @@ __all__ = [
     "auc_from_keys",
     "bin_cells",
     "bin_lower_edges",
+    "cells_decode",
+    "cells_encode",
     "auc_keys",
     "check_proba",
     "class_pass",
@@ -27,6 +31,7 @@ __all__ = [
     "regression_moments",
     "scatter_add",
     "scatter_b64_rows",
+    "scatter_cells",
     "score_bins",
     "sparse_influence_add",
     "upgrade_v1_bins",
@@ -949,3 +954,137 @@ def scatter_b64_rows(text, starts, lens, gsize, csize, first, base, bins, acc, t
         if fill:
             return False
     return True
+
+
+# --------------------------------------------------------------------------- cell text
+# The stored text of a sparse count array (``SparseCounts.to_dict``, layout 3): per occupied
+# cell, in flat-index order, two numbers: the gap ``key - previous key - 1`` (the first
+# cell's previous key is -1) and the count. A number is written in 5-bit groups, least
+# significant first, one base64 character per group (value 0..31, plus 32 when another
+# group follows), so a gap below 32 and a count below 32 (most cells of a score histogram)
+# take two characters. Numbers are below 2**60 (at most 12 groups).
+CELL_ALPHABET = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", dtype=np.uint8)
+CELL_LIMIT = 1 << 60
+
+
+@nb.njit(cache=True, inline="always")
+def _groups(x):
+    g = 1
+    x >>= 5
+    while x > 0:
+        g += 1
+        x >>= 5
+    return g
+
+
+@nb.njit(cache=True, inline="always")
+def _put(out, at, x, alphabet):
+    while x >= 32:
+        out[at] = alphabet[(x & 31) | 32]
+        at += 1
+        x >>= 5
+    out[at] = alphabet[x]
+    return at + 1
+
+
+@nb.njit(cache=True, nogil=True)
+def cells_encode(keys, counts, alphabet):
+    """The cell text (ASCII codes) of sorted, distinct flat ``keys`` and their ``counts``.
+
+    Returns an empty array and False when the keys are not increasing or a number is
+    negative or not below :data:`CELL_LIMIT`.
+    """
+    n = keys.shape[0]
+    total = 0
+    prev = np.int64(-1)
+    for i in range(n):
+        g = keys[i] - prev - 1
+        c = counts[i]
+        if g < 0 or c < 0 or g >= CELL_LIMIT or c >= CELL_LIMIT:
+            return np.empty(0, dtype=np.uint8), False
+        total += _groups(g) + _groups(c)
+        prev = keys[i]
+    out = np.empty(total, dtype=np.uint8)
+    at = 0
+    prev = -1
+    for i in range(n):
+        at = _put(out, at, keys[i] - prev - 1, alphabet)
+        at = _put(out, at, counts[i], alphabet)
+        prev = keys[i]
+    return out, True
+
+
+@nb.njit(cache=True, nogil=True)
+def cells_decode(text, nnz, size, table):
+    """(keys, counts, ok) of the ``nnz`` cells of one cell text of an array of ``size`` cells;
+    ``ok`` False (and the arrays incomplete) when the text is malformed: a bad character, a
+    number cut off or too long, another number of cells, a key >= ``size``."""
+    keys = np.empty(nnz, dtype=np.int64)
+    counts = np.empty(nnz, dtype=np.int64)
+    key = np.int64(-1)
+    m = 0
+    want = 0  # 0: a gap is being read, 1: a count
+    v = np.int64(0)
+    shift = 0
+    for p in range(text.shape[0]):
+        c = np.int64(table[text[p]])
+        if c > 63 or shift > 55:
+            return keys, counts, False
+        v |= (c & 31) << shift
+        if c >= 32:
+            shift += 5
+            continue
+        if want == 0:
+            key += v + 1
+            if key >= size or m >= nnz:
+                return keys, counts, False
+            keys[m] = key
+            want = 1
+        else:
+            counts[m] = v
+            m += 1
+            want = 0
+        v = 0
+        shift = 0
+    return keys, counts, m == nnz and want == 0 and shift == 0
+
+
+@nb.njit(cache=True, nogil=True)
+def scatter_cells(text, starts, lens, nnz, size, acc, table):
+    """Add the cells of many cell texts into ``acc`` (length ``size``): text ``r`` is
+    ``lens[r]`` characters from ``starts[r]`` holding ``nnz[r]`` cells. Returns -1, or the
+    first malformed text (see :func:`cells_decode`; texts before it are added).
+
+    One pass over the characters, a number completed at each character below 32: the
+    common two-character cell costs two table reads and one add.
+    """
+    for r in range(starts.shape[0]):
+        pos = starts[r]
+        end = pos + lens[r]
+        key = np.int64(-1)
+        m = 0
+        want = 0  # 0: a gap is being read, 1: a count
+        v = np.int64(0)
+        shift = 0
+        for p in range(pos, end):
+            c = np.int64(table[text[p]])
+            if c > 63 or shift > 55:
+                return r
+            v |= (c & 31) << shift
+            if c >= 32:
+                shift += 5
+                continue
+            if want == 0:
+                key += v + 1
+                if key >= size:
+                    return r
+                want = 1
+            else:
+                acc[key] += v
+                m += 1
+                want = 0
+            v = 0
+            shift = 0
+        if want != 0 or shift != 0 or m != nnz[r]:
+            return r
+    return -1
