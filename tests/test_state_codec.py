@@ -87,7 +87,7 @@ def sparse_arrays(draw):
 @given(sparse_arrays(), st.integers(1, 4))
 def test_any_sparse_array_round_trips(s, copies):
     d = json.loads(json.dumps(s.to_dict()))
-    assert d["v"] == 3 and d["nnz"] == s.nnz
+    assert d["v"] == 3 and d["nnz"] == s.nnz and 1 <= d["q"] <= 4
     back = SparseCounts.from_dict(d, s.shape)
     assert back.equals(s) and back.shape == s.shape
     merged = merge_stored([d] * copies, s.shape)
@@ -161,12 +161,19 @@ def _corrupt(how):
         h["bins"] = "141314"
     elif how == "missing text":
         del h["z"]
+    elif how == "no count bits":
+        h["q"] = 0
+    elif how == "too many count bits":
+        h["q"] = 5
+    elif how == "count bits not an integer":
+        h["q"] = 1.0
     return d
 
 
 MALFORMED = ["bad character", "not ascii", "cut inside a number", "cut after a gap", "fewer cells than declared",
              "more cells than declared", "cells beyond the array", "number too long", "negative size",
-             "text not a string", "bins not an integer", "missing text"]
+             "text not a string", "bins not an integer", "missing text", "no count bits", "too many count bits",
+             "count bits not an integer"]
 
 
 @pytest.mark.parametrize("how", MALFORMED)
@@ -250,3 +257,69 @@ def test_stores_holding_second_layout_states_read_identically(store_url, task):
         assert store.window_state("m") == want.to_dict()
         (_, weekly), = store.window_states("m", "30D")
         assert weekly.to_dict() == want.to_dict()
+
+
+# ----------------------------------------------------------------------------- chunked merge
+def _history(seed, task, count):
+    rng = np.random.default_rng(seed)
+    classes = None if task == "regression" else [0, 1] if task == "binary" else [0, 1, 2, 3]
+    return [json.loads(json.dumps(compute_state(*_batch(rng, task, int(rng.integers(1, 300))), task=task,
+                                                classes=classes).to_dict())) for _ in range(count)]
+
+
+def _chunked(dicts, cuts):
+    bounds = [0, *sorted(c % (len(dicts) + 1) for c in cuts), len(dicts)]
+    return (dicts[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["binary", "multiclass", "regression"]), st.integers(1, 30), st.integers(0, 2**32 - 1),
+       st.lists(st.integers(0, 40), max_size=6), st.booleans(), st.booleans())
+def test_chunked_merge_equals_the_merge_of_all(task, count, seed, cuts, for_evaluation, old_layout):
+    from perfkit.metrics.state import merge_dict_chunks_to_state
+
+    dicts = _history(seed, task, count)
+    if old_layout and task != "regression":  # states of an earlier version among them
+        dicts[::2] = [as_layout2(d) for d in dicts[::2]]
+    want = merge_dicts_to_state(dicts, for_evaluation=for_evaluation).to_dict()
+    got = merge_dict_chunks_to_state(_chunked(dicts, cuts), for_evaluation=for_evaluation).to_dict()
+    assert got == want
+    assert want == merge_states([state_from_dict(d) for d in dicts]).to_dict() or for_evaluation
+
+
+def test_chunked_merge_of_a_long_history_uses_both_threads_and_equals_the_merge_of_all():
+    """Enough chunks that the pool thread and this one both add some (their sums are joined)."""
+    from perfkit.metrics.state import merge_dict_chunks_to_state
+
+    dicts = _history(3, "multiclass", 12) * 40
+    want = merge_dicts_to_state(dicts).to_dict()
+    assert merge_dict_chunks_to_state([dicts[i:i + 3] for i in range(0, len(dicts), 3)]).to_dict() == want
+    assert want == merge_states([state_from_dict(d) for d in dicts]).to_dict()
+
+
+def test_chunked_merge_covers_what_the_fast_path_does_not():
+    """Growing label sets, states without scores, older versions: the same result as the plain merge."""
+    from perfkit.metrics.state import merge_dict_chunks_to_state
+
+    rng = np.random.default_rng(9)
+    p3 = rng.dirichlet(np.ones(3), 200)
+    three = compute_state(rng.integers(0, 3, 200), p3.argmax(1), p3, task="multiclass", classes=[0, 1, 2])
+    dicts = _history(4, "multiclass", 6)
+    no_scores = json.loads(json.dumps(compute_state([0, 1, 2, 3], [0, 1, 1, 3], task="multiclass",
+                                                    classes=[0, 1, 2, 3]).to_dict()))
+    for extra in (json.loads(json.dumps(three.to_dict())), no_scores, as_layout2(dicts[0])):
+        mixed = [*dicts[:3], extra, *dicts[3:]]
+        want = merge_dicts_to_state(mixed).to_dict()
+        assert merge_dict_chunks_to_state([mixed[:2], mixed[2:5], mixed[5:]]).to_dict() == want
+
+
+@pytest.mark.parametrize("how", ["bad character", "cells beyond the array", "text not a string"])
+def test_chunked_merge_of_malformed_states_raises_state_error(how):
+    from perfkit.metrics.state import merge_dict_chunks_to_state
+
+    good = _state_dict()
+    with pytest.raises(StateError):
+        merge_dict_chunks_to_state([[good, good], [_corrupt(how), good], [good]])
+    with pytest.raises(StateError):
+        merge_dict_chunks_to_state([])
+    assert merge_dict_chunks_to_state([[good], [], [good]]).n == 600

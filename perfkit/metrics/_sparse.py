@@ -8,10 +8,10 @@ hourly states never needs more than a few dense accumulators). The dense array i
 only when a consumer asks for it (``np.asarray(h)``, ``h.dense``, ``h[j]`` for one row).
 
 The stored form (``to_dict`` / ``from_dict``, layout 3) is one line of text per array:
-every occupied cell as its gap to the previous one and its count, each number in 5-bit
-groups of one base64 character (see :func:`perfkit.metrics._kernels.cells_encode`); most
-cells of a score histogram take two characters, and a year of stored states is decoded
-by a compiled pass over the joined texts. The layouts written before (per row: the first
+every occupied cell as its gap to the previous one and its count, in 5-bit groups of one
+base64 character each (see :func:`perfkit.metrics._kernels.cells_encode`); most cells of
+a score histogram take one character, and a year of stored states is decoded by a
+compiled pass over the joined texts. The layouts written before (per row: the first
 bin and packed (gap, count) records, base64-encoded; earlier still, plain index and count
 arrays) are still read, to the same arrays.
 """
@@ -26,7 +26,7 @@ import numpy as np
 
 from perfkit.metrics import _kernels
 
-__all__ = ["SparseCounts", "merge_stored"]
+__all__ = ["SparseCounts", "StoredSum", "merge_stored"]
 
 _COUNT_DTYPES = {"B": np.uint8, "H": np.uint16, "I": np.uint32, "Q": np.uint64}
 # merging many arrays: at most this many (index, count) pairs are materialised at once
@@ -268,7 +268,8 @@ class SparseCounts:
     # ------------------------------------------------------------------ stored form
     def to_dict(self) -> dict:
         """The stored form: ``{"v": 3, "bins": last axis, "rows": the other axes' size,
-        "nnz": occupied cells, "z": cell text}`` (JSON-safe).
+        "nnz": occupied cells, "q": count bits, "z": cell text}`` (JSON-safe; see
+        :func:`perfkit.metrics._kernels.cells_encode`).
 
         Raises
         ------
@@ -277,11 +278,11 @@ class SparseCounts:
         """
         bins = self.shape[-1]
         rows = int(np.prod(self.shape[:-1]))
-        text, ok = _kernels.cells_encode(self.keys.astype(np.int64, copy=False),
-                                         self.counts.astype(np.int64, copy=False), _kernels.CELL_ALPHABET)
+        text, q, ok = _kernels.cells_encode(self.keys.astype(np.int64, copy=False),
+                                            self.counts.astype(np.int64, copy=False), _kernels.CELL_ALPHABET)
         if not ok:
             raise ValueError("sparse counts: a count is negative or too large to store")
-        return {"v": CELLS_LAYOUT, "bins": int(bins), "rows": rows, "nnz": self.nnz,
+        return {"v": CELLS_LAYOUT, "bins": int(bins), "rows": rows, "nnz": self.nnz, "q": q,
                 "z": text.tobytes().decode("ascii")}
 
     @classmethod
@@ -298,9 +299,9 @@ class SparseCounts:
         if d.get("v") != CELLS_LAYOUT:
             out = _from_rows(cls, d)
             return out if shape is None else out.reshape(shape)
-        bins, rows, nnz, z = _cells_header(d)
+        bins, rows, nnz, q, z = _cells_header(d)
         text = np.frombuffer(z.encode("ascii"), dtype=np.uint8)
-        keys, counts, ok = _kernels.cells_decode(text, nnz, rows * bins, _kernels._B64_TABLE)
+        keys, counts, ok = _kernels.cells_decode(text, nnz, rows * bins, q, _kernels._B64_TABLE)
         if not ok:
             raise ValueError(f"sparse counts: malformed cell text (declared {nnz} cells of {rows} x {bins})")
         if bins == _kernels.V1_BINS:
@@ -315,14 +316,15 @@ class SparseCounts:
 CELLS_LAYOUT = 3
 
 
-def _cells_header(d: dict) -> tuple[int, int, int, str]:
-    """(bins, rows, nnz, text) of a layout-3 dict, checked (ValueError when malformed)."""
-    bins, rows, nnz, z = d["bins"], d["rows"], d["nnz"], d["z"]
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (bins, rows, nnz)) or not isinstance(z, str):
-        raise ValueError("sparse counts: bins, rows and nnz must be integers and z a string")
-    if bins < 1 or rows < 0 or nnz < 0 or 2 * nnz > len(z):
-        raise ValueError(f"sparse counts: bad sizes (bins {bins}, rows {rows}, {nnz} cells in {len(z)} characters)")
-    return bins, rows, nnz, z
+def _cells_header(d: dict) -> tuple[int, int, int, int, str]:
+    """(bins, rows, nnz, count bits, text) of a layout-3 dict, checked (ValueError when malformed)."""
+    bins, rows, nnz, q, z = d["bins"], d["rows"], d["nnz"], d["q"], d["z"]
+    if not all(type(v) is int for v in (bins, rows, nnz, q)) or not isinstance(z, str):
+        raise ValueError("sparse counts: bins, rows, nnz and q must be integers and z a string")
+    if bins < 1 or rows < 0 or nnz < 0 or nnz > len(z) or not 1 <= q <= _kernels.CELL_BITS:
+        raise ValueError(f"sparse counts: bad sizes (bins {bins}, rows {rows}, {nnz} cells in {len(z)} characters, "
+                         f"{q} count bits)")
+    return bins, rows, nnz, q, z
 
 
 def _from_rows(cls, d: dict) -> SparseCounts:
@@ -366,7 +368,7 @@ _SIZES = {"B": 1, "H": 2, "I": 4, "Q": 8}
 _GET = {k: operator.itemgetter(k) for k in "vznfgd"}
 
 
-_CELL_FIELDS = operator.itemgetter("bins", "rows", "nnz", "z")
+_CELL_FIELDS = operator.itemgetter("bins", "rows", "nnz", "q", "z")
 
 
 def _stored_shape(d: dict) -> tuple[int, int]:
@@ -376,65 +378,115 @@ def _stored_shape(d: dict) -> tuple[int, int]:
     return int(rows), _kernels.HIST_BINS if bins == _kernels.V1_BINS else bins
 
 
-def merge_stored(stored: Sequence[dict], shape: tuple[int, ...] | None = None) -> SparseCounts:
-    """Sum of many stored arrays (``to_dict`` output) without decoding them one by one.
+def merge_stored(stored: Sequence[dict], shape: tuple[int, ...] | None = None, pool=None) -> SparseCounts:
+    """Sum of many stored arrays (``to_dict`` output) without decoding them one by one
+    (see :class:`StoredSum`; ``pool``: a thread pool for the second decoding thread).
 
-    The cell texts of layout 3 are joined (in chunks of about 1 MB) and added into one
-    accumulator by a compiled pass; rows of the per-row layouts are added by
-    :func:`_merge_rows`; anything else (first-layout score bins) is decoded and merged.
     Raises ValueError when the arrays' shapes differ or one is malformed.
     """
-    nrows, bins = _stored_shape(stored[0])
-    acc = np.zeros(nrows * bins, dtype=np.int64)
-    cells = [d for d in stored if d.get("v") == CELLS_LAYOUT]
-    older = [d for d in stored if d.get("v") != CELLS_LAYOUT] if len(cells) < len(stored) else []
-    slow: list[SparseCounts] = []
-    if cells:
-        b, r, m, z = zip(*map(_CELL_FIELDS, cells), strict=True)
-        if set(b) != {bins} or set(r) != {nrows}:  # another shape, or first-layout bins
-            keep = []
-            for d in cells:
+    total = StoredSum(stored[0])
+    total.add(stored, pool)
+    return total.result(shape)
+
+
+class StoredSum:
+    """A running sum of stored arrays of one shape (``to_dict`` output), added part by part.
+
+    Cell texts (layout 3) are joined in chunks of about 1 MB and added into one int64
+    accumulator by a compiled pass (two threads, each with its own accumulator, when a pool
+    is given and the texts are long); rows of the per-row layouts are added by
+    :func:`_merge_rows`; first-layout score bins are decoded and merged. Integer sums: the
+    result does not depend on how the arrays are split into parts.
+    """
+
+    def __init__(self, first: dict) -> None:
+        self.nrows, self.bins = _stored_shape(first)
+        self.acc = np.zeros(self.nrows * self.bins, dtype=np.int64)
+        self._slow: list[SparseCounts] = []
+
+    def add(self, stored: Sequence[dict], pool=None) -> None:
+        """Add stored arrays (ValueError when one has another shape or is malformed)."""
+        nrows, bins, acc = self.nrows, self.bins, self.acc
+        cells = [d for d in stored if d.get("v") == CELLS_LAYOUT]
+        older = [d for d in stored if d.get("v") != CELLS_LAYOUT] if len(cells) < len(stored) else []
+        if cells:
+            b, r, m, q, z = zip(*map(_CELL_FIELDS, cells), strict=True)
+            if set(b) != {bins} or set(r) != {nrows}:  # another shape, or first-layout bins
+                keep = []
+                for d in cells:
+                    if _stored_shape(d) != (nrows, bins):
+                        raise ValueError(f"histograms of different layouts: {(nrows, bins)} vs {_stored_shape(d)}")
+                    if d["bins"] == bins:
+                        keep.append(d)
+                    else:
+                        self._slow.append(SparseCounts.from_dict(d))
+                b, r, m, q, z = zip(*map(_CELL_FIELDS, keep), strict=True) if keep else ((), (), (), (), ())
+            _add_cells(acc, m, q, z, pool)
+        if older:
+            rows_of = []
+            for d in older:
                 if _stored_shape(d) != (nrows, bins):
                     raise ValueError(f"histograms of different layouts: {(nrows, bins)} vs {_stored_shape(d)}")
-                (keep if d["bins"] == bins else slow).append(d)
-            slow = [SparseCounts.from_dict(d) for d in slow]
-            b, r, m, z = zip(*map(_CELL_FIELDS, keep), strict=True) if keep else ((), (), (), ())
-        _add_cells(acc, m, z)
-    if older:
-        rows_of = []
-        for d in older:
-            if _stored_shape(d) != (nrows, bins):
-                raise ValueError(f"histograms of different layouts: {(nrows, bins)} vs {_stored_shape(d)}")
-            if int(d["bins"]) != bins:
-                slow.append(SparseCounts.from_dict(d))
-            else:
-                rows_of.append(d["rows"])
-        _merge_rows(acc, [row for rows in rows_of for row in rows], nrows, bins)
-    nz = np.flatnonzero(acc)
-    out = SparseCounts((nrows, bins), nz, acc[nz])
-    if slow:
-        out = SparseCounts.merge_all([out, *slow])
-    return out if shape is None else out.reshape(shape)
+                if int(d["bins"]) != bins:
+                    self._slow.append(SparseCounts.from_dict(d))
+                else:
+                    rows_of.append(d["rows"])
+            _merge_rows(acc, [row for rows in rows_of for row in rows], nrows, bins)
+
+    def absorb(self, other: StoredSum) -> None:
+        """Add another running sum of arrays of this shape into this one."""
+        self.acc += other.acc
+        self._slow.extend(other._slow)
+
+    def result(self, shape: tuple[int, ...] | None = None) -> SparseCounts:
+        """The sum (as (rows, bins), or reshaped to ``shape``)."""
+        nz = np.flatnonzero(self.acc)
+        out = SparseCounts((self.nrows, self.bins), nz, self.acc[nz])
+        if self._slow:
+            out = SparseCounts.merge_all([out, *self._slow])
+        return out if shape is None else out.reshape(shape)
 
 
-def _add_cells(acc: np.ndarray, nnz: Sequence[int], texts: Sequence[str]) -> None:
-    """Add layout-3 cell texts (``nnz[i]`` cells in ``texts[i]``) into ``acc``."""
+# texts shorter than this are added on one thread (a second accumulator costs more)
+_THREAD_TEXT = 4 * _TEXT_CHUNK
+
+
+def _add_cells(acc: np.ndarray, nnz: Sequence[int], bits: Sequence[int], texts: Sequence[str], pool=None) -> None:
+    """Add layout-3 cell texts (``nnz[i]`` cells of ``bits[i]`` count bits in ``texts[i]``)
+    into ``acc``; with ``pool`` and long texts, the first half of them on a pool thread into
+    a second accumulator."""
     if not texts:
         return
-    if not all(type(t) is str for t in texts) or not all(type(k) is int and k >= 0 for k in nnz):
-        raise ValueError("sparse counts: nnz must be non-negative integers and z strings")
+    if (not all(type(t) is str for t in texts) or not all(type(k) is int and k >= 0 for k in nnz)
+            or not all(type(b) is int and 1 <= b <= _kernels.CELL_BITS for b in bits)):
+        raise ValueError("sparse counts: nnz must be non-negative integers, q count bits and z strings")
     lens = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     starts = np.cumsum(lens) - lens
     counts = np.asarray(nnz, dtype=np.int64)
-    ends = np.searchsorted(starts + lens, np.arange(1, int(starts[-1] + lens[-1]) // _TEXT_CHUNK + 2) * _TEXT_CHUNK)
-    lo = 0
-    for hi in [*ends.tolist(), len(texts)]:
-        hi = min(max(hi, lo), len(texts))
-        if hi == lo:
-            continue
+    qs = np.asarray(bits, dtype=np.int64)
+    total = int(starts[-1] + lens[-1])
+    if pool is None or total < _THREAD_TEXT:
+        _add_cell_range(acc, texts, starts, lens, counts, qs, 0, len(texts))
+        return
+    half = int(np.searchsorted(starts, total // 2))
+    other = np.zeros_like(acc)
+    job = pool.submit(_add_cell_range, other, texts, starts, lens, counts, qs, 0, half)
+    try:
+        _add_cell_range(acc, texts, starts, lens, counts, qs, half, len(texts))
+    finally:
+        job.result()  # waits even when this half failed; raises the first half's error
+    acc += other
+
+
+def _add_cell_range(acc, texts, starts, lens, counts, qs, first: int, stop: int) -> None:
+    """Add texts ``first:stop``, joined in chunks of about :data:`_TEXT_CHUNK` characters."""
+    lo = first
+    while lo < stop:
+        hi = int(np.searchsorted(starts, starts[lo] + _TEXT_CHUNK, side="left"))
+        hi = min(max(hi, lo + 1), stop)
         text = np.frombuffer("".join(texts[lo:hi]).encode("ascii"), dtype=np.uint8)
-        bad = _kernels.scatter_cells(text, starts[lo:hi] - starts[lo], lens[lo:hi], counts[lo:hi], acc.size, acc,
-                                     _kernels._B64_TABLE)
+        bad = _kernels.scatter_cells(text, starts[lo:hi] - starts[lo], lens[lo:hi], counts[lo:hi], qs[lo:hi],
+                                     acc.size, acc, _kernels._B64_TABLE)
         if bad >= 0:
             raise ValueError(f"sparse counts: malformed cell text (declared {counts[lo + bad]} cells)")
         lo = hi
