@@ -323,3 +323,32 @@ def test_chunked_merge_of_malformed_states_raises_state_error(how):
     with pytest.raises(StateError):
         merge_dict_chunks_to_state([])
     assert merge_dict_chunks_to_state([[good], [], [good]]).n == 600
+
+
+def test_states_say_their_version_and_newer_ones_are_refused():
+    d = _state_dict()
+    assert d["version"] == 2 and LAYOUT2["binary_0"]["state"]["version"] == 1
+    newer = {**d, "version": 3}
+    with pytest.raises(StateError, match="newer"):
+        state_from_dict(newer)
+    with pytest.raises(StateError, match="newer"):
+        merge_dicts_to_state([d, newer])
+
+
+def test_long_merges_decode_on_two_threads_to_the_same_sum():
+    """Texts longer than the two-thread threshold: each thread adds half into its own
+    accumulator; the sum equals the one-thread sum and the dense sum."""
+    from perfkit.metrics import _threads
+    from perfkit.metrics._sparse import _THREAD_TEXT
+
+    rng = np.random.default_rng(12)
+    arrays = [SparseCounts.from_dense(np.where(rng.random((3, 40_000)) < 0.5, rng.integers(1, 40, (3, 40_000)), 0))
+              for _ in range(40)]
+    stored = [a.to_dict() for a in arrays]
+    assert sum(len(d["z"]) for d in stored) > _THREAD_TEXT
+    assert _threads.pool() is not None  # the machine has two cores or more (else one thread: still equal)
+    two = merge_stored(stored, pool=_threads.pool())
+    assert two.equals(merge_stored(stored)) and two.equals(SparseCounts.merge_all(arrays))
+    bad = [*stored[:3], {**stored[3], "z": stored[3]["z"][:-40] + "!" * 40}, *stored[4:]]
+    with pytest.raises(ValueError, match="malformed"):  # a bad text in the pool thread's half
+        merge_stored(bad, pool=_threads.pool())

@@ -57,13 +57,16 @@ __all__ = [
     "compute_state",
     "merge_dicts_to_state",
     "merge_state_dicts",
+    "merge_dict_chunks_to_state",
     "merge_states",
     "state_dict_for_evaluation",
-    "merge_dict_chunks_to_state",
     "state_from_dict",
 ]
 
-STATE_VERSION = 1
+#: 2: sparse counts stored as cell text (layout 3), so that a perfkit of version 1, which
+#: reads only per-row layouts, says the state is newer instead of calling it malformed.
+#: States of version 1 are read as they were.
+STATE_VERSION = 2
 _EPS = float(np.finfo(np.float64).eps)
 
 
