@@ -991,35 +991,45 @@ def _put(out, at, x, alphabet):
     return at + 1
 
 
+@nb.njit(cache=True, inline="always")
+def _cell_length(g, c, q):
+    mask = (1 << q) - 1
+    if 1 <= c <= mask:
+        return _groups((g << q) | (c - 1))
+    return _groups((g << q) | mask) + _groups(c)
+
+
 @nb.njit(cache=True, nogil=True)
 def cells_encode(keys, counts, alphabet):
     """(cell text as ASCII codes, count bits q, ok) of sorted, distinct flat ``keys`` and
-    their ``counts``, q the one of 1..4 giving the shortest text.
+    their ``counts``; q is the one of 1..4 giving the shortest text of (at most) 512 cells
+    spread over the array.
 
     ``ok`` is False (and the text empty) when the keys are not increasing or a number is
     negative or not below :data:`CELL_LIMIT`.
     """
     n = keys.shape[0]
-    total = np.zeros(CELL_BITS + 1, dtype=np.int64)
+    step = max(1, n // 512)
+    sample = np.zeros(CELL_BITS + 1, dtype=np.int64)
+    for i in range(0, n, step):
+        g = keys[i] - (keys[i - 1] if i > 0 else -1) - 1
+        for q in range(1, CELL_BITS + 1):
+            sample[q] += _cell_length(g, counts[i], q)
+    best = 1
+    for q in range(2, CELL_BITS + 1):
+        if sample[q] < sample[best]:
+            best = q
+    total = 0
     prev = np.int64(-1)
     for i in range(n):
         g = keys[i] - prev - 1
         c = counts[i]
         if g < 0 or c < 0 or (g << CELL_BITS) >= CELL_LIMIT or c >= CELL_LIMIT:
             return np.empty(0, dtype=np.uint8), 1, False
-        for q in range(1, CELL_BITS + 1):
-            mask = (1 << q) - 1
-            if 1 <= c <= mask:
-                total[q] += _groups((g << q) | (c - 1))
-            else:
-                total[q] += _groups((g << q) | mask) + _groups(c)
+        total += _cell_length(g, c, best)
         prev = keys[i]
-    best = 1
-    for q in range(2, CELL_BITS + 1):
-        if total[q] < total[best]:
-            best = q
     mask = (1 << best) - 1
-    out = np.empty(total[best], dtype=np.uint8)
+    out = np.empty(total, dtype=np.uint8)
     at = 0
     prev = -1
     for i in range(n):
