@@ -255,7 +255,9 @@ class _Frames:
         """Merge the states of ``records`` (as returned by :meth:`records`) into one state.
 
         States that :meth:`records` left as stored text are parsed here and not kept on the
-        records, so a year of batches is merged without holding every parsed state;
+        records, so a year of batches is merged without holding every parsed state; they are
+        parsed in chunks, the histograms of one chunk added on a pool thread while the next
+        is parsed (:func:`perfkit.metrics.state.merge_dict_chunks_to_state`: the same state);
         ``for_evaluation=True`` also skips the fields only label-free estimates read (see
         :func:`perfkit.metrics.state.merge_dicts_to_state`).
 
