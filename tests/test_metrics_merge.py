@@ -449,7 +449,8 @@ def test_states_are_sparse_in_memory():
 
 
 def test_stored_merge_reads_every_row_layout():
-    """Rows with wide counts (uint16 records), first- and second-layout rows merge as decoded."""
+    """Cell texts with wide counts, and first-layout rows among them, merge as decoded (the
+    second layout: tests/test_state_codec.py)."""
     import base64
 
     rng = np.random.default_rng(44)
@@ -459,7 +460,7 @@ def test_stored_merge_reads_every_row_layout():
     old = json.loads(json.dumps(dicts[1]))
     for key in ("hist_pos", "hist_neg"):  # rewrite as the first layout: base64 int32 indices / int64 counts
         rows = []
-        for r in range(len(old[key]["rows"])):
+        for r in range(old[key]["rows"]):
             idx, c = parts[1].hist_pos.row(r) if key == "hist_pos" else parts[1].hist_neg.row(r)
             rows.append({"n": int(idx.size), "i": base64.b64encode(idx.astype(np.int32).tobytes()).decode(),
                          "c": base64.b64encode(c.astype(np.int64).tobytes()).decode()})

@@ -14,11 +14,13 @@ import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
 
 from perfkit.exceptions import StateError
+from perfkit.metrics import _threads
 from perfkit.metrics._abs_hist import MANT_BITS, AbsErrorHistogram
 from perfkit.metrics._moments import Moments
 from perfkit.metrics._sparse import SparseCounts, merge_stored
@@ -133,7 +135,7 @@ class Counts(Kind):
         return np.sum(np.stack(values), axis=0) if len(values) > 1 else values[0]
 
     def merge_stored(self, raw, cols):
-        return np.asarray(raw, dtype=np.int64).sum(axis=0)
+        return _stored_array(raw, np.int64).sum(axis=0)
 
     def encode(self, v):
         return v.tolist()
@@ -149,7 +151,8 @@ class MomentsField(Kind):
         return values[0] if len(values) == 1 else Moments.merge_all([v.to_list() for v in values])
 
     def merge_stored(self, raw, cols):
-        return Moments.merge_all(raw)
+        a = _stored_array(raw, np.float64)
+        return Moments.merge_array(a) if a.ndim == 2 and a.shape[1] == 5 else Moments.merge_all(raw)
 
     def encode(self, v):
         return v.to_list()
@@ -169,6 +172,12 @@ class MomentsTuple(Kind):
         return tuple(Moments.merge_all([m.to_list() for m in col]) for col in zip(*values, strict=True))
 
     def merge_stored(self, raw, cols):
+        try:  # every state's columns as one (states, columns, 5) array: one conversion
+            a = _stored_array(raw, np.float64)
+        except (TypeError, ValueError):  # ragged: column by column (raises as there)
+            a = None
+        if a is not None and a.ndim == 3 and a.shape[2] == 5:
+            return tuple(Moments.merge_array(a[:, j]) for j in range(a.shape[1]))
         return tuple(Moments.merge_all(list(col)) for col in zip(*raw, strict=True))
 
     def encode(self, v):
@@ -200,14 +209,20 @@ class Sparse(Kind):
         return SparseCounts.merge_all(values)
 
     def merge_stored(self, raw, cols):
-        shape = None if self.shape is None else self.shape({k: v[0] for k, v in cols.items()})
         try:
-            return merge_stored(raw, shape)
+            return merge_stored(raw, self.stored_shape(cols), _threads.pool())
         except ValueError as exc:
             raise StateError(f"{exc}") from exc
 
+    def stored_shape(self, cols: Columns) -> tuple | None:
+        """The merged array's shape from the stored columns (None: the stored (rows, bins))."""
+        return None if self.shape is None else self.shape({k: v[0] for k, v in cols.items()})
+
     def encode(self, v):
-        return (v.reshape(-1) if self.flat else v).to_dict()
+        try:
+            return (v.reshape(-1) if self.flat else v).to_dict()
+        except ValueError as exc:
+            raise StateError(f"{exc}") from exc
 
     def decode(self, raw, shape=None):
         return SparseCounts.from_dict(raw, shape)
@@ -240,9 +255,15 @@ class NWeightedMean(Kind):
     nullable_merge = False
 
     def merge(self, values, cols):
-        pairs = [(int(n), float(v)) for n, v in zip(cols["n"], values, strict=True) if v is not None]
-        den = sum(n for n, _ in pairs)
-        return sum(n * v for n, v in pairs) / den if den else (pairs[0][1] if pairs else None)
+        if None in values:
+            pairs = [(int(n), float(v)) for n, v in zip(cols["n"], values, strict=True) if v is not None]
+            ns, vs = [n for n, _ in pairs], [v for _, v in pairs]
+        else:  # the same sums by C-level passes
+            if len(values) != len(cols["n"]):
+                raise ValueError("n and the ratios have different lengths")
+            ns, vs = list(map(int, cols["n"])), list(map(float, values))
+        den = sum(ns)
+        return sum(map(operator.mul, ns, vs)) / den if den else (vs[0] if vs else None)
 
     merge_stored = merge
 
@@ -319,6 +340,28 @@ class CrossSum(Kind):
         return float(raw)
 
 
+def _stored_array(raw: list, dtype: type) -> np.ndarray:
+    """``np.asarray(raw, dtype)`` of many states' stored values (numbers, or lists of them one
+    or two levels deep): equal-length lists of numbers are read by one ``fromiter`` pass
+    (twice as fast); anything else by ``np.asarray`` (which raises for ragged lists)."""
+    first = raw[0] if raw else None
+    if type(first) is list and all(type(r) is list for r in raw) and len(set(map(len, raw))) == 1:
+        if first and type(first[0]) is list:
+            rows = list(chain.from_iterable(raw))
+            if all(type(r) is list for r in rows) and len(set(map(len, rows))) == 1:
+                items, shape = chain.from_iterable(rows), (len(raw), len(first), len(first[0]))
+            else:
+                items = shape = None
+        else:
+            items, shape = chain.from_iterable(raw), (len(raw), len(first))
+        if items is not None:
+            try:
+                return np.fromiter(items, dtype, count=math.prod(shape)).reshape(shape)
+            except (TypeError, ValueError):  # e.g. None among floats, deeper lists
+                pass
+    return np.asarray(raw, dtype=dtype)
+
+
 _ABS_FIELDS = operator.itemgetter("mant_bits", "n", "g", "d", "z")
 _UINT = {"B": np.uint8, "H": np.uint16, "I": np.uint32, "Q": np.uint64}
 
@@ -391,11 +434,13 @@ def check_same(fields: Sequence[Field], cols: Columns) -> None:
             f.kind.merge(cols[f.name], cols)
 
 
-def merge_columns(fields: Sequence[Field], cols: Columns, stored: bool, scored: list[int] | None) -> dict[str, Any]:
+def merge_columns(fields: Sequence[Field], cols: Columns, stored: bool, scored: list[int] | None,
+                  premerged: dict[str, Any] | None = None) -> dict[str, Any]:
     """Merged value of every field from the columns of the states being merged.
 
     ``scored``: positions of the states that have scores (None: all); score fields merge
-    over those only.
+    over those only. ``premerged``: merged values of some fields, computed already from
+    the same columns (see :func:`perfkit.metrics.state.merge_dict_chunks_to_state`).
     """
     sub = cols
     if scored is not None:
@@ -409,6 +454,9 @@ def merge_columns(fields: Sequence[Field], cols: Columns, stored: bool, scored: 
             continue
         if f.kind.nullable_merge and any(v is None for v in values):
             out[f.name] = None
+            continue
+        if premerged is not None and f.name in premerged:
+            out[f.name] = premerged[f.name]
             continue
         out[f.name] = f.kind.merge_stored(values, c) if stored else f.kind.merge(values, c)
     return out

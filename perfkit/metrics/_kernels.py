@@ -6,6 +6,9 @@ import numba as nb
 import numpy as np
 
 __all__ = [
+    "CELL_ALPHABET",
+    "CELL_BITS",
+    "CELL_LIMIT",
     "HIST_BINS",
     "HIST_HALF",
     "V1_BINS",
@@ -14,6 +17,8 @@ __all__ = [
     "auc_from_keys",
     "bin_cells",
     "bin_lower_edges",
+    "cells_decode",
+    "cells_encode",
     "auc_keys",
     "check_proba",
     "class_pass",
@@ -27,6 +32,7 @@ __all__ = [
     "regression_moments",
     "scatter_add",
     "scatter_b64_rows",
+    "scatter_cells",
     "score_bins",
     "sparse_influence_add",
     "upgrade_v1_bins",
@@ -949,3 +955,203 @@ def scatter_b64_rows(text, starts, lens, gsize, csize, first, base, bins, acc, t
         if fill:
             return False
     return True
+
+
+# --------------------------------------------------------------------------- cell text
+# The stored text of a sparse count array (``SparseCounts.to_dict``, layout 3): per occupied
+# cell, in flat-index order, the number ``gap << q | code`` (gap = key - previous key - 1,
+# the first cell's previous key being -1; ``q`` count bits chosen per array, 1..4): a code
+# below 2**q - 1 is the count minus 1, the code 2**q - 1 says the count follows as a number
+# of its own. A number is written in 5-bit groups, least significant first, one base64
+# character per group (value 0..31, plus 32 when another group follows). With q = 1 a
+# score-histogram cell of count 1 less than 16 bins after the previous one (most of them)
+# takes one character. Numbers are below 2**60 (at most 12 groups).
+CELL_ALPHABET = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", dtype=np.uint8)
+CELL_LIMIT = 1 << 60
+CELL_BITS = 4  # the most count bits
+
+
+@nb.njit(cache=True, inline="always")
+def _groups(x):
+    g = 1
+    x >>= 5
+    while x > 0:
+        g += 1
+        x >>= 5
+    return g
+
+
+@nb.njit(cache=True, inline="always")
+def _put(out, at, x, alphabet):
+    while x >= 32:
+        out[at] = alphabet[(x & 31) | 32]
+        at += 1
+        x >>= 5
+    out[at] = alphabet[x]
+    return at + 1
+
+
+@nb.njit(cache=True, inline="always")
+def _cell_length(g, c, q):
+    mask = (1 << q) - 1
+    if 1 <= c <= mask:
+        return _groups((g << q) | (c - 1))
+    return _groups((g << q) | mask) + _groups(c)
+
+
+@nb.njit(cache=True, nogil=True)
+def cells_encode(keys, counts, alphabet):
+    """(cell text as ASCII codes, count bits q, ok) of sorted, distinct flat ``keys`` and
+    their ``counts``; q is the one of 1..4 giving the shortest text of (at most) 512 cells
+    spread over the array.
+
+    ``ok`` is False (and the text empty) when the keys are not increasing or a number is
+    negative or not below :data:`CELL_LIMIT`.
+    """
+    n = keys.shape[0]
+    step = max(1, n // 512)
+    sample = np.zeros(CELL_BITS + 1, dtype=np.int64)
+    for i in range(0, n, step):
+        g = keys[i] - (keys[i - 1] if i > 0 else -1) - 1
+        for q in range(1, CELL_BITS + 1):
+            sample[q] += _cell_length(g, counts[i], q)
+    best = 1
+    for q in range(2, CELL_BITS + 1):
+        if sample[q] < sample[best]:
+            best = q
+    total = 0
+    prev = np.int64(-1)
+    for i in range(n):
+        g = keys[i] - prev - 1
+        c = counts[i]
+        if g < 0 or c < 0 or (g << CELL_BITS) >= CELL_LIMIT or c >= CELL_LIMIT:
+            return np.empty(0, dtype=np.uint8), 1, False
+        total += _cell_length(g, c, best)
+        prev = keys[i]
+    mask = (1 << best) - 1
+    out = np.empty(total, dtype=np.uint8)
+    at = 0
+    prev = -1
+    for i in range(n):
+        g = keys[i] - prev - 1
+        c = counts[i]
+        if 1 <= c <= mask:
+            at = _put(out, at, (g << best) | (c - 1), alphabet)
+        else:
+            at = _put(out, at, (g << best) | mask, alphabet)
+            at = _put(out, at, c, alphabet)
+        prev = keys[i]
+    return out, best, True
+
+
+@nb.njit(cache=True, inline="always")
+def _number(text, p, end, table):
+    """(number, next position) of the number at ``p``; position -1 when malformed."""
+    v = np.int64(0)
+    shift = 0
+    while True:
+        if p >= end or shift > 55:
+            return v, -1
+        c = np.int64(table[text[p]])
+        p += 1
+        if c > 63:
+            return v, -1
+        v |= (c & 31) << shift
+        if c < 32:
+            return v, p
+        shift += 5
+
+
+@nb.njit(cache=True, nogil=True)
+def cells_decode(text, nnz, size, q, table):
+    """(keys, counts, ok) of the ``nnz`` cells of one cell text (count bits ``q``) of an
+    array of ``size`` cells; ``ok`` False (and the arrays incomplete) when the text is
+    malformed: a bad character, a number cut off or too long, another number of cells, a
+    key >= ``size``."""
+    keys = np.empty(nnz, dtype=np.int64)
+    counts = np.empty(nnz, dtype=np.int64)
+    mask = (np.int64(1) << q) - 1
+    key = np.int64(-1)
+    m = 0
+    p = 0
+    end = text.shape[0]
+    while p < end:
+        x, p = _number(text, p, end, table)
+        if p < 0 or m >= nnz:
+            return keys, counts, False
+        key += (x >> q) + 1
+        if key >= size:
+            return keys, counts, False
+        code = x & mask
+        c = code + 1
+        if code == mask:
+            c, p = _number(text, p, end, table)
+            if p < 0:
+                return keys, counts, False
+        keys[m] = key
+        counts[m] = c
+        m += 1
+    return keys, counts, m == nnz
+
+
+@nb.njit(cache=True, nogil=True)
+def scatter_cells(text, starts, lens, nnz, qs, size, acc, table):
+    """Add the cells of many cell texts into ``acc`` (length ``size``): text ``r`` is
+    ``lens[r]`` characters from ``starts[r]`` holding ``nnz[r]`` cells with ``qs[r]`` count
+    bits. Returns -1, or the first malformed text (see :func:`cells_decode`; texts before
+    it are added).
+
+    The common cell (one character below 32, its code a count) costs one table read and
+    one add. (The number loops are written out: as calls of :func:`_number` this pass
+    took twice as long.)
+    """
+    for r in range(starts.shape[0]):
+        p = starts[r]
+        end = p + lens[r]
+        q = qs[r]
+        mask = (np.int64(1) << q) - 1
+        key = np.int64(-1)
+        m = 0
+        while p < end:
+            x = np.int64(table[text[p]])
+            p += 1
+            if x >= 32:  # more groups follow (or a bad character: 255)
+                if x > 63:
+                    return r
+                x &= 31
+                shift = 5
+                while True:
+                    if p >= end or shift > 55:
+                        return r
+                    c = np.int64(table[text[p]])
+                    p += 1
+                    if c > 63:
+                        return r
+                    x |= (c & 31) << shift
+                    if c < 32:
+                        break
+                    shift += 5
+            key += (x >> q) + 1
+            if key >= size:
+                return r
+            code = x & mask
+            cnt = code + 1
+            if code == mask:  # the count follows
+                cnt = np.int64(0)
+                shift = 0
+                while True:
+                    if p >= end or shift > 55:
+                        return r
+                    c = np.int64(table[text[p]])
+                    p += 1
+                    if c > 63:
+                        return r
+                    cnt |= (c & 31) << shift
+                    if c < 32:
+                        break
+                    shift += 5
+            acc[key] += cnt
+            m += 1
+        if m != nnz[r]:
+            return r
+    return -1

@@ -77,7 +77,11 @@ class Moments:
         """Merge many ``to_list()`` rows at once (vectorized pairwise tree of the same formulas)."""
         if not rows:
             return Moments()
-        a = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+        return Moments.merge_array(np.asarray(rows, dtype=np.float64).reshape(-1, 5))
+
+    @staticmethod
+    def merge_array(a: np.ndarray) -> Moments:
+        """:meth:`merge_all` of the rows of an (m, 5) float64 array (m >= 1)."""
         with np.errstate(over="ignore", invalid="ignore"):  # as Python floats: inf, no warning
             return Moments._merge_rows(a)
 

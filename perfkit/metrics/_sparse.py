@@ -7,8 +7,13 @@ sorted flat indices and their counts. A batch of 1,000 rows fills about a thousa
 hourly states never needs more than a few dense accumulators). The dense array is built
 only when a consumer asks for it (``np.asarray(h)``, ``h.dense``, ``h[j]`` for one row).
 
-The stored form (``to_dict`` / ``from_dict``) is the per-row sparse layout perfkit has
-always written: per row the first bin and packed (gap, count) records, base64-encoded.
+The stored form (``to_dict`` / ``from_dict``, layout 3) is one line of text per array:
+every occupied cell as its gap to the previous one and its count, in 5-bit groups of one
+base64 character each (see :func:`perfkit.metrics._kernels.cells_encode`); most cells of
+a score histogram take one character, and a year of stored states is decoded by a
+compiled pass over the joined texts. The layouts written before (per row: the first
+bin and packed (gap, count) records, base64-encoded; earlier still, plain index and count
+arrays) are still read, to the same arrays.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 
 from perfkit.metrics import _kernels
 
-__all__ = ["SparseCounts", "merge_stored"]
+__all__ = ["SparseCounts", "StoredSum", "merge_stored"]
 
 _COUNT_DTYPES = {"B": np.uint8, "H": np.uint16, "I": np.uint32, "Q": np.uint64}
 # merging many arrays: at most this many (index, count) pairs are materialised at once
@@ -262,95 +267,84 @@ class SparseCounts:
 
     # ------------------------------------------------------------------ stored form
     def to_dict(self) -> dict:
-        """Per-row sparse records (as ``(rows, last axis)``), JSON-safe."""
+        """The stored form: ``{"v": 3, "bins": last axis, "rows": the other axes' size,
+        "nnz": occupied cells, "q": count bits, "z": cell text}`` (JSON-safe; see
+        :func:`perfkit.metrics._kernels.cells_encode`).
+
+        Raises
+        ------
+        ValueError
+            If a count is negative or not below 2**60 (nothing stored holds such counts).
+        """
         bins = self.shape[-1]
         rows = int(np.prod(self.shape[:-1]))
-        keys = self.keys.astype(np.int64)
-        bounds = np.searchsorted(keys, np.arange(rows + 1) * bins)
-        return {"bins": int(bins), "rows": _encode_rows(keys, self.counts, bounds, bins)}
+        text, q, ok = _kernels.cells_encode(self.keys.astype(np.int64, copy=False),
+                                            self.counts.astype(np.int64, copy=False), _kernels.CELL_ALPHABET)
+        if not ok:
+            raise ValueError("sparse counts: a count is negative or too large to store")
+        return {"v": CELLS_LAYOUT, "bins": int(bins), "rows": rows, "nnz": self.nnz, "q": q,
+                "z": text.tobytes().decode("ascii")}
 
     @classmethod
     def from_dict(cls, d: dict, shape: tuple[int, ...] | None = None) -> SparseCounts:
         """Decode :meth:`to_dict` output (every stored layout; first-layout score bins are
-        mapped into the current one). ``shape`` reshapes the (rows, bins) result."""
-        bins = int(d["bins"])
-        upgrade = bins == _kernels.V1_BINS
-        width = _kernels.HIST_BINS if upgrade else bins
-        keys, counts = [], []
-        for j, r in enumerate(d["rows"]):
-            idx, c = _decode_row(r)
-            if idx.size and (int(idx[0]) < 0 or int(idx[-1]) >= bins):
-                raise ValueError(f"histogram row {j} has bins outside 0..{bins - 1}")
-            if upgrade:
-                idx = _kernels.upgrade_v1_bins(idx)
-            keys.append(idx + j * width)
-            counts.append(c)
-        nrows = len(d["rows"])
-        k = np.concatenate(keys) if keys else np.empty(0, dtype=np.int64)
-        c = np.concatenate(counts) if counts else np.empty(0, dtype=np.int64)
-        out = cls.from_flat_sum((nrows, width), k, c) if upgrade else cls((nrows, width), k, c)
+        mapped into the current one). ``shape`` reshapes the (rows, bins) result.
+
+        Raises
+        ------
+        ValueError
+            If the dict is malformed (bad characters, cells outside the array, another
+            number of cells than declared, a payload that does not match its sizes).
+        """
+        if d.get("v") != CELLS_LAYOUT:
+            out = _from_rows(cls, d)
+            return out if shape is None else out.reshape(shape)
+        bins, rows, nnz, q, z = _cells_header(d)
+        text = np.frombuffer(z.encode("ascii"), dtype=np.uint8)
+        keys, counts, ok = _kernels.cells_decode(text, nnz, rows * bins, q, _kernels._B64_TABLE)
+        if not ok:
+            raise ValueError(f"sparse counts: malformed cell text (declared {nnz} cells of {rows} x {bins})")
+        if bins == _kernels.V1_BINS:
+            r, b = np.divmod(keys, bins)
+            out = cls.from_flat_sum((rows, _kernels.HIST_BINS), r * _kernels.HIST_BINS + _kernels.upgrade_v1_bins(b),
+                                    counts)
+        else:
+            out = cls((rows, bins), keys, counts)
         return out if shape is None else out.reshape(shape)
 
 
-def _encode_rows(keys: np.ndarray, counts: np.ndarray, bounds: np.ndarray, bins: int) -> list[dict]:
-    """:func:`_encode_row` of every row (``keys[bounds[j]:bounds[j + 1]] - j * bins``) at once:
-    gaps and per-row maxima vectorised, one packed buffer per record layout."""
-    rows = bounds.size - 1
-    sizes = np.diff(bounds)
-    starts = bounds[:-1]
-    full = sizes > 0
-    local = keys - np.repeat(np.arange(rows, dtype=np.int64) * bins, sizes)
-    gaps = np.diff(local, prepend=np.int64(0))
-    gaps[starts[full]] = 0
-    first = np.zeros(rows, dtype=np.int64)
-    top = np.zeros(rows, dtype=np.int64)
-    gtop = np.zeros(rows, dtype=np.int64)
-    if keys.size:
-        first[full] = local[starts[full]]
-        top[full] = np.maximum.reduceat(counts, starts[full])
-        gtop[full] = np.maximum.reduceat(gaps, starts[full])
-    ccode = np.where(top < 2**8, 0, np.where(top < 2**16, 1, np.where(top < 2**32, 2, 3)))
-    layout = ccode + 4 * (gtop >= 2**16)
-    codes = [("HI"[g], "BHIQ"[c]) for g in range(2) for c in range(4)]
-    packed: dict[int, tuple[bytes, int, int]] = {}  # layout -> (buffer, item size, next element)
-    for lay in np.unique(layout[full]).tolist():
-        gcode, ccode_ = codes[lay]
-        member = np.repeat(layout == lay, sizes)
-        rec = np.empty(int(member.sum()), dtype=_record_dtype(gcode, ccode_))
-        rec["g"] = gaps[member]
-        rec["c"] = counts[member]
-        packed[lay] = (rec.tobytes(), rec.dtype.itemsize, 0)
-    out = []
-    empty = base64.b64encode(b"").decode("ascii")
-    for n, f, lay in zip(sizes.tolist(), first.tolist(), layout.tolist(), strict=True):
-        gcode, ccode_ = codes[lay]
-        if n == 0:
-            out.append({"v": 2, "n": 0, "f": 0, "g": gcode, "d": ccode_, "z": empty})
-            continue
-        buf, size, at = packed[lay]
-        packed[lay] = (buf, size, at + n)
-        out.append({"v": 2, "n": n, "f": f, "g": gcode, "d": ccode_,
-                    "z": base64.b64encode(buf[at * size:(at + n) * size]).decode("ascii")})
-    return out
+CELLS_LAYOUT = 3
 
 
-def _encode_row(nz: np.ndarray, counts: np.ndarray) -> dict:
-    """One sparse row: first bin ``f``, then records (gap to the previous bin, count).
+def _cells_header(d: dict) -> tuple[int, int, int, int, str]:
+    """(bins, rows, nnz, count bits, text) of a layout-3 dict, checked (ValueError when malformed)."""
+    bins, rows, nnz, q, z = d["bins"], d["rows"], d["nnz"], d["q"], d["z"]
+    if not all(type(v) is int for v in (bins, rows, nnz, q)) or not isinstance(z, str):
+        raise ValueError("sparse counts: bins, rows, nnz and q must be integers and z a string")
+    if bins < 1 or rows < 0 or nnz < 0 or nnz > len(z) or not 1 <= q <= _kernels.CELL_BITS:
+        raise ValueError(f"sparse counts: bad sizes (bins {bins}, rows {rows}, {nnz} cells in {len(z)} characters, "
+                         f"{q} count bits)")
+    return bins, rows, nnz, q, z
 
-    Records are packed ``(gap, count)`` pairs in the smallest unsigned types that hold them
-    (usually uint16 + uint8: three bytes, so base64 strings of such rows can be joined and
-    decoded in one call when many states are merged).
-    """
-    top = int(counts.max()) if counts.size else 0
-    ccode = "B" if top < 2**8 else "H" if top < 2**16 else "I" if top < 2**32 else "Q"
-    first = int(nz[0]) if nz.size else 0
-    gaps = np.diff(nz, prepend=first)
-    gcode = "H" if gaps.size == 0 or int(gaps.max()) < 2**16 else "I"
-    rec = np.empty(nz.size, dtype=_record_dtype(gcode, ccode))
-    rec["g"] = gaps
-    rec["c"] = counts
-    return {"v": 2, "n": int(nz.size), "f": first, "g": gcode, "d": ccode,
-            "z": base64.b64encode(rec.tobytes()).decode("ascii")}
+
+def _from_rows(cls, d: dict) -> SparseCounts:
+    """Decode the per-row layouts (written before layout 3)."""
+    bins = int(d["bins"])
+    upgrade = bins == _kernels.V1_BINS
+    width = _kernels.HIST_BINS if upgrade else bins
+    keys, counts = [], []
+    for j, r in enumerate(d["rows"]):
+        idx, c = _decode_row(r)
+        if idx.size and (int(idx[0]) < 0 or int(idx[-1]) >= bins):
+            raise ValueError(f"histogram row {j} has bins outside 0..{bins - 1}")
+        if upgrade:
+            idx = _kernels.upgrade_v1_bins(idx)
+        keys.append(idx + j * width)
+        counts.append(c)
+    nrows = len(d["rows"])
+    k = np.concatenate(keys) if keys else np.empty(0, dtype=np.int64)
+    c = np.concatenate(counts) if counts else np.empty(0, dtype=np.int64)
+    return cls.from_flat_sum((nrows, width), k, c) if upgrade else cls((nrows, width), k, c)
 
 
 def _decode_row(r: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -374,31 +368,136 @@ _SIZES = {"B": 1, "H": 2, "I": 4, "Q": 8}
 _GET = {k: operator.itemgetter(k) for k in "vznfgd"}
 
 
-def merge_stored(stored: Sequence[dict], shape: tuple[int, ...] | None = None) -> SparseCounts:
-    """Sum of many stored histograms (``to_dict`` output) without decoding them one by one.
+_CELL_FIELDS = operator.itemgetter("bins", "rows", "nnz", "q", "z")
 
-    The rows of the current layout are joined into one text and added into one accumulator
-    by a compiled pass over the base64 characters (no intermediate arrays); rows of older
-    layouts (and first-layout histograms) are decoded one by one. Raises ValueError when the
-    layouts differ or a row is malformed.
+
+def _stored_shape(d: dict) -> tuple[int, int]:
+    """(rows, bins) of a stored array once decoded (first-layout bins upgraded)."""
+    rows = d["rows"] if d.get("v") == CELLS_LAYOUT else len(d["rows"])
+    bins = int(d["bins"])
+    return int(rows), _kernels.HIST_BINS if bins == _kernels.V1_BINS else bins
+
+
+def merge_stored(stored: Sequence[dict], shape: tuple[int, ...] | None = None, pool=None) -> SparseCounts:
+    """Sum of many stored arrays (``to_dict`` output) without decoding them one by one
+    (see :class:`StoredSum`; ``pool``: a thread pool for the second decoding thread).
+
+    Raises ValueError when the arrays' shapes differ or one is malformed.
     """
-    first = stored[0]
-    bins, nrows = int(first["bins"]), len(first["rows"])
-    if bins == _kernels.V1_BINS:
-        bins = _kernels.HIST_BINS
-    size = bins * nrows
-    acc = np.zeros(size, dtype=np.int64)
-    slow: list[SparseCounts] = []
-    current = []
-    for d in stored:
-        b = int(d["bins"])
-        if len(d["rows"]) != nrows or (b != bins and not (b == _kernels.V1_BINS and bins == _kernels.HIST_BINS)):
-            raise ValueError(f"histograms of different layouts: {(nrows, bins)} vs {(len(d['rows']), b)}")
-        if b != bins:
-            slow.append(SparseCounts.from_dict(d))
-        else:
-            current.append(d["rows"])
-    rows = [r for rs in current for r in rs]
+    total = StoredSum(stored[0])
+    total.add(stored, pool)
+    return total.result(shape)
+
+
+class StoredSum:
+    """A running sum of stored arrays of one shape (``to_dict`` output), added part by part.
+
+    Cell texts (layout 3) are joined in chunks of about 1 MB and added into one int64
+    accumulator by a compiled pass (two threads, each with its own accumulator, when a pool
+    is given and the texts are long); rows of the per-row layouts are added by
+    :func:`_merge_rows`; first-layout score bins are decoded and merged. Integer sums: the
+    result does not depend on how the arrays are split into parts.
+    """
+
+    def __init__(self, first: dict) -> None:
+        self.nrows, self.bins = _stored_shape(first)
+        self.acc = np.zeros(self.nrows * self.bins, dtype=np.int64)
+        self._slow: list[SparseCounts] = []
+
+    def add(self, stored: Sequence[dict], pool=None) -> None:
+        """Add stored arrays (ValueError when one has another shape or is malformed)."""
+        nrows, bins, acc = self.nrows, self.bins, self.acc
+        cells = [d for d in stored if d.get("v") == CELLS_LAYOUT]
+        older = [d for d in stored if d.get("v") != CELLS_LAYOUT] if len(cells) < len(stored) else []
+        if cells:
+            b, r, m, q, z = zip(*map(_CELL_FIELDS, cells), strict=True)
+            if set(b) != {bins} or set(r) != {nrows}:  # another shape, or first-layout bins
+                keep = []
+                for d in cells:
+                    if _stored_shape(d) != (nrows, bins):
+                        raise ValueError(f"histograms of different layouts: {(nrows, bins)} vs {_stored_shape(d)}")
+                    if d["bins"] == bins:
+                        keep.append(d)
+                    else:
+                        self._slow.append(SparseCounts.from_dict(d))
+                b, r, m, q, z = zip(*map(_CELL_FIELDS, keep), strict=True) if keep else ((), (), (), (), ())
+            _add_cells(acc, m, q, z, pool)
+        if older:
+            rows_of = []
+            for d in older:
+                if _stored_shape(d) != (nrows, bins):
+                    raise ValueError(f"histograms of different layouts: {(nrows, bins)} vs {_stored_shape(d)}")
+                if int(d["bins"]) != bins:
+                    self._slow.append(SparseCounts.from_dict(d))
+                else:
+                    rows_of.append(d["rows"])
+            _merge_rows(acc, [row for rows in rows_of for row in rows], nrows, bins)
+
+    def absorb(self, other: StoredSum) -> None:
+        """Add another running sum of arrays of this shape into this one."""
+        self.acc += other.acc
+        self._slow.extend(other._slow)
+
+    def result(self, shape: tuple[int, ...] | None = None) -> SparseCounts:
+        """The sum (as (rows, bins), or reshaped to ``shape``)."""
+        nz = np.flatnonzero(self.acc)
+        out = SparseCounts((self.nrows, self.bins), nz, self.acc[nz])
+        if self._slow:
+            out = SparseCounts.merge_all([out, *self._slow])
+        return out if shape is None else out.reshape(shape)
+
+
+# texts shorter than this are added on one thread (a second accumulator costs more)
+_THREAD_TEXT = 4 * _TEXT_CHUNK
+
+
+def _add_cells(acc: np.ndarray, nnz: Sequence[int], bits: Sequence[int], texts: Sequence[str], pool=None) -> None:
+    """Add layout-3 cell texts (``nnz[i]`` cells of ``bits[i]`` count bits in ``texts[i]``)
+    into ``acc``; with ``pool`` and long texts, the first half of them on a pool thread into
+    a second accumulator."""
+    if not texts:
+        return
+    if (not all(type(t) is str for t in texts) or not all(type(k) is int and k >= 0 for k in nnz)
+            or not all(type(b) is int and 1 <= b <= _kernels.CELL_BITS for b in bits)):
+        raise ValueError("sparse counts: nnz must be non-negative integers, q count bits and z strings")
+    lens = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    starts = np.cumsum(lens) - lens
+    counts = np.asarray(nnz, dtype=np.int64)
+    qs = np.asarray(bits, dtype=np.int64)
+    total = int(starts[-1] + lens[-1])
+    if pool is None or total < _THREAD_TEXT:
+        _add_cell_range(acc, texts, starts, lens, counts, qs, 0, len(texts))
+        return
+    half = int(np.searchsorted(starts, total // 2))
+    other = np.zeros_like(acc)
+    job = pool.submit(_add_cell_range, other, texts, starts, lens, counts, qs, 0, half)
+    try:
+        _add_cell_range(acc, texts, starts, lens, counts, qs, half, len(texts))
+    finally:
+        job.result()  # waits even when this half failed; raises the first half's error
+    acc += other
+
+
+def _add_cell_range(acc, texts, starts, lens, counts, qs, first: int, stop: int) -> None:
+    """Add texts ``first:stop``, joined in chunks of about :data:`_TEXT_CHUNK` characters."""
+    lo = first
+    while lo < stop:
+        hi = int(np.searchsorted(starts, starts[lo] + _TEXT_CHUNK, side="left"))
+        hi = min(max(hi, lo + 1), stop)
+        text = np.frombuffer("".join(texts[lo:hi]).encode("ascii"), dtype=np.uint8)
+        bad = _kernels.scatter_cells(text, starts[lo:hi] - starts[lo], lens[lo:hi], counts[lo:hi], qs[lo:hi],
+                                     acc.size, acc, _kernels._B64_TABLE)
+        if bad >= 0:
+            raise ValueError(f"sparse counts: malformed cell text (declared {counts[lo + bad]} cells)")
+        lo = hi
+
+
+def _merge_rows(acc: np.ndarray, rows: list[dict], nrows: int, bins: int) -> None:
+    """Add the rows of per-row stored arrays (row ``i`` is row ``i % nrows`` of its array)
+    into ``acc``: second-layout rows joined into one text and added by a compiled pass over
+    the base64 characters, rows of older layouts decoded one by one."""
+    if not rows:
+        return
     try:  # every row's fields by C-level passes, when all rows have the current layout
         v = list(map(_GET["v"], rows))
         current_only = v.count(2) == len(v)
@@ -443,8 +542,3 @@ def merge_stored(stored: Sequence[dict], shape: tuple[int, ...] | None = None) -
             if not ok:
                 raise ValueError(f"histogram rows: bad characters or bins outside 0..{bins - 1}")
             lo = hi
-    nz = np.flatnonzero(acc)
-    out = SparseCounts((nrows, bins), nz, acc[nz])
-    if slow:
-        out = SparseCounts.merge_all([out, *slow])
-    return out if shape is None else out.reshape(shape)

@@ -16,16 +16,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import os
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from queue import Empty, SimpleQueue
 from typing import Any, ClassVar
 
 import numpy as np
 
 from perfkit.exceptions import StateError
-from perfkit.metrics import _auc_cov, _kernels
+from perfkit.metrics import _auc_cov, _kernels, _threads
 from perfkit.metrics._abs_hist import AbsErrorHistogram
 from perfkit.metrics._fields import (
     AbsHist,
@@ -45,7 +46,7 @@ from perfkit.metrics._fields import (
     merge_columns,
 )
 from perfkit.metrics._moments import Moments
-from perfkit.metrics._sparse import SparseCounts
+from perfkit.metrics._sparse import SparseCounts, StoredSum
 from perfkit.metrics._validation import PreparedClassification, PreparedRegression, prepare
 
 __all__ = [
@@ -56,12 +57,16 @@ __all__ = [
     "compute_state",
     "merge_dicts_to_state",
     "merge_state_dicts",
+    "merge_dict_chunks_to_state",
     "merge_states",
     "state_dict_for_evaluation",
     "state_from_dict",
 ]
 
-STATE_VERSION = 1
+#: 2: sparse counts stored as cell text (layout 3), so that a perfkit of version 1, which
+#: reads only per-row layouts, says the state is newer instead of calling it malformed.
+#: States of version 1 are read as they were.
+STATE_VERSION = 2
 _EPS = float(np.finfo(np.float64).eps)
 
 
@@ -345,21 +350,25 @@ def _merge_objects(states: list[State]) -> State:
     return _build(cls, decl, cols, stored=False)
 
 
-def _build(cls, decl, cols, stored: bool) -> State:
+def _build(cls, decl, cols, stored: bool, premerged: dict[str, Any] | None = None) -> State:
     scored = None
     if cls._SCORE_FIELD is not None:
         has = cols[cls._SCORE_FIELD]
         if any(v is None for v in has):
             scored = [i for i, v in enumerate(has) if v is not None]
-    merged = merge_columns(decl, cols, stored, scored)
+    if scored is not None:
+        premerged = None  # computed over every state: not the score fields' merge then
+    merged = merge_columns(decl, cols, stored, scored, premerged)
     init = {f.name for f in dataclasses.fields(cls) if f.init}
     return cls(**{k: v for k, v in merged.items() if k in init})
 
 
-def _merge_stored(dicts: list[dict[str, Any]], for_evaluation: bool = False) -> State:
+def _merge_stored(dicts: list[dict[str, Any]], for_evaluation: bool = False,
+                  premerged: dict[str, Any] | None = None) -> State:
     """The same merge on stored dicts: columns of stored values, histograms never densified.
 
-    ``for_evaluation``: fields only the label-free estimates read are left at their default."""
+    ``for_evaluation``: fields only the label-free estimates read are left at their default.
+    ``premerged``: merged values of sparse fields already added from these dicts."""
     kinds = {d.get("kind") for d in dicts}
     if len(kinds) > 1:
         raise StateError(f"cannot merge states of different kinds: {sorted(map(str, kinds))}")
@@ -371,14 +380,18 @@ def _merge_stored(dicts: list[dict[str, Any]], for_evaluation: bool = False) -> 
     decl = cls.declared()
     if for_evaluation:
         decl = tuple(f for f in decl if not f.estimates)
-    cols: dict[str, list] = {}
-    for f in decl:
-        if f.required:
-            cols[f.name] = [d[f.name] for d in dicts]
-        else:
-            cols[f.name] = [d.get(f.name, f.default) for d in dicts]
+    names = [f.name for f in decl]
+    try:  # every dict has every field (as this version writes them): columns by one C-level pass
+        cols = dict(zip(names, map(list, zip(*map(operator.itemgetter(*names), dicts), strict=True)), strict=True))
+    except KeyError:
+        cols = {}
+        for f in decl:
+            if f.required:
+                cols[f.name] = [d[f.name] for d in dicts]
+            else:
+                cols[f.name] = [d.get(f.name, f.default) for d in dicts]
     check_same(decl, cols)
-    return _build(cls, decl, cols, stored=True)
+    return _build(cls, decl, cols, stored=True, premerged=premerged)
 
 
 def _macro_influence_ss_sparse(keys: np.ndarray, y_idx: np.ndarray, hist_pos: SparseCounts,
@@ -426,18 +439,7 @@ def _macro_auc_var_ratio(p: PreparedClassification, hist_pos, hist_neg, variance
 
 
 _PARALLEL_ROWS = 200_000
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor | None:
-    """A small shared thread pool (None on a single core)."""
-    global _POOL
-    cores = os.cpu_count() or 1
-    if cores < 2:
-        return None
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=min(cores, 4), thread_name_prefix="perfkit")
-    return _POOL
+_pool = _threads.pool
 
 
 def _exact_auc(proba: np.ndarray, y_idx: np.ndarray, c: int) -> tuple[float, float]:
@@ -789,6 +791,121 @@ def merge_dicts_to_state(dicts: Sequence[dict[str, Any]], *, for_evaluation: boo
         return _merge_stored(dicts, for_evaluation)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise StateError(f"malformed state dict: {exc}") from exc
+
+
+def merge_dict_chunks_to_state(chunks: Iterable[Sequence[dict[str, Any]]], *, for_evaluation: bool = False) -> State:
+    """:func:`merge_dicts_to_state` of the concatenated ``chunks``: the sparse fields of each
+    chunk are added on a pool thread while the next chunk is produced, and the chunks left
+    when the last one is produced are shared between that thread and this one.
+
+    ``chunks`` is typically a generator parsing stored text, so that parsing (which holds
+    the GIL) and adding histogram cells (compiled, without the GIL) overlap. The sparse
+    fields are integer sums, so adding them chunk by chunk and on two threads changes
+    nothing; every other field is merged over all states at once as in
+    :func:`merge_dicts_to_state`, and the result is the same state. States the chunked path
+    does not cover (several kinds, tasks or classes, states without scores or stored
+    before a field existed, any malformed value) leave the whole merge to
+    :func:`merge_dicts_to_state`, which raises the same errors.
+
+    Raises
+    ------
+    StateError
+        If there is no state or the states do not merge.
+
+    Examples
+    --------
+    >>> a = compute_state([0, 1, 1], [0, 1, 0], [0.2, 0.9, 0.4]).to_dict()
+    >>> merge_dict_chunks_to_state(iter([[a, a], [a]])).to_dict() == merge_dicts_to_state([a, a, a]).to_dict()
+    True
+    """
+    pool = _threads.pool()
+    dicts: list[dict[str, Any]] = []
+    queue: SimpleQueue = SimpleQueue()
+    mine = theirs = None  # running sums of this thread and of the pool thread
+    job = None
+    try:
+        for chunk in chunks:
+            chunk = list(chunk)
+            if not chunk:
+                continue
+            if not dicts and pool is not None:
+                mine, theirs = _chunk_sums(chunk[0], for_evaluation), _chunk_sums(chunk[0], for_evaluation)
+                if theirs is not None:
+                    job = pool.submit(_add_queued, theirs, queue, chunk[0])
+            dicts.extend(chunk)
+            if job is not None:
+                queue.put(chunk)
+        ok = job is not None
+        while ok:  # the chunks the pool thread has not taken yet: shared with it
+            try:
+                chunk = queue.get_nowait()
+            except Empty:
+                break
+            ok = _add_chunk(mine, chunk, dicts[0])
+    finally:
+        queue.put(None)
+    if job is not None and not job.result():
+        ok = False
+    if not dicts:
+        raise StateError("merge needs at least one state")
+    if not ok or len(dicts) == 1:
+        return merge_dicts_to_state(dicts, for_evaluation=for_evaluation)
+    first = {k: [v] for k, v in dicts[0].items()}
+    premerged = {}
+    for name, (kind, total) in theirs.items():
+        total.absorb(mine[name][1])
+        premerged[name] = total.result(kind.stored_shape(first))
+    try:
+        return _merge_stored(dicts, for_evaluation, premerged)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise StateError(f"malformed state dict: {exc}") from exc
+
+
+def _add_queued(sums: dict[str, Any], queue: SimpleQueue, first: dict[str, Any]) -> bool:
+    """Add the chunks put on ``queue`` (until None) to ``sums``; False when one is not
+    covered (the rest are taken off the queue and dropped)."""
+    ok = True
+    while (chunk := queue.get()) is not None:
+        ok = ok and _add_chunk(sums, chunk, first)
+    return ok
+
+
+def _chunk_sums(first: dict[str, Any], for_evaluation: bool) -> dict[str, Any] | None:
+    """Running sums of the sparse fields of states like ``first`` (None: not a state the
+    chunked path covers)."""
+    cls = _CLASSES.get(first.get("kind")) if isinstance(first, dict) else None
+    if cls is None or first.get("version", 1) > STATE_VERSION:
+        return None
+    sums = {}
+    try:
+        for f in cls.declared():
+            if isinstance(f.kind, Sparse) and not (for_evaluation and f.estimates):
+                if not isinstance(first.get(f.name), dict):
+                    return None
+                sums[f.name] = (f.kind, StoredSum(first[f.name]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return sums
+
+
+_SAME_STATE = operator.itemgetter("kind", "task", "classes")
+
+
+def _add_chunk(sums: dict[str, Any], chunk: list[dict[str, Any]], first: dict[str, Any]) -> bool:
+    """Add the sparse fields of ``chunk`` to ``sums`` (on a pool thread); False when a state
+    is not one the chunked path covers (another kind, task or classes, a missing field)."""
+    try:
+        want = _SAME_STATE(first)
+        if not all(type(d) is dict and _SAME_STATE(d) == want for d in chunk):
+            return False
+        for name, (_, total) in sums.items():
+            values = [d.get(name) for d in chunk]
+            if not all(type(v) is dict for v in values):
+                return False
+            total.add(values)
+    except (KeyError, TypeError, ValueError, IndexError):
+        return False
+    return True
 
 
 @functools.cache

@@ -39,6 +39,9 @@ from perfkit.store._common import (
     _unseg,
 )
 
+# states parsed per chunk by merged_state (a year of hourly states: 35 chunks)
+_MERGE_CHUNK = 256
+
 
 class _Frames:
     """Methods of :class:`perfkit.store.Store` (see there)."""
@@ -252,7 +255,9 @@ class _Frames:
         """Merge the states of ``records`` (as returned by :meth:`records`) into one state.
 
         States that :meth:`records` left as stored text are parsed here and not kept on the
-        records, so a year of batches is merged without holding every parsed state;
+        records, so a year of batches is merged without holding every parsed state; they are
+        parsed in chunks, the histograms of one chunk added on a pool thread while the next
+        is parsed (:func:`perfkit.metrics.state.merge_dict_chunks_to_state`: the same state);
         ``for_evaluation=True`` also skips the fields only label-free estimates read (see
         :func:`perfkit.metrics.state.merge_dicts_to_state`).
 
@@ -273,12 +278,17 @@ class _Frames:
         >>> store.merged_state(store.records("m")).confusion.tolist()
         [[3, 0], [0, 3]]
         """
-        from perfkit.metrics.state import merge_dicts_to_state, state_dict_for_evaluation
+        from perfkit.metrics.state import merge_dict_chunks_to_state, state_dict_for_evaluation
 
         parse = functools.partial(state_dict_for_evaluation, loads=_loads) if for_evaluation else _loads
+
+        def chunks():  # parsed chunk by chunk: the histograms of one are added while the next is parsed
+            for lo in range(0, len(records), _MERGE_CHUNK):
+                yield [r.state if (text := _state_text(r)) is None else parse(text)
+                       for r in records[lo:lo + _MERGE_CHUNK]]
+
         with _bulk():
-            dicts = [r.state if (text := _state_text(r)) is None else parse(text) for r in records]
-            return merge_dicts_to_state(dicts, for_evaluation=for_evaluation)
+            return merge_dict_chunks_to_state(chunks(), for_evaluation=for_evaluation)
 
     def window_state(
         self,
