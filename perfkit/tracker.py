@@ -79,6 +79,15 @@ class _Before:
     id: int | None
 
 
+@dataclass(frozen=True)
+class _BaselineKey:
+    """What the tracker reads of a stored baseline it has decoded already."""
+
+    id: int
+    version: int
+    segment: str | None
+
+
 def _as_utc(ts: Any, parameter: str = "timestamp") -> datetime:
     return check_timestamp(ts, parameter, none_is_now=True)
 
@@ -637,7 +646,7 @@ class ModelPerformanceTracker:
         model_base = baseline[0] if baseline is not None else None
         seg_groups = []
         for (name, _), st, rep, rec in zip(groups, states, reports, seg_records, strict=True):
-            own = self.store.get_baseline(record.model, segment=name)
+            own = self._baseline_row(record.model, name)
             base = model_base
             if own is not None:
                 b_state, b_report, version = self._decoded_baseline((record.model, name, own.id), own)
@@ -900,7 +909,7 @@ class ModelPerformanceTracker:
         before = _Before(ts, None)
 
         def reads() -> tuple:
-            b = self.store.get_baseline(model, segment=segment)
+            b = self._baseline_row(model, segment)
             prev = self.store.previous_metrics(model, segment=segment, before=before, limit=k - 1) if k >= 2 else None
             return b, prev, self._backlog_waits()
 
@@ -914,7 +923,7 @@ class ModelPerformanceTracker:
         ``b``: the stored baseline row (or None) when already read.
         """
         if b is _UNREAD:
-            b = self.store.get_baseline(model, segment=segment)
+            b = self._baseline_row(model, segment)
         if b is None:
             n = self.config.baseline_batches
             previous = [d for _, d in self.store.states(model, segment=segment)]
@@ -930,6 +939,17 @@ class ModelPerformanceTracker:
             return self._comparable(model, merged, report, state, 1), row
         base_state, base_report, version = self._decoded_baseline((model, segment, b.id), b)
         return self._comparable(model, base_state, base_report, state, version), None
+
+    def _baseline_row(self, model: str, segment: str | None) -> Any:
+        """The stored baseline of ``(model, segment)`` as :meth:`Store.get_baseline` returns it
+        (or None), read whole only when :meth:`_decoded_baseline` does not hold it yet (else
+        its id and version: all that is used of a decoded one)."""
+        key = self.store.baseline_key(model, segment=segment)
+        if key is None:
+            return None
+        if (model, segment, key[0]) in self._baseline_cache:
+            return _BaselineKey(*key)
+        return self.store.get_baseline(model, segment=segment)
 
     def _decoded_baseline(self, key: tuple, b: Any) -> tuple[State, MetricReport, int]:
         """A stored baseline decoded and evaluated once per tracker (cached by its row id)."""
