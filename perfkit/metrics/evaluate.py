@@ -12,11 +12,19 @@ import pandas as pd
 
 from perfkit.exceptions import ValidationError
 from perfkit.metrics._moments import Moments
-from perfkit.metrics.registry import METRICS, EvalContext, MetricValue, resolve_metric_name
+from perfkit.metrics.registry import (
+    MACRO_BOOTSTRAP,
+    METRICS,
+    EvalContext,
+    MetricValue,
+    resolve_metric_name,
+    start_boot_prf,
+)
 from perfkit.metrics.state import (
     ClassificationState,
     RegressionState,
     State,
+    _pool,
     compute_state,
     state_from_dict,
 )
@@ -148,6 +156,10 @@ def evaluate(
     else:
         names = [resolve_metric_name(m) for m in metrics]
     ctx = EvalContext(level=level, n_boot=n_boot, seed=seed, zero_division=zero_division)
+    if isinstance(state, ClassificationState) and state.labelled and not MACRO_BOOTSTRAP.isdisjoint(names):
+        pool = _pool()
+        if pool is not None:  # the macro metrics' draws beside the other metrics
+            start_boot_prf(state, ctx, pool)
     out: dict[str, MetricValue] = {}
     for name in names:
         spec = METRICS.get(name)

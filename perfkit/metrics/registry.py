@@ -385,14 +385,33 @@ def _balanced_accuracy(state: ClassificationState, ctx: EvalContext) -> MetricVa
                        method="normal_smoothed")
 
 
+def _draw_prf(confusion: np.ndarray, n_boot: int, seed: int, zero_division: float) -> np.ndarray:
+    draws = dirichlet_confusion(confusion, n_boot, seed)
+    return macro_prf(draws, np.ones(confusion.shape[0], dtype=bool), zero_division)
+
+
+#: the metrics whose intervals read the Dirichlet draws of :func:`_boot_prf`
+MACRO_BOOTSTRAP = frozenset({"precision_macro", "recall_macro", "f1_macro"})
+
+
+def start_boot_prf(state: ClassificationState, ctx: EvalContext, pool: Any) -> None:
+    """Start :func:`_boot_prf`'s draws on ``pool`` (a worker thread: numpy's gamma draws and
+    the reductions release the GIL) while the caller evaluates the other metrics; the same
+    generator, seed and order, so the same draws."""
+    key = ("dirichlet_prf", ctx.n_boot, ctx.seed)
+    if key not in ctx.cache:
+        ctx.cache[key] = pool.submit(_draw_prf, state.confusion, ctx.n_boot, ctx.seed, ctx.zero_division)
+
+
 def _boot_prf(state: ClassificationState, ctx: EvalContext) -> np.ndarray:
     """Posterior draws (Dirichlet-smoothed bootstrap) of macro P / R / F1 over every class."""
     key = ("dirichlet_prf", ctx.n_boot, ctx.seed)
-    if key not in ctx.cache:
-        draws = dirichlet_confusion(state.confusion, ctx.n_boot, ctx.seed)
-        every = np.ones(state.k, dtype=bool)
-        ctx.cache[key] = macro_prf(draws, every, ctx.zero_division)
-    return ctx.cache[key]
+    got = ctx.cache.get(key)
+    if got is None:
+        got = ctx.cache[key] = _draw_prf(state.confusion, ctx.n_boot, ctx.seed, ctx.zero_division)
+    elif not isinstance(got, np.ndarray):  # started by start_boot_prf
+        got = ctx.cache[key] = got.result()
+    return got
 
 
 def _macro_parts(state: ClassificationState, ctx: EvalContext) -> tuple:
@@ -642,7 +661,15 @@ def _squared_error_tail(state: RegressionState, ctx: EvalContext):
 
 
 def _mse_interval(state: RegressionState, ctx: EvalContext) -> tuple[float, float, float, str | None, str]:
-    """(lower, upper, se, reason, method) of the MSE."""
+    """(lower, upper, se, reason, method) of the MSE (computed once per evaluation: the MSE,
+    RMSE and R² read it)."""
+    key = ("mse_interval",)
+    if key not in ctx.cache:
+        ctx.cache[key] = _mse_interval_of(state, ctx)
+    return ctx.cache[key]
+
+
+def _mse_interval_of(state: RegressionState, ctx: EvalContext) -> tuple[float, float, float, str | None, str]:
     m = state.se
     lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level, m4=m.m4)
     tail = _squared_error_tail(state, ctx)

@@ -426,6 +426,8 @@ def _macro_auc_var_ratio(p: PreparedClassification, hist_pos, hist_neg, variance
 
 
 _PARALLEL_ROWS = 200_000
+#: rows from which a multiclass state's exact AUCs and pair counts run on worker threads
+_PARALLEL_ROWS_MULTICLASS = 2_000
 _POOL: ThreadPoolExecutor | None = None
 
 
@@ -445,6 +447,10 @@ def _exact_auc(proba: np.ndarray, y_idx: np.ndarray, c: int) -> tuple[float, flo
     keys.sort()
     a, v, _, _ = _kernels.auc_from_keys(keys)
     return a, v
+
+
+def _exact_aucs(proba: np.ndarray, y_idx: np.ndarray, classes: list[int]) -> list[tuple[float, float]]:
+    return [_exact_auc(proba, y_idx, c) for c in classes]
 
 
 def _brier_terms(p: PreparedClassification) -> np.ndarray:
@@ -503,13 +509,23 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
         # exact AUCs (a sort per class) run on worker threads while this thread builds the
         # histograms and moments: the compiled kernels and numpy's sort release the GIL
         auc_jobs: list = []
+        pairs_job = None
         if labelled:
             pool = _pool() if p.n >= _PARALLEL_ROWS else None
-            for c in hist_classes:
+            if pool is None and p.task == "multiclass" and p.n >= _PARALLEL_ROWS_MULTICLASS:
+                # a mid-sized multiclass batch: the sorts and the pair counts as two jobs on the
+                # worker threads (their per-job hand-off is small next to them), the
+                # histograms here; the same computations, so the same numbers
+                pool = _pool()
                 if pool is not None:
-                    auc_jobs.append(pool.submit(_exact_auc, p.proba, p.y_idx, int(c)))
-                else:
-                    auc_jobs.append(_exact_auc(p.proba, p.y_idx, int(c)))
+                    auc_jobs.append(pool.submit(_exact_aucs, p.proba, p.y_idx, hist_classes.tolist()))
+                    pairs_job = pool.submit(_auc_cov.pair_counts, p.proba, p.y_idx)
+            if not auc_jobs:
+                for c in hist_classes:
+                    if pool is not None:
+                        auc_jobs.append(pool.submit(_exact_auc, p.proba, p.y_idx, int(c)))
+                    else:
+                        auc_jobs.append(_exact_auc(p.proba, p.y_idx, int(c)))
         hist_pos, hist_neg, hist_pred, joint, mom, p_true, keys = _score_pass(p, hist_classes, y_idx, labelled)
         score_moments = tuple(Moments.from_list(row) for row in mom.tolist())
         pred_joint = joint if (p.task == "multiclass" and joint.size) else None
@@ -520,13 +536,16 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
             bn, bmean, b2, b3, b4 = _kernels.moments(_brier_terms(p))
             brier = Moments(int(bn), float(bmean), float(b2), float(b3), float(b4))
             aucs, vars_ = [], []
-            for a, v in (f.result() if hasattr(f, "result") else f for f in auc_jobs):
+            done = [f.result() if hasattr(f, "result") else f for f in auc_jobs]
+            if pairs_job is not None:
+                done = done[0]  # one job: every class's (auc, variance)
+            for a, v in done:
                 aucs.append(float(a))
                 vars_.append(float(v))
             auc_exact, auc_var = tuple(aucs), tuple(vars_)
             if p.task == "multiclass":
                 var_ratio = _macro_auc_var_ratio(p, hist_pos, hist_neg, vars_, keys)
-                counts = _auc_cov.pair_counts(p.proba, p.y_idx)
+                counts = pairs_job.result() if pairs_job is not None else _auc_cov.pair_counts(p.proba, p.y_idx)
                 pair_counts = None if counts is None else SparseCounts.from_dense(counts)
     return ClassificationState(
         task=p.task,
