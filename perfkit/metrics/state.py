@@ -46,7 +46,12 @@ from perfkit.metrics._fields import (
 )
 from perfkit.metrics._moments import Moments
 from perfkit.metrics._sparse import SparseCounts
-from perfkit.metrics._validation import PreparedClassification, PreparedRegression, prepare
+from perfkit.metrics._validation import (
+    PreparedClassification,
+    PreparedRegression,
+    check_finite_after,
+    prepare,
+)
 
 __all__ = [
     "ClassificationState",
@@ -595,6 +600,12 @@ def _regression_part(y: np.ndarray, yhat: np.ndarray, pool: ThreadPoolExecutor |
 
 
 def _regression_state(p: PreparedRegression) -> RegressionState:
+    st = _regression_moments_state(p)
+    check_finite_after(p, (st.yhat,) if p.y is None else (st.y, st.yhat))  # raises NonFiniteError
+    return st
+
+
+def _regression_moments_state(p: PreparedRegression) -> RegressionState:
     if p.y is None:
         return RegressionState(n=p.n, labelled=False, yhat=Moments.of(p.yhat))
     # the vectorised moments take ~2 ms per 1e6 rows: below 4e6 rows, the histogram on a second
