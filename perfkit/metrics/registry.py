@@ -385,33 +385,28 @@ def _balanced_accuracy(state: ClassificationState, ctx: EvalContext) -> MetricVa
                        method="normal_smoothed")
 
 
-def _draw_prf(confusion: np.ndarray, n_boot: int, seed: int, zero_division: float) -> np.ndarray:
-    draws = dirichlet_confusion(confusion, n_boot, seed)
-    return macro_prf(draws, np.ones(confusion.shape[0], dtype=bool), zero_division)
-
-
 #: the metrics whose intervals read the Dirichlet draws of :func:`_boot_prf`
 MACRO_BOOTSTRAP = frozenset({"precision_macro", "recall_macro", "f1_macro"})
 
 
 def start_boot_prf(state: ClassificationState, ctx: EvalContext, pool: Any) -> None:
-    """Start :func:`_boot_prf`'s draws on ``pool`` (a worker thread: numpy's gamma draws and
-    the reductions release the GIL) while the caller evaluates the other metrics; the same
-    generator, seed and order, so the same draws."""
-    key = ("dirichlet_prf", ctx.n_boot, ctx.seed)
+    """Start :func:`_boot_prf`'s gamma draws on ``pool`` (a worker thread: numpy draws them
+    without the GIL) while the caller evaluates the other metrics; the same generator, seed
+    and order, so the same draws."""
+    key = ("dirichlet_draws", ctx.n_boot, ctx.seed)
     if key not in ctx.cache:
-        ctx.cache[key] = pool.submit(_draw_prf, state.confusion, ctx.n_boot, ctx.seed, ctx.zero_division)
+        ctx.cache[key] = pool.submit(dirichlet_confusion, state.confusion, ctx.n_boot, ctx.seed)
 
 
 def _boot_prf(state: ClassificationState, ctx: EvalContext) -> np.ndarray:
     """Posterior draws (Dirichlet-smoothed bootstrap) of macro P / R / F1 over every class."""
     key = ("dirichlet_prf", ctx.n_boot, ctx.seed)
-    got = ctx.cache.get(key)
-    if got is None:
-        got = ctx.cache[key] = _draw_prf(state.confusion, ctx.n_boot, ctx.seed, ctx.zero_division)
-    elif not isinstance(got, np.ndarray):  # started by start_boot_prf
-        got = ctx.cache[key] = got.result()
-    return got
+    if key not in ctx.cache:
+        started = ctx.cache.pop(("dirichlet_draws", ctx.n_boot, ctx.seed), None)
+        draws = started.result() if started is not None else \
+            dirichlet_confusion(state.confusion, ctx.n_boot, ctx.seed)
+        ctx.cache[key] = macro_prf(draws, np.ones(state.k, dtype=bool), ctx.zero_division)
+    return ctx.cache[key]
 
 
 def _macro_parts(state: ClassificationState, ctx: EvalContext) -> tuple:
