@@ -489,6 +489,10 @@ def _score_pass(p: PreparedClassification, hist_classes: np.ndarray, y_idx: np.n
     _, _, _, joint, mom, p_true = _kernels.class_pass(
         p.proba, y_idx, p.p_idx, hist_classes, labelled, p.eps, empty, empty, empty, keys)
     keys += np.arange(h, dtype=np.int64) * _kernels.HIST_BINS  # flat (class row, bucket) keys
+    if _kernels.HIST_BINS <= 1 << 18:  # one compiled pass: select, radix-sort and count per row
+        parts = _kernels.sparse_score_hists(keys, y_idx, p.p_idx, hist_classes, labelled, _kernels.HIST_BINS)
+        pos, neg, pred = (SparseCounts(shape, k, c) for k, c in parts)
+        return pos, neg, pred, joint, mom, p_true, keys
     is_pred = p.p_idx[:, None] == hist_classes[None, :]
     if labelled:
         is_pos = p.y_idx[:, None] == hist_classes[None, :]
