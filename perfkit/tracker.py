@@ -49,7 +49,8 @@ from perfkit.metrics import (
     state_from_dict,
 )
 from perfkit.metrics.layout import sorted_labels
-from perfkit.metrics.state import State, align_classes, merge_dicts_to_state
+from perfkit.metrics.registry import prefetch_dirichlet
+from perfkit.metrics.state import State, align_classes, confusion_hook, merge_dicts_to_state
 from perfkit.store import BatchRecord, Store, open_store
 
 __all__ = ["ModelPerformanceTracker", "ProductionMonitor", "TrackingResult"]
@@ -577,8 +578,11 @@ class ModelPerformanceTracker:
         # release the GIL); a labelled plain batch only
         reads = self._prefetch(model, segment, ts) if y_true is not None and segments is None else None
         try:
-            state, notes = self._model_state(model, y_true, y_pred, y_pred_proba, task=task, classes=classes,
-                                             positive_label=positive_label)
+            # a labelled classification batch: the evaluation's bootstrap draws start on a
+            # worker thread as soon as its confusion matrix is counted
+            with confusion_hook(prefetch_dirichlet):
+                state, notes = self._model_state(model, y_true, y_pred, y_pred_proba, task=task, classes=classes,
+                                                 positive_label=positive_label)
         except BaseException:
             if reads is not None:
                 reads.cancel()

@@ -13,18 +13,17 @@ import pandas as pd
 from perfkit.exceptions import ValidationError
 from perfkit.metrics._moments import Moments
 from perfkit.metrics.registry import (
-    MACRO_BOOTSTRAP,
+    DEFAULT_N_BOOT,
+    DEFAULT_SEED,
     METRICS,
     EvalContext,
     MetricValue,
     resolve_metric_name,
-    start_boot_prf,
 )
 from perfkit.metrics.state import (
     ClassificationState,
     RegressionState,
     State,
-    _pool,
     compute_state,
     state_from_dict,
 )
@@ -114,8 +113,8 @@ def evaluate(
     *,
     metrics: Iterable[str] | None = None,
     level: float = 0.95,
-    n_boot: int = 2000,
-    seed: int = 0,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = DEFAULT_SEED,
     zero_division: float = 0.0,
 ) -> MetricReport:
     """Every metric (or the chosen ones) of a state, with confidence intervals.
@@ -156,10 +155,6 @@ def evaluate(
     else:
         names = [resolve_metric_name(m) for m in metrics]
     ctx = EvalContext(level=level, n_boot=n_boot, seed=seed, zero_division=zero_division)
-    if isinstance(state, ClassificationState) and state.labelled and not MACRO_BOOTSTRAP.isdisjoint(names):
-        pool = _pool()
-        if pool is not None:  # the macro metrics' draws beside the other metrics
-            start_boot_prf(state, ctx, pool)
     out: dict[str, MetricValue] = {}
     for name in names:
         spec = METRICS.get(name)

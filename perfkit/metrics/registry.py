@@ -7,6 +7,7 @@ here; nothing else in perfkit hard-codes a metric's direction.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,13 +152,18 @@ class MetricValue:
         return f"MetricValue({self.name}={self.value:.6g} [{self.ci_lower:.6g}, {self.ci_upper:.6g}])"
 
 
+#: :func:`perfkit.metrics.evaluate`'s default bootstrap draws and seed
+DEFAULT_N_BOOT = 2000
+DEFAULT_SEED = 0
+
+
 @dataclass
 class EvalContext:
     """Per-evaluation options and a cache shared by metrics of one state."""
 
     level: float = 0.95
-    n_boot: int = 2000
-    seed: int = 0
+    n_boot: int = DEFAULT_N_BOOT
+    seed: int = DEFAULT_SEED
     zero_division: float = 0.0
     cache: dict = field(default_factory=dict)
 
@@ -385,26 +391,50 @@ def _balanced_accuracy(state: ClassificationState, ctx: EvalContext) -> MetricVa
                        method="normal_smoothed")
 
 
-#: the metrics whose intervals read the Dirichlet draws of :func:`_boot_prf`
-MACRO_BOOTSTRAP = frozenset({"precision_macro", "recall_macro", "f1_macro"})
+#: Dirichlet draws started ahead of their evaluation (:func:`prefetch_dirichlet`), by
+#: (confusion matrix, n_boot, seed): a pure function's pending results, taken once.
+_DRAWS: dict[tuple, Any] = {}
+_DRAWS_LOCK = threading.Lock()
+_DRAWS_KEPT = 4
 
 
-def start_boot_prf(state: ClassificationState, ctx: EvalContext, pool: Any) -> None:
-    """Start :func:`_boot_prf`'s gamma draws on ``pool`` (a worker thread: numpy draws them
-    without the GIL) while the caller evaluates the other metrics; the same generator, seed
-    and order, so the same draws."""
-    key = ("dirichlet_draws", ctx.n_boot, ctx.seed)
-    if key not in ctx.cache:
-        ctx.cache[key] = pool.submit(dirichlet_confusion, state.confusion, ctx.n_boot, ctx.seed)
+def _draws_key(confusion: np.ndarray, n_boot: int, seed: int) -> tuple:
+    return (confusion.dtype.str, confusion.shape, confusion.tobytes(), int(n_boot), int(seed))
+
+
+def prefetch_dirichlet(confusion: np.ndarray, n_boot: int = DEFAULT_N_BOOT, seed: int = DEFAULT_SEED) -> None:
+    """Start the macro metrics' Dirichlet draws of ``confusion`` on a worker thread (numpy
+    draws gamma variates without the GIL). :func:`evaluate` of a state with this confusion
+    matrix and these ``n_boot`` / ``seed`` takes them instead of drawing: the same function of
+    the same arguments, so the same draws. At most a few are kept; nothing on one core."""
+    from perfkit.metrics.state import _pool
+
+    pool = _pool()
+    if pool is None:
+        return
+    confusion = np.array(confusion, copy=True)
+    key = _draws_key(confusion, n_boot, seed)
+    with _DRAWS_LOCK:
+        if key in _DRAWS:
+            return
+        while len(_DRAWS) >= _DRAWS_KEPT:
+            _DRAWS.pop(next(iter(_DRAWS)))
+        _DRAWS[key] = pool.submit(dirichlet_confusion, confusion, n_boot, seed)
+
+
+def _take_draws(confusion: np.ndarray, n_boot: int, seed: int) -> np.ndarray | None:
+    with _DRAWS_LOCK:
+        started = _DRAWS.pop(_draws_key(confusion, n_boot, seed), None)
+    return None if started is None else started.result()
 
 
 def _boot_prf(state: ClassificationState, ctx: EvalContext) -> np.ndarray:
     """Posterior draws (Dirichlet-smoothed bootstrap) of macro P / R / F1 over every class."""
     key = ("dirichlet_prf", ctx.n_boot, ctx.seed)
     if key not in ctx.cache:
-        started = ctx.cache.pop(("dirichlet_draws", ctx.n_boot, ctx.seed), None)
-        draws = started.result() if started is not None else \
-            dirichlet_confusion(state.confusion, ctx.n_boot, ctx.seed)
+        draws = _take_draws(state.confusion, ctx.n_boot, ctx.seed)
+        if draws is None:
+            draws = dirichlet_confusion(state.confusion, ctx.n_boot, ctx.seed)
         ctx.cache[key] = macro_prf(draws, np.ones(state.k, dtype=bool), ctx.zero_division)
     return ctx.cache[key]
 

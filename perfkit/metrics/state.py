@@ -13,11 +13,13 @@ any number of states at once (pairwise ``a.merge(b)`` is the two-state case).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
@@ -447,6 +449,22 @@ def _pool() -> ThreadPoolExecutor | None:
     return _POOL
 
 
+_HOOK = threading.local()
+
+
+@contextlib.contextmanager
+def confusion_hook(fn: Callable[[np.ndarray], None]) -> Iterator[None]:
+    """While active (on this thread), ``fn(confusion)`` is called with the confusion matrix of
+    every labelled classification state computed, as soon as it is counted (before the score
+    histograms): the tracker starts the evaluation's bootstrap draws there."""
+    previous = getattr(_HOOK, "fn", None)
+    _HOOK.fn = fn
+    try:
+        yield
+    finally:
+        _HOOK.fn = previous
+
+
 def _exact_auc(proba: np.ndarray, y_idx: np.ndarray, c: int) -> tuple[float, float]:
     keys = _kernels.auc_keys(proba, y_idx, c)
     keys.sort()
@@ -509,6 +527,9 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
     if labelled:
         confusion = np.bincount(p.y_idx * k + p.p_idx, minlength=k * k).reshape(k, k).astype(np.int64)
     pred_counts = np.bincount(p.p_idx, minlength=k).astype(np.int64)
+    hook = getattr(_HOOK, "fn", None)
+    if hook is not None and labelled:
+        hook(confusion)
     hist_pos = hist_neg = hist_pred = pred_joint = logloss = brier = pair_counts = None
     score_moments: tuple = ()
     auc_exact = auc_var = var_ratio = None
