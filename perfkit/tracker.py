@@ -588,6 +588,9 @@ class ModelPerformanceTracker:
                 reads.cancel()
             raise
         groups = _segment_groups(segments, state.n) if segments is not None else None
+        # a classification state's stored form is encoded on the reader thread while this
+        # one evaluates (mostly waiting for the bootstrap draws, without the GIL)
+        encoded = _READER.submit(state.to_dict) if reads is not None and state.task != "regression" else None
         report = evaluate(state, level=self.config.confidence_level)
         custom = self._custom_metrics(y_true, y_pred, y_pred_proba, state.task)
         if custom:
@@ -597,7 +600,7 @@ class ModelPerformanceTracker:
             model=model,
             timestamp=ts,
             task=state.task,
-            state=state.to_dict(),
+            state=encoded.result() if encoded is not None else state.to_dict(),
             metrics={k: v.to_dict() for k, v in report.items()},
             sample_count=state.n,
             segment=segment,
