@@ -204,3 +204,19 @@ def test_naive_time_is_refused_as_by_the_column_type(tmp_path):
     with pytest.raises(ValueError, match="naive"):
         _lean._time(datetime(2026, 1, 1))
     assert _lean._time(datetime(2026, 1, 1, 1, tzinfo=timezone(timedelta(hours=1)))) == "2026-01-01 00:00:00.000000"
+
+
+def test_baseline_key_names_the_baseline_get_baseline_returns(store_url):
+    """``Store.baseline_key`` (what the tracker reads before deciding whether to read the whole
+    baseline) on both databases: SQLite's lean read and PostgreSQL's SQLAlchemy one."""
+    store = Store(store_url)
+    assert store.baseline_key("m") is None and store.baseline_key("m", segment="EU") is None
+    store.set_baseline("m", {"a": 1}, {"accuracy": 0.9}, source="x", sample_count=10)
+    store.set_baseline("m", {"a": 2}, {"accuracy": 0.8}, source="x", sample_count=10)
+    store.set_baseline("m", {"a": 3}, {"accuracy": 0.7}, source="x", sample_count=10, segment="US")
+    for segment in (None, "EU", "US"):
+        b = store.get_baseline("m", segment=segment)
+        assert store.baseline_key("m", segment=segment) == (b.id, b.version, b.segment)
+    assert store.baseline_key("m", segment="US")[1:] == (1, "US")
+    assert store.baseline_key("m", segment="EU")[1:] == (2, None)  # the whole model's, as get_baseline
+    store.close()
