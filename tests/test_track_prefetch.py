@@ -70,3 +70,33 @@ def test_hook_is_per_thread_and_restored():
         compute_state(None, pred, proba)  # no labels: no confusion matrix
     compute_state(y, pred, proba)
     assert calls[0] == "inner" and len(calls) == 2 and np.array_equal(calls[1], compute_state(y, pred, proba).confusion)
+
+
+def _child_tracks(path: str) -> None:
+    t = ModelPerformanceTracker(store=path, model="m")
+    y, pred, proba = _batch(9, 10_000, 5)
+    r = t.track_performance(y, pred, proba)
+    assert r.metrics.to_dict() == evaluate(compute_state(y, pred, proba)).to_dict()
+    t.close()
+
+
+def test_forked_child_tracks_with_its_own_worker_threads(tmp_path):
+    """A child forked after the parent used the worker threads (state pass, bootstrap draws,
+    reader) has none of them: it must start its own, not wait for the parent's forever."""
+    import multiprocessing
+
+    path = str(tmp_path / "f.db")
+    t = ModelPerformanceTracker(store=path, model="m")
+    y, pred, proba = _batch(8, 10_000, 5)
+    t.track_performance(y, pred, proba)
+    with confusion_hook(prefetch_dirichlet):  # a pending prefetch the child must not wait for
+        compute_state(*_batch(9, 10_000, 5))
+    child = multiprocessing.get_context("fork").Process(target=_child_tracks, args=(path,))
+    child.start()
+    child.join(120)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        pytest.fail("the forked child hung")
+    assert child.exitcode == 0
+    t.close()

@@ -7,6 +7,7 @@ here; nothing else in perfkit hard-codes a metric's direction.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -396,6 +397,16 @@ def _balanced_accuracy(state: ClassificationState, ctx: EvalContext) -> MetricVa
 _DRAWS: dict[tuple, Any] = {}
 _DRAWS_LOCK = threading.Lock()
 _DRAWS_KEPT = 4
+
+
+def _forget_draws() -> None:  # draws pending on the parent's threads never finish in a child
+    global _DRAWS_LOCK
+    _DRAWS.clear()
+    _DRAWS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_draws)
 
 
 def _draws_key(confusion: np.ndarray, n_boot: int, seed: int) -> tuple:

@@ -438,6 +438,15 @@ _PARALLEL_ROWS_MULTICLASS = 2_000
 _POOL: ThreadPoolExecutor | None = None
 
 
+def _forget_pool() -> None:  # a forked child has none of the parent's worker threads
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _pool() -> ThreadPoolExecutor | None:
     """A small shared thread pool (None on a single core)."""
     global _POOL
