@@ -49,7 +49,8 @@ from perfkit.metrics import (
     state_from_dict,
 )
 from perfkit.metrics.layout import sorted_labels
-from perfkit.metrics.state import State, align_classes, merge_dicts_to_state
+from perfkit.metrics.registry import prefetch_dirichlet
+from perfkit.metrics.state import State, align_classes, confusion_hook, merge_dicts_to_state
 from perfkit.store import BatchRecord, Store, open_store
 
 __all__ = ["ModelPerformanceTracker", "ProductionMonitor", "TrackingResult"]
@@ -77,6 +78,15 @@ class _Before:
 
     timestamp: datetime
     id: int | None
+
+
+@dataclass(frozen=True)
+class _BaselineKey:
+    """What the tracker reads of a stored baseline it has decoded already."""
+
+    id: int
+    version: int
+    segment: str | None
 
 
 def _as_utc(ts: Any, parameter: str = "timestamp") -> datetime:
@@ -568,13 +578,19 @@ class ModelPerformanceTracker:
         # release the GIL); a labelled plain batch only
         reads = self._prefetch(model, segment, ts) if y_true is not None and segments is None else None
         try:
-            state, notes = self._model_state(model, y_true, y_pred, y_pred_proba, task=task, classes=classes,
-                                             positive_label=positive_label)
+            # a labelled classification batch: the evaluation's bootstrap draws start on a
+            # worker thread as soon as its confusion matrix is counted
+            with confusion_hook(prefetch_dirichlet):
+                state, notes = self._model_state(model, y_true, y_pred, y_pred_proba, task=task, classes=classes,
+                                                 positive_label=positive_label)
         except BaseException:
             if reads is not None:
                 reads.cancel()
             raise
         groups = _segment_groups(segments, state.n) if segments is not None else None
+        # a classification state's stored form is encoded on the reader thread while this
+        # one evaluates (mostly waiting for the bootstrap draws, without the GIL)
+        encoded = _READER.submit(state.to_dict) if reads is not None and state.task != "regression" else None
         report = evaluate(state, level=self.config.confidence_level)
         custom = self._custom_metrics(y_true, y_pred, y_pred_proba, state.task)
         if custom:
@@ -584,7 +600,7 @@ class ModelPerformanceTracker:
             model=model,
             timestamp=ts,
             task=state.task,
-            state=state.to_dict(),
+            state=encoded.result() if encoded is not None else state.to_dict(),
             metrics={k: v.to_dict() for k, v in report.items()},
             sample_count=state.n,
             segment=segment,
@@ -637,7 +653,7 @@ class ModelPerformanceTracker:
         model_base = baseline[0] if baseline is not None else None
         seg_groups = []
         for (name, _), st, rep, rec in zip(groups, states, reports, seg_records, strict=True):
-            own = self.store.get_baseline(record.model, segment=name)
+            own = self._baseline_row(record.model, name)
             base = model_base
             if own is not None:
                 b_state, b_report, version = self._decoded_baseline((record.model, name, own.id), own)
@@ -900,7 +916,7 @@ class ModelPerformanceTracker:
         before = _Before(ts, None)
 
         def reads() -> tuple:
-            b = self.store.get_baseline(model, segment=segment)
+            b = self._baseline_row(model, segment)
             prev = self.store.previous_metrics(model, segment=segment, before=before, limit=k - 1) if k >= 2 else None
             return b, prev, self._backlog_waits()
 
@@ -914,7 +930,7 @@ class ModelPerformanceTracker:
         ``b``: the stored baseline row (or None) when already read.
         """
         if b is _UNREAD:
-            b = self.store.get_baseline(model, segment=segment)
+            b = self._baseline_row(model, segment)
         if b is None:
             n = self.config.baseline_batches
             previous = [d for _, d in self.store.states(model, segment=segment)]
@@ -930,6 +946,17 @@ class ModelPerformanceTracker:
             return self._comparable(model, merged, report, state, 1), row
         base_state, base_report, version = self._decoded_baseline((model, segment, b.id), b)
         return self._comparable(model, base_state, base_report, state, version), None
+
+    def _baseline_row(self, model: str, segment: str | None) -> Any:
+        """The stored baseline of ``(model, segment)`` as :meth:`Store.get_baseline` returns it
+        (or None), read whole only when :meth:`_decoded_baseline` does not hold it yet (else
+        its id and version: all that is used of a decoded one)."""
+        key = self.store.baseline_key(model, segment=segment)
+        if key is None:
+            return None
+        if (model, segment, key[0]) in self._baseline_cache:
+            return _BaselineKey(*key)
+        return self.store.get_baseline(model, segment=segment)
 
     def _decoded_baseline(self, key: tuple, b: Any) -> tuple[State, MetricReport, int]:
         """A stored baseline decoded and evaluated once per tracker (cached by its row id)."""

@@ -310,6 +310,9 @@ def _family_adjust(p: np.ndarray, fam_codes: np.ndarray, overall: np.ndarray, ma
     fam = fam_codes[idx]
     w = family_weights(fam, overall[idx])
     q = p[idx] / w
+    if fam[0] == fam[-1] and (fam == fam[0]).all():
+        out[idx] = _one_family(q, p[idx], w, method, None if blocks is None else blocks[idx])
+        return out
     order, row, col = _groups(fam)
     M = np.full((int(row.max()) + 1, int(col.max()) + 1), np.nan)
     M[row, col] = q[order]
@@ -332,6 +335,25 @@ def _family_adjust(p: np.ndarray, fam_codes: np.ndarray, overall: np.ndarray, ma
         A[row, col] = np.maximum(A[row, col], np.minimum(gate[fam[order]], 1.0))
     out[idx[order]] = A[row, col]
     return out
+
+
+def _one_family(q: np.ndarray, p: np.ndarray, w: np.ndarray, method: str, blocks: np.ndarray | None) -> np.ndarray:
+    """:func:`_family_adjust` of the rows of one family (a tracking call's), in row order:
+    the same operations on the family's row alone, without the padded matrix of many
+    families (the tested p-values are finite, so no row needs padding)."""
+    adjusted = adjust_pvalues(q[None, :], method)[0]
+    if method == "none":
+        return adjusted
+    m = float(len(q))
+    gate = np.inf
+    codes = np.zeros(len(q), dtype=np.intp) if blocks is None else np.unique(blocks, return_inverse=True)[1]
+    for b in range(int(codes.max()) + 1):
+        sel = codes == b
+        ps = np.sort(p[sel])
+        m_b = float(len(ps))
+        simes = min(float(np.min(ps * m_b / np.arange(1, len(ps) + 1, dtype=float))), 1.0)  # min_j m_b p_(j) / j
+        gate = min(gate, simes * m / (m_b * float(w[sel][0])))                              # w constant in a block
+    return np.maximum(adjusted, min(gate, 1.0))
 
 
 def _blocks(fam_codes: np.ndarray, segment: np.ndarray, scope: np.ndarray, overall: np.ndarray) -> np.ndarray:

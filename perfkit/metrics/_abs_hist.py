@@ -14,6 +14,7 @@ occupies about two thousand buckets whatever its size.
 from __future__ import annotations
 
 import base64
+import functools
 import math
 from dataclasses import dataclass
 
@@ -88,13 +89,20 @@ class AbsErrorHistogram:
         return AbsErrorHistogram(u, np.bincount(inv, weights=counts, minlength=u.size).astype(np.int64))
 
     def values(self) -> np.ndarray:
+        return self._values.copy()
+
+    @functools.cached_property
+    def _values(self) -> np.ndarray:  # the histogram never changes: read once per histogram
         return bucket_values(self.ids)
+
+    @functools.cached_property
+    def _cum(self) -> np.ndarray:
+        return np.cumsum(self.counts)
 
     def order_statistic(self, rank: np.ndarray | int) -> np.ndarray:
         """Value of the ``rank``-th smallest |e| (0-based), read from its bucket."""
-        cum = np.cumsum(self.counts)
-        j = np.searchsorted(cum, np.asarray(rank) + 1, side="left")
-        return self.values()[np.minimum(j, self.ids.size - 1)]
+        j = np.searchsorted(self._cum, np.asarray(rank) + 1, side="left")
+        return self._values[np.minimum(j, self.ids.size - 1)]
 
     def quantile(self, q: float) -> float:
         """``np.quantile(|e|, q)`` (linear interpolation) within ``REL_ERROR``."""

@@ -73,6 +73,15 @@ _PARALLEL_ROWS = 200_000  # rows from which pair counts use two threads
 _POOL: ThreadPoolExecutor | None = None
 
 
+def _forget_pool() -> None:  # a forked child has none of the parent's worker threads
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def pair_index(c: int, d: int, k: int) -> int:
     """Row of the unordered pair ``c < d`` among ``k * (k - 1) / 2`` pairs.
 

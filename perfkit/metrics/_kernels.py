@@ -1155,3 +1155,77 @@ def scatter_cells(text, starts, lens, nnz, qs, size, acc, table):
         if m != nnz[r]:
             return r
     return -1
+
+
+@nb.njit(cache=True, nogil=True)
+def _radix18(a, u, tmp, cnt):
+    """Sort ``a[:u]`` (values below 2**18) in place: two 9-bit LSD counting passes."""
+    src = a
+    dst = tmp
+    for shift in (0, 9):
+        cnt[:] = 0
+        for i in range(u):
+            cnt[((src[i] >> shift) & 511) + 1] += 1
+        for d in range(512):
+            cnt[d + 1] += cnt[d]
+        for i in range(u):
+            d = (src[i] >> shift) & 511
+            dst[cnt[d]] = src[i]
+            cnt[d] += 1
+        src, dst = dst, src
+    # two passes: the sorted values are back in ``a``
+
+
+@nb.njit(cache=True, nogil=True)
+def sparse_score_hists(keys, y_idx, p_idx, hist_classes, labelled, bins):
+    """Sparse ``pos``, ``neg`` and ``pred`` score histograms from every row's flat key.
+
+    ``keys`` (n, h): row ``i``'s flat key ``j * bins + bucket`` of histogram row ``j`` (class
+    ``hist_classes[j]``); a row counts in ``pos`` of its true class, ``neg`` of the others
+    and ``pred`` of its predicted class (unlabelled: every row in ``neg``, ``pos`` empty).
+    Returns (keys, counts) of each as sorted flat keys and their counts: what sorting the
+    selected keys and counting their runs gives (``SparseCounts.from_keys``), by a radix
+    sort per histogram row (``bins`` <= 2**18).
+    """
+    n, h = keys.shape
+    tmp = np.empty(n, dtype=np.int64)
+    tmp2 = np.empty(n, dtype=np.int64)
+    cnt = np.zeros(513, dtype=np.int64)
+    out = []
+    for kind in range(3):
+        ok = np.empty(n * h if kind == 1 else n, dtype=np.int64)
+        oc = np.empty(n * h if kind == 1 else n, dtype=np.int64)
+        m = 0
+        for j in range(h):
+            c = hist_classes[j]
+            base = j * bins
+            u = 0
+            for i in range(n):
+                if kind == 0:
+                    take = labelled and y_idx[i] == c
+                elif kind == 1:
+                    take = (not labelled) or y_idx[i] != c
+                else:
+                    take = p_idx[i] == c
+                if take:
+                    tmp[u] = keys[i, j] - base
+                    u += 1
+            if u == 0:
+                continue
+            _radix18(tmp, u, tmp2, cnt)
+            prev = tmp[0]
+            run = 0
+            for i in range(u):
+                v = tmp[i]
+                if v != prev:
+                    ok[m] = prev + base
+                    oc[m] = run
+                    m += 1
+                    prev = v
+                    run = 0
+                run += 1
+            ok[m] = prev + base
+            oc[m] = run
+            m += 1
+        out.append((ok[:m].copy(), oc[:m].copy()))
+    return out[0], out[1], out[2]

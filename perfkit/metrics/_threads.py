@@ -10,6 +10,15 @@ __all__ = ["pool"]
 _POOL: ThreadPoolExecutor | None = None
 
 
+def _forget_pool() -> None:  # a forked child has none of the parent's worker threads
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def pool() -> ThreadPoolExecutor | None:
     """The shared pool (None on a single core). Jobs submitted to it must not wait for other
     jobs of the pool (its few workers could all be waiting)."""

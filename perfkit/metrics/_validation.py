@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -155,6 +156,29 @@ class PreparedRegression:
     y: np.ndarray | None
     yhat: np.ndarray
     n: int
+    #: False: the NaN / inf check is left to the moments pass (:func:`check_finite_after`)
+    finite_checked: bool = True
+
+
+def _deferrable(arr: np.ndarray | None) -> bool:
+    return arr is None or (arr.dtype == np.float64 and arr.flags.c_contiguous)
+
+
+def check_finite_after(p: PreparedRegression, moments: Sequence[Any]) -> None:
+    """The NaN / inf check of a regression batch whose check was left to its moments pass.
+
+    A NaN or infinity anywhere in ``y`` or ``yhat`` makes their moments non-finite, so finite
+    ``moments`` (of y and yhat) prove the input finite without a second pass over it; when
+    they are not, the input is checked as :func:`prepare` checks it (same error), and finite
+    input whose moments overflowed goes on as before.
+    """
+    if p.finite_checked:
+        return
+    if all(math.isfinite(x) for m in moments for x in (m.mean, m.m2, m.m3, m.m4)):
+        return
+    if p.y is not None:
+        _check_finite(p.y, "y_true")
+    _check_finite(p.yhat, "y_pred")
 
 
 def _encode(arr: np.ndarray, classes: tuple, name: str) -> np.ndarray:
@@ -257,9 +281,13 @@ def prepare(
         )
     if n == 0 or (yt is not None and len(yt) == 0):
         raise EmptyBatchError("the batch is empty: y_true / y_pred have no rows", parameter="y_true")
-    if yt is not None:
+    # a declared regression batch of float64 arrays (nothing else to refuse below): its
+    # NaN / inf check is folded into the moments pass (check_finite_after)
+    defer = (task == "regression" and y_proba is None and yp is not None and _deferrable(yt)
+             and _deferrable(yp))
+    if yt is not None and not defer:
         _check_finite(yt, "y_true")
-    if yp is not None:
+    if yp is not None and not defer:
         _check_finite(yp, "y_pred")
 
     if task is None:
@@ -285,7 +313,7 @@ def prepare(
                 )
         y = None if yt is None else np.ascontiguousarray(yt, dtype=np.float64)
         yhat = np.ascontiguousarray(yp, dtype=np.float64)
-        return PreparedRegression(y=y, yhat=yhat, n=n)
+        return PreparedRegression(y=y, yhat=yhat, n=n, finite_checked=not defer)
 
     if classes is not None:
         if isinstance(classes, (str, bytes, Mapping)) or not isinstance(classes, Iterable):

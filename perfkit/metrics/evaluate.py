@@ -12,7 +12,14 @@ import pandas as pd
 
 from perfkit.exceptions import ValidationError
 from perfkit.metrics._moments import Moments
-from perfkit.metrics.registry import METRICS, EvalContext, MetricValue, resolve_metric_name
+from perfkit.metrics.registry import (
+    DEFAULT_N_BOOT,
+    DEFAULT_SEED,
+    METRICS,
+    EvalContext,
+    MetricValue,
+    resolve_metric_name,
+)
 from perfkit.metrics.state import (
     ClassificationState,
     RegressionState,
@@ -106,8 +113,8 @@ def evaluate(
     *,
     metrics: Iterable[str] | None = None,
     level: float = 0.95,
-    n_boot: int = 2000,
-    seed: int = 0,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = DEFAULT_SEED,
     zero_division: float = 0.0,
 ) -> MetricReport:
     """Every metric (or the chosen ones) of a state, with confidence intervals.

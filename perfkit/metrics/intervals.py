@@ -254,15 +254,17 @@ def macro_prf(cm: np.ndarray, present: np.ndarray, zero_division: float) -> np.n
     ``cm`` has shape (..., k, k) (rows truth); ``present`` selects the classes averaged
     (scikit-learn averages over the labels present in y_true or y_pred). Returns (..., 3).
     """
-    tp = np.diagonal(cm, axis1=-2, axis2=-1).astype(np.float64)
-    pred = cm.sum(axis=-2).astype(np.float64)
-    true = cm.sum(axis=-1).astype(np.float64)
+    tp = np.asarray(np.diagonal(cm, axis1=-2, axis2=-1), dtype=np.float64)
+    pred = np.asarray(cm.sum(axis=-2), dtype=np.float64)  # (float draws: no copies)
+    true = np.asarray(cm.sum(axis=-1), dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         prec = np.where(pred > 0, tp / np.where(pred > 0, pred, 1), zero_division)
         rec = np.where(true > 0, tp / np.where(true > 0, true, 1), zero_division)
         den = pred + true
         f1 = np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), zero_division)
     sel = present.astype(bool)
+    if sel.all():  # every class (the bootstrap's case): the arrays themselves, not copies
+        return np.stack([prec.mean(-1), rec.mean(-1), f1.mean(-1)], axis=-1)
     return np.stack([prec[..., sel].mean(-1), rec[..., sel].mean(-1), f1[..., sel].mean(-1)], axis=-1)
 
 

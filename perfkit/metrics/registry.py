@@ -7,6 +7,8 @@ here; nothing else in perfkit hard-codes a metric's direction.
 from __future__ import annotations
 
 import math
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,13 +153,18 @@ class MetricValue:
         return f"MetricValue({self.name}={self.value:.6g} [{self.ci_lower:.6g}, {self.ci_upper:.6g}])"
 
 
+#: :func:`perfkit.metrics.evaluate`'s default bootstrap draws and seed
+DEFAULT_N_BOOT = 2000
+DEFAULT_SEED = 0
+
+
 @dataclass
 class EvalContext:
     """Per-evaluation options and a cache shared by metrics of one state."""
 
     level: float = 0.95
-    n_boot: int = 2000
-    seed: int = 0
+    n_boot: int = DEFAULT_N_BOOT
+    seed: int = DEFAULT_SEED
     zero_division: float = 0.0
     cache: dict = field(default_factory=dict)
 
@@ -385,13 +392,61 @@ def _balanced_accuracy(state: ClassificationState, ctx: EvalContext) -> MetricVa
                        method="normal_smoothed")
 
 
+#: Dirichlet draws started ahead of their evaluation (:func:`prefetch_dirichlet`), by
+#: (confusion matrix, n_boot, seed): a pure function's pending results, taken once.
+_DRAWS: dict[tuple, Any] = {}
+_DRAWS_LOCK = threading.Lock()
+_DRAWS_KEPT = 4
+
+
+def _forget_draws() -> None:  # draws pending on the parent's threads never finish in a child
+    global _DRAWS_LOCK
+    _DRAWS.clear()
+    _DRAWS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_draws)
+
+
+def _draws_key(confusion: np.ndarray, n_boot: int, seed: int) -> tuple:
+    return (confusion.dtype.str, confusion.shape, confusion.tobytes(), int(n_boot), int(seed))
+
+
+def prefetch_dirichlet(confusion: np.ndarray, n_boot: int = DEFAULT_N_BOOT, seed: int = DEFAULT_SEED) -> None:
+    """Start the macro metrics' Dirichlet draws of ``confusion`` on a worker thread (numpy
+    draws gamma variates without the GIL). :func:`evaluate` of a state with this confusion
+    matrix and these ``n_boot`` / ``seed`` takes them instead of drawing: the same function of
+    the same arguments, so the same draws. At most a few are kept; nothing on one core."""
+    from perfkit.metrics.state import _pool
+
+    pool = _pool()
+    if pool is None:
+        return
+    confusion = np.array(confusion, copy=True)
+    key = _draws_key(confusion, n_boot, seed)
+    with _DRAWS_LOCK:
+        if key in _DRAWS:
+            return
+        while len(_DRAWS) >= _DRAWS_KEPT:
+            _DRAWS.pop(next(iter(_DRAWS)))
+        _DRAWS[key] = pool.submit(dirichlet_confusion, confusion, n_boot, seed)
+
+
+def _take_draws(confusion: np.ndarray, n_boot: int, seed: int) -> np.ndarray | None:
+    with _DRAWS_LOCK:
+        started = _DRAWS.pop(_draws_key(confusion, n_boot, seed), None)
+    return None if started is None else started.result()
+
+
 def _boot_prf(state: ClassificationState, ctx: EvalContext) -> np.ndarray:
     """Posterior draws (Dirichlet-smoothed bootstrap) of macro P / R / F1 over every class."""
     key = ("dirichlet_prf", ctx.n_boot, ctx.seed)
     if key not in ctx.cache:
-        draws = dirichlet_confusion(state.confusion, ctx.n_boot, ctx.seed)
-        every = np.ones(state.k, dtype=bool)
-        ctx.cache[key] = macro_prf(draws, every, ctx.zero_division)
+        draws = _take_draws(state.confusion, ctx.n_boot, ctx.seed)
+        if draws is None:
+            draws = dirichlet_confusion(state.confusion, ctx.n_boot, ctx.seed)
+        ctx.cache[key] = macro_prf(draws, np.ones(state.k, dtype=bool), ctx.zero_division)
     return ctx.cache[key]
 
 
@@ -642,7 +697,15 @@ def _squared_error_tail(state: RegressionState, ctx: EvalContext):
 
 
 def _mse_interval(state: RegressionState, ctx: EvalContext) -> tuple[float, float, float, str | None, str]:
-    """(lower, upper, se, reason, method) of the MSE."""
+    """(lower, upper, se, reason, method) of the MSE (computed once per evaluation: the MSE,
+    RMSE and R² read it)."""
+    key = ("mse_interval",)
+    if key not in ctx.cache:
+        ctx.cache[key] = _mse_interval_of(state, ctx)
+    return ctx.cache[key]
+
+
+def _mse_interval_of(state: RegressionState, ctx: EvalContext) -> tuple[float, float, float, str | None, str]:
     m = state.se
     lo, hi, se = skew_corrected_interval(m.n, m.mean, m.m2, m.m3, ctx.level, m4=m.m4)
     tail = _squared_error_tail(state, ctx)

@@ -13,11 +13,13 @@ any number of states at once (pairwise ``a.merge(b)`` is the two-state case).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
 import operator
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from queue import Empty, SimpleQueue
@@ -47,7 +49,12 @@ from perfkit.metrics._fields import (
 )
 from perfkit.metrics._moments import Moments
 from perfkit.metrics._sparse import SparseCounts, StoredSum
-from perfkit.metrics._validation import PreparedClassification, PreparedRegression, prepare
+from perfkit.metrics._validation import (
+    PreparedClassification,
+    PreparedRegression,
+    check_finite_after,
+    prepare,
+)
 
 __all__ = [
     "ClassificationState",
@@ -400,10 +407,16 @@ def _macro_influence_ss_sparse(keys: np.ndarray, y_idx: np.ndarray, hist_pos: Sp
     (``keys``: (n, h) flat keys): the placement values are read at the rows' own buckets
     only, so the cost follows the rows, not the bins."""
     psi = np.zeros(keys.shape[0])
+    stride = _kernels.HIST_BINS
+    # every row's span at once (what SparseCounts.row(j) reads, without a search per row)
+    edges = np.arange(hist_pos.shape[0] + 1, dtype=np.int64) * stride
+    p_at, n_at = np.searchsorted(hist_pos.keys, edges), np.searchsorted(hist_neg.keys, edges)
+    p_keys, p_counts = hist_pos.keys.astype(np.int64), hist_pos.counts.astype(np.int64)
+    n_keys, n_counts = hist_neg.keys.astype(np.int64), hist_neg.counts.astype(np.int64)
     for j in defined:
-        pi, pc = hist_pos.row(j)
-        ni, nc = hist_neg.row(j)
-        b = np.ascontiguousarray(keys[:, j]) - j * _kernels.HIST_BINS
+        pi, pc = p_keys[p_at[j]:p_at[j + 1]] - j * stride, p_counts[p_at[j]:p_at[j + 1]]
+        ni, nc = n_keys[n_at[j]:n_at[j + 1]] - j * stride, n_counts[n_at[j]:n_at[j + 1]]
+        b = np.ascontiguousarray(keys[:, j]) - j * stride
         _kernels.sparse_influence_add(b, y_idx == j, pi, pc, ni, nc, psi)
     return float(psi @ psi)
 
@@ -439,7 +452,25 @@ def _macro_auc_var_ratio(p: PreparedClassification, hist_pos, hist_neg, variance
 
 
 _PARALLEL_ROWS = 200_000
+#: rows from which a multiclass state's exact AUCs and pair counts run on worker threads
+_PARALLEL_ROWS_MULTICLASS = 2_000
 _pool = _threads.pool
+
+
+_HOOK = threading.local()
+
+
+@contextlib.contextmanager
+def confusion_hook(fn: Callable[[np.ndarray], None]) -> Iterator[None]:
+    """While active (on this thread), ``fn(confusion)`` is called with the confusion matrix of
+    every labelled classification state computed, as soon as it is counted (before the score
+    histograms): the tracker starts the evaluation's bootstrap draws there."""
+    previous = getattr(_HOOK, "fn", None)
+    _HOOK.fn = fn
+    try:
+        yield
+    finally:
+        _HOOK.fn = previous
 
 
 def _exact_auc(proba: np.ndarray, y_idx: np.ndarray, c: int) -> tuple[float, float]:
@@ -447,6 +478,10 @@ def _exact_auc(proba: np.ndarray, y_idx: np.ndarray, c: int) -> tuple[float, flo
     keys.sort()
     a, v, _, _ = _kernels.auc_from_keys(keys)
     return a, v
+
+
+def _exact_aucs(proba: np.ndarray, y_idx: np.ndarray, classes: list[int]) -> list[tuple[float, float]]:
+    return [_exact_auc(proba, y_idx, c) for c in classes]
 
 
 def _brier_terms(p: PreparedClassification) -> np.ndarray:
@@ -480,6 +515,10 @@ def _score_pass(p: PreparedClassification, hist_classes: np.ndarray, y_idx: np.n
     _, _, _, joint, mom, p_true = _kernels.class_pass(
         p.proba, y_idx, p.p_idx, hist_classes, labelled, p.eps, empty, empty, empty, keys)
     keys += np.arange(h, dtype=np.int64) * _kernels.HIST_BINS  # flat (class row, bucket) keys
+    if _kernels.HIST_BINS <= 1 << 18:  # one compiled pass: select, radix-sort and count per row
+        parts = _kernels.sparse_score_hists(keys, y_idx, p.p_idx, hist_classes, labelled, _kernels.HIST_BINS)
+        pos, neg, pred = (SparseCounts(shape, k, c) for k, c in parts)
+        return pos, neg, pred, joint, mom, p_true, keys
     is_pred = p.p_idx[:, None] == hist_classes[None, :]
     if labelled:
         is_pos = p.y_idx[:, None] == hist_classes[None, :]
@@ -496,6 +535,9 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
     if labelled:
         confusion = np.bincount(p.y_idx * k + p.p_idx, minlength=k * k).reshape(k, k).astype(np.int64)
     pred_counts = np.bincount(p.p_idx, minlength=k).astype(np.int64)
+    hook = getattr(_HOOK, "fn", None)
+    if hook is not None and labelled:
+        hook(confusion)
     hist_pos = hist_neg = hist_pred = pred_joint = logloss = brier = pair_counts = None
     score_moments: tuple = ()
     auc_exact = auc_var = var_ratio = None
@@ -505,13 +547,23 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
         # exact AUCs (a sort per class) run on worker threads while this thread builds the
         # histograms and moments: the compiled kernels and numpy's sort release the GIL
         auc_jobs: list = []
+        pairs_job = None
         if labelled:
             pool = _pool() if p.n >= _PARALLEL_ROWS else None
-            for c in hist_classes:
+            if pool is None and p.task == "multiclass" and p.n >= _PARALLEL_ROWS_MULTICLASS:
+                # a mid-sized multiclass batch: the sorts and the pair counts as two jobs on the
+                # worker threads (their per-job hand-off is small next to them), the
+                # histograms here; the same computations, so the same numbers
+                pool = _pool()
                 if pool is not None:
-                    auc_jobs.append(pool.submit(_exact_auc, p.proba, p.y_idx, int(c)))
-                else:
-                    auc_jobs.append(_exact_auc(p.proba, p.y_idx, int(c)))
+                    auc_jobs.append(pool.submit(_exact_aucs, p.proba, p.y_idx, hist_classes.tolist()))
+                    pairs_job = pool.submit(_auc_cov.pair_counts, p.proba, p.y_idx)
+            if not auc_jobs:
+                for c in hist_classes:
+                    if pool is not None:
+                        auc_jobs.append(pool.submit(_exact_auc, p.proba, p.y_idx, int(c)))
+                    else:
+                        auc_jobs.append(_exact_auc(p.proba, p.y_idx, int(c)))
         hist_pos, hist_neg, hist_pred, joint, mom, p_true, keys = _score_pass(p, hist_classes, y_idx, labelled)
         score_moments = tuple(Moments.from_list(row) for row in mom.tolist())
         pred_joint = joint if (p.task == "multiclass" and joint.size) else None
@@ -522,13 +574,16 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
             bn, bmean, b2, b3, b4 = _kernels.moments(_brier_terms(p))
             brier = Moments(int(bn), float(bmean), float(b2), float(b3), float(b4))
             aucs, vars_ = [], []
-            for a, v in (f.result() if hasattr(f, "result") else f for f in auc_jobs):
+            done = [f.result() if hasattr(f, "result") else f for f in auc_jobs]
+            if pairs_job is not None:
+                done = done[0]  # one job: every class's (auc, variance)
+            for a, v in done:
                 aucs.append(float(a))
                 vars_.append(float(v))
             auc_exact, auc_var = tuple(aucs), tuple(vars_)
             if p.task == "multiclass":
                 var_ratio = _macro_auc_var_ratio(p, hist_pos, hist_neg, vars_, keys)
-                counts = _auc_cov.pair_counts(p.proba, p.y_idx)
+                counts = pairs_job.result() if pairs_job is not None else _auc_cov.pair_counts(p.proba, p.y_idx)
                 pair_counts = None if counts is None else SparseCounts.from_dense(counts)
     return ClassificationState(
         task=p.task,
@@ -578,6 +633,12 @@ def _regression_part(y: np.ndarray, yhat: np.ndarray, pool: ThreadPoolExecutor |
 
 
 def _regression_state(p: PreparedRegression) -> RegressionState:
+    st = _regression_moments_state(p)
+    check_finite_after(p, (st.yhat,) if p.y is None else (st.y, st.yhat))  # raises NonFiniteError
+    return st
+
+
+def _regression_moments_state(p: PreparedRegression) -> RegressionState:
     if p.y is None:
         return RegressionState(n=p.n, labelled=False, yhat=Moments.of(p.yhat))
     # the vectorised moments take ~2 ms per 1e6 rows: below 4e6 rows, the histogram on a second

@@ -14,7 +14,7 @@ from perfkit.exceptions import (
     StoreError,
     ValidationError,
 )
-from perfkit.store import _outbox, _tracking
+from perfkit.store import _lean, _outbox, _tracking
 from perfkit.store.records import (
     ALL_SEGMENTS,
     BatchRecord,
@@ -265,12 +265,16 @@ class _Alerts:
         """
         if not isinstance(record, BatchRecord):
             raise InputTypeError(f"record must be a BatchRecord, got {type(record).__name__}", parameter="record")
+        if self._lean:
+            return _lean.write_tracked(self, record, **kwargs)
         return _tracking.write_tracked(self, record, **kwargs)
 
     def model_identity(self, model: str) -> dict | None:
         """The stored identity of ``model`` (``task``, ``classes``, ``positive_label``,
         ``has_scores``), or None before its first labelled batch or baseline."""
         _check_name(model, "model")
+        if self._lean:
+            return _lean.read_identity(self, model)
         with self._errors("model_identity"), self._read() as conn:
             return _tracking.read_identity(conn, model)
 
@@ -301,6 +305,8 @@ class _Alerts:
 
     def has_open_deliveries(self, channels: Sequence[str]) -> bool:
         """Whether a pending / failed delivery on ``channels`` is free to claim."""
+        if self._lean:
+            return _lean.has_open_deliveries(self, list(channels))
         return _outbox.has_open_deliveries(self, channels)
 
     def record_claimed(self, claim: _outbox.Claim, *, status: str, error: str | None = None) -> bool:

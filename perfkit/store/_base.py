@@ -17,6 +17,7 @@ from perfkit.exceptions import (
     SchemaVersionError,
     StoreError,
 )
+from perfkit.store import _lean
 from perfkit.store._common import (
     _PERFKIT_TABLES,
     _SCHEMA_LOCK_KEY,
@@ -86,6 +87,9 @@ class _StoreBase:
         self.read_only = read_only_path is not None
         self._engine = _make_engine(parsed, echo, read_only=read_only_path)
         self.dialect = self._engine.dialect.name
+        # the tracking call's statements on the sqlite3 connection itself (see _lean); not
+        # with echo, whose log would miss them
+        self._lean = _lean.enabled(self) and not echo
         self.auto_upgrade = (self.dialect == "sqlite") if auto_upgrade is None else auto_upgrade
         try:
             if self.read_only:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+from perfkit.store import _lean
 from perfkit.store._common import (
     BASELINE_COLUMNS,
     _check_name,
@@ -151,6 +152,25 @@ class _Baselines:
                         created_at=row.created_at,
                         id=row.id,
                     )
+        return None
+
+    def baseline_key(self, model: str, *, segment: str | None = None) -> tuple[int, int, str | None] | None:
+        """``(id, version, segment)`` of the baseline :meth:`get_baseline` returns (None when
+        there is none), without reading its state: a caller that keeps decoded baselines by
+        their row id reads the whole row only for a new one."""
+        candidates = [_seg(segment)] + ([""] if segment is not None else [])
+        if self._lean:
+            return _lean.baseline_key(self, model, candidates)
+        with self._errors("get_baseline"), self._read() as conn:
+            for seg in candidates:
+                row = conn.execute(
+                    sa.select(baselines.c.id, baselines.c.version, baselines.c.segment)
+                    .where(baselines.c.model == model, baselines.c.segment == seg)
+                    .order_by(baselines.c.version.desc())
+                    .limit(1)
+                ).one_or_none()
+                if row is not None:
+                    return int(row.id), int(row.version), _unseg(row.segment)
         return None
 
     def baselines(self, model: str | None = None) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from perfkit.exceptions import (
     StoreError,
     ValidationError,
 )
+from perfkit.store import _lean
 from perfkit.store._common import (
     _batch_row,
     _bulk,
@@ -263,6 +264,8 @@ class _Batches:
         segment; ordered by timestamp, then id, oldest first). Used for windowed checks.
         """
         ts = to_utc(before.timestamp, "before")
+        if self._lean:
+            return _lean.previous_metrics(self, model, segment, ts, before.id, limit)
         earlier = sa.or_(batches.c.timestamp < ts,
                          sa.and_(batches.c.timestamp == ts, batches.c.id < (before.id or 0)))
         query = (

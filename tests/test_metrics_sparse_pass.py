@@ -1,0 +1,55 @@
+"""The small-batch score histograms built in one compiled pass (radix sort per histogram
+row) equal the ones built by sorting the selected keys (``SparseCounts.from_keys``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from perfkit.metrics import _kernels
+from perfkit.metrics._sparse import SparseCounts
+from perfkit.metrics.state import compute_state, state_from_dict
+
+
+def _by_sorting(keys, y_idx, p_idx, classes, labelled, shape):
+    is_pred = p_idx[:, None] == classes[None, :]
+    if labelled:
+        is_pos = y_idx[:, None] == classes[None, :]
+        pos, neg = SparseCounts.from_keys(shape, keys[is_pos]), SparseCounts.from_keys(shape, keys[~is_pos])
+    else:
+        pos, neg = SparseCounts.empty(shape), SparseCounts.from_keys(shape, keys.reshape(-1))
+    return pos, neg, SparseCounts.from_keys(shape, keys[is_pred])
+
+
+@pytest.mark.parametrize("k", [2, 3, 5, 12])
+@pytest.mark.parametrize("n", [1, 2, 17, 600, 9000])
+@pytest.mark.parametrize("labelled", [True, False])
+def test_radix_pass_equals_sorting(k, n, labelled):
+    rng = np.random.default_rng(k * 1000 + n)
+    bins = _kernels.HIST_BINS
+    h = 1 if k == 2 else k
+    classes = np.array([1] if k == 2 else list(range(k)), dtype=np.int64)
+    # buckets over the whole range, with many repeats (a few distinct scores) and the edges
+    buckets = rng.integers(0, bins, size=(n, h))
+    buckets[: n // 3] = rng.choice([0, 1, bins - 1, bins // 2], size=(n // 3, h))
+    keys = buckets + np.arange(h, dtype=np.int64) * bins
+    y_idx = rng.integers(0, k, n) if labelled else np.zeros(1, dtype=np.int64)
+    p_idx = rng.integers(0, k, n)
+    shape = (h, bins)
+    got = [SparseCounts(shape, kk, cc) for kk, cc in
+           _kernels.sparse_score_hists(keys, y_idx, p_idx, classes, labelled, bins)]
+    want = _by_sorting(keys, y_idx, p_idx, classes, labelled, shape)
+    for g, w in zip(got, want, strict=True):
+        assert g.keys.dtype == w.keys.dtype and g.counts.dtype == w.counts.dtype
+        assert np.array_equal(g.keys, w.keys) and np.array_equal(g.counts, w.counts)
+        assert g.to_dict() == w.to_dict()
+    assert sum(int(g.counts.sum()) for g in got[:2]) == n * h
+
+
+def test_small_batch_states_round_trip_and_merge():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, 800)
+    proba = rng.dirichlet(np.ones(4), 800)
+    s = compute_state(y, proba.argmax(1), proba)
+    assert state_from_dict(s.to_dict()).to_dict() == s.to_dict()
+    assert int(np.asarray(s.hist_pos).sum()) == 800 and int(np.asarray(s.hist_neg).sum()) == 3 * 800
