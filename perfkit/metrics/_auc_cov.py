@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
 import numpy as np
 
-from perfkit.metrics import _kernels
+from perfkit.metrics import _kernels, _threads
 
 __all__ = [
     "CELLS",
@@ -70,16 +69,7 @@ def bucket_cells() -> np.ndarray:
 _CELL_OF_BUCKET = bucket_cells()
 _CELL_OF_BUCKET_8 = _CELL_OF_BUCKET.astype(np.uint8)  # the kernel's lookup table: 8x less cache
 _PARALLEL_ROWS = 200_000  # rows from which pair counts use two threads
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _forget_pool() -> None:  # a forked child has none of the parent's worker threads
-    global _POOL
-    _POOL = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
+_PAIRS = _threads.LazyPool(1, "perfkit-pairs")  # its own: pair counts may run on the shared pool
 
 
 def pair_index(c: int, d: int, k: int) -> int:
@@ -130,11 +120,8 @@ def pair_counts(proba: np.ndarray, y_idx: np.ndarray) -> np.ndarray | None:
     if n >= _PARALLEL_ROWS and (os.cpu_count() or 1) > 1:
         # large batches: the second half counted on a worker thread (the kernel releases
         # the GIL); integer counts, so the sum is exactly the one-pass result
-        global _POOL
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perfkit-pairs")
         half = n // 2
-        job = _POOL.submit(_pair_counts, proba[half:], y_idx[half:], _CELL_OF_BUCKET_8, np.zeros(shape, dtype=np.int64))
+        job = _PAIRS.get().submit(_pair_counts, proba[half:], y_idx[half:], _CELL_OF_BUCKET_8, np.zeros(shape, dtype=np.int64))
         out = _pair_counts(proba[:half], y_idx[:half], _CELL_OF_BUCKET_8, np.zeros(shape, dtype=np.int64))
         out += job.result()
         return out
