@@ -58,7 +58,7 @@ _CBASE = (1023 + LOW_EXP) << COARSE_BITS
 COARSE_SPAN = (MIN_EXP - LOW_EXP) << COARSE_BITS
 FINE_SPAN = (-1 - MIN_EXP) << MANT_BITS  # exponents MIN_EXP .. -2
 HIST_HALF = 1 + COARSE_SPAN + FINE_SPAN  # buckets for p in [0, 0.5)
-HIST_BINS = 2 * HIST_HALF
+HIST_BINS = 2 * HIST_HALF  # 141,314: below 2**18, as sparse_score_hists' radix sort needs
 
 #: The layout before the coarse range existed (q < 2**-40 all in bucket 0); stored states
 #: of that layout are mapped into this one when decoded (:func:`upgrade_v1_bins`).

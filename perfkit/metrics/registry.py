@@ -418,9 +418,9 @@ def prefetch_dirichlet(confusion: np.ndarray, n_boot: int = DEFAULT_N_BOOT, seed
     draws gamma variates without the GIL). :func:`evaluate` of a state with this confusion
     matrix and these ``n_boot`` / ``seed`` takes them instead of drawing: the same function of
     the same arguments, so the same draws. At most a few are kept; nothing on one core."""
-    from perfkit.metrics.state import _pool
+    from perfkit.metrics import _threads
 
-    pool = _pool()
+    pool = _threads.pool()
     if pool is None:
         return
     confusion = np.array(confusion, copy=True)

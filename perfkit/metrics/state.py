@@ -441,7 +441,7 @@ def _macro_auc_var_ratio(p: PreparedClassification, hist_pos, hist_neg, variance
     inf_pos = np.stack([t[0] for t in tables])
     inf_neg = np.stack([t[1] for t in tables])
     cls = np.asarray(defined, dtype=np.int64)
-    pool = _pool() if p.n >= _PARALLEL_ROWS else None
+    pool = _threads.pool() if p.n >= _PARALLEL_ROWS else None
     if pool is None:
         ss = _kernels.macro_influence_ss_rows(p.proba, p.y_idx, cls, inf_pos, inf_neg, 0, p.n)
     else:
@@ -454,7 +454,6 @@ def _macro_auc_var_ratio(p: PreparedClassification, hist_pos, hist_neg, variance
 _PARALLEL_ROWS = 200_000
 #: rows from which a multiclass state's exact AUCs and pair counts run on worker threads
 _PARALLEL_ROWS_MULTICLASS = 2_000
-_pool = _threads.pool
 
 
 _HOOK = threading.local()
@@ -515,17 +514,10 @@ def _score_pass(p: PreparedClassification, hist_classes: np.ndarray, y_idx: np.n
     _, _, _, joint, mom, p_true = _kernels.class_pass(
         p.proba, y_idx, p.p_idx, hist_classes, labelled, p.eps, empty, empty, empty, keys)
     keys += np.arange(h, dtype=np.int64) * _kernels.HIST_BINS  # flat (class row, bucket) keys
-    if _kernels.HIST_BINS <= 1 << 18:  # one compiled pass: select, radix-sort and count per row
-        parts = _kernels.sparse_score_hists(keys, y_idx, p.p_idx, hist_classes, labelled, _kernels.HIST_BINS)
-        pos, neg, pred = (SparseCounts(shape, k, c) for k, c in parts)
-        return pos, neg, pred, joint, mom, p_true, keys
-    is_pred = p.p_idx[:, None] == hist_classes[None, :]
-    if labelled:
-        is_pos = p.y_idx[:, None] == hist_classes[None, :]
-        pos, neg = SparseCounts.from_keys(shape, keys[is_pos]), SparseCounts.from_keys(shape, keys[~is_pos])
-    else:
-        pos, neg = SparseCounts.empty(shape), SparseCounts.from_keys(shape, keys.reshape(-1))
-    return pos, neg, SparseCounts.from_keys(shape, keys[is_pred]), joint, mom, p_true, keys
+    # one compiled pass: select, radix-sort (HIST_BINS < 2**18) and count per histogram row
+    parts = _kernels.sparse_score_hists(keys, y_idx, p.p_idx, hist_classes, labelled, _kernels.HIST_BINS)
+    pos, neg, pred = (SparseCounts(shape, k, c) for k, c in parts)
+    return pos, neg, pred, joint, mom, p_true, keys
 
 
 def _classification_state(p: PreparedClassification) -> ClassificationState:
@@ -549,12 +541,12 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
         auc_jobs: list = []
         pairs_job = None
         if labelled:
-            pool = _pool() if p.n >= _PARALLEL_ROWS else None
+            pool = _threads.pool() if p.n >= _PARALLEL_ROWS else None
             if pool is None and p.task == "multiclass" and p.n >= _PARALLEL_ROWS_MULTICLASS:
                 # a mid-sized multiclass batch: the sorts and the pair counts as two jobs on the
                 # worker threads (their per-job hand-off is small next to them), the
                 # histograms here; the same computations, so the same numbers
-                pool = _pool()
+                pool = _threads.pool()
                 if pool is not None:
                     auc_jobs.append(pool.submit(_exact_aucs, p.proba, p.y_idx, hist_classes.tolist()))
                     pairs_job = pool.submit(_auc_cov.pair_counts, p.proba, p.y_idx)
@@ -643,7 +635,7 @@ def _regression_moments_state(p: PreparedRegression) -> RegressionState:
         return RegressionState(n=p.n, labelled=False, yhat=Moments.of(p.yhat))
     # the vectorised moments take ~2 ms per 1e6 rows: below 4e6 rows, the histogram on a second
     # thread beside them; above, two halves (merged exactly)
-    pool = _pool() if p.n >= _PARALLEL_ROWS else None
+    pool = _threads.pool() if p.n >= _PARALLEL_ROWS else None
     if pool is None or p.n < 20 * _PARALLEL_ROWS:
         return _regression_part(p.y, p.yhat, pool)
     # two halves on two threads (the kernel releases the GIL), merged exactly (Chan / Pebay)
