@@ -472,6 +472,24 @@ def test_file_channel_concurrent_processes(tmp_path):
     )
 
 
+def test_file_channel_removes_a_torn_last_line(tmp_path, caplog):
+    path = tmp_path / "alerts.jsonl"
+    channel = FileChannel(path)
+    first, second = make_alert(), make_alert(severity="minor")
+    assert channel.deliver(first).ok
+    whole = path.read_bytes()
+    fragment = json.dumps(make_alert(metadata={"pad": "y" * 70_000}).to_dict()).encode()[:-9]
+    path.write_bytes(whole + fragment)  # longer than one 64 KiB read back from the end
+    with caplog.at_level(logging.WARNING, logger="perfkit"):
+        assert channel.deliver(second).ok
+    assert f"torn last line of {len(fragment)} bytes" in caplog.text
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert [Alert.from_dict(json.loads(line)) for line in lines] == [first, second]
+    path.write_bytes(fragment)  # a file holding only a fragment
+    assert channel.deliver(first).ok
+    assert [json.loads(line)["alert_id"] for line in path.read_text().splitlines()] == [first.alert_id]
+
+
 def test_callback_channel():
     seen: list[Alert] = []
     alert = make_alert()

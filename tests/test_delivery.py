@@ -347,12 +347,13 @@ _TRACK_SCRIPT = textwrap.dedent("""
     from perfkit.alerts import CallbackChannel, FileChannel
     from perfkit.config import load_config
 
-    url, alerts_file, slow_file = sys.argv[1:4]
+    url, alerts_file, slow_dir = sys.argv[1:4]
 
-    def slow(alert):
+    def slow(alert):  # one new file per sending: a kill cannot tear it (a line could be)
         time.sleep(0.03)
-        with open(slow_file, "a") as fh:
-            fh.write(alert.alert_id + "\\n")
+        os.makedirs(slow_dir, exist_ok=True)
+        with open(os.path.join(slow_dir, f"{alert.alert_id}-{os.urandom(8).hex()}"), "x"):
+            pass
 
     cfg = load_config()
     cfg = cfg.replace(alert_channels=(), alert_cooldown_hours=0, delivery_deadline_seconds=5.0,
@@ -365,7 +366,7 @@ _TRACK_SCRIPT = textwrap.dedent("""
     pred = np.where(rng.random(400) < 0.55, y, 1 - y)
     # one batch on a throwaway store first: the kill window (0.05-0.6 s) is for tracking and
     # delivery, not for the first call's lazy imports and compiled kernels (about 1 s)
-    warm = ModelPerformanceTracker(store=os.path.join(os.path.dirname(slow_file), f"warm-{os.getpid()}.db"),
+    warm = ModelPerformanceTracker(store=os.path.join(os.path.dirname(slow_dir), f"warm-{os.getpid()}.db"),
                                    config=cfg, model="m")
     warm.set_baseline(y, y)
     warm.track_performance(y, pred)
@@ -381,7 +382,7 @@ _TRACK_SCRIPT = textwrap.dedent("""
 @pytest.mark.slow
 def test_sigkill_during_tracking_and_delivery(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
-    alerts_file, slow_file = tmp_path / "alerts.jsonl", tmp_path / "slow.txt"
+    alerts_file, slow_dir = tmp_path / "alerts.jsonl", tmp_path / "slow"
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 400)
     t = _tracker(url)
@@ -391,7 +392,7 @@ def test_sigkill_during_tracking_and_delivery(tmp_path):
     script.write_text(_TRACK_SCRIPT)
     gen = random.Random(7)
     for _ in range(20):
-        p = subprocess.Popen([sys.executable, str(script), url, str(alerts_file), str(slow_file)],
+        p = subprocess.Popen([sys.executable, str(script), url, str(alerts_file), str(slow_dir)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
         assert p.stdout.readline().strip() == "ready", p.stderr.read()
         time.sleep(gen.uniform(0.05, 0.6))
@@ -415,7 +416,8 @@ def test_sigkill_during_tracking_and_delivery(tmp_path):
     with store.engine.connect() as conn:
         orphaned = {(r.alert_id, r.channel): r.orphaned for r in conn.execute(sa.select(alert_deliveries))}
     file_ids = Counter(json.loads(line)["alert_id"] for line in alerts_file.read_text().splitlines())
-    slow_ids = Counter((slow_file.read_text().split() if slow_file.exists() else []) + slow_lines)
+    sent_files = [p.name.split("-")[0] for p in slow_dir.iterdir()] if slow_dir.exists() else []
+    slow_ids = Counter(sent_files + slow_lines)
     for channel, sent in (("file", file_ids), ("slow", slow_ids)):
         for alert_id in frame.alert_id:
             assert 1 <= sent[alert_id] <= 1 + orphaned[(alert_id, channel)], (channel, alert_id)

@@ -43,6 +43,11 @@ from typing import Any
 from perfkit.alerts.types import Alert, DeliveryResult, _utcnow
 from perfkit.exceptions import ConfigError, DeliveryError
 
+try:  # POSIX; elsewhere appends are not locked and a torn line is not repaired
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = [
     "CHANNELS",
     "CallbackChannel",
@@ -219,12 +224,43 @@ class LogChannel(Channel):
 
 
 # ---------------------------------------------------------------------------- file
+def _drop_torn_tail(fd: int, path: Path) -> int:
+    """Cut a last line without its newline (a writer killed mid-line); return the file's end.
+
+    Called with the file's exclusive lock held, so the fragment cannot belong to a writer
+    that is still running.
+    """
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return size
+    start = size
+    while start > 0:
+        chunk_start = max(0, start - 65536)
+        chunk = os.pread(fd, start - chunk_start, chunk_start)
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            start = chunk_start + newline + 1
+            break
+        start = chunk_start
+    os.ftruncate(fd, start)
+    logger.warning(
+        "file channel: removed a torn last line of %d bytes from %s (a writer killed while "
+        "appending; its alert is sent again in full)", size - start, path,
+    )
+    return start
+
+
 class FileChannel(Channel):
     """Append one JSON line per alert (``alert.to_dict()``) to a file.
 
     Each line is written with a single ``os.write`` on a descriptor opened with
-    ``O_APPEND`` and then ``fsync``-ed, so several processes appending to the same file on a
-    local POSIX filesystem never interleave their lines. Parent directories are created.
+    ``O_APPEND``, under an exclusive ``flock``, and then ``fsync``-ed, so several processes
+    appending to the same file on a local POSIX filesystem never interleave their lines.
+    A process killed while writing (Linux cuts a ``write`` short when ``SIGKILL`` arrives
+    between two pages) leaves a torn last line; the next append, holding the lock, removes
+    that fragment (logged as a warning) before writing, so every line of the file is one
+    whole alert. The killed delivery was never recorded, so the outbox sends that alert
+    again in full. Parent directories are created.
 
     Parameters
     ----------
@@ -257,19 +293,23 @@ class FileChannel(Channel):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(
                 self.path,
-                os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+                os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
                 0o644,
             )
             try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                end = _drop_torn_tail(fd, self.path)
                 written = os.write(fd, data)
                 if written != len(data):
+                    os.ftruncate(fd, end)
                     raise DeliveryError(
                         f"file channel wrote only {written} of {len(data)} bytes of alert "
                         f"{alert.alert_id} to {self.path} (disk full?)"
                     )
                 os.fsync(fd)
             finally:
-                os.close(fd)
+                os.close(fd)  # also releases the lock
         except OSError as exc:
             raise DeliveryError(
                 f"file channel could not append alert {alert.alert_id} to {self.path}: {exc}"
