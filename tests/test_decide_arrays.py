@@ -109,3 +109,30 @@ def test_large_frames_decide_as_their_families_alone(settings):
         part = whole[whole["family"] == fam]
         for name in DECISION_COLUMNS:
             assert same(part[name].to_numpy(object), alone[name].to_numpy(object)), (fam, name)
+
+
+def test_block_gate_is_the_formula():
+    """The block Simes gate (one implementation for one family and for many) equals the
+    formula written out: per family, min over its blocks of (m / (m_b w_b)) min_j m_b p_(j) / j,
+    each block's Simes p and the gate capped at 1."""
+    from perfkit.analysis._decide import _block_gate
+
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        n_fam = int(rng.integers(1, 5))
+        fam = np.sort(rng.integers(0, n_fam, int(rng.integers(1, 30))))
+        fam = np.unique(fam, return_inverse=True)[1]
+        blocks = fam * 10 + rng.integers(0, 3, len(fam))
+        w_of_block = {b: float(rng.uniform(0.2, 2.0)) for b in set(blocks.tolist())}
+        w = np.array([w_of_block[b] for b in blocks.tolist()])
+        p = rng.uniform(0, 1, len(fam)) ** 3
+        expected = []
+        for f in range(int(fam.max()) + 1):
+            m = float(np.sum(fam == f))
+            gate = math.inf
+            for b in sorted(set(blocks[fam == f].tolist())):
+                ps = sorted(p[blocks == b].tolist())
+                simes = min(min(len(ps) * x / (j + 1) for j, x in enumerate(ps)), 1.0)
+                gate = min(gate, simes * m / (len(ps) * w_of_block[b]))
+            expected.append(min(gate, 1.0))
+        np.testing.assert_allclose(_block_gate(p, fam, blocks, w), expected, rtol=1e-12)

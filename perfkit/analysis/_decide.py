@@ -318,21 +318,8 @@ def _family_adjust(p: np.ndarray, fam_codes: np.ndarray, overall: np.ndarray, ma
     M[row, col] = q[order]
     A = adjust_pvalues(M, method)
     if method != "none":
-        blk = np.unique(fam if blocks is None else blocks[idx], return_inverse=True)[1]
-        b_order, b_row, b_col = _groups(blk)
-        Mb = np.full((int(b_row.max()) + 1, int(b_col.max()) + 1), np.nan)
-        Mb[b_row, b_col] = p[idx][b_order]
-        simes = np.nanmin(adjust_pvalues(Mb, "fdr_bh"), axis=1)      # min_j m_b p_(j) / j
-        m_fam = np.bincount(fam).astype(float)
-        m_blk = np.bincount(blk).astype(float)
-        w_blk = np.zeros(len(m_blk))
-        w_blk[blk] = w                                                # constant in a block
-        fam_of_blk = np.zeros(len(m_blk), int)
-        fam_of_blk[blk] = fam
-        gate_blk = simes * m_fam[fam_of_blk] / (m_blk * w_blk)
-        gate = np.full(len(m_fam), np.inf)
-        np.minimum.at(gate, fam_of_blk, gate_blk)
-        A[row, col] = np.maximum(A[row, col], np.minimum(gate[fam[order]], 1.0))
+        gate = _block_gate(p[idx], fam, fam if blocks is None else blocks[idx], w)
+        A[row, col] = np.maximum(A[row, col], gate[fam[order]])
     out[idx[order]] = A[row, col]
     return out
 
@@ -344,16 +331,31 @@ def _one_family(q: np.ndarray, p: np.ndarray, w: np.ndarray, method: str, blocks
     adjusted = adjust_pvalues(q[None, :], method)[0]
     if method == "none":
         return adjusted
-    m = float(len(q))
-    gate = np.inf
-    codes = np.zeros(len(q), dtype=np.intp) if blocks is None else np.unique(blocks, return_inverse=True)[1]
-    for b in range(int(codes.max()) + 1):
-        sel = codes == b
-        ps = np.sort(p[sel])
-        m_b = float(len(ps))
-        simes = min(float(np.min(ps * m_b / np.arange(1, len(ps) + 1, dtype=float))), 1.0)  # min_j m_b p_(j) / j
-        gate = min(gate, simes * m / (m_b * float(w[sel][0])))                              # w constant in a block
-    return np.maximum(adjusted, min(gate, 1.0))
+    fam = np.zeros(len(q), dtype=np.intp)
+    (gate,) = _block_gate(p, fam, fam if blocks is None else blocks, w)
+    return np.maximum(adjusted, gate)
+
+
+def _block_gate(p: np.ndarray, fam: np.ndarray, blocks: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The block Simes gate of every family (indexed by its code ``0 .. max(fam)``).
+
+    ``p``: finite p-values; ``fam``: family codes; ``blocks``: block codes (a block lies in
+    one family; any integers); ``w``: row weights, constant in a block. Each block's Simes
+    p, ``min_j m_b p_(j) / j`` (capped at 1), scaled by ``m / (m_b w_b)``; a family's gate is
+    the smallest over its blocks, capped at 1 (see :func:`_family_adjust`).
+    """
+    order = np.lexsort((p, blocks))                     # by block, then p within a block
+    b_sorted = blocks[order]
+    starts = np.flatnonzero(np.r_[True, b_sorted[1:] != b_sorted[:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    m_b = sizes.astype(float)
+    j = np.arange(1, len(order) + 1, dtype=float) - np.repeat(starts, sizes)
+    simes = np.minimum(np.minimum.reduceat(p[order] * np.repeat(m_b, sizes) / j, starts), 1.0)
+    first = order[starts]                               # a row of each block
+    m_fam = np.bincount(fam).astype(float)
+    gate = np.full(len(m_fam), np.inf)
+    np.minimum.at(gate, fam[first], simes * m_fam[fam[first]] / (m_b * w[first]))
+    return np.minimum(gate, 1.0)
 
 
 def _blocks(fam_codes: np.ndarray, segment: np.ndarray, scope: np.ndarray, overall: np.ndarray) -> np.ndarray:
