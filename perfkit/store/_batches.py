@@ -28,6 +28,7 @@ from perfkit.store._common import (
     _row_time_id,
     _seg,
     _text_columns,
+    _text_row_fields,
     _trusted,
     _unseg,
     logger,
@@ -249,7 +250,8 @@ class _Batches:
                 rows = result.all()
             rows.sort(key=_row_time_id)  # sorted here: see states()
             if sqlite:
-                return [_record_from_text_row(row, at) for row in rows]
+                fields = _text_row_fields(at)
+                return [_record_from_text_row(fields(row)) for row in rows]
             return [_record_from_row(row) for row in rows]
 
     def previous_metrics(
