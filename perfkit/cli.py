@@ -430,9 +430,16 @@ def _magnitude(payload: Any) -> dict[str, float | None]:
 
 
 def _cmd_alerts_list(args: argparse.Namespace) -> int:
-    with _tracker(args, read=True) as tracker:
-        names = _models(tracker.store, args.model)
-        frames = [tracker.alerts(args.days, model=m, include_suppressed=args.all) for m in names]
+    # a read command: the store and the configuration, no tracker (as perfkit summary)
+    from datetime import UTC, datetime, timedelta
+
+    with _importing():
+        config = _load_config(args)
+        store = _open_existing_store(_store_url(args, config))
+    start = datetime.now(UTC) - timedelta(days=args.days)
+    with store:
+        names = _models(store, args.model)
+        frames = [store.alerts(m, start=start, include_suppressed=args.all) for m in names]
     import pandas as pd
 
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
