@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from datetime import UTC, datetime, timedelta, timezone
@@ -544,3 +545,52 @@ def test_bad_urls():
         Store("://not a url")
     with pytest.raises(InputTypeError):
         Store(42)
+
+
+def test_migration_0003_keeps_every_record_and_reads_states_lazily(store_url):
+    """0002 -> 0003: on PostgreSQL the states and metrics become ``json`` (text as written),
+    on SQLite nothing changes; every record, baseline and merge reads the same before and after
+    (rows written as ``jsonb`` too), and records keep their state text until it is used."""
+    from alembic import command
+    from alembic.config import Config
+
+    from perfkit.metrics import compute_state
+    from perfkit.store._common import _migrations_location, _state_text
+
+    states = [compute_state([0, 1, 2, 1, 0], [0, 1, 1, 1, 2], [[.8, .1, .1], [.1, .8, .1], [.2, .5, .3],
+                                                              [.1, .7, .2], [.3, .3, .4]]).to_dict()] * 3
+    with Store(store_url) as store:
+        for i, st in enumerate(states[:2]):
+            store.append(rec(i, state=st, task="multiclass"))
+        store.set_baseline("churn", states[0], {"accuracy": {"value": 0.6}}, source="ref", sample_count=5)
+        with store.engine.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", _migrations_location())
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0002_outbox_models")
+    engine = sa.create_engine(store_url)
+    kinds = "SELECT data_type FROM information_schema.columns WHERE table_name = :t AND column_name = :c"
+    if store.dialect == "postgresql":
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(kinds), {"t": "perfkit_batches", "c": "state"}).scalar() == "jsonb"
+    with pytest.raises(SchemaVersionError, match="auto_upgrade=True") if store.dialect == "postgresql" \
+            else contextlib.nullcontext():
+        Store(store_url).close()
+    with Store(store_url, auto_upgrade=True) as store:
+        store.append(rec(2, state=states[2], task="multiclass"))  # written as json
+        records = store.records("churn")
+        assert [_state_text(r) is not None for r in records] == [True] * 3  # lazy on both backends
+        assert [r.state for r in records] == states
+        assert [r.metrics for r in records] == [rec(i).metrics for i in range(3)]
+        from perfkit.metrics import evaluate
+
+        lean, full = store.merged_state(records, for_evaluation=True), store.merged_state(store.records("churn"))
+        assert {k: v.value for k, v in evaluate(lean).items()} == {k: v.value for k, v in evaluate(full).items()}
+        assert full.n == 15 and full.confusion.sum() == 15
+        assert store.get_baseline("churn").state == states[0]
+    if store.dialect == "postgresql":
+        with engine.connect() as conn:
+            for t in ("perfkit_batches", "perfkit_baselines"):
+                for c in ("state", "metrics"):
+                    assert conn.execute(sa.text(kinds), {"t": t, "c": c}).scalar() == "json", (t, c)
+    engine.dispose()

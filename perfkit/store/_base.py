@@ -29,12 +29,13 @@ from perfkit.store._common import (
     mask_urls,
 )
 from perfkit.store.schema import (
+    SCHEMA_REVISION,
     VERSION_TABLE,
 )
 
 #: The newest migration's revision (``perfkit/store/migrations/versions``); a store that
 #: records it opens without Alembic. ``tests/test_cli.py`` checks it against Alembic's head.
-SCHEMA_HEAD = "0002_outbox_models"
+SCHEMA_HEAD = SCHEMA_REVISION
 
 
 class _StoreBase:

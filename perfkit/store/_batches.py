@@ -23,6 +23,8 @@ from perfkit.store._common import (
     _filters,
     _key_clause,
     _now,
+    _pg_text_columns,
+    _record_from_pg_row,
     _record_from_row,
     _record_from_text_row,
     _row_time_id,
@@ -238,11 +240,13 @@ class _Batches:
         clauses = self._batch_filters(model, segment, start, end)
         if not include_pending:
             clauses.append(batches.c.labels_pending.is_(sa.false()))
-        # SQLite: raw text parsed here in bulk, and states kept as JSON text until a
-        # record's state is used (merges of long histories parse them without keeping
-        # them: see merged_state()); the fixed-width UTC text sorts as the times do
+        # SQLite: raw text parsed here in bulk, and (PostgreSQL too) states kept as JSON
+        # text until a record's state is used (merges of long histories parse them without
+        # keeping them: see merged_state()); the fixed-width UTC text sorts as the times do
         sqlite = self.dialect == "sqlite"
-        query = sa.select(*(_text_columns(batches) if sqlite else batches.c)).where(*clauses)
+        columns = _text_columns(batches) if sqlite else _pg_text_columns(batches) \
+            if self.dialect == "postgresql" else batches.c
+        query = sa.select(*columns).where(*clauses)
         with self._errors("records"), _bulk():
             with self._read() as conn:
                 result = conn.execute(query)
@@ -252,6 +256,8 @@ class _Batches:
             if sqlite:
                 fields = _text_row_fields(at)
                 return [_record_from_text_row(fields(row)) for row in rows]
+            if self.dialect == "postgresql":
+                return [_record_from_pg_row(row) for row in rows]
             return [_record_from_row(row) for row in rows]
 
     def previous_metrics(

@@ -431,6 +431,35 @@ def _record_from_row(row: Any) -> BatchRecord:
     )
 
 
+def _record_from_pg_row(row: Any) -> BatchRecord:
+    """The record of a PostgreSQL row read with :func:`_pg_text_columns` (the state is
+    parsed on access, as on SQLite)."""
+    return _trusted(
+        _StoredBatchRecord,
+        _state_text=row.state,
+        model=row.model,
+        timestamp=row.timestamp,
+        task=row.task,
+        metrics=_loads(row.metrics),
+        sample_count=row.sample_count,
+        batch_id=row.batch_id,
+        segment=_unseg(row.segment),
+        model_version=row.model_version,
+        performance_score=row.performance_score,
+        labels_pending=bool(row.labels_pending),
+        metadata=row.metadata,
+        id=row.id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _pg_text_columns(table: sa.Table) -> list[Any]:
+    """PostgreSQL: the table's columns with the large JSON payloads (``state``, ``metrics``:
+    ``json``, see :func:`perfkit.store.schema.text_json_type`) read as their stored text."""
+    return [sa.cast(c, sa.Text).label(c.name) if c.name in ("state", "metrics") else c for c in table.c]
+
+
 _TEXT_JSON = ("state", "metrics", "metadata")
 _TEXT_TIME = ("timestamp", "created_at", "updated_at")
 

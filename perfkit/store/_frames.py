@@ -57,8 +57,7 @@ class _Frames:
         """Return one row per batch, with value and interval columns per metric.
 
         Columns are :data:`HISTORY_COLUMNS` followed, for every metric ``M`` present in
-        the records (in alphabetical order: PostgreSQL's JSONB does not keep the key
-        order of a record's ``metrics``), by ``M``, ``M_ci_lower``,
+        the records (in alphabetical order, on every backend), by ``M``, ``M_ci_lower``,
         ``M_ci_upper`` and ``M_se`` (NaN where a record has no value). ``timestamp`` is
         UTC-aware; ``segment`` is None for the whole population. Filters as in
         :meth:`records`.

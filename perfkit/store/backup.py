@@ -4,7 +4,7 @@ The export is JSON lines (or, with ``lines=False``, one JSON document with the s
 objects under ``"rows"``). The first line is a header::
 
     {"table": "_header", "format": "perfkit-store", "format_version": 1,
-     "schema_revision": "0002_outbox_models", "counts": {...}}
+     "schema_revision": "0003_json_payloads", "counts": {...}}
 
 Every following line is one row of one table: ``{"table": "<table name>", <columns>}``,
 tables in the order batches, baselines, alerts, alert deliveries, models, rows by primary
@@ -56,7 +56,7 @@ _ORDER = {
     "perfkit_alert_deliveries": ("alert_id", "channel"),
     "perfkit_models": ("model",),
 }
-_READABLE_REVISIONS = ("0001_initial", SCHEMA_REVISION)
+_READABLE_REVISIONS = ("0001_initial", "0002_outbox_models", SCHEMA_REVISION)  # the same export format
 _DEFAULTS = {"perfkit_alert_deliveries": {"orphaned": 0}}
 _CHUNK = 500
 
