@@ -183,7 +183,7 @@ def check_finite_after(p: PreparedRegression, moments: Sequence[Any]) -> None:
 
 def _encode(arr: np.ndarray, classes: tuple, name: str) -> np.ndarray:
     """Map labels to indices of ``classes`` (fast path for small non-negative ints)."""
-    if arr.dtype.kind in "iub" and all(isinstance(c, (int, bool)) for c in classes):
+    if arr.dtype.kind in "iub" and arr.dtype != np.uint64 and all(isinstance(c, (int, bool)) for c in classes):
         a = arr.astype(np.int64, copy=False)
         lo, hi = int(a.min()), int(a.max())
         cls = np.asarray([int(c) for c in classes], dtype=np.int64)
@@ -233,7 +233,7 @@ def sorted_labels(values: set, parameter: str = "y_true") -> tuple:
 def _unique_labels(arr: np.ndarray) -> set:
     if arr.dtype.kind == "b":
         return {bool(v) for v in (arr.any(), not arr.all())} if arr.size else set()
-    if arr.dtype.kind in "iu" and arr.size:
+    if arr.dtype.kind in "iu" and arr.dtype != np.uint64 and arr.size:  # uint64 above 2**63 would wrap
         from perfkit.metrics import _kernels
 
         a = arr if arr.dtype == np.int64 else arr.astype(np.int64)

@@ -1,0 +1,92 @@
+"""Messy real-world inputs at the public entry points, as a demanding data scientist feeds them.
+
+Every case either gives the right value (compared with scikit-learn) or a ``PerfkitError``
+subclass naming the parameter - and a failed call leaves the real SQLite store exactly as it
+was (every table's row count compared before / after).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from perfkit import ModelPerformanceTracker, PerfkitError, compute_metrics, compute_state
+
+T0 = datetime(2026, 5, 4, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PERFKIT_CONFIG", raising=False)
+    monkeypatch.delenv("PERFKIT_STORE_URL", raising=False)
+
+
+@pytest.fixture
+def db(tmp_path) -> Path:
+    return tmp_path / "perf.db"
+
+
+@pytest.fixture
+def tracker(db):
+    t = ModelPerformanceTracker(store=db, model="churn")
+    yield t
+    t.close()
+
+
+def rows(db: Path) -> dict[str, int]:
+    """Row count of every table of the SQLite file (the store is written by another connection)."""
+    con = sqlite3.connect(db)
+    try:
+        names = [n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {n: con.execute(f'SELECT COUNT(*) FROM "{n}"').fetchone()[0] for n in names}
+    finally:
+        con.close()
+
+
+def binary_batch(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    p = np.clip(np.where(y == 1, 0.7, 0.3) + rng.normal(0, 0.2, n), 0, 1)
+    return y, (p >= 0.5).astype(int), p
+
+
+def refused(db: Path, exc: type[PerfkitError], parameter: str | None, fn, *args, **kwargs) -> PerfkitError:
+    """``fn`` raises ``exc`` naming ``parameter`` and the store is untouched."""
+    before = rows(db)
+    with pytest.raises(exc) as info:
+        fn(*args, **kwargs)
+    if parameter is not None:
+        assert getattr(info.value, "parameter", None) == parameter, info.value
+    assert rows(db) == before
+    return info.value
+
+
+# --------------------------------------------------------------------------------------------
+# Integer labels at the edges of their dtype
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("labels", [
+    np.array([2**63 + 5, 2**63 + 6, 2**63 + 5, 2**63 + 6], dtype=np.uint64),  # above int64: used to wrap
+    np.array([0, 2**64 - 1, 0, 2**64 - 1], dtype=np.uint64),
+    np.array([-(2**63), 2**63 - 1, 5, 5], dtype=np.int64),  # range overflows int64: used to crash the process
+])
+def test_extreme_integer_labels_keep_their_values(labels):
+    pred = labels[[0, 1, 1, 3]]
+    state = compute_state(labels, pred)
+    assert state.classes == tuple(sorted({int(v) for v in labels}))
+    report = compute_metrics(labels, pred)
+    as_text = [str(v) for v in labels.tolist()], [str(v) for v in pred.tolist()]  # scikit-learn: floats above 2**63
+    assert report["accuracy"].value == pytest.approx(skm.accuracy_score(*as_text))
+    assert report["f1_macro"].value == pytest.approx(skm.f1_score(*as_text, average="macro"))
+
+
+def test_extreme_uint64_labels_tracked_with_their_values(tracker, db):
+    labels = np.array([2**63 + 5, 2**63 + 6] * 50, dtype=np.uint64)
+    tracker.track_performance(labels, labels[::-1].copy(), timestamp=T0)
+    (record,) = tracker.store.records("churn")
+    assert record.state["classes"] == [2**63 + 5, 2**63 + 6]
