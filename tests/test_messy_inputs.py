@@ -7,8 +7,9 @@ was (every table's row count compared before / after).
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 from sklearn import metrics as skm
 
 from perfkit import ModelPerformanceTracker, PerfkitError, compute_metrics, compute_state
+from perfkit.exceptions import InputTypeError, ValidationError
 
 T0 = datetime(2026, 5, 4, tzinfo=UTC)
 
@@ -90,3 +92,68 @@ def test_extreme_uint64_labels_tracked_with_their_values(tracker, db):
     tracker.track_performance(labels, labels[::-1].copy(), timestamp=T0)
     (record,) = tracker.store.records("churn")
     assert record.state["classes"] == [2**63 + 5, 2**63 + 6]
+
+
+# --------------------------------------------------------------------------------------------
+# Read methods and exports: bad arguments are named, nothing half-written is left behind
+# --------------------------------------------------------------------------------------------
+@pytest.fixture
+def history(tracker):
+    for i in range(4):
+        y, yhat, p = binary_batch(seed=i)
+        tracker.track_performance(y, yhat, p, timestamp=T0 + timedelta(days=i))
+    return tracker
+
+
+@pytest.mark.parametrize("method", ["get_history", "window_metrics", "get_performance_summary", "alerts",
+                                    "get_baseline", "generate_performance_report"])
+def test_blank_model_name_is_refused_not_read_as_the_default(history, db, method):
+    # "" used to fall back to the tracker's own model silently (``model or self.model``)
+    kwargs = {"end": T0 + timedelta(days=5)} if method in ("get_history", "window_metrics",
+                                                          "get_performance_summary") else {}
+    refused(db, ValidationError, "model", getattr(history, method), model="", **kwargs)
+    refused(db, ValidationError, "model", getattr(history, method), model="   ", **kwargs)
+
+
+@pytest.mark.parametrize("n_batches", ["2", 1.5, True, -1])
+def test_set_baseline_n_batches_must_be_a_whole_number(history, db, n_batches):
+    err = refused(db, ValidationError, "n_batches", history.set_baseline, from_history=True, n_batches=n_batches)
+    assert repr(n_batches) in str(err)
+
+
+def test_set_baseline_n_batches_numpy_integer_is_fine(history, db):
+    assert history.set_baseline(from_history=True, n_batches=np.int64(2)) >= 1
+    assert history.get_baseline().n == 400
+
+
+def test_export_history_to_a_directory_is_refused_and_leaves_no_temporary_file(history, db, tmp_path):
+    target = tmp_path / "exports"
+    target.mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    refused(db, ValidationError, "path", history.export_history, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no exports.tmp
+
+
+def test_export_history_under_a_file_is_refused(history, db, tmp_path):
+    (tmp_path / "plain.txt").write_text("x")
+    refused(db, ValidationError, "path", history.export_history, tmp_path / "plain.txt" / "h.jsonl")
+
+
+def test_export_history_path_of_the_wrong_type(history, db):
+    refused(db, InputTypeError, "path", history.export_history, 5)
+
+
+def test_export_history_still_writes_every_row(history, tmp_path):
+    p = history.export_history(tmp_path / "out" / "h.jsonl")
+    header, *body = (json.loads(line) for line in p.read_text().splitlines())
+    assert header["counts"]["perfkit_batches"] == rows(tmp_path / "perf.db")["perfkit_batches"] == 4
+    assert len(body) == sum(header["counts"].values())
+    assert not (tmp_path / "out" / "h.jsonl.tmp").exists()
+
+
+def test_report_to_a_directory_is_refused_and_leaves_no_temporary_file(history, db, tmp_path):
+    target = tmp_path / "report_dir"
+    target.mkdir()
+    refused(db, ValidationError, "output_path", history.generate_performance_report, target,
+            end=T0 + timedelta(days=5))
+    assert list(tmp_path.glob("*.tmp")) == []
