@@ -8,6 +8,7 @@ was (every table's row count compared before / after).
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,8 +17,15 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from perfkit import ModelPerformanceTracker, PerfkitError, compute_metrics, compute_state
-from perfkit.exceptions import InputTypeError, ValidationError
+from perfkit import (
+    ModelPerformanceTracker,
+    PerfkitError,
+    compute_metrics,
+    compute_state,
+    load_config,
+)
+from perfkit.cli import main as cli_main
+from perfkit.exceptions import ConfigError, InputTypeError, ValidationError
 
 T0 = datetime(2026, 5, 4, tzinfo=UTC)
 
@@ -157,3 +165,130 @@ def test_report_to_a_directory_is_refused_and_leaves_no_temporary_file(history, 
     refused(db, ValidationError, "output_path", history.generate_performance_report, target,
             end=T0 + timedelta(days=5))
     assert list(tmp_path.glob("*.tmp")) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Odd YAML
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("value", ["[]", "false", "0", "''"])
+@pytest.mark.parametrize("key", ["degradation_thresholds", "severity_bands", "email", "performance_storage"])
+def test_config_mapping_of_the_wrong_type_is_an_error_not_the_defaults(tmp_path, key, value):
+    # ``degradation_thresholds: []`` used to load as "no thresholds": alerting silently off
+    p = tmp_path / "c.yaml"
+    p.write_text(f"model_performance:\n  {key}: {value}\n")
+    with pytest.raises(ConfigError, match=rf"model_performance\.{key}: must be a mapping"):
+        load_config(p)
+
+
+def test_config_null_thresholds_still_mean_none(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("model_performance:\n  degradation_thresholds:\n")
+    assert dict(load_config(p).detection.thresholds) == {}
+
+
+@pytest.mark.parametrize("text, key", [
+    ("alert_cooldown_hours: -1", "alert_cooldown_hours"),
+    ("degradation_thresholds: {accuracy_drop: -0.05}", "degradation_thresholds.accuracy_drop"),
+    ("alert_cooldown_hours: 'three'", "alert_cooldown_hours"),
+    ("baseline_batches: " + "9" * 400, "baseline_batches"),  # used to raise a raw OverflowError
+    ("alert_cooldwn_hours: 3", "alert_cooldwn_hours"),
+])
+def test_config_bad_values_name_the_key(tmp_path, text, key):
+    p = tmp_path / "c.yaml"
+    p.write_text(f"model_performance:\n  {text}\n")
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_config(p)
+
+
+def test_config_file_not_utf8_is_a_config_error(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_bytes(b"model_performance:\n  model_name: \xff\xfe\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(p)
+
+
+def test_config_path_that_is_a_directory_or_no_path(tmp_path):
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config(tmp_path)
+    with pytest.raises(InputTypeError) as info:
+        load_config(5)
+    assert info.value.parameter == "path"
+
+
+# --------------------------------------------------------------------------------------------
+# The command line on messy files: a file is tracked whole or not at all
+# --------------------------------------------------------------------------------------------
+def _csv(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "preds.csv"
+    p.write_text(text)
+    return p
+
+
+def _cli_track(csv: Path, db: Path, *extra: str) -> int:
+    return cli_main(["track", str(csv), "--store", str(db), "--model", "churn", "--y-pred", "y_pred", *extra])
+
+
+GOOD_THEN_BAD = """batch,y_true,y_pred,p1,ts
+b1,0,0,0.2,2026-05-04T00:00:00Z
+b1,1,1,0.9,2026-05-04T00:00:00Z
+b1,1,0,0.4,2026-05-04T00:00:00Z
+b2,1,1,0.8,2026-05-05T00:00:00Z
+b2,{label},1,{score},{ts}
+b2,0,0,0.1,2026-05-05T00:00:00Z
+"""
+
+
+@pytest.mark.parametrize("label, score, ts, problem", [
+    ("", "0.7", "2026-05-05T00:00:00Z", "y_true contains 1 NaN"),  # a missing label in the 2nd batch
+    ("1", "1.7", "2026-05-05T00:00:00Z", "y_pred_proba must lie in [0, 1]"),
+    ("1", "", "2026-05-05T00:00:00Z", "y_pred_proba contains 1 NaN"),
+    ("1", "0.7", "yesterday", "column 'ts' has 1 value(s) that are not times"),  # used to be dropped silently
+])
+def test_cli_track_bad_row_in_a_later_batch_writes_nothing(tmp_path, db, capsys, label, score, ts, problem):
+    csv = _csv(tmp_path, GOOD_THEN_BAD.format(label=label, score=score, ts=ts))
+    ModelPerformanceTracker(store=db).close()  # the store file exists, with its schema
+    before = rows(db)
+    capsys.readouterr()
+    code = _cli_track(csv, db, "--proba", "p1", "--batch-col", "batch", "--timestamp-col", "ts")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert problem in err and "nothing was tracked" in err
+    assert rows(db) == before  # batch b1 used to be written before b2 failed
+
+
+def test_cli_track_good_file_still_tracks_every_batch(tmp_path, db):
+    csv = _csv(tmp_path, GOOD_THEN_BAD.format(label="1", score="0.7", ts="2026-05-05T00:00:00Z"))
+    assert _cli_track(csv, db, "--proba", "p1", "--batch-col", "batch", "--timestamp-col", "ts") == 0
+    with ModelPerformanceTracker(store=db, model="churn") as t:
+        h = t.get_history(end=T0 + timedelta(days=2))
+        assert [r.sample_count for r in t.store.records("churn")] == [3, 3]
+    assert list(h["batch_id"]) == ["b1", "b2"]
+    assert h["accuracy"].tolist() == pytest.approx([2 / 3, 1.0])
+
+
+def test_cli_track_store_under_a_plain_file_is_a_usage_error(tmp_path, capsys):
+    csv = _csv(tmp_path, GOOD_THEN_BAD.format(label="1", score="0.7", ts="2026-05-05T00:00:00Z"))
+    assert _cli_track(csv, csv / "perf.db") == 2  # was exit 1, "internal error: FileExistsError"
+    assert "cannot create the directory of store" in capsys.readouterr().err
+
+
+def test_cli_report_output_directory_is_a_usage_error(tmp_path, db, capsys):
+    csv = _csv(tmp_path, GOOD_THEN_BAD.format(label="1", score="0.7", ts="2026-05-05T00:00:00Z"))
+    assert _cli_track(csv, db, "--proba", "p1") == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    assert cli_main(["report", "--store", str(db), "--output", str(out)]) == 2  # was exit 1, IsADirectoryError
+    assert "is a directory" in capsys.readouterr().err
+    assert list(tmp_path.glob("*.tmp")) == []
+
+
+@pytest.mark.parametrize("content", [b"model_performance:\n  model_name: \xff\n", None])
+def test_cli_unreadable_config_is_a_usage_error(tmp_path, db, capsys, content):
+    csv = _csv(tmp_path, GOOD_THEN_BAD.format(label="1", score="0.7", ts="2026-05-05T00:00:00Z"))
+    cfg = tmp_path / "cfg"
+    if content is None:
+        cfg.mkdir()  # a directory
+    else:
+        cfg.write_bytes(content)
+    assert _cli_track(csv, db, "--config", str(cfg)) == 2  # was exit 1 (UnicodeDecodeError / IsADirectoryError)
+    assert not db.exists()
