@@ -147,10 +147,11 @@ def _describe(state: State) -> str:
     return f"a {state.task} batch with labels {list(state.classes)}"
 
 
-def _identity_error(model: str, ident: Mapping[str, Any], got: str) -> ModelIdentityError:
+def _identity_error(model: str, ident: Mapping[str, Any], got: str, hint: str | None = None) -> ModelIdentityError:
     labels = "" if ident["task"] == "regression" else f" with labels {ident['classes']}"
-    hint = ("; a binary model cannot grow a third class: declare every class up front with classes=[...]"
-            if ident["task"] == "binary" else "")
+    if hint is None:
+        hint = ("; a binary model cannot grow a third class: declare every class up front with classes=[...]"
+                if ident["task"] == "binary" else "")
     return ModelIdentityError(
         f"model {model!r} is a {ident['task']} model{labels}; refusing {got} (nothing was written){hint}",
         parameter="y_true",
@@ -170,13 +171,15 @@ def _merge_identity(model: str, current: Mapping[str, Any] | None, state: State)
     new = _identity_of(state)
     if current is None:
         return new
-    if current["task"] != new["task"]:
-        raise _identity_error(model, current, _describe(state))
+    if current["task"] != new["task"]:  # the third-class hint only for a multiclass batch
+        raise _identity_error(model, current, _describe(state), None if new["task"] == "multiclass" else "")
     if new["task"] == "regression":
         return None
     if new["task"] == "binary":
         if current["classes"] != new["classes"] or current.get("positive_label") != new["positive_label"]:
-            raise _identity_error(model, current, _describe(state) + f" (positive {new['positive_label']!r})")
+            hint = (f"; the model's positive label is {current.get('positive_label')!r}"
+                    if current["classes"] == new["classes"] else "")
+            raise _identity_error(model, current, _describe(state) + f" (positive {new['positive_label']!r})", hint)
         scores = bool(current.get("has_scores")) or new["has_scores"]
         return None if scores == current.get("has_scores") else {**current, "has_scores": scores}
     if not set(current["classes"]) <= set(new["classes"]):
@@ -719,7 +722,7 @@ class ModelPerformanceTracker:
             except (LabelError, ShapeError, UnknownTaskError, ValidationError):
                 raise exc from None
             if alone.task == "regression" or ident["task"] == "binary":
-                raise _identity_error(model, ident, _describe(alone)) from exc
+                raise _identity_error(model, ident, _describe(alone), None if alone.task == "multiclass" else "") from exc
             grown = list(sorted_labels({*known, *alone.classes}))
             state = compute_state(y_true, y_pred, y_pred_proba, task="multiclass", classes=grown)
         notes = _new_class_notes(ident, state)

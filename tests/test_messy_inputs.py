@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
@@ -25,7 +26,17 @@ from perfkit import (
     load_config,
 )
 from perfkit.cli import main as cli_main
-from perfkit.exceptions import ConfigError, InputTypeError, ValidationError
+from perfkit.exceptions import (
+    ConfigError,
+    InputTypeError,
+    ModelIdentityError,
+    NonFiniteError,
+    StateError,
+    ValidationError,
+)
+from perfkit.metrics import evaluate
+from perfkit.metrics.estimate import calibrate, estimate
+from perfkit.widgets.explorer import explore_thresholds
 
 T0 = datetime(2026, 5, 4, tzinfo=UTC)
 
@@ -292,3 +303,94 @@ def test_cli_unreadable_config_is_a_usage_error(tmp_path, db, capsys, content):
         cfg.write_bytes(content)
     assert _cli_track(csv, db, "--config", str(cfg)) == 2  # was exit 1 (UnicodeDecodeError / IsADirectoryError)
     assert not db.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics functions: odd argument types are named errors
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("level", ["0.9", None, True, float("nan"), 1.5])
+def test_level_that_is_not_a_number_in_0_1(level):
+    base = compute_state([0, 1, 1, 0], [0, 1, 0, 0], [0.2, 0.8, 0.4, 0.3])
+    for fn in (lambda: compute_metrics([0, 1, 1, 0], [0, 1, 0, 0], level=level),
+               lambda: evaluate(base, level=level),
+               lambda: estimate(compute_state(None, [0, 1], [0.3, 0.6]), base, level=level)):
+        with pytest.raises(ValidationError) as info:  # "x" used to raise a raw TypeError ('<' between float and str)
+            fn()
+        assert info.value.parameter == "level"
+
+
+def test_level_numpy_float_is_fine():
+    assert compute_metrics([0, 1, 1, 0], [0, 1, 0, 0], level=np.float32(0.9))["accuracy"].level == pytest.approx(0.9)
+
+
+def test_evaluate_without_a_state_is_a_state_error():
+    with pytest.raises(StateError, match="evaluate needs a state"):  # was AttributeError: 'NoneType' ... 'task'
+        evaluate(None)
+    with pytest.raises(StateError):
+        evaluate([0, 1])
+
+
+@pytest.mark.parametrize("value", [-1, "3", float("inf"), True])
+def test_calibrate_min_end_rows(value):
+    base = compute_state([0, 0, 1, 1], [0, 0, 1, 1], [0.1, 0.3, 0.6, 0.9])
+    with pytest.raises(ValidationError) as info:
+        calibrate(base, min_end_rows=value)
+    assert info.value.parameter == "min_end_rows"
+
+
+@pytest.mark.parametrize("y_true", [(i % 2 for i in range(4)), {0, 1, 2, 3}, {"a": 1}])
+def test_y_true_that_is_no_array(y_true):
+    with pytest.raises(InputTypeError, match="y_true must be an array-like") as info:  # was "got shape ()"
+        compute_metrics(y_true, [0, 1, 0, 1])
+    assert info.value.parameter == "y_true"
+
+
+def test_nullable_float_scores_with_a_missing_value_are_reported_as_missing(tracker, db):
+    proba = pd.DataFrame({0: pd.array([0.5, None, 0.3], dtype="Float64"), 1: pd.array([0.5, 0.5, 0.7], dtype="Float64")})
+    err = refused(db, NonFiniteError, "y_pred_proba", tracker.track_performance, [0, 1, 1], [0, 1, 1], proba,
+                  timestamp=T0)
+    assert "1 NaN" in str(err)  # was InputTypeError "must be numeric, got dtype object"
+    err = refused(db, NonFiniteError, "y_pred_proba", tracker.track_performance, [0, 1, 1], [0, 1, 1],
+                  pd.Series([0.5, pd.NA, 0.7], dtype="Float64"), timestamp=T0)
+
+
+def test_nullable_float_scores_without_missing_values_match_sklearn():
+    y = np.array([0, 1, 1, 0, 1, 0])
+    p = np.array([0.2, 0.9, 0.6, 0.4, 0.3, 0.1])
+    proba = pd.DataFrame({1: pd.array(p, dtype="Float64"), 0: pd.array(1 - p, dtype="Float64")})  # other order
+    r = compute_metrics(pd.Series(y, dtype="Int64"), pd.Series((p >= 0.5).astype(int), dtype="Int64"), proba)
+    assert r["roc_auc"].value == pytest.approx(skm.roc_auc_score(y, p))
+    assert r["log_loss"].value == pytest.approx(skm.log_loss(y, p))
+
+
+# --------------------------------------------------------------------------------------------
+# The explorer
+# --------------------------------------------------------------------------------------------
+def test_explore_thresholds_metrics_as_one_string(history, db):
+    history.set_baseline(from_history=True, n_batches=2)
+    err = refused(db, InputTypeError, "metrics", explore_thresholds, history, metrics="accuracy")
+    assert "'accuracy'" in str(err)  # was "none of the metrics ['a', 'c', 'c', 'u', ...]"
+    assert list(explore_thresholds(history, metrics=["accuracy"]).columns)
+
+
+def test_explore_thresholds_baseline_of_plain_numbers(history, db):
+    history.set_baseline(from_history=True, n_batches=2)
+    # {"accuracy": 0.9} used to raise a raw TypeError "'float' object is not a mapping"
+    refused(db, InputTypeError, "baseline", explore_thresholds, history, baseline={"accuracy": 0.9})
+
+
+# --------------------------------------------------------------------------------------------
+# Model identity messages
+# --------------------------------------------------------------------------------------------
+def test_identity_error_hints_fit_the_batch(tracker, db):
+    y, yhat, p = binary_batch()
+    tracker.track_performance(y, yhat, p, timestamp=T0)
+    err = refused(db, ModelIdentityError, "y_true", tracker.track_performance, np.linspace(0, 1, 50),
+                  np.linspace(0.1, 0.9, 50), timestamp=T0)
+    assert "regression batch" in str(err) and "third class" not in str(err)
+    err = refused(db, ModelIdentityError, "y_true", tracker.track_performance, y, yhat, p, positive_label=0,
+                  timestamp=T0)
+    assert "positive label is 1" in str(err) and "third class" not in str(err)
+    err = refused(db, ModelIdentityError, "y_true", tracker.track_performance, np.r_[y[:-1], 2],
+                  np.r_[yhat[:-1], 2], timestamp=T0)
+    assert "third class" in str(err)

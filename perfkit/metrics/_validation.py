@@ -51,6 +51,9 @@ def _to_1d(x: Any, name: str) -> np.ndarray:
         raise InputTypeError(f"{name} could not be converted to an array: {exc}", parameter=name) from exc
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
+    if arr.ndim == 0:  # a generator, a set, a dict ... (numpy wraps it as one object)
+        raise InputTypeError(f"{name} must be an array-like of values (list, numpy array, pandas Series), "
+                             f"got {type(x).__name__}", parameter=name)
     if arr.ndim != 1:
         raise ShapeError(f"{name} must be one-dimensional, got shape {arr.shape}", parameter=name)
     return arr
@@ -334,6 +337,15 @@ def prepare(
         raise
 
 
+def _pandas_numbers(x: pd.DataFrame | pd.Series, dtypes: list) -> np.ndarray:
+    """Scores from pandas: nullable numeric columns (``Float64`` with ``pd.NA`` ...) as float64 with
+    NaN, so a missing score is reported as missing (it was "must be numeric, got dtype object")."""
+    if any(isinstance(t, pd.api.extensions.ExtensionDtype) for t in dtypes) and all(
+            pd.api.types.is_numeric_dtype(t) for t in dtypes):
+        return x.to_numpy(dtype=np.float64, na_value=np.nan)
+    return x.to_numpy()
+
+
 def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, proba_tol, n):
     proba_cols = None
     proba = None
@@ -341,9 +353,9 @@ def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, prob
     if y_proba is not None:
         if isinstance(y_proba, pd.DataFrame):
             proba_cols = tuple(python_label(c) for c in y_proba.columns)
-            proba_arr = y_proba.to_numpy()
+            proba_arr = _pandas_numbers(y_proba, list(y_proba.dtypes))
         elif isinstance(y_proba, pd.Series):
-            proba_arr = y_proba.to_numpy()
+            proba_arr = _pandas_numbers(y_proba, [y_proba.dtype])
         else:
             try:
                 proba_arr = np.asarray(y_proba)
