@@ -25,6 +25,7 @@ from perfkit import (
     compute_state,
     load_config,
 )
+from perfkit.analysis import replay
 from perfkit.cli import main as cli_main
 from perfkit.exceptions import (
     ConfigError,
@@ -394,3 +395,37 @@ def test_identity_error_hints_fit_the_batch(tracker, db):
     err = refused(db, ModelIdentityError, "y_true", tracker.track_performance, np.r_[y[:-1], 2],
                   np.r_[yhat[:-1], 2], timestamp=T0)
     assert "third class" in str(err)
+
+
+# --------------------------------------------------------------------------------------------
+# replay: the boundary of the what-if analysis
+# --------------------------------------------------------------------------------------------
+@pytest.fixture
+def replay_inputs(history):
+    history.set_baseline(from_history=True, n_batches=2)
+    return history.get_history(end=T0 + timedelta(days=5)), history.get_baseline(), history.config.detection
+
+
+@pytest.mark.parametrize("change, exc, parameter", [
+    ({"history": None}, InputTypeError, "history"),
+    ({"history": [{"timestamp": T0}]}, InputTypeError, "history"),
+    ({"history": pd.DataFrame()}, ValidationError, "history"),  # raw KeyError 'timestamp' before
+    ({"baseline": None}, InputTypeError, "baseline"),
+    ({"baseline": {"accuracy": 0.9}}, InputTypeError, "baseline"),
+    ({"settings": {"thresholds": {"accuracy": 0.05}}}, InputTypeError, "settings"),
+    ({"metrics": "accuracy"}, InputTypeError, "metrics"),
+    ({"metrics": ["acuracy"]}, ValidationError, "metrics"),  # silently no alerts before
+    ({"cooldown_hours": -1}, ValidationError, "cooldown_hours"),  # accepted before
+    ({"cooldown_hours": "24"}, ValidationError, "cooldown_hours"),
+])
+def test_replay_refuses_bad_arguments_by_name(replay_inputs, db, change, exc, parameter):
+    h, b, s = replay_inputs
+    args = {"history": h, "baseline": b, "settings": s, **change}
+    refused(db, exc, parameter, replay, args.pop("history"), args.pop("baseline"), args.pop("settings"), **args)
+
+
+def test_replay_of_good_arguments_still_runs(replay_inputs):
+    h, b, s = replay_inputs
+    out = replay(h, b, s, metrics=["accuracy", "roc_auc"], cooldown_hours=np.float64(12))
+    assert list(out.columns[:4]) == ["timestamp", "batch_id", "segment", "metric"]
+    assert replay(h.iloc[:0], b, s).empty
