@@ -429,3 +429,139 @@ def test_replay_of_good_arguments_still_runs(replay_inputs):
     out = replay(h, b, s, metrics=["accuracy", "roc_auc"], cooldown_hours=np.float64(12))
     assert list(out.columns[:4]) == ["timestamp", "batch_id", "segment", "metric"]
     assert replay(h.iloc[:0], b, s).empty
+
+
+# --------------------------------------------------------------------------------------------
+# What already held: messy batches into track_performance - refused by name, nothing written
+# --------------------------------------------------------------------------------------------
+Y, YHAT, P = binary_batch(50)
+
+MESSY_BATCHES = {
+    "Int64 label with pd.NA": (dict(y_true=pd.Series(Y, dtype="Int64").mask(pd.Series(range(50)) == 3),
+                                    y_pred=YHAT), NonFiniteError, "y_true"),
+    "boolean label with pd.NA": (dict(y_true=pd.Series(Y.astype(bool), dtype="boolean").mask(pd.Series(range(50)) == 0),
+                                      y_pred=YHAT.astype(bool)), NonFiniteError, "y_true"),
+    "string label with None": (dict(y_true=pd.Series(np.where(Y == 1, "yes", "no"), dtype="string").mask(
+        pd.Series(range(50)) == 7), y_pred=np.where(YHAT == 1, "yes", "no")), NonFiniteError, "y_true"),
+    "category label with NaN": (dict(y_true=pd.Series(np.where(Y == 1, "yes", None), dtype="category"),
+                                     y_pred=np.where(YHAT == 1, "yes", "no")), NonFiniteError, "y_true"),
+    "None in a list of predictions": (dict(y_true=Y.tolist(), y_pred=[None, *YHAT[1:].tolist()]),
+                                      NonFiniteError, "y_pred"),
+    "scores not summing to 1": (dict(y_true=Y, y_pred=YHAT, y_pred_proba=np.c_[P, P]), Exception, "y_pred_proba"),
+    "scores above 1": (dict(y_true=Y, y_pred=YHAT, y_pred_proba=P * 1.5), Exception, "y_pred_proba"),
+    "negative scores": (dict(y_true=Y, y_pred=YHAT, y_pred_proba=P - 0.5), Exception, "y_pred_proba"),
+    "2-D y_true": (dict(y_true=np.c_[Y, Y], y_pred=YHAT), ValidationError, "y_true"),
+    "mismatched lengths": (dict(y_true=Y, y_pred=YHAT[:-1]), ValidationError, "y_pred"),
+    "scores of another length": (dict(y_true=Y, y_pred=YHAT, y_pred_proba=P[:-1]), ValidationError, "y_pred_proba"),
+    "empty batch": (dict(y_true=[], y_pred=[]), ValidationError, "y_true"),
+    "misaligned pandas indexes": (dict(y_true=pd.Series(Y), y_pred=pd.Series(YHAT, index=range(1, 51))),
+                                  ValidationError, "y_pred"),
+    "string scores": (dict(y_true=Y, y_pred=YHAT, y_pred_proba=P.astype(str)), InputTypeError, "y_pred_proba"),
+    "naive timestamp": (dict(y_true=Y, y_pred=YHAT, timestamp=datetime(2026, 5, 4)), ValidationError, "timestamp"),
+    "naive ISO string": (dict(y_true=Y, y_pred=YHAT, timestamp="2026-05-04 01:00"), ValidationError, "timestamp"),
+    "unix seconds": (dict(y_true=Y, y_pred=YHAT, timestamp=1714780800), InputTypeError, "timestamp"),
+    "NaT": (dict(y_true=Y, y_pred=YHAT, timestamp=pd.NaT), ValidationError, "timestamp"),
+    "model name of 300 characters": (dict(y_true=Y, y_pred=YHAT, model="m" * 300), ValidationError, "model"),
+    "model name with NUL": (dict(y_true=Y, y_pred=YHAT, model="a\x00b"), ValidationError, "model"),
+    "model name with a lone surrogate": (dict(y_true=Y, y_pred=YHAT, model="a\ud800"), ValidationError, "model"),
+    "NaN in metadata": (dict(y_true=Y, y_pred=YHAT, metadata={"x": float("nan")}), ValidationError, "metadata"),
+    "segments with a missing label": (dict(y_true=Y, y_pred=YHAT, segments=["eu"] * 49 + [None]),
+                                      ValidationError, "segments"),
+    "segments of another length": (dict(y_true=Y, y_pred=YHAT, segments=["eu"] * 10), ValidationError, "segments"),
+    "unknown task": (dict(y_true=Y, y_pred=YHAT, task="bin"), ValidationError, "task"),
+    "positive label not a class": (dict(y_true=Y, y_pred=YHAT, positive_label=5), ValidationError, "positive_label"),
+}
+
+
+@pytest.mark.parametrize("name", list(MESSY_BATCHES))
+def test_messy_batch_is_refused_by_name_and_writes_nothing(tracker, db, name):
+    y, yhat, p = binary_batch(seed=9)
+    tracker.track_performance(y, yhat, p, timestamp=T0)  # a model with history: the refusal must not touch it
+    kwargs, exc, parameter = MESSY_BATCHES[name]
+    kwargs = {"timestamp": T0 + timedelta(hours=1), **kwargs}
+    err = refused(db, exc, parameter, tracker.track_performance, **kwargs)
+    assert isinstance(err, PerfkitError)
+    assert parameter in str(err) or parameter.split("_")[0] in str(err)
+
+
+@pytest.mark.parametrize("kind", ["Int64", "boolean", "string", "category", "string[pyarrow]", "int8", "uint64"])
+def test_label_dtypes_give_scikit_learn_values(tracker, kind):
+    if kind == "string[pyarrow]":
+        pytest.importorskip("pyarrow")
+    y, yhat, p = binary_batch(seed=3)
+    if kind in ("boolean",):
+        yt, yp = pd.Series(y.astype(bool), dtype=kind), pd.Series(yhat.astype(bool), dtype=kind)
+    elif kind.startswith("string") or kind == "category":
+        yt = pd.Series(np.where(y == 1, "yes", "no"), dtype=kind)
+        yp = pd.Series(np.where(yhat == 1, "yes", "no"), dtype=kind)
+    elif kind in ("int8", "uint64"):
+        yt, yp = y.astype(kind), yhat.astype(kind)
+    else:
+        yt, yp = pd.Series(y, dtype=kind), pd.Series(yhat, dtype=kind)
+    result = tracker.track_performance(yt, yp, p, timestamp=T0, model=f"m-{kind}")
+    pos = {"boolean": True}.get(kind, "yes" if kind.startswith("string") or kind == "category" else 1)
+    yt_l, yp_l = list(np.asarray(yt, dtype=object)), list(np.asarray(yp, dtype=object))
+    assert result.metrics["accuracy"].value == pytest.approx(skm.accuracy_score(yt_l, yp_l))
+    assert result.metrics["f1"].value == pytest.approx(skm.f1_score(yt_l, yp_l, pos_label=pos))
+    assert result.metrics["roc_auc"].value == pytest.approx(skm.roc_auc_score(y, p))  # p: the score of the 2nd sorted class (1 / "yes")
+
+
+def test_scores_as_a_frame_with_class_columns_in_another_order(tracker):
+    rng = np.random.default_rng(4)
+    classes = ["cat", "dog", "eel"]
+    proba = rng.dirichlet(np.ones(3), 300)
+    y = np.array(classes)[rng.integers(0, 3, 300)]
+    frame = pd.DataFrame(proba, columns=classes)[["eel", "cat", "dog"]]
+    result = tracker.track_performance(y, np.array(classes)[proba.argmax(1)], frame, timestamp=T0)
+    assert result.metrics["roc_auc"].value == pytest.approx(skm.roc_auc_score(y, proba, multi_class="ovr"))
+    assert result.metrics["log_loss"].value == pytest.approx(skm.log_loss(y, proba))
+
+
+def test_class_missing_from_a_batch_and_a_new_class(tracker, db):
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 300)
+    tracker.track_performance(y, y, timestamp=T0)
+    missing = tracker.track_performance(np.where(y == 2, 0, y), y, timestamp=T0 + timedelta(hours=1))
+    assert missing.metrics["accuracy"].value == pytest.approx(skm.accuracy_score(np.where(y == 2, 0, y), y))
+    grown = tracker.track_performance(np.r_[y, 3], np.r_[y, 3], timestamp=T0 + timedelta(hours=2))
+    assert grown.metrics["accuracy"].value == 1.0
+    assert [r.state["classes"] for r in tracker.store.records("churn")] == [[0, 1, 2], [0, 1, 2], [0, 1, 2, 3]]
+
+
+def test_string_labels_after_integer_labels_are_refused(tracker, db):
+    y, yhat, p = binary_batch()
+    tracker.track_performance(y, yhat, p, timestamp=T0)
+    refused(db, ModelIdentityError, "y_true", tracker.track_performance, np.where(y == 1, "1", "0"),
+            np.where(yhat == 1, "1", "0"), p, timestamp=T0)
+
+
+def test_single_class_batch_auc_is_nan_with_a_reason(tracker):
+    result = tracker.track_performance([1, 1, 1, 1], [1, 0, 1, 1], [0.9, 0.2, 0.8, 0.7], timestamp=T0)
+    auc = result.metrics["roc_auc"]
+    assert np.isnan(auc.value) and auc.reason == "single_class_in_y_true"
+    assert result.metrics["accuracy"].value == 0.75
+
+
+def test_one_row_batch(tracker):
+    result = tracker.track_performance([1], [1], [0.7], timestamp=T0)
+    assert result.metrics["accuracy"].value == 1.0
+    assert result.metrics["log_loss"].value == pytest.approx(skm.log_loss([1], [0.7], labels=[0, 1]))
+
+
+def test_regression_extremes(tracker):
+    huge = compute_metrics([1e308, -1e308, 1.5], [1e308, 1e308, 0.5])
+    assert np.isnan(huge["mse"].value) and huge["mse"].reason == "overflow"  # not inf, not a silent 0
+    zeros = compute_metrics([-0.0, 0.0, 1.5], [0.0, -0.0, 1.5])
+    assert zeros["mse"].value == 0.0 and zeros["r2"].value == 1.0
+    assert zeros["mape"].reason == "zero_targets_skipped:2"
+    f16 = compute_metrics(np.array([1.5, 2.5, 3.25], np.float16), np.array([1.0, 2.0, 3.5], np.float16))
+    assert f16["mae"].value == pytest.approx(skm.mean_absolute_error([1.5, 2.5, 3.25], [1.0, 2.0, 3.5]))
+    assert f16["r2"].value == pytest.approx(skm.r2_score([1.5, 2.5, 3.25], [1.0, 2.0, 3.5]))
+
+
+def test_timestamps_with_an_offset_and_unicode_names_round_trip(tracker):
+    y, yhat, p = binary_batch()
+    name = "模型-🚀-é" * 20  # 160 characters
+    tracker.track_performance(y, yhat, p, model=name, timestamp="2026-05-04T02:00:00+02:00")
+    tracker.track_performance(y, yhat, p, model=name, timestamp=pd.Timestamp("2026-05-04 03:00", tz="Europe/Berlin"))
+    assert [r.timestamp for r in tracker.store.records(name)] == [T0, T0 + timedelta(hours=1)]
