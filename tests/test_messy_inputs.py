@@ -30,6 +30,7 @@ from perfkit.cli import main as cli_main
 from perfkit.exceptions import (
     ConfigError,
     InputTypeError,
+    LabelError,
     ModelIdentityError,
     NonFiniteError,
     StateError,
@@ -565,3 +566,24 @@ def test_timestamps_with_an_offset_and_unicode_names_round_trip(tracker):
     tracker.track_performance(y, yhat, p, model=name, timestamp="2026-05-04T02:00:00+02:00")
     tracker.track_performance(y, yhat, p, model=name, timestamp=pd.Timestamp("2026-05-04 03:00", tz="Europe/Berlin"))
     assert [r.timestamp for r in tracker.store.records(name)] == [T0, T0 + timedelta(hours=1)]
+
+
+@pytest.mark.parametrize("missing", [float("nan"), None, pd.NA, np.float32("nan")])
+def test_classes_with_a_missing_value(tracker, db, missing):
+    # NaN used to become a class of its own; None failed as "labels of mixed types" of y_true
+    refused(db, LabelError, "classes", tracker.track_performance, [0, 1, 1], [0, 1, 0], classes=[0, 1, missing],
+            timestamp=T0)
+
+
+def test_score_frame_with_duplicate_columns(tracker, db):
+    frame = pd.DataFrame([[0.5, 0.5], [0.4, 0.6], [0.3, 0.7]], columns=[0, 0])
+    err = refused(db, LabelError, "y_pred_proba", tracker.track_performance, [0, 1, 1], [0, 1, 1], frame,
+                  timestamp=T0)
+    assert "duplicate column" in str(err)  # was "classification needs at least two classes, got [0]"
+
+
+def test_single_class_batch_of_a_new_model_says_how_to_fix_it(tracker, db):
+    err = refused(db, LabelError, "classes", tracker.track_performance, [5] * 10, [5] * 10, timestamp=T0)
+    assert "classes=[...]" in str(err)
+    result = tracker.track_performance([5] * 10, [5] * 9 + [7], classes=[5, 7], timestamp=T0)
+    assert result.metrics["accuracy"].value == pytest.approx(0.9)

@@ -324,6 +324,9 @@ def prepare(
                                  parameter="classes")
         classes = list(classes)
         _check_scalar_labels(classes, "classes")
+        if any(c is None or c is pd.NA or (isinstance(c, (float, np.floating)) and math.isnan(c)) for c in classes):
+            # a NaN class was accepted as a class of its own; None failed as "mixed types" of y_true
+            raise LabelError(f"classes contains a missing value (None/NaN): {classes!r}", parameter="classes")
     try:
         return _prepare_classification(yt, yp, y_proba, task, classes, positive_label, proba_tol, n)
     except TypeError as exc:
@@ -405,6 +408,8 @@ def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, prob
         if len(cls) != len(list(classes)):
             raise LabelError("classes contains duplicates", parameter="classes")
     elif proba_cols is not None:
+        if len(set(proba_cols)) != len(proba_cols):
+            raise LabelError(f"y_pred_proba has duplicate column names {list(proba_cols)}", parameter="y_pred_proba")
         cls = sorted_labels(set(proba_cols))
     else:
         seen: set = set()
@@ -432,7 +437,8 @@ def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, prob
         cls = sorted_labels(seen)
     k = len(cls)
     if k < 2:
-        raise LabelError(f"classification needs at least two classes, got {list(cls)}", parameter="classes")
+        raise LabelError(f"classification needs at least two classes, got {list(cls)}; pass classes=[...] with "
+                         "every label of the model", parameter="classes")
     if task == "binary" and k != 2:
         raise LabelError(f"task='binary' needs exactly two classes, got {list(cls)}", parameter="classes")
     if task == "multiclass" and k < 3 and classes is None:
