@@ -231,9 +231,9 @@ def _json_out(obj: Any, output: str | None, *, safe: bool = False) -> None:
     if output in (None, "-"):
         sys.stdout.write(text + "\n")
     else:
-        p = Path(output)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text + "\n", encoding="utf-8")
+        from perfkit.store.backup import write_text_atomic
+
+        p = write_text_atomic(output, text + "\n", "output")  # a directory / unwritable place: a named error
         print(f"wrote {p}", file=sys.stderr)
 
 
@@ -275,6 +275,38 @@ def _proba_columns(text: str | None) -> list[str] | None:
     return cols
 
 
+def _batch_time(column: Any, path: Path) -> Any:
+    """The time of one batch: the latest value of its ``--timestamp-col`` cells (naive: UTC)."""
+    import pandas as pd
+
+    t = pd.to_datetime(column, utc=True, errors="coerce")
+    bad = t.isna() & column.notna()
+    if bad.any():  # used to be dropped silently
+        raise ValidationError(f"{path}: column {column.name!r} has {int(bad.sum())} value(s) that are not times "
+                              f"(first: {column[bad].iloc[0]!r}); nothing was tracked", parameter="timestamp_col")
+    if t.isna().all():
+        raise ValidationError(f"{path}: column {column.name!r} holds no timestamps", parameter="timestamp_col")
+    return t.max().to_pydatetime()
+
+
+def _check_rows(frame: Any, y_true: str | None, y_pred: str | None, proba: list[str] | None, task: str | None,
+                path: Path) -> None:
+    """Row-level problems of the whole file (a missing label, a score outside [0, 1] ...), found before
+    the first batch is written: a file is tracked whole or not at all. Class sets are left to the
+    tracker (a batch may show fewer classes than the file)."""
+    from perfkit.exceptions import InputTypeError, LabelError
+    from perfkit.metrics._validation import prepare
+
+    scores = None if not proba else frame[proba[0]].to_numpy() if len(proba) == 1 else frame[proba].to_numpy()
+    try:
+        prepare(frame[y_true].to_numpy() if y_true else None, frame[y_pred].to_numpy() if y_pred else None,
+                scores, task=task, classes=None, positive_label=None, proba_tol=1e-4)
+    except LabelError:
+        pass
+    except (ValidationError, InputTypeError) as exc:
+        raise type(exc)(f"{path}: {exc}; nothing was tracked", parameter=exc.parameter) from exc
+
+
 def _cmd_track(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -292,24 +324,21 @@ def _cmd_track(args: argparse.Namespace) -> int:
         raise ValidationError(f"{path}: the file has no rows", parameter="file")
     keys = [c for c in (args.batch_col, args.segment_col) if c]
     groups = list(frame.groupby(keys, sort=False, dropna=False)) if keys else [((), frame)]
+    # every check that can fail on the file's rows runs before the first batch is written
+    times = [_batch_time(g[args.timestamp_col], path) if args.timestamp_col else None for _, g in groups]
+    _check_rows(frame, y_true, args.y_pred, proba, args.task, path)
     tracker = _tracker(args, model=args.model)
     n_alerts = 0
+    done = 0
     try:
-        iterator: Any = groups
+        iterator: Any = zip(groups, times, strict=True)
         if len(groups) >= _PROGRESS_MIN_BATCHES and not args.quiet:
             from tqdm import tqdm
 
-            iterator = tqdm(groups, desc="tracking", unit="batch", file=sys.stderr, leave=False)
-        for key, g in iterator:
+            iterator = tqdm(iterator, total=len(groups), desc="tracking", unit="batch", file=sys.stderr, leave=False)
+        for (key, g), ts in iterator:
             key = key if isinstance(key, tuple) else (key,)
             kv = dict(zip(keys, key, strict=True))
-            ts = None
-            if args.timestamp_col:
-                t = pd.to_datetime(g[args.timestamp_col], utc=True, errors="coerce")
-                if t.isna().all():
-                    raise ValidationError(f"{path}: column {args.timestamp_col!r} holds no timestamps",
-                                          parameter="timestamp_col")
-                ts = t.max().to_pydatetime()
             probs = None
             if proba:
                 probs = g[proba[0]].to_numpy() if len(proba) == 1 else g[proba].to_numpy()
@@ -326,7 +355,13 @@ def _cmd_track(args: argparse.Namespace) -> int:
                 task=args.task,
             )
             n_alerts += len(result.alert_outcomes)
+            done += 1
         line = _baseline_line(tracker.store, tracker.config, tracker.model)
+    except PerfkitError:
+        if done:  # say what is in the store: the batches before this one were tracked
+            print(f"perfkit: batch {done + 1} of {len(groups)} ({', '.join(f'{k}={v!r}' for k, v in kv.items()) or 'the file'}) "
+                  f"was refused; the {done} batch(es) before it were tracked", file=sys.stderr)
+        raise
     finally:
         tracker.close()
     print(f"tracked {len(groups)} batch(es) of {len(frame)} rows for model {tracker.model!r}; "

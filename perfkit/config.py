@@ -41,7 +41,7 @@ from typing import Any
 import yaml
 
 from perfkit._checks import check_name, mask_url
-from perfkit.exceptions import ConfigError, UnknownMetricError, ValidationError
+from perfkit.exceptions import ConfigError, InputTypeError, UnknownMetricError, ValidationError
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -325,10 +325,14 @@ class _Parser:
         v = raw[key]
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise self.fail(key, f"must be a number, got {type(v).__name__} {v!r}")
+        rng = f"{'(' if open_lo else '['}{lo:g}, {hi:g}]"
+        try:
+            float(v)
+        except OverflowError:  # an int of 400 digits
+            raise self.fail(key, f"must be in {rng}, got a {len(str(abs(v)))}-digit number") from None
         if integer and not float(v).is_integer():
             raise self.fail(key, f"must be a whole number, got {v!r}")
         if not math.isfinite(v) or v < lo or v > hi or (open_lo and v == lo):
-            rng = f"{'(' if open_lo else '['}{lo:g}, {hi:g}]"
             raise self.fail(key, f"must be in {rng}, got {v!r}")
         return int(v) if integer else float(v)
 
@@ -357,8 +361,10 @@ class _Parser:
         return v
 
     def mapping(self, raw: Mapping, key: str) -> Mapping:
-        v = raw.get(key) or {}
-        if not isinstance(v, Mapping):
+        v = raw.get(key)
+        if v is None:
+            return {}
+        if not isinstance(v, Mapping):  # [] / false / 0 / '' no longer read as "empty" (no thresholds)
             raise self.fail(key, f"must be a mapping, got {type(v).__name__}")
         return v
 
@@ -592,11 +598,17 @@ def load_config(path: str | os.PathLike[str] | None = None) -> PerformanceConfig
             path = DEFAULT_CONFIG_PATH
         else:
             return parse_config({}, source="<defaults>")
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputTypeError(f"path must be a str or path-like, got {type(path).__name__}", parameter="path")
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: configuration file not found")
     try:
         doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text ({exc})") from exc
+    except OSError as exc:  # a directory, unreadable ...
+        raise ConfigError(f"{p}: cannot be read: {exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
     if doc is None:

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import math
+import numbers
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -146,10 +147,11 @@ def _describe(state: State) -> str:
     return f"a {state.task} batch with labels {list(state.classes)}"
 
 
-def _identity_error(model: str, ident: Mapping[str, Any], got: str) -> ModelIdentityError:
+def _identity_error(model: str, ident: Mapping[str, Any], got: str, hint: str | None = None) -> ModelIdentityError:
     labels = "" if ident["task"] == "regression" else f" with labels {ident['classes']}"
-    hint = ("; a binary model cannot grow a third class: declare every class up front with classes=[...]"
-            if ident["task"] == "binary" else "")
+    if hint is None:
+        hint = ("; a binary model cannot grow a third class: declare every class up front with classes=[...]"
+                if ident["task"] == "binary" else "")
     return ModelIdentityError(
         f"model {model!r} is a {ident['task']} model{labels}; refusing {got} (nothing was written){hint}",
         parameter="y_true",
@@ -169,13 +171,15 @@ def _merge_identity(model: str, current: Mapping[str, Any] | None, state: State)
     new = _identity_of(state)
     if current is None:
         return new
-    if current["task"] != new["task"]:
-        raise _identity_error(model, current, _describe(state))
+    if current["task"] != new["task"]:  # the third-class hint only for a multiclass batch
+        raise _identity_error(model, current, _describe(state), None if new["task"] == "multiclass" else "")
     if new["task"] == "regression":
         return None
     if new["task"] == "binary":
         if current["classes"] != new["classes"] or current.get("positive_label") != new["positive_label"]:
-            raise _identity_error(model, current, _describe(state) + f" (positive {new['positive_label']!r})")
+            hint = (f"; the model's positive label is {current.get('positive_label')!r}"
+                    if current["classes"] == new["classes"] else "")
+            raise _identity_error(model, current, _describe(state) + f" (positive {new['positive_label']!r})", hint)
         scores = bool(current.get("has_scores")) or new["has_scores"]
         return None if scores == current.get("has_scores") else {**current, "has_scores": scores}
     if not set(current["classes"]) <= set(new["classes"]):
@@ -718,7 +722,7 @@ class ModelPerformanceTracker:
             except (LabelError, ShapeError, UnknownTaskError, ValidationError):
                 raise exc from None
             if alone.task == "regression" or ident["task"] == "binary":
-                raise _identity_error(model, ident, _describe(alone)) from exc
+                raise _identity_error(model, ident, _describe(alone), None if alone.task == "multiclass" else "") from exc
             grown = list(sorted_labels({*known, *alone.classes}))
             state = compute_state(y_true, y_pred, y_pred_proba, task="multiclass", classes=grown)
         notes = _new_class_notes(ident, state)
@@ -1028,8 +1032,9 @@ class ModelPerformanceTracker:
                 end = recs[0].timestamp + timedelta(days=check_days(days))
                 recs = [r for r in recs if r.timestamp < end]
             if n_batches is not None:
-                if n_batches < 1:
-                    raise ValidationError("n_batches must be >= 1", parameter="n_batches")
+                if isinstance(n_batches, bool) or not isinstance(n_batches, numbers.Integral) or n_batches < 1:
+                    raise ValidationError(f"n_batches must be a whole number >= 1, got {n_batches!r}",
+                                          parameter="n_batches")
                 recs = recs[:n_batches]
             if not recs:
                 raise ValidationError(f"no labelled history for model {model!r}", parameter="n_batches")
@@ -1045,7 +1050,7 @@ class ModelPerformanceTracker:
 
     def get_baseline(self, *, model: str | None = None, segment: str | None = None) -> MetricReport | None:
         """Metric values of the active baseline (None when there is none yet)."""
-        b = self.store.get_baseline(model or self.model, segment=segment)
+        b = self.store.get_baseline((_check_name(model, "model") or self.model), segment=segment)
         if b is None:
             return None
         return evaluate(state_from_dict(b.state), level=self.config.confidence_level)
@@ -1118,19 +1123,19 @@ class ModelPerformanceTracker:
         """History of a model as a DataFrame (one row per batch, metric columns)."""
         start, end = self._window(days, end)
         kw = {} if segment is _ALL else {"segment": segment}
-        return self.store.history(model or self.model, start=start, end=end + timedelta(microseconds=1), **kw)
+        return self.store.history((_check_name(model, "model") or self.model), start=start, end=end + timedelta(microseconds=1), **kw)
 
     def window_metrics(self, days: float = 7, *, model: str | None = None, segment: Any = _ALL,
                        end: datetime | None = None) -> MetricReport | None:
         """Metrics of a window computed from the merged states of its batches (exact)."""
         start, end = self._window(days, end)
         kw = {} if segment is _ALL else {"segment": segment}
-        states = self.store.states(model or self.model, start=start, end=end + timedelta(microseconds=1), **kw)
+        states = self.store.states((_check_name(model, "model") or self.model), start=start, end=end + timedelta(microseconds=1), **kw)
         usable = [d for _, d in states if not _overflowed(d)]
         skipped = len(states) - len(usable)
         if skipped:
             logger.warning("window of %s: %d batch(es) whose statistics overflowed (values near 1e308) skipped",
-                           model or self.model, skipped)
+                           (_check_name(model, "model") or self.model), skipped)
         if not usable:
             return None
         report = evaluate(merge_dicts_to_state(usable), level=self.config.confidence_level)
@@ -1146,20 +1151,18 @@ class ModelPerformanceTracker:
         """Summary of the last ``days`` (seed keys plus trends, alerts, baseline, segments)."""
         from perfkit.summary import build_summary
 
-        return build_summary(self.store, self.config, days=days, model=model or self.model, segment=segment, end=end)
+        return build_summary(self.store, self.config, days=days, model=(_check_name(model, "model") or self.model), segment=segment, end=end)
 
     def generate_performance_report(self, output_path: str | os.PathLike[str] | None = None, days: float = 30,
                                     *, model: str | None = None, end: datetime | None = None) -> dict[str, Any]:
         """JSON report (documented schema, ``schema_version``) written to ``output_path``."""
         from perfkit.summary import build_report
 
-        report = build_report(self.store, self.config, days=days, model=model or self.model, end=end)
+        report = build_report(self.store, self.config, days=days, model=(_check_name(model, "model") or self.model), end=end)
         if output_path is not None:
-            p = Path(output_path)
-            p.parent.mkdir(parents=True, exist_ok=True)
-            tmp = p.with_suffix(p.suffix + ".tmp")
-            tmp.write_text(json.dumps(report, indent=2, allow_nan=False), encoding="utf-8")
-            os.replace(tmp, p)
+            from perfkit.store.backup import write_text_atomic
+
+            p = write_text_atomic(output_path, json.dumps(report, indent=2, allow_nan=False), "output_path")
             logger.info("performance report written to %s", p)
         return report
 
@@ -1168,7 +1171,7 @@ class ModelPerformanceTracker:
         """Chart of the tracked metrics over time; written as PNG, SVG or HTML by extension."""
         from perfkit.summary import trends_chart
 
-        chart = trends_chart(self.store, self.config, days=days, metric=metric, model=model or self.model, end=end)
+        chart = trends_chart(self.store, self.config, days=days, metric=metric, model=(_check_name(model, "model") or self.model), end=end)
         if output_path is not None:
             from perfkit.report.charts import save_chart
 
@@ -1177,8 +1180,13 @@ class ModelPerformanceTracker:
 
     def export_history(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Back up the whole store to JSON lines (default: ``history_file`` of the config)."""
-        p = Path(path or self.config.storage.history_file)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        from perfkit.store.backup import check_output_path
+
+        p = check_output_path(self.config.storage.history_file if path is None else path)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValidationError(f"path {str(p)!r}: its directory cannot be created: {exc}", parameter="path") from exc
         self.store.export_json(p)
         return p
 
@@ -1195,7 +1203,7 @@ class ModelPerformanceTracker:
 
     def alerts(self, days: float | None = None, *, model: str | None = None, include_suppressed: bool = True) -> pd.DataFrame:
         start, end = self._window(days)
-        return self.store.alerts(model or self.model, start=start, include_suppressed=include_suppressed)
+        return self.store.alerts((_check_name(model, "model") or self.model), start=start, include_suppressed=include_suppressed)
 
     def close(self) -> None:
         self.store.close()

@@ -37,7 +37,7 @@ from perfkit.alerts import apply_cooldown
 from perfkit.alerts.types import Alert
 from perfkit.analysis._decide import _decide_arrays, adjust_pvalues, decide, severity_for
 from perfkit.config import DetectionSettings
-from perfkit.exceptions import ValidationError
+from perfkit.exceptions import InputTypeError, ValidationError
 from perfkit.metrics import METRICS, MetricReport, MetricValue, performance_score_se
 from perfkit.metrics import performance_score as performance_score_of
 
@@ -488,6 +488,32 @@ def _score_se_frame(frame: pd.DataFrame) -> np.ndarray:
         return np.where(den > 0, num / den, np.nan)
 
 
+def _check_replay_args(history: Any, baseline: Any, settings: Any, metrics: Any) -> None:
+    """The boundary of :func:`replay` / :func:`replay_decisions`: wrong arguments are named (they
+    used to fail deep inside with a raw KeyError / AttributeError / TypeError)."""
+    from perfkit.store.records import BatchRecord
+
+    if isinstance(history, pd.DataFrame):
+        if "timestamp" not in history.columns:
+            raise ValidationError("history has no 'timestamp' column: pass Store.history() / "
+                                  "tracker.get_history() output or a list of BatchRecords", parameter="history")
+    elif not isinstance(history, (list, tuple)) or not all(isinstance(r, BatchRecord) for r in history):
+        raise InputTypeError("history must be a DataFrame (Store.history()) or a list of BatchRecords, got "
+                             f"{type(history).__name__}", parameter="history")
+    if not isinstance(baseline, Mapping) or not all(isinstance(v, MetricValue) for v in baseline.values()):
+        raise InputTypeError("baseline must be a MetricReport (e.g. tracker.get_baseline()) or a mapping "
+                             f"name -> MetricValue, got {type(baseline).__name__}", parameter="baseline")
+    if not isinstance(settings, DetectionSettings):
+        raise InputTypeError(f"settings must be a DetectionSettings (config.detection), got {type(settings).__name__}",
+                             parameter="settings")
+    if isinstance(metrics, str):
+        raise InputTypeError(f"metrics must be a list of metric names, got the str {metrics!r}", parameter="metrics")
+    unknown = [m for m in metrics or () if m not in METRICS]
+    if unknown:  # used to be dropped silently: no alerts, no error
+        raise ValidationError(f"metrics {unknown} are not metric names; valid: {', '.join(sorted(METRICS))}",
+                              parameter="metrics")
+
+
 def replay_decisions(
     history: Any,
     baseline: MetricReport | Mapping[str, MetricValue],
@@ -503,6 +529,7 @@ def replay_decisions(
     ``estimated=True``: the decisions on the label-free estimates of the batches tracked
     before their labels (:func:`estimated_frame`; batch scope only, as the tracker).
     """
+    _check_replay_args(history, baseline, settings, metrics)
     frame = estimated_frame(history) if estimated else history_frame(history)
     if frame.empty:
         return decide(pd.DataFrame(columns=["family", "metric", "value"]), settings).assign(
@@ -612,6 +639,10 @@ def replay(
         (``"fires"`` or ``"suppressed"``) and suppressed_by (row index of the alert that
         suppresses it).
     """
+    if isinstance(cooldown_hours, bool) or not isinstance(cooldown_hours, (int, float, np.floating)) \
+            or not 0 <= float(cooldown_hours) < math.inf:
+        raise ValidationError(f"cooldown_hours must be a number >= 0, got {cooldown_hours!r}",
+                              parameter="cooldown_hours")
     decided = replay_decisions(history, baseline, settings, metrics=metrics)
     out = _alert_rows(decided)[_ALERT_COLUMNS].reset_index(drop=True) if len(decided) else \
         pd.DataFrame(columns=_ALERT_COLUMNS)

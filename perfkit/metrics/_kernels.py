@@ -720,7 +720,7 @@ def small_int_labels(a):
             lo = v
         elif v > hi:
             hi = v
-    if hi - lo >= 1_000_000:
+    if hi - lo >= 1_000_000 or hi - lo < 0:  # < 0: the range overflowed int64 (wrapped)
         return lo, hi, np.zeros(0, dtype=np.int64)
     counts = np.zeros(hi - lo + 1, dtype=np.int64)
     for i in range(n):

@@ -51,6 +51,9 @@ def _to_1d(x: Any, name: str) -> np.ndarray:
         raise InputTypeError(f"{name} could not be converted to an array: {exc}", parameter=name) from exc
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
+    if arr.ndim == 0:  # a generator, a set, a dict ... (numpy wraps it as one object)
+        raise InputTypeError(f"{name} must be an array-like of values (list, numpy array, pandas Series), "
+                             f"got {type(x).__name__}", parameter=name)
     if arr.ndim != 1:
         raise ShapeError(f"{name} must be one-dimensional, got shape {arr.shape}", parameter=name)
     return arr
@@ -183,7 +186,7 @@ def check_finite_after(p: PreparedRegression, moments: Sequence[Any]) -> None:
 
 def _encode(arr: np.ndarray, classes: tuple, name: str) -> np.ndarray:
     """Map labels to indices of ``classes`` (fast path for small non-negative ints)."""
-    if arr.dtype.kind in "iub" and all(isinstance(c, (int, bool)) for c in classes):
+    if arr.dtype.kind in "iub" and arr.dtype != np.uint64 and all(isinstance(c, (int, bool)) for c in classes):
         a = arr.astype(np.int64, copy=False)
         lo, hi = int(a.min()), int(a.max())
         cls = np.asarray([int(c) for c in classes], dtype=np.int64)
@@ -233,7 +236,7 @@ def sorted_labels(values: set, parameter: str = "y_true") -> tuple:
 def _unique_labels(arr: np.ndarray) -> set:
     if arr.dtype.kind == "b":
         return {bool(v) for v in (arr.any(), not arr.all())} if arr.size else set()
-    if arr.dtype.kind in "iu" and arr.size:
+    if arr.dtype.kind in "iu" and arr.dtype != np.uint64 and arr.size:  # uint64 above 2**63 would wrap
         from perfkit.metrics import _kernels
 
         a = arr if arr.dtype == np.int64 else arr.astype(np.int64)
@@ -321,6 +324,9 @@ def prepare(
                                  parameter="classes")
         classes = list(classes)
         _check_scalar_labels(classes, "classes")
+        if any(c is None or c is pd.NA or (isinstance(c, (float, np.floating)) and math.isnan(c)) for c in classes):
+            # a NaN class was accepted as a class of its own; None failed as "mixed types" of y_true
+            raise LabelError(f"classes contains a missing value (None/NaN): {classes!r}", parameter="classes")
     try:
         return _prepare_classification(yt, yp, y_proba, task, classes, positive_label, proba_tol, n)
     except TypeError as exc:
@@ -334,6 +340,15 @@ def prepare(
         raise
 
 
+def _pandas_numbers(x: pd.DataFrame | pd.Series, dtypes: list) -> np.ndarray:
+    """Scores from pandas: nullable numeric columns (``Float64`` with ``pd.NA`` ...) as float64 with
+    NaN, so a missing score is reported as missing (it was "must be numeric, got dtype object")."""
+    if any(isinstance(t, pd.api.extensions.ExtensionDtype) for t in dtypes) and all(
+            pd.api.types.is_numeric_dtype(t) for t in dtypes):
+        return x.to_numpy(dtype=np.float64, na_value=np.nan)
+    return x.to_numpy()
+
+
 def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, proba_tol, n):
     proba_cols = None
     proba = None
@@ -341,9 +356,9 @@ def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, prob
     if y_proba is not None:
         if isinstance(y_proba, pd.DataFrame):
             proba_cols = tuple(python_label(c) for c in y_proba.columns)
-            proba_arr = y_proba.to_numpy()
+            proba_arr = _pandas_numbers(y_proba, list(y_proba.dtypes))
         elif isinstance(y_proba, pd.Series):
-            proba_arr = y_proba.to_numpy()
+            proba_arr = _pandas_numbers(y_proba, [y_proba.dtype])
         else:
             try:
                 proba_arr = np.asarray(y_proba)
@@ -393,6 +408,8 @@ def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, prob
         if len(cls) != len(list(classes)):
             raise LabelError("classes contains duplicates", parameter="classes")
     elif proba_cols is not None:
+        if len(set(proba_cols)) != len(proba_cols):
+            raise LabelError(f"y_pred_proba has duplicate column names {list(proba_cols)}", parameter="y_pred_proba")
         cls = sorted_labels(set(proba_cols))
     else:
         seen: set = set()
@@ -420,7 +437,8 @@ def _prepare_classification(yt, yp, y_proba, task, classes, positive_label, prob
         cls = sorted_labels(seen)
     k = len(cls)
     if k < 2:
-        raise LabelError(f"classification needs at least two classes, got {list(cls)}", parameter="classes")
+        raise LabelError(f"classification needs at least two classes, got {list(cls)}; pass classes=[...] with "
+                         "every label of the model", parameter="classes")
     if task == "binary" and k != 2:
         raise LabelError(f"task='binary' needs exactly two classes, got {list(cls)}", parameter="classes")
     if task == "multiclass" and k < 3 and classes is None:

@@ -68,6 +68,7 @@ Windows: ``estimate(merge_states(pending_states), baseline)`` is the estimate of
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -244,6 +245,9 @@ def calibrate(baseline_state: ClassificationState | dict, *, min_end_rows: float
     """
     if isinstance(baseline_state, dict):
         baseline_state = state_from_dict(baseline_state)
+    if min_end_rows is not None and (isinstance(min_end_rows, bool) or not isinstance(min_end_rows, numbers.Real)
+                                     or not 0 <= min_end_rows < math.inf):
+        raise ValidationError(f"min_end_rows must be a number >= 0, got {min_end_rows!r}", parameter="min_end_rows")
     if not isinstance(baseline_state, ClassificationState):
         raise StateError("the baseline of an estimate must be a classification state")
     if not baseline_state.labelled or not baseline_state.has_scores:
@@ -639,7 +643,7 @@ def estimate(
         state = state_from_dict(state)
     if isinstance(baseline_state, dict):
         baseline_state = state_from_dict(baseline_state)
-    if not (0.0 < level < 1.0):
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not (0.0 < level < 1.0):
         raise ValidationError(f"level must be in (0, 1), got {level!r}", parameter="level")
     if isinstance(state, RegressionState):
         return _nan_report("regression", REGRESSION_METRICS, "not_estimable_regression", level, state.n)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import html
 import math
+import numbers
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from perfkit.exceptions import ValidationError
+from perfkit.exceptions import StateError, ValidationError
 from perfkit.metrics._moments import Moments
 from perfkit.metrics.registry import (
     DEFAULT_N_BOOT,
@@ -143,9 +144,11 @@ def evaluate(
     """
     if isinstance(state, dict):
         state = state_from_dict(state)
-    if not (0.0 < level < 1.0):
+    if not isinstance(state, (ClassificationState, RegressionState)):
+        raise StateError(f"evaluate needs a state (compute_state / merge_states), got {type(state).__name__}")
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not (0.0 < level < 1.0):
         raise ValidationError(f"level must be in (0, 1), got {level!r}", parameter="level")
-    if n_boot < 10:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 10:
         raise ValidationError(f"n_boot must be at least 10, got {n_boot!r}", parameter="n_boot")
     task = state.task
     if metrics is None:

@@ -81,7 +81,10 @@ class _StoreBase:
                 if path.exists() and not os.access(path, os.W_OK):
                     read_only_path = path
                 elif create:
-                    path.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                    except OSError as exc:  # a parent is a file, or not writable
+                        raise StoreError(f"cannot create the directory of store {path}: {exc}") from exc
                 elif not path.exists():
                     raise StoreError(f"no perfkit store at {path} (open it with create=True)")
         self.url = mask_url(url)

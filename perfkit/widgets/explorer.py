@@ -128,6 +128,11 @@ def _as_report(baseline: Any) -> MetricReport:
     if isinstance(baseline, Mapping):
         from perfkit.metrics import MetricValue
 
+        bad = next((k for k, v in baseline.items() if not isinstance(v, (MetricValue, Mapping))), None)
+        if bad is not None:  # {"accuracy": 0.9} used to raise a raw "'float' object is not a mapping"
+            raise InputTypeError(
+                f"baseline[{bad!r}] must be a MetricValue or its dict (tracker.get_baseline() gives them), "
+                f"got {type(baseline[bad]).__name__}", parameter="baseline")
         values = {k: v if isinstance(v, MetricValue) else MetricValue.from_dict({"name": k, **v})
                   for k, v in baseline.items()}
         return MetricReport(task="unknown", level=0.95, n=0, values=values)
@@ -228,6 +233,8 @@ def _load(
                               parameter="days")
     if metrics is None:
         wanted = [m for m in cfg.metrics_to_track if m in cfg.detection.thresholds]
+    elif isinstance(metrics, str):  # used to be read as its letters
+        raise InputTypeError(f"metrics must be a list of metric names, got the str {metrics!r}", parameter="metrics")
     else:
         wanted = [str(m) for m in metrics]
     present = [m for m in wanted if any(m in g.frame.columns and m in g.baseline for g in groups)]
