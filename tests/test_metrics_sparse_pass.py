@@ -24,7 +24,8 @@ def _by_sorting(keys, y_idx, p_idx, classes, labelled, shape):
 @pytest.mark.parametrize("k", [2, 3, 5, 12])
 @pytest.mark.parametrize("n", [1, 2, 17, 600, 9000])
 @pytest.mark.parametrize("labelled", [True, False])
-def test_radix_pass_equals_sorting(k, n, labelled):
+@pytest.mark.parametrize("spread", ["all", "narrow"])
+def test_radix_pass_equals_sorting(k, n, labelled, spread):
     rng = np.random.default_rng(k * 1000 + n)
     bins = _kernels.HIST_BINS
     h = 1 if k == 2 else k
@@ -32,6 +33,11 @@ def test_radix_pass_equals_sorting(k, n, labelled):
     # buckets over the whole range, with many repeats (a few distinct scores) and the edges
     buckets = rng.integers(0, bins, size=(n, h))
     buckets[: n // 3] = rng.choice([0, 1, bins - 1, bins // 2], size=(n // 3, h))
+    if spread == "narrow":  # scores of a real model: the dense counters, not the radix sort
+        buckets = rng.integers(0, 3 * n + 50, size=(n, h)) + rng.integers(0, bins - 3 * n - 50, size=h)
+        buckets[: n // 3] = buckets[0]
+        if h > 1:  # one histogram row spread out: rows of both kinds in one pass
+            buckets[:, -1] = rng.integers(0, bins, size=n)
     keys = buckets + np.arange(h, dtype=np.int64) * bins
     y_idx = rng.integers(0, k, n) if labelled else np.zeros(1, dtype=np.int64)
     p_idx = rng.integers(0, k, n)

@@ -1134,6 +1134,11 @@ def scatter_cells(text, starts, lens, nnz, qs, size, acc, table):
     return -1
 
 
+#: sparse_score_hists counts a histogram row densely when its buckets span at most this many
+#: buckets per row (plus 1024)
+_DENSE_SPAN = 16
+
+
 @nb.njit(cache=True, nogil=True)
 def _radix18(a, u, tmp, cnt):
     """Sort ``a[:u]`` (values below 2**18) in place: two 9-bit LSD counting passes."""
@@ -1161,21 +1166,75 @@ def sparse_score_hists(keys, y_idx, p_idx, hist_classes, labelled, bins):
     ``hist_classes[j]``); a row counts in ``pos`` of its true class, ``neg`` of the others
     and ``pred`` of its predicted class (unlabelled: every row in ``neg``, ``pos`` empty).
     Returns (keys, counts) of each as sorted flat keys and their counts: what sorting the
-    selected keys and counting their runs gives (``SparseCounts.from_keys``), by a radix
-    sort per histogram row (``bins`` <= 2**18).
+    selected keys and counting their runs gives (``SparseCounts.from_keys``).
+
+    Per histogram row, when its buckets span a range of at most :data:`_DENSE_SPAN` per row
+    (scores of a real model), the three histograms are counted into dense counters over that
+    range and read back in order; otherwise (buckets spread over the whole layout) the
+    selected buckets are radix-sorted (``bins`` <= 2**18) and their runs counted.
     """
     n, h = keys.shape
     tmp = np.empty(n, dtype=np.int64)
     tmp2 = np.empty(n, dtype=np.int64)
     cnt = np.zeros(513, dtype=np.int64)
-    out = []
-    for kind in range(3):
-        ok = np.empty(n * h if kind == 1 else n, dtype=np.int64)
-        oc = np.empty(n * h if kind == 1 else n, dtype=np.int64)
-        m = 0
+    pk = np.empty(n, dtype=np.int64)
+    pc = np.empty(n, dtype=np.int64)
+    nk = np.empty(n * h, dtype=np.int64)
+    nc = np.empty(n * h, dtype=np.int64)
+    dk = np.empty(n, dtype=np.int64)
+    dc = np.empty(n, dtype=np.int64)
+    mp = 0
+    mn = 0
+    md = 0
+    lo = np.full(h, np.int64(h) * bins, dtype=np.int64)
+    hi = np.full(h, np.int64(-1), dtype=np.int64)
+    for i in range(n):
         for j in range(h):
-            c = hist_classes[j]
-            base = j * bins
+            v = keys[i, j]
+            lo[j] = min(lo[j], v)
+            hi[j] = max(hi[j], v)
+    widest = 0
+    for j in range(h):
+        span = hi[j] - lo[j] + 1
+        if span <= _DENSE_SPAN * n + 1024:
+            widest = max(widest, span)
+    # (pos, neg, pred) counters of each bucket side by side, read back in order and cleared
+    # for the next histogram row
+    dense = np.zeros(3 * widest, dtype=np.int32)
+    for j in range(h):
+        c = hist_classes[j]
+        base = j * bins
+        first = lo[j]
+        span = hi[j] - first + 1
+        if n > 0 and span <= _DENSE_SPAN * n + 1024:
+            for i in range(n):
+                v = 3 * (keys[i, j] - first)
+                neg = (not labelled) or y_idx[i] != c
+                dense[v + neg] += 1
+                dense[v + 2] += p_idx[i] == c
+            for v in range(span):
+                x = dense[3 * v]
+                y = dense[3 * v + 1]
+                z = dense[3 * v + 2]
+                if x | y | z:
+                    key = first + v
+                    if x:
+                        pk[mp] = key
+                        pc[mp] = x
+                        mp += 1
+                    if y:
+                        nk[mn] = key
+                        nc[mn] = y
+                        mn += 1
+                    if z:
+                        dk[md] = key
+                        dc[md] = z
+                        md += 1
+                    dense[3 * v] = 0
+                    dense[3 * v + 1] = 0
+                    dense[3 * v + 2] = 0
+            continue
+        for kind in range(3):
             u = 0
             for i in range(n):
                 if kind == 0:
@@ -1190,6 +1249,9 @@ def sparse_score_hists(keys, y_idx, p_idx, hist_classes, labelled, bins):
             if u == 0:
                 continue
             _radix18(tmp, u, tmp2, cnt)
+            ok = pk if kind == 0 else (nk if kind == 1 else dk)
+            oc = pc if kind == 0 else (nc if kind == 1 else dc)
+            m = mp if kind == 0 else (mn if kind == 1 else md)
             prev = tmp[0]
             run = 0
             for i in range(u):
@@ -1204,5 +1266,10 @@ def sparse_score_hists(keys, y_idx, p_idx, hist_classes, labelled, bins):
             ok[m] = prev + base
             oc[m] = run
             m += 1
-        out.append((ok[:m].copy(), oc[:m].copy()))
-    return out[0], out[1], out[2]
+            if kind == 0:
+                mp = m
+            elif kind == 1:
+                mn = m
+            else:
+                md = m
+    return (pk[:mp].copy(), pc[:mp].copy()), (nk[:mn].copy(), nc[:mn].copy()), (dk[:md].copy(), dc[:md].copy())
