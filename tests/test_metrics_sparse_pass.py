@@ -59,3 +59,25 @@ def test_small_batch_states_round_trip_and_merge():
     s = compute_state(y, proba.argmax(1), proba)
     assert state_from_dict(s.to_dict()).to_dict() == s.to_dict()
     assert int(np.asarray(s.hist_pos).sum()) == 800 and int(np.asarray(s.hist_neg).sum()) == 3 * 800
+
+
+@pytest.mark.parametrize("k", [3, 4, 5, 7, 9])
+@pytest.mark.parametrize("n", [1, 50, 20_000])
+def test_multiclass_brier_terms_equal_numpy_bit_for_bit(k, n):
+    """The per-row multiclass Brier terms (a compiled pass where it reproduces numpy's
+    summation order) are numpy's ``einsum`` terms exactly, and so are their moments."""
+    from perfkit.metrics import state as state_module
+    from perfkit.metrics._validation import prepare
+
+    rng = np.random.default_rng(k * 7 + n)
+    proba = rng.dirichlet(np.full(k, 0.4), n)
+    proba[: n // 4] = np.round(proba[: n // 4], 2)
+    proba[: n // 4] /= proba[: n // 4].sum(axis=1, keepdims=True)
+    y = rng.integers(0, k, n)
+    p = prepare(y, None, proba, task="multiclass", classes=list(range(k)), positive_label=None, proba_tol=1e-4)
+    want = np.einsum("ij,ij->i", p.proba, p.proba) - 2.0 * p.proba[np.arange(p.n), p.y_idx] + 1.0
+    got = state_module._brier_terms(p)
+    assert got.dtype == want.dtype and np.array_equal(got.view(np.int64), want.view(np.int64))
+    brier = compute_state(y, proba.argmax(axis=1), proba, classes=list(range(k))).brier
+    n_, mean, m2, m3, m4 = _kernels.moments(want)
+    assert (brier.n, brier.mean, brier.m2, brier.m3, brier.m4) == (n_, mean, m2, m3, m4)

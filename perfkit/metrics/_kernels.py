@@ -20,6 +20,7 @@ __all__ = [
     "cells_decode",
     "cells_encode",
     "auc_keys",
+    "brier_rows",
     "check_proba",
     "class_pass",
     "delong_from_histograms",
@@ -413,6 +414,27 @@ def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps, pos, neg, pred,
             p = proba[i, y_idx[i]]
             p_true[i] = min(max(p, lo), hi)
     return pos, neg, pred, joint, mom, p_true
+
+
+@nb.njit(cache=True, nogil=True)
+def brier_rows(proba, y_idx):
+    """Multiclass Brier terms ``sum_c p_c**2 - 2 p_y + 1`` of every row, as numpy computes
+    ``einsum("ij,ij->i", p, p) - 2.0 * p[i, y] + 1.0`` with two-lane (SSE2) vectors over fewer
+    than 8 columns: even columns summed in one lane, odd ones in the other, the lanes added
+    last. Callers check the equality on this machine first (see ``state._brier_terms``).
+    """
+    n, k = proba.shape
+    out = np.empty(n)
+    for i in range(n):
+        a = 0.0
+        b = 0.0
+        for c in range(0, k - 1, 2):
+            a += proba[i, c] * proba[i, c]
+            b += proba[i, c + 1] * proba[i, c + 1]
+        if k % 2:
+            a += proba[i, k - 1] * proba[i, k - 1]
+        out[i] = ((a + b) - 2.0 * proba[i, y_idx[i]]) + 1.0
+    return out
 
 
 @nb.njit(cache=True, nogil=True)
