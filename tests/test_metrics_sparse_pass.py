@@ -81,3 +81,31 @@ def test_multiclass_brier_terms_equal_numpy_bit_for_bit(k, n):
     brier = compute_state(y, proba.argmax(axis=1), proba, classes=list(range(k))).brier
     n_, mean, m2, m3, m4 = _kernels.moments(want)
     assert (brier.n, brier.mean, brier.m2, brier.m3, brier.m4) == (n_, mean, m2, m3, m4)
+
+
+@pytest.mark.parametrize("labelled", [True, False])
+@pytest.mark.parametrize("k", [3, 5])
+def test_interleaved_counts_equal_three_dense_histograms(labelled, k):
+    """Large multiclass batches count (pos, neg, pred) side by side in one int32 array; the
+    sparse histograms read from it equal those of the three dense int64 arrays."""
+    rng = np.random.default_rng(k + labelled)
+    n, bins = 40_000, _kernels.HIST_BINS
+    proba = rng.dirichlet(np.full(k, 0.5), n)
+    proba[:100] = np.eye(k)[rng.integers(0, k, 100)]  # scores 0 and 1: the edge buckets
+    y = rng.integers(0, k, n) if labelled else np.zeros(1, dtype=np.int64)
+    p_idx = proba.argmax(axis=1)
+    classes = np.arange(k, dtype=np.int64)
+    empty = np.zeros((0, 0), dtype=np.int64)
+    dense = [np.zeros((k, bins), dtype=np.int64) for _ in range(3)]
+    want = _kernels.class_pass(proba, y, p_idx, classes, labelled, 1e-15, *dense, empty,
+                               np.zeros((0, 0, 0), dtype=np.int32))
+    counts3 = np.zeros((k, bins, 3), dtype=np.int32)
+    got = _kernels.class_pass(proba, y, p_idx, classes, labelled, 1e-15, empty, empty, empty, empty, counts3)
+    for a, b in zip(want[3:5], got[3:5], strict=True):  # joint counts and moments
+        assert np.array_equal(a, b)
+    assert np.array_equal(want[5], got[5])
+    for d, (kk, cc) in zip(dense, _kernels.split_counts3(counts3), strict=True):
+        sparse, ref = SparseCounts((k, bins), kk, cc), SparseCounts.from_dense(d)
+        assert np.array_equal(sparse.keys, ref.keys) and np.array_equal(sparse.counts, ref.counts)
+        assert sparse.to_dict() == ref.to_dict() and int(cc.sum()) == int(d.sum())
+    assert int(want[1].sum()) == ((k - 1) * n if labelled else k * n)
