@@ -23,6 +23,7 @@ __all__ = [
     "brier_rows",
     "check_proba",
     "class_pass",
+    "class_pass3",
     "delong_from_histograms",
     "has_fraction",
     "isotonic_blocks",
@@ -334,7 +335,7 @@ def _rowmajor_moments(x: np.ndarray, mom: np.ndarray) -> None:
 
 
 @nb.njit(cache=True, nogil=True)
-def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps, pos, neg, pred, keys, counts3):
+def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps, pos, neg, pred, keys):
     """Score histograms, per-column moments and the clipped probability of the true class.
 
     Returns ``pos, neg, pred`` (h, HIST_BINS) histograms (``pred``: the class's score of
@@ -345,16 +346,12 @@ def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps, pos, neg, pred,
     ``pos, neg, pred`` are zeroed (h, HIST_BINS) int64 outputs allocated by the caller.
     Small batches pass an (n, h) int64 ``keys`` instead (and empty histograms): it receives
     every row's bucket of every histogram class, from which the caller builds sparse
-    histograms without touching dense ones. Large multiclass batches (every class a histogram
-    class) pass a zeroed (k, HIST_BINS, 3) int32 ``counts3`` instead of ``pos, neg, pred``:
-    the three counts of a bucket side by side, one cache line per row and class instead of
-    two in three arrays (read with :func:`split_counts3`); (0, 0, 0) otherwise.
+    histograms without touching dense ones. (Large multiclass batches: :func:`class_pass3`.)
     """
     n, k = proba.shape
     h = hist_classes.shape[0]
     sparse = keys.shape[0] > 0
     joint = np.zeros((k, k, JOINT_CELLS) if (h == k and k > 2) else (0, 0, 0), dtype=np.int64)
-    interleaved = counts3.shape[0] > 0
     if h == k and k > 2:  # every class: one row-major pass
         for i in range(n):
             yi = y_idx[i] if labelled else -1
@@ -365,11 +362,6 @@ def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps, pos, neg, pred,
                 b = _bin(x)
                 if sparse:
                     keys[i, c] = b
-                    continue
-                if interleaved:
-                    counts3[c, b, 0 if c == yi else 1] += 1
-                    if c == pi:
-                        counts3[c, b, 2] += 1
                     continue
                 if c == yi:
                     pos[c, b] += 1
@@ -445,6 +437,38 @@ def brier_rows(proba, y_idx):
             a += proba[i, k - 1] * proba[i, k - 1]
         out[i] = ((a + b) - 2.0 * proba[i, y_idx[i]]) + 1.0
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def class_pass3(proba, y_idx, p_idx, labelled, eps, counts3):
+    """:func:`class_pass` of a large multiclass batch (every class a histogram class) with
+    its three histograms counted side by side: ``counts3`` (k, HIST_BINS, 3), zeroed int32
+    (fewer than 2**31 rows), gets the ``pos``, ``neg`` and ``pred`` counts of every bucket
+    (one cache line per row and class instead of two in three arrays, half the memory; read
+    them with :func:`split_counts3`). Returns ``joint, mom, p_true`` as :func:`class_pass`.
+    """
+    n, k = proba.shape
+    joint = np.zeros((k, k, JOINT_CELLS), dtype=np.int64)
+    for i in range(n):
+        yi = y_idx[i] if labelled else -1
+        pi = p_idx[i]
+        for c in range(k):
+            x = proba[i, c]
+            joint[pi, c, _cell(x)] += 1
+            b = _bin(x)
+            counts3[c, b, 0 if c == yi else 1] += 1
+            if c == pi:
+                counts3[c, b, 2] += 1
+    mom = np.empty((k, 5))
+    _rowmajor_moments(proba, mom)
+    p_true = np.empty(n if labelled else 0)
+    if labelled:
+        lo = eps
+        hi = 1.0 - eps
+        for i in range(n):
+            p = proba[i, y_idx[i]]
+            p_true[i] = min(max(p, lo), hi)
+    return joint, mom, p_true
 
 
 @nb.njit(cache=True, nogil=True)

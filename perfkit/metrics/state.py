@@ -517,27 +517,24 @@ def _score_pass(p: PreparedClassification, hist_classes: np.ndarray, y_idx: np.n
     """
     h = hist_classes.size
     shape = (h, _kernels.HIST_BINS)
-    no3 = np.zeros((0, 0, 0), dtype=np.int32)
     if p.n * 4 >= _kernels.HIST_BINS and h == p.proba.shape[1] > 2 and p.n < 2**31:
         # multiclass: the three histograms' counts side by side (int32: fewer than 2**31 rows)
-        empty = np.zeros((0, 0), dtype=np.int64)
         counts3 = np.zeros((h, _kernels.HIST_BINS, 3), dtype=np.int32)
-        _, _, _, joint, mom, p_true = _kernels.class_pass(
-            p.proba, y_idx, p.p_idx, hist_classes, labelled, p.eps, empty, empty, empty, empty, counts3)
+        joint, mom, p_true = _kernels.class_pass3(p.proba, y_idx, p.p_idx, labelled, p.eps, counts3)
         pos, neg, pred = (SparseCounts(shape, k, c) for k, c in _kernels.split_counts3(counts3))
         return pos, neg, pred, joint, mom, p_true, None
     if p.n * 4 >= _kernels.HIST_BINS:
         pos, neg, pred, joint, mom, p_true = _kernels.class_pass(
             p.proba, y_idx, p.p_idx, hist_classes, labelled, p.eps,
             np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64),
-            np.zeros((0, 0), dtype=np.int64), no3,
+            np.zeros((0, 0), dtype=np.int64),
         )
         return (SparseCounts.from_dense(pos), SparseCounts.from_dense(neg), SparseCounts.from_dense(pred),
                 joint, mom, p_true, None)
     empty = np.zeros((0, 0), dtype=np.int64)
     keys = np.empty((p.n, h), dtype=np.int64)
     _, _, _, joint, mom, p_true = _kernels.class_pass(
-        p.proba, y_idx, p.p_idx, hist_classes, labelled, p.eps, empty, empty, empty, keys, no3)
+        p.proba, y_idx, p.p_idx, hist_classes, labelled, p.eps, empty, empty, empty, keys)
     keys += np.arange(h, dtype=np.int64) * _kernels.HIST_BINS  # flat (class row, bucket) keys
     # one compiled pass: select, radix-sort (HIST_BINS < 2**18) and count per histogram row
     parts = _kernels.sparse_score_hists(keys, y_idx, p.p_idx, hist_classes, labelled, _kernels.HIST_BINS)
