@@ -24,7 +24,6 @@ from perfkit.store._common import (
     _key_clause,
     _now,
     _pg_text_columns,
-    _record_from_pg_row,
     _record_from_row,
     _record_from_text_row,
     _row_time_id,
@@ -257,7 +256,7 @@ class _Batches:
                 fields = _text_row_fields(at)
                 return [_record_from_text_row(fields(row)) for row in rows]
             if self.dialect == "postgresql":
-                return [_record_from_pg_row(row) for row in rows]
+                return [_record_from_row(row, text=True) for row in rows]
             return [_record_from_row(row) for row in rows]
 
     def previous_metrics(

@@ -410,37 +410,17 @@ def _state_text(record: BatchRecord) -> str | None:
     return record.__dict__.get(_STATE_TEXT)
 
 
-def _record_from_row(row: Any) -> BatchRecord:
+def _record_from_row(row: Any, *, text: bool = False) -> BatchRecord:
+    """The record of a row; ``text=True``: a PostgreSQL row read with :func:`_pg_text_columns`,
+    whose metrics are parsed here and whose state is parsed on access (as on SQLite)."""
+    state = {"_state_text": row.state} if text else {"state": row.state}
     return _trusted(
-        BatchRecord,
+        _StoredBatchRecord if text else BatchRecord,
+        **state,
         model=row.model,
         timestamp=row.timestamp,
         task=row.task,
-        state=row.state,
-        metrics=row.metrics,
-        sample_count=row.sample_count,
-        batch_id=row.batch_id,
-        segment=_unseg(row.segment),
-        model_version=row.model_version,
-        performance_score=row.performance_score,
-        labels_pending=bool(row.labels_pending),
-        metadata=row.metadata,
-        id=row.id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def _record_from_pg_row(row: Any) -> BatchRecord:
-    """The record of a PostgreSQL row read with :func:`_pg_text_columns` (the state is
-    parsed on access, as on SQLite)."""
-    return _trusted(
-        _StoredBatchRecord,
-        _state_text=row.state,
-        model=row.model,
-        timestamp=row.timestamp,
-        task=row.task,
-        metrics=_loads(row.metrics),
+        metrics=_loads(row.metrics) if text else row.metrics,
         sample_count=row.sample_count,
         batch_id=row.batch_id,
         segment=_unseg(row.segment),
