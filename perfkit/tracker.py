@@ -147,11 +147,16 @@ def _describe(state: State) -> str:
     return f"a {state.task} batch with labels {list(state.classes)}"
 
 
-def _identity_error(model: str, ident: Mapping[str, Any], got: str, hint: str | None = None) -> ModelIdentityError:
+def _identity_error(model: str, ident: Mapping[str, Any], state: State, got: str | None = None,
+                    hint: str | None = None) -> ModelIdentityError:
+    """The refusal of ``state`` (described as ``got``, default :func:`_describe`) by a model of
+    identity ``ident``; by default a multiclass batch sent to a binary model gets the hint
+    that a binary model cannot grow a third class."""
     labels = "" if ident["task"] == "regression" else f" with labels {ident['classes']}"
+    got = _describe(state) if got is None else got
     if hint is None:
         hint = ("; a binary model cannot grow a third class: declare every class up front with classes=[...]"
-                if ident["task"] == "binary" else "")
+                if ident["task"] == "binary" and state.task == "multiclass" else "")
     return ModelIdentityError(
         f"model {model!r} is a {ident['task']} model{labels}; refusing {got} (nothing was written){hint}",
         parameter="y_true",
@@ -172,14 +177,15 @@ def _merge_identity(model: str, current: Mapping[str, Any] | None, state: State)
     if current is None:
         return new
     if current["task"] != new["task"]:  # the third-class hint only for a multiclass batch
-        raise _identity_error(model, current, _describe(state), None if new["task"] == "multiclass" else "")
+        raise _identity_error(model, current, state)
     if new["task"] == "regression":
         return None
     if new["task"] == "binary":
         if current["classes"] != new["classes"] or current.get("positive_label") != new["positive_label"]:
             hint = (f"; the model's positive label is {current.get('positive_label')!r}"
                     if current["classes"] == new["classes"] else "")
-            raise _identity_error(model, current, _describe(state) + f" (positive {new['positive_label']!r})", hint)
+            raise _identity_error(model, current, state, _describe(state) + f" (positive {new['positive_label']!r})",
+                                  hint)
         scores = bool(current.get("has_scores")) or new["has_scores"]
         return None if scores == current.get("has_scores") else {**current, "has_scores": scores}
     if not set(current["classes"]) <= set(new["classes"]):
@@ -562,7 +568,7 @@ class ModelPerformanceTracker:
         """
         meta = _check_metadata(metadata)
         ts = _as_utc(timestamp)
-        model = _check_name(model, "model") or self.model
+        model = self._model(model)
         segment = _check_name(segment, "segment")
         if model_version is None and meta.get("model_version") is not None:
             model_version = str(meta["model_version"])
@@ -722,7 +728,7 @@ class ModelPerformanceTracker:
             except (LabelError, ShapeError, UnknownTaskError, ValidationError):
                 raise exc from None
             if alone.task == "regression" or ident["task"] == "binary":
-                raise _identity_error(model, ident, _describe(alone), None if alone.task == "multiclass" else "") from exc
+                raise _identity_error(model, ident, alone) from exc
             grown = list(sorted_labels({*known, *alone.classes}))
             state = compute_state(y_true, y_pred, y_pred_proba, task="multiclass", classes=grown)
         notes = _new_class_notes(ident, state)
@@ -1022,7 +1028,7 @@ class ModelPerformanceTracker:
         >>> t.set_baseline([0, 1, 1, 0], [0, 1, 1, 0], [0.1, 0.9, 0.8, 0.2], model_version="v1")
         1
         """
-        model = _check_name(model, "model") or self.model
+        model = self._model(model)
         segment = _check_name(segment, "segment")
         if from_history or (y_true is None and (n_batches or days)):
             recs = self.store.records(model, segment=segment, include_pending=False)
@@ -1050,7 +1056,7 @@ class ModelPerformanceTracker:
 
     def get_baseline(self, *, model: str | None = None, segment: str | None = None) -> MetricReport | None:
         """Metric values of the active baseline (None when there is none yet)."""
-        b = self.store.get_baseline((_check_name(model, "model") or self.model), segment=segment)
+        b = self.store.get_baseline(self._model(model), segment=segment)
         if b is None:
             return None
         return evaluate(state_from_dict(b.state), level=self.config.confidence_level)
@@ -1072,7 +1078,7 @@ class ModelPerformanceTracker:
         if isinstance(state, dict):
             state = state_from_dict(state)
         ts = _as_utc(timestamp)
-        model = _check_name(model, "model") or self.model
+        model = self._model(model)
         report = evaluate(state, level=self.config.confidence_level)
         score = performance_score(report, state.task)
         record = BatchRecord(
@@ -1112,6 +1118,10 @@ class ModelPerformanceTracker:
         return sum(1 for r in self.deliver_pending() if r.status == "delivered")
 
     # ------------------------------------------------------------------ reading
+    def _model(self, model: str | None) -> str:
+        """The model a call is about: ``model`` (checked like every name) or the tracker's own."""
+        return _check_name(model, "model") or self.model
+
     def _window(self, days: float | None, end: datetime | None = None) -> tuple[datetime | None, datetime]:
         end = _as_utc(end) if end is not None else datetime.now(UTC)
         if days is None:
@@ -1123,19 +1133,20 @@ class ModelPerformanceTracker:
         """History of a model as a DataFrame (one row per batch, metric columns)."""
         start, end = self._window(days, end)
         kw = {} if segment is _ALL else {"segment": segment}
-        return self.store.history((_check_name(model, "model") or self.model), start=start, end=end + timedelta(microseconds=1), **kw)
+        return self.store.history(self._model(model), start=start, end=end + timedelta(microseconds=1), **kw)
 
     def window_metrics(self, days: float = 7, *, model: str | None = None, segment: Any = _ALL,
                        end: datetime | None = None) -> MetricReport | None:
         """Metrics of a window computed from the merged states of its batches (exact)."""
         start, end = self._window(days, end)
         kw = {} if segment is _ALL else {"segment": segment}
-        states = self.store.states((_check_name(model, "model") or self.model), start=start, end=end + timedelta(microseconds=1), **kw)
+        model = self._model(model)
+        states = self.store.states(model, start=start, end=end + timedelta(microseconds=1), **kw)
         usable = [d for _, d in states if not _overflowed(d)]
         skipped = len(states) - len(usable)
         if skipped:
             logger.warning("window of %s: %d batch(es) whose statistics overflowed (values near 1e308) skipped",
-                           (_check_name(model, "model") or self.model), skipped)
+                           model, skipped)
         if not usable:
             return None
         report = evaluate(merge_dicts_to_state(usable), level=self.config.confidence_level)
@@ -1151,18 +1162,18 @@ class ModelPerformanceTracker:
         """Summary of the last ``days`` (seed keys plus trends, alerts, baseline, segments)."""
         from perfkit.summary import build_summary
 
-        return build_summary(self.store, self.config, days=days, model=(_check_name(model, "model") or self.model), segment=segment, end=end)
+        return build_summary(self.store, self.config, days=days, model=self._model(model), segment=segment, end=end)
 
     def generate_performance_report(self, output_path: str | os.PathLike[str] | None = None, days: float = 30,
                                     *, model: str | None = None, end: datetime | None = None) -> dict[str, Any]:
         """JSON report (documented schema, ``schema_version``) written to ``output_path``."""
         from perfkit.summary import build_report
 
-        report = build_report(self.store, self.config, days=days, model=(_check_name(model, "model") or self.model), end=end)
+        report = build_report(self.store, self.config, days=days, model=self._model(model), end=end)
         if output_path is not None:
-            from perfkit.store.backup import write_text_atomic
+            from perfkit._files import write_output
 
-            p = write_text_atomic(output_path, json.dumps(report, indent=2, allow_nan=False), "output_path")
+            p = write_output(output_path, json.dumps(report, indent=2, allow_nan=False), "output_path")
             logger.info("performance report written to %s", p)
         return report
 
@@ -1171,7 +1182,7 @@ class ModelPerformanceTracker:
         """Chart of the tracked metrics over time; written as PNG, SVG or HTML by extension."""
         from perfkit.summary import trends_chart
 
-        chart = trends_chart(self.store, self.config, days=days, metric=metric, model=(_check_name(model, "model") or self.model), end=end)
+        chart = trends_chart(self.store, self.config, days=days, metric=metric, model=self._model(model), end=end)
         if output_path is not None:
             from perfkit.report.charts import save_chart
 
@@ -1180,14 +1191,10 @@ class ModelPerformanceTracker:
 
     def export_history(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Back up the whole store to JSON lines (default: ``history_file`` of the config)."""
-        from perfkit.store.backup import check_output_path
+        from perfkit._files import check_output_path
 
         p = check_output_path(self.config.storage.history_file if path is None else path)
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ValidationError(f"path {str(p)!r}: its directory cannot be created: {exc}", parameter="path") from exc
-        self.store.export_json(p)
+        self.store.export_json(p)  # its directory created; a place that cannot be written: ValidationError
         return p
 
     def apply_retention(self, days: float, *, all_models: bool = False,
@@ -1203,7 +1210,7 @@ class ModelPerformanceTracker:
 
     def alerts(self, days: float | None = None, *, model: str | None = None, include_suppressed: bool = True) -> pd.DataFrame:
         start, end = self._window(days)
-        return self.store.alerts((_check_name(model, "model") or self.model), start=start, include_suppressed=include_suppressed)
+        return self.store.alerts(self._model(model), start=start, include_suppressed=include_suppressed)
 
     def close(self) -> None:
         self.store.close()

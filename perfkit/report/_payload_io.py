@@ -1,18 +1,20 @@
 """Reading and writing the weekly review's payload files (see :mod:`perfkit.report.payload`).
 
-A leaf module (standard library only) shared by the template side, the builder and the runner.
+A leaf module (standard library and :mod:`perfkit._files` only) shared by the template side, the
+builder and the runner.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PAYLOAD_FORMAT", "read_payload", "write_atomic", "write_error", "write_payload", "write_text_atomic"]
+from perfkit._files import write_text_atomic
+
+__all__ = ["PAYLOAD_FORMAT", "read_payload", "write_atomic", "write_error", "write_payload"]
 
 PAYLOAD_FORMAT = "perfkit.review_payload/1"
 _POLL_S = 0.02
@@ -21,26 +23,6 @@ _POLL_S = 0.02
 def _error_path(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     return p.with_name(p.name + ".error")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a reader never sees half a file).
-
-    The file is readable as the umask allows: mkstemp creates 0600, and a summary or report
-    is meant to be read (mailed, served).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_atomic(path: Path, data: Any, indent: int | None = None) -> None:

@@ -26,12 +26,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 from functools import cache
 from pathlib import Path
 
+from perfkit._files import write_text_atomic
 from perfkit.exceptions import ReportExportError
-from perfkit.report._payload_io import write_text_atomic
 
 __all__ = ["TEMPLATE_DIR", "TEMPLATE_NAME", "export_html", "vega_bundle"]
 
@@ -98,15 +97,7 @@ def vega_bundle() -> str:
     bundle = re.sub(r"</(script)", r"<\\/\1", bundle, flags=re.IGNORECASE)
     bundle = bundle.replace("<!--", "<\\!--")
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=".vega-bundle.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(bundle)
-            os.replace(tmp, cached)
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomic(cached, bundle)
     except OSError as exc:
         logger.debug("cannot cache the Vega bundle in %s: %s", cached.parent, exc)
     return bundle

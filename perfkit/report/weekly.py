@@ -41,6 +41,7 @@ from typing import Any
 import pandas as pd
 
 from perfkit._checks import check_days, check_name
+from perfkit._files import write_text_atomic
 from perfkit._json import json_safe as _json
 from perfkit.exceptions import ValidationError
 from perfkit.report._build import model_review_fields
@@ -537,10 +538,7 @@ class WeeklyReview:
         if not path:
             return None
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False), encoding="utf-8")
-        os.replace(tmp, p)
+        write_text_atomic(p, json.dumps(self.to_dict(), indent=2, allow_nan=False))
         return p
 
 

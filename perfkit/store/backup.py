@@ -17,7 +17,6 @@ store of the same database kind and exporting again gives an identical file.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -28,7 +27,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from perfkit.exceptions import InputTypeError, SchemaVersionError, StoreError, ValidationError
+from perfkit._files import atomic_text_file, check_output_path
+from perfkit.exceptions import SchemaVersionError, StoreError, ValidationError
 from perfkit.store.records import encode_json
 from perfkit.store.schema import (
     SCHEMA_REVISION,
@@ -89,35 +89,6 @@ def _export_rows(conn: sa.Connection) -> Iterator[dict[str, Any]]:
             yield out
 
 
-def check_output_path(path: Any, parameter: str = "path") -> pathlib.Path:
-    """``path`` as a Path to write a file to; a non-path or a directory is refused, naming ``parameter``."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise InputTypeError(f"{parameter} must be a str or path-like, got {type(path).__name__}", parameter=parameter)
-    p = pathlib.Path(path)
-    if p.is_dir():
-        raise ValidationError(f"{parameter} {str(p)!r} is a directory; give a file name", parameter=parameter)
-    return p
-
-
-def write_text_atomic(path: Any, text: str, parameter: str = "path") -> pathlib.Path:
-    """Write ``text`` to ``path`` (its directory created) through a temporary file: all or nothing.
-
-    Raises :class:`~perfkit.exceptions.ValidationError` naming ``parameter`` when the file
-    cannot be written (a directory, an unwritable place ...); no temporary file is left.
-    """
-    p = check_output_path(path, parameter)
-    tmp = p.with_name(p.name + ".tmp")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, p)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise ValidationError(f"{parameter} {str(p)!r} cannot be written: {exc}", parameter=parameter) from exc
-    return p
-
-
 def export_json(store: Any, path: str | os.PathLike[str], *, lines: bool = True) -> int:
     """Write every batch, baseline, alert and delivery of ``store`` to ``path``.
 
@@ -164,9 +135,8 @@ def export_json(store: Any, path: str | os.PathLike[str], *, lines: bool = True)
             "counts": counts,
         }
         n = 0
-        tmp = path.with_name(path.name + ".tmp")
         try:
-            with tmp.open("w", encoding="utf-8") as fh:
+            with atomic_text_file(path) as fh:
                 if lines:
                     fh.write(_dump(header) + "\n")
                     for row in _export_rows(conn):
@@ -176,10 +146,7 @@ def export_json(store: Any, path: str | os.PathLike[str], *, lines: bool = True)
                     rows = list(_export_rows(conn))
                     n = len(rows)
                     fh.write(_dump({"header": header, "rows": rows}) + "\n")
-            tmp.replace(path)
         except OSError as exc:  # unwritable directory, disk full ...: no half-written file is left
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
             raise ValidationError(f"path {str(path)!r} cannot be written: {exc}", parameter="path") from exc
     logger.info("exported %d rows from %s to %s", n, store.url, path)
     return n
