@@ -98,6 +98,38 @@ def test_any_sparse_array_round_trips(s, copies):
         np.testing.assert_array_equal(np.asarray(merge_stored([old, d], s.shape)), 2 * np.asarray(s))
 
 
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _reference_text(keys: list[int], counts: list[int], q: int) -> str:
+    """Layout 3's cell text written out from its definition (``_kernels``' comment above
+    ``CELL_ALPHABET``): per cell ``gap << q | code``, numbers in 5-bit groups, least
+    significant first, 32 added when another group follows."""
+    def number(x: int) -> str:
+        out = ""
+        while x >= 32:
+            out += _ALPHABET[(x & 31) | 32]
+            x >>= 5
+        return out + _ALPHABET[x]
+
+    mask, prev, text = (1 << q) - 1, -1, ""
+    for k, c in zip(keys, counts, strict=True):
+        gap = k - prev - 1
+        text += number(gap << q | (c - 1)) if 1 <= c <= mask else number(gap << q | mask) + number(c)
+        prev = k
+    return text
+
+
+@settings(max_examples=300, deadline=None)
+@given(sparse_arrays())
+def test_the_cell_text_is_the_documented_format(s):
+    d = s.to_dict()
+    assert d["z"] == _reference_text(s.keys.tolist(), s.counts.tolist(), d["q"])
+    # q is the shortest of 1..4 on the sampled cells (all of them below 512 cells)
+    lengths = [len(_reference_text(s.keys.tolist(), s.counts.tolist(), q)) for q in range(1, 5)]
+    assert len(d["z"]) == min(lengths)
+
+
 def _batch(rng, task, n):
     if task == "regression":
         y = rng.normal(size=n)

@@ -1094,29 +1094,29 @@ def cells_encode(keys, counts, alphabet):
     for q in range(2, CELL_BITS + 1):
         if sample[q] < sample[best]:
             best = q
-    total = 0
+    # one pass into a buffer of the longest possible text (two numbers of at most 12
+    # characters per cell), checking each cell as it goes; most cells are one character
+    mask = (1 << best) - 1
+    out = np.empty(n * 24, dtype=np.uint8)
+    at = 0
     prev = np.int64(-1)
     for i in range(n):
         g = keys[i] - prev - 1
         c = counts[i]
         if g < 0 or c < 0 or (g << CELL_BITS) >= CELL_LIMIT or c >= CELL_LIMIT:
             return np.empty(0, dtype=np.uint8), 1, False
-        total += _cell_length(g, c, best)
-        prev = keys[i]
-    mask = (1 << best) - 1
-    out = np.empty(total, dtype=np.uint8)
-    at = 0
-    prev = -1
-    for i in range(n):
-        g = keys[i] - prev - 1
-        c = counts[i]
         if 1 <= c <= mask:
-            at = _put(out, at, (g << best) | (c - 1), alphabet)
+            x = (g << best) | (c - 1)
+            if x < 32:
+                out[at] = alphabet[x]
+                at += 1
+            else:
+                at = _put(out, at, x, alphabet)
         else:
             at = _put(out, at, (g << best) | mask, alphabet)
             at = _put(out, at, c, alphabet)
         prev = keys[i]
-    return out, best, True
+    return out[:at].copy(), best, True
 
 
 @nb.njit(cache=True, inline="always")
