@@ -561,3 +561,25 @@ def test_sql_abs_bucket_equals_kernel_on_edge_values():
     ids, counts = abs_error_hist(x, np.zeros_like(x))
     np.testing.assert_array_equal(got["b"].to_numpy(), ids)
     np.testing.assert_array_equal(got["n"].to_numpy(), counts)
+
+
+@pytest.mark.parametrize("k", [3, 4, 5, 6, 7])
+def test_the_compiled_macro_prf_of_draws_has_numpys_bits(k):
+    """The bootstrap's macro P / R / F1 of every draw (``_kernels.macro_prf_draws``) is the
+    numpy formula's result bit for bit, with empty classes and both zero_division values;
+    the per-k check that picks the kernel says so on this machine."""
+    from perfkit.metrics import _kernels
+    from perfkit.metrics.intervals import dirichlet_confusion, macro_prf
+    from perfkit.metrics.registry import _prf_kernel_exact
+
+    assert _prf_kernel_exact(k)
+    rng = np.random.default_rng(100 + k)
+    cm = rng.integers(0, 30, (k, k))
+    cm[1, :] = 0  # a class with no rows
+    cm[:, 2] = 0  # and one never predicted
+    for draws in (dirichlet_confusion(cm, 500, 3), np.zeros((4, k, k)),
+                  rng.integers(0, 3, (300, k, k)).astype(np.float64)):
+        for zd in (0.0, 1.0):
+            want = macro_prf(draws, np.ones(k, dtype=bool), zd)
+            got = _kernels.macro_prf_draws(np.ascontiguousarray(draws), zd)
+            assert np.array_equal(got.view(np.int64), want.view(np.int64))

@@ -28,6 +28,7 @@ __all__ = [
     "has_fraction",
     "isotonic_blocks",
     "macro_influence_ss_rows",
+    "macro_prf_draws",
     "moments",
     "nonzero_index",
     "placement_tables",
@@ -436,6 +437,49 @@ def brier_rows(proba, y_idx):
         if k % 2:
             a += proba[i, k - 1] * proba[i, k - 1]
         out[i] = ((a + b) - 2.0 * proba[i, y_idx[i]]) + 1.0
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def macro_prf_draws(cm, zero_division):
+    """Macro precision, recall and F1 over every class of each (k, k) matrix of ``cm``
+    (B, k, k), float64: ``intervals.macro_prf(cm, all classes, zero_division)`` with numpy's
+    order of additions for fewer than 8 classes (column sums row by row, row sums and the
+    class means left to right). Callers check the equality on this machine first (see
+    ``registry._prf_kernel_exact``)."""
+    b_, k, _ = cm.shape
+    out = np.empty((b_, 3))
+    pred = np.empty(k)
+    for b in range(b_):
+        for j in range(k):
+            pred[j] = cm[b, 0, j]
+        for i in range(1, k):
+            for j in range(k):
+                pred[j] += cm[b, i, j]
+        sp = 0.0
+        sr = 0.0
+        sf = 0.0
+        for c in range(k):
+            true = cm[b, c, 0]
+            for j in range(1, k):
+                true += cm[b, c, j]
+            tp = cm[b, c, c]
+            pc = pred[c]
+            prec = tp / pc if pc > 0 else zero_division
+            rec = tp / true if true > 0 else zero_division
+            den = pc + true
+            f1 = 2 * tp / den if den > 0 else zero_division
+            if c == 0:
+                sp = prec
+                sr = rec
+                sf = f1
+            else:
+                sp += prec
+                sr += rec
+                sf += f1
+        out[b, 0] = sp / k
+        out[b, 1] = sr / k
+        out[b, 2] = sf / k
     return out
 
 
