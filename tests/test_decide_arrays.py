@@ -136,3 +136,24 @@ def test_block_gate_is_the_formula():
                 gate = min(gate, simes * m / (len(ps) * w_of_block[b]))
             expected.append(min(gate, 1.0))
         np.testing.assert_allclose(_block_gate(p, fam, blocks, w), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["fdr_bh", "fdr_by", "holm", "bonferroni", "none"])
+def test_a_family_adjusts_alone_as_among_others(method):
+    """The one-family paths of ``_family_adjust`` (a single test; one family without the
+    padded matrix) give exactly what the many-family matrix gives that family's rows."""
+    from perfkit.analysis._decide import _family_adjust
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        m = int(rng.integers(1, 12))
+        p = rng.uniform(0, 1, m) ** 3
+        overall = rng.random(m) < rng.choice([0.0, 0.5, 1.0])
+        blocks = rng.integers(0, 3, m)
+        mask = np.ones(m, bool)
+        alone = _family_adjust(p, np.zeros(m, int), overall, mask, method, blocks)
+        # the same family beside another one (codes 0 and 1): the matrix path
+        q = rng.uniform(0, 1, 4)
+        both = _family_adjust(np.r_[p, q], np.r_[np.zeros(m, int), np.ones(4, int)], np.r_[overall, np.ones(4, bool)],
+                              np.ones(m + 4, bool), method, np.r_[blocks, np.full(4, 7)])
+        assert np.array_equal(alone, both[:m]), (m, method)

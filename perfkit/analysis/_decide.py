@@ -273,6 +273,14 @@ def family_weights(fam_codes: np.ndarray, overall: np.ndarray) -> np.ndarray:
     return np.where(split[inv], w, 1.0)
 
 
+def _one_family_weights(overall: np.ndarray) -> np.ndarray:
+    """:func:`family_weights` of the rows of one family (no grouping needed)."""
+    m, m_all = float(len(overall)), float(np.count_nonzero(overall))
+    if m_all == 0 or m_all == m:
+        return np.ones(len(overall))
+    return np.where(overall, 0.5 * m / m_all, 0.5 * m / (m - m_all))
+
+
 def _family_adjust(p: np.ndarray, fam_codes: np.ndarray, overall: np.ndarray, mask: np.ndarray,
                    method: str, blocks: np.ndarray | None = None) -> np.ndarray:
     """Adjusted p-values of the ``mask`` rows, one family per code (NaN elsewhere).
@@ -307,12 +315,17 @@ def _family_adjust(p: np.ndarray, fam_codes: np.ndarray, overall: np.ndarray, ma
     if not mask.any():
         return out
     idx = np.nonzero(mask)[0]
+    if idx.size == 1:
+        # a family of one test (weight 1): every method's adjusted p and the gate are p itself
+        out[idx] = np.minimum(p[idx], 1.0)
+        return out
     fam = fam_codes[idx]
+    if fam[0] == fam[-1] and (fam == fam[0]).all():
+        w = _one_family_weights(overall[idx])
+        out[idx] = _one_family(p[idx] / w, p[idx], w, method, None if blocks is None else blocks[idx])
+        return out
     w = family_weights(fam, overall[idx])
     q = p[idx] / w
-    if fam[0] == fam[-1] and (fam == fam[0]).all():
-        out[idx] = _one_family(q, p[idx], w, method, None if blocks is None else blocks[idx])
-        return out
     order, row, col = _groups(fam)
     M = np.full((int(row.max()) + 1, int(col.max()) + 1), np.nan)
     M[row, col] = q[order]
