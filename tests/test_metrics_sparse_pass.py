@@ -107,3 +107,24 @@ def test_interleaved_counts_equal_three_dense_histograms(labelled, k):
         assert np.array_equal(sparse.keys, ref.keys) and np.array_equal(sparse.counts, ref.counts)
         assert sparse.to_dict() == ref.to_dict() and int(cc.sum()) == int(d.sum())
     assert int(want[1].sum()) == ((k - 1) * n if labelled else k * n)
+
+
+@pytest.mark.parametrize("n", [1, 3, 1025, 300_000])
+def test_regression_sums_on_two_threads_equal_one_pass(n):
+    """A large regression batch's moment sums run as parts on two threads; the parts are the
+    one-pass kernel's loops, so the state is the same to the bit with or without the pool."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from perfkit.metrics.state import _regression_part
+
+    rng = np.random.default_rng(n)
+    y = rng.normal(size=n) * 50 + 1e4
+    y[: n // 4] = 0.0  # zero targets: the MAPE count
+    yhat = y + rng.standard_t(3, size=n)
+    with ThreadPoolExecutor(2) as pool:
+        threaded = _regression_part(y, yhat, pool)
+    alone = _regression_part(y, yhat)
+    assert threaded.to_dict() == alone.to_dict()
+    mom, shift, c1, c2 = _kernels.regression_moments(y, yhat)
+    assert (alone.e.to_list(), alone.ape.to_list(), alone.shift, alone.cross1, alone.cross2) == \
+        (mom[2].tolist(), mom[5].tolist(), shift, c1, c2)

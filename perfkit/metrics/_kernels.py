@@ -33,6 +33,11 @@ __all__ = [
     "nonzero_index",
     "placement_tables",
     "regression_moments",
+    "regression_moments_from_sums",
+    "regression_shifts",
+    "regression_sums_errors",
+    "regression_sums_relative",
+    "regression_sums_values",
     "scatter_add",
     "scatter_b64_rows",
     "scatter_cells",
@@ -690,16 +695,9 @@ def _acc(d, s1, s2, s3, s4):
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_REASSOC)
-def regression_moments(y: np.ndarray, yhat: np.ndarray):
-    """All regression moments in one pass over the data.
-
-    Sums of powers of ``x - K`` are accumulated around shifts ``K`` taken from a strided
-    sample of at most 1024 rows (so K is within a fraction of a standard deviation of the
-    mean and the conversion to central moments does not cancel, even for offset or
-    sorted data). Returns ``mom`` (7, 5): rows (n, mean, M2, M3, M4) of y, yhat,
-    e = y - yhat, |e|, e**2, |e| / |y| over y != 0, and 2|e| / (|y| + |yhat|) (0/0 := 0);
-    then the shift of y and the cross sums sum e**2 (y - shift), sum e**2 (y - shift)**2.
-    """
+def regression_shifts(y: np.ndarray, yhat: np.ndarray) -> np.ndarray:
+    """Shifts ``K`` of :func:`regression_moments`' seven series (y, yhat, e, |e|, e**2,
+    |e| / |y|, sMAPE term): their means over a strided sample of at most 1024 rows."""
     n = y.shape[0]
     step = max(1, n // 1024)
     m0 = m1 = m2_ = m3_ = m4_ = m5 = m6 = 0.0
@@ -723,14 +721,24 @@ def regression_moments(y: np.ndarray, yhat: np.ndarray):
         if den != 0.0:
             m6 += 2.0 * ad / den
         cnt += 1
-    m0 /= cnt
-    m1 /= cnt
-    m2_ /= cnt
-    m3_ /= cnt
-    m4_ /= cnt
-    m6 /= cnt
-    m5 = m5 / cnt5 if cnt5 else 1.0
-    # three narrow loops rather than one wide one: LLVM vectorises each of them
+    out = np.empty(7)
+    out[0] = m0 / cnt
+    out[1] = m1 / cnt
+    out[2] = m2_ / cnt
+    out[3] = m3_ / cnt
+    out[4] = m4_ / cnt
+    out[5] = m5 / cnt5 if cnt5 else 1.0
+    out[6] = m6 / cnt
+    return out
+
+
+@nb.njit(cache=True, nogil=True, fastmath=_REASSOC)
+def regression_sums_values(y: np.ndarray, yhat: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Power sums (s1..s4) around the shifts of y (row 0) and yhat (row 1); row 2: the
+    cross sums sum e**2 (y - K_y) and sum e**2 (y - K_y)**2."""
+    n = y.shape[0]
+    m0 = shifts[0]
+    m1 = shifts[1]
     a0 = b0 = c0 = d0 = 0.0
     a1 = b1 = c1_ = d1 = 0.0
     x1 = 0.0
@@ -745,6 +753,21 @@ def regression_moments(y: np.ndarray, yhat: np.ndarray):
         t = d * d * dy
         x1 += t
         x2 += t * dy
+    out = np.zeros((3, 4))
+    out[0, 0], out[0, 1], out[0, 2], out[0, 3] = a0, b0, c0, d0
+    out[1, 0], out[1, 1], out[1, 2], out[1, 3] = a1, b1, c1_, d1
+    out[2, 0] = x1
+    out[2, 1] = x2
+    return out
+
+
+@nb.njit(cache=True, nogil=True, fastmath=_REASSOC)
+def regression_sums_errors(y: np.ndarray, yhat: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Power sums (s1..s4) around the shifts of e (row 0), |e| (row 1) and e**2 (row 2)."""
+    n = y.shape[0]
+    m2_ = shifts[2]
+    m3_ = shifts[3]
+    m4_ = shifts[4]
     a2 = b2 = c2_ = d2_ = 0.0
     a3 = b3 = c3 = d3 = 0.0
     a4 = b4 = c4 = d4 = 0.0
@@ -753,6 +776,20 @@ def regression_moments(y: np.ndarray, yhat: np.ndarray):
         a2, b2, c2_, d2_ = _acc(d - m2_, a2, b2, c2_, d2_)
         a3, b3, c3, d3 = _acc(abs(d) - m3_, a3, b3, c3, d3)
         a4, b4, c4, d4 = _acc(d * d - m4_, a4, b4, c4, d4)
+    out = np.zeros((3, 4))
+    out[0, 0], out[0, 1], out[0, 2], out[0, 3] = a2, b2, c2_, d2_
+    out[1, 0], out[1, 1], out[1, 2], out[1, 3] = a3, b3, c3, d3
+    out[2, 0], out[2, 1], out[2, 2], out[2, 3] = a4, b4, c4, d4
+    return out
+
+
+@nb.njit(cache=True, nogil=True, fastmath=_REASSOC)
+def regression_sums_relative(y: np.ndarray, yhat: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Power sums around the shifts of |e| / |y| (over y != 0; row 0, its count in
+    ``[0, 0]`` of row 2) and of the sMAPE term (0/0 := 0; row 1)."""
+    n = y.shape[0]
+    m5 = shifts[5]
+    m6 = shifts[6]
     a5 = b5 = c5 = d5 = 0.0
     a6 = b6 = c6 = d6 = 0.0
     nz = 0.0
@@ -770,29 +807,50 @@ def regression_moments(y: np.ndarray, yhat: np.ndarray):
         a5, b5, c5, d5 = _acc(q, a5, b5, c5, d5)
         sp = 2.0 * ad / (den if den != 0.0 else 1.0)
         a6, b6, c6, d6 = _acc(sp - m6, a6, b6, c6, d6)
-    n_ape = int(nz)
+    out = np.zeros((3, 4))
+    out[0, 0], out[0, 1], out[0, 2], out[0, 3] = a5, b5, c5, d5
+    out[1, 0], out[1, 1], out[1, 2], out[1, 3] = a6, b6, c6, d6
+    out[2, 0] = nz
+    return out
+
+
+@nb.njit(cache=True, nogil=True, fastmath=_REASSOC)  # as the one kernel before: _central inlined with these flags
+def regression_moments_from_sums(n, shifts, values, errors, relative):
+    """:func:`regression_moments`' result from its parts (:func:`regression_shifts`,
+    :func:`regression_sums_values`, :func:`regression_sums_errors`,
+    :func:`regression_sums_relative`)."""
+    n_ape = int(relative[2, 0])
     mom = np.zeros((7, 5))
-    sums = (
-        (m0, a0, b0, c0, d0),
-        (m1, a1, b1, c1_, d1),
-        (m2_, a2, b2, c2_, d2_),
-        (m3_, a3, b3, c3, d3),
-        (m4_, a4, b4, c4, d4),
-        (m5, a5, b5, c5, d5),
-        (m6, a6, b6, c6, d6),
-    )
     for j in range(7):
         k = n_ape if j == 5 else n
         if k == 0:
             continue
-        m, s1, s2, s3, s4 = sums[j]
-        mean, q2, q3, q4 = _central(k, m, s1, s2, s3, s4)
+        s = values[j] if j < 2 else (errors[j - 2] if j < 5 else relative[j - 5])
+        mean, q2, q3, q4 = _central(k, shifts[j], s[0], s[1], s[2], s[3])
         mom[j, 0] = k
         mom[j, 1] = mean
         mom[j, 2] = q2
         mom[j, 3] = q3
         mom[j, 4] = q4
-    return mom, m0, x1, x2
+    return mom, shifts[0], values[2, 0], values[2, 1]
+
+
+@nb.njit(cache=True, nogil=True, fastmath=_REASSOC)
+def regression_moments(y: np.ndarray, yhat: np.ndarray):
+    """All regression moments in passes over the data.
+
+    Sums of powers of ``x - K`` are accumulated around shifts ``K`` taken from a strided
+    sample of at most 1024 rows (so K is within a fraction of a standard deviation of the
+    mean and the conversion to central moments does not cancel, even for offset or
+    sorted data). Returns ``mom`` (7, 5): rows (n, mean, M2, M3, M4) of y, yhat,
+    e = y - yhat, |e|, e**2, |e| / |y| over y != 0, and 2|e| / (|y| + |yhat|) (0/0 := 0);
+    then the shift of y and the cross sums sum e**2 (y - shift), sum e**2 (y - shift)**2.
+    The parts are kernels of their own, so that two threads can share a large batch.
+    """
+    shifts = regression_shifts(y, yhat)
+    return regression_moments_from_sums(y.shape[0], shifts, regression_sums_values(y, yhat, shifts),
+                                        regression_sums_errors(y, yhat, shifts),
+                                        regression_sums_relative(y, yhat, shifts))
 
 
 ABS_SHIFT = 45  # 52 - _abs_hist.MANT_BITS (7 mantissa bits: buckets 0.78 % wide)

@@ -622,12 +622,22 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
     )
 
 
+def _hist_and_error_sums(y: np.ndarray, yhat: np.ndarray, shifts: np.ndarray) -> tuple:
+    return _kernels.abs_error_hist(y, yhat), _kernels.regression_sums_errors(y, yhat, shifts)
+
+
 def _regression_part(y: np.ndarray, yhat: np.ndarray, pool: ThreadPoolExecutor | None = None) -> RegressionState:
-    # the |e| histogram (a scatter, not vectorisable) beside the moments (both release the GIL)
-    job = pool.submit(_kernels.abs_error_hist, y, yhat) if pool is not None else None
-    mom, shift, c1, c2 = _kernels.regression_moments(y, yhat)
+    # the moments' passes (the same kernels in any case, so the same sums) share two threads
+    # with the |e| histogram (a scatter, not vectorisable): histogram and error sums on a
+    # worker, the value and relative sums here (the kernels release the GIL)
+    shifts = _kernels.regression_shifts(y, yhat)
+    job = pool.submit(_hist_and_error_sums, y, yhat, shifts) if pool is not None else None
+    values = _kernels.regression_sums_values(y, yhat, shifts)
+    relative = _kernels.regression_sums_relative(y, yhat, shifts)
+    hist, errors = job.result() if job is not None else _hist_and_error_sums(y, yhat, shifts)
+    mom, shift, c1, c2 = _kernels.regression_moments_from_sums(y.shape[0], shifts, values, errors, relative)
     ym, yhm, e, ae, se, ape, sape = (Moments.from_list(row) for row in mom.tolist())
-    hist = AbsErrorHistogram(*(job.result() if job is not None else _kernels.abs_error_hist(y, yhat)))
+    hist = AbsErrorHistogram(*hist)
     return RegressionState(
         n=int(y.shape[0]),
         labelled=True,
