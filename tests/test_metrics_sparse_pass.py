@@ -128,3 +128,28 @@ def test_regression_sums_on_two_threads_equal_one_pass(n):
     mom, shift, c1, c2 = _kernels.regression_moments(y, yhat)
     assert (alone.e.to_list(), alone.ape.to_list(), alone.shift, alone.cross1, alone.cross2) == \
         (mom[2].tolist(), mom[5].tolist(), shift, c1, c2)
+
+
+@pytest.mark.parametrize("k", [3, 5, 8])
+@pytest.mark.parametrize("n", [40, 3000])
+def test_sparse_macro_influence_equals_the_dense_tables(k, n):
+    """The small-batch macro-AUC influence (``sparse_influence``: occupied buckets only) is
+    the sum over rows of the squared influence read from the dense placement tables."""
+    from perfkit.metrics._validation import prepare
+    from perfkit.metrics.state import _macro_influence_ss_sparse, _score_pass
+
+    rng = np.random.default_rng(k + n)
+    y = rng.integers(0, k, n)
+    proba = rng.dirichlet(np.full(k, 0.5), n)
+    proba[: n // 5] = np.round(proba[: n // 5], 2)  # ties
+    proba /= proba.sum(axis=1, keepdims=True)
+    p = prepare(y, None, proba, task="multiclass", classes=list(range(k)), positive_label=None, proba_tol=1e-4)
+    pos, neg, _, _, _, _, keys = _score_pass(p, np.arange(k), p.y_idx, True)
+    assert keys is not None  # the sparse path
+    defined = [j for j in range(k) if j != 1]  # a class left out, as an undefined AUC is
+    got = _macro_influence_ss_sparse(keys, p.y_idx, pos, neg, defined)
+    dense_pos, dense_neg = np.asarray(pos), np.asarray(neg)
+    tables = [_kernels.placement_tables(dense_pos[j], dense_neg[j]) for j in defined]
+    want = _kernels.macro_influence_ss_rows(p.proba, p.y_idx, np.asarray(defined, dtype=np.int64),
+                                            np.stack([t[0] for t in tables]), np.stack([t[1] for t in tables]), 0, n)
+    assert got == pytest.approx(want, rel=1e-11)

@@ -43,7 +43,7 @@ __all__ = [
     "scatter_cells",
     "score_bins",
     "split_counts3",
-    "sparse_influence_add",
+    "sparse_influence",
     "upgrade_v1_bins",
 ]
 
@@ -1014,44 +1014,56 @@ def aligned_counts(pi, pc, ni, nc):
 
 
 @nb.njit(cache=True, nogil=True)
-def sparse_influence_add(bins, is_pos, pi, pc, ni, nc, psi):
-    """Add to ``psi[i]`` the AUC influence of row ``i`` (bucket ``bins[i]``) for one class.
+def sparse_influence(keys, y_idx, p_keys, p_counts, n_keys, n_counts, defined, bins):
+    """Per row, the sum over the classes ``defined`` of its AUC influence (class ``j``: row
+    ``i`` at bucket ``keys[i, j] - j * bins``, a positive when ``y_idx[i] == j``).
 
     The same values as :func:`placement_tables` read at each row's bucket, from the sparse
-    histograms (sorted buckets ``pi`` / ``ni`` with counts ``pc`` / ``nc``): the work follows
-    the rows and occupied buckets, not the bins. Returns False when the AUC is undefined.
+    histograms (flat sorted keys ``j * bins + bucket`` with their counts, every class's in
+    one array): the work follows the rows and occupied buckets, not the bins. Each class
+    adds its terms to every row in turn, so the sums are those of adding class by class;
+    a class without positives or negatives adds nothing.
     """
-    ub, up, un = aligned_counts(pi, pc, ni, nc)
-    u = ub.shape[0]
-    P = 0.0
-    N = 0.0
-    for t in range(u):
-        P += up[t]
-        N += un[t]
-    if P == 0 or N == 0:
-        return False
-    below = np.empty(u)
-    above = np.empty(u)
-    cum_n = 0.0
-    cum_p = 0.0
-    num = 0.0
-    for t in range(u):
-        below[t] = cum_n
-        cum_p += up[t]
-        above[t] = P - cum_p
-        num += up[t] * (cum_n + 0.5 * un[t])
-        cum_n += un[t]
-    auc = num / (P * N)
-    lookup = np.empty(HIST_BINS, dtype=np.int64)  # only occupied buckets are written and read
-    for t in range(u):
-        lookup[ub[t]] = t
-    for i in range(bins.shape[0]):
-        t = lookup[bins[i]]
-        if is_pos[i]:
-            psi[i] += ((below[t] + 0.5 * un[t]) / N - auc) / P
-        else:
-            psi[i] += ((above[t] + 0.5 * up[t]) / P - auc) / N
-    return True
+    n = keys.shape[0]
+    psi = np.zeros(n)
+    for j in defined:
+        lo = j * bins
+        hi = lo + bins
+        pa = np.searchsorted(p_keys, lo)
+        pb = np.searchsorted(p_keys, hi)
+        na = np.searchsorted(n_keys, lo)
+        nb_ = np.searchsorted(n_keys, hi)
+        ub, up, un = aligned_counts(p_keys[pa:pb], p_counts[pa:pb], n_keys[na:nb_], n_counts[na:nb_])
+        u = ub.shape[0]
+        P = 0.0
+        N = 0.0
+        for t in range(u):
+            P += up[t]
+            N += un[t]
+        if P == 0 or N == 0:
+            continue
+        cum_n = 0.0
+        cum_p = 0.0
+        num = 0.0
+        below = np.empty(u)
+        above = np.empty(u)
+        for t in range(u):
+            below[t] = cum_n
+            cum_p += up[t]
+            above[t] = P - cum_p
+            num += up[t] * (cum_n + 0.5 * un[t])
+            cum_n += un[t]
+        auc = num / (P * N)
+        first = ub[0]
+        look = np.empty(ub[u - 1] - first + 1, dtype=np.int64)
+        v = np.empty(2 * u)  # [2t]: a negative's term, [2t + 1]: a positive's (no branch per row)
+        for t in range(u):
+            look[ub[t] - first] = 2 * t
+            v[2 * t] = ((above[t] + 0.5 * up[t]) / P - auc) / N
+            v[2 * t + 1] = ((below[t] + 0.5 * un[t]) / N - auc) / P
+        for i in range(n):
+            psi[i] += v[look[keys[i, j] - first] + (y_idx[i] == j)]
+    return psi
 
 
 @nb.njit(cache=True, nogil=True)

@@ -403,21 +403,12 @@ def _merge_stored(dicts: list[dict[str, Any]], for_evaluation: bool = False,
 
 def _macro_influence_ss_sparse(keys: np.ndarray, y_idx: np.ndarray, hist_pos: SparseCounts,
                                hist_neg: SparseCounts, defined: list[int]) -> float:
-    """:func:`_kernels.macro_influence_ss_rows` from sparse histograms and every row's bucket
-    (``keys``: (n, h) flat keys): the placement values are read at the rows' own buckets
-    only, so the cost follows the rows, not the bins."""
-    psi = np.zeros(keys.shape[0])
-    stride = _kernels.HIST_BINS
-    # every row's span at once (what SparseCounts.row(j) reads, without a search per row)
-    edges = np.arange(hist_pos.shape[0] + 1, dtype=np.int64) * stride
-    p_at, n_at = np.searchsorted(hist_pos.keys, edges), np.searchsorted(hist_neg.keys, edges)
-    p_keys, p_counts = hist_pos.keys.astype(np.int64), hist_pos.counts.astype(np.int64)
-    n_keys, n_counts = hist_neg.keys.astype(np.int64), hist_neg.counts.astype(np.int64)
-    for j in defined:
-        pi, pc = p_keys[p_at[j]:p_at[j + 1]] - j * stride, p_counts[p_at[j]:p_at[j + 1]]
-        ni, nc = n_keys[n_at[j]:n_at[j + 1]] - j * stride, n_counts[n_at[j]:n_at[j + 1]]
-        b = np.ascontiguousarray(keys[:, j]) - j * stride
-        _kernels.sparse_influence_add(b, y_idx == j, pi, pc, ni, nc, psi)
+    """:func:`_kernels.macro_influence_ss_rows` from sparse histograms and every row's flat
+    key (``keys``: (n, h)): the placement values are read at the rows' own buckets only, so
+    the cost follows the rows, not the bins."""
+    psi = _kernels.sparse_influence(keys, y_idx, hist_pos.keys.astype(np.int64), hist_pos.counts.astype(np.int64),
+                                    hist_neg.keys.astype(np.int64), hist_neg.counts.astype(np.int64),
+                                    np.asarray(defined, dtype=np.int64), _kernels.HIST_BINS)
     return float(psi @ psi)
 
 
