@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from perfkit._checks import check_days, check_name, check_timestamp
@@ -41,6 +42,7 @@ from perfkit.metrics import (
     CUSTOM_METRICS,
     MetricReport,
     MetricValue,
+    Moments,
     calibrate,
     compute_state,
     concept_drift_check,
@@ -133,6 +135,41 @@ def _identity_from_dicts(dicts: list[dict]) -> dict[str, Any] | None:
         classes = list(first["classes"])
     return {"task": "multiclass", "classes": classes, "positive_label": None,
             "has_scores": any(d.get("hist_neg") is not None for d in same)}
+
+
+def _same_predictions(stored: Mapping[str, Any], state: State) -> bool:
+    """Whether a stored pending state holds the prediction part of ``state``: the same
+    predictions, in any row order (in the label set of ``state``). Counts compare exactly,
+    moments up to rounding (their sums depend on the row order and, for regression, on the
+    pass that computed them). Undecidable cases (a state that does not decode, a label set
+    grown since) say True and leave the refusal, if any, to the write."""
+    try:
+        pending = state_from_dict(dict(stored))
+        if pending.task != state.task or (state.task != "regression" and pending.classes != state.classes):
+            return True  # (a label set grown since: its new columns were not in the pending rows)
+        mine = state.prediction_part()
+        return all(_same_part(getattr(pending, f.name), getattr(mine, f.name)) for f in dataclasses.fields(mine))
+    except (StateError, ValidationError, TypeError, ValueError, KeyError):
+        return True
+
+
+def _same_part(a: Any, b: Any) -> bool:
+    if isinstance(a, Moments):
+        if not isinstance(b, Moments) or a.n != b.n:
+            return False
+        spread = math.sqrt(max(a.m2, 0.0) / a.n) if a.n else 0.0
+        return (math.isclose(a.mean, b.mean, rel_tol=1e-9, abs_tol=1e-9 * spread + 1e-300)
+                and math.isclose(a.m2, b.m2, rel_tol=1e-9, abs_tol=1e-300)
+                and math.isclose(a.m4, b.m4, rel_tol=1e-9, abs_tol=1e-300))  # (M3 may cancel to ~0)
+    if isinstance(a, (tuple, list)):
+        return isinstance(b, (tuple, list)) and len(a) == len(b) and all(map(_same_part, a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9) or (math.isnan(a) and math.isnan(b))
+    if hasattr(a, "equals"):
+        return a.equals(b)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(a, b)
+    return a == b
 
 
 def _new_class_notes(ident: Mapping[str, Any] | None, state: State) -> tuple[str, ...]:
@@ -551,7 +588,8 @@ class ModelPerformanceTracker:
         ------
         ValidationError, InputTypeError
             Bad input, before anything is written (also: completing a pending batch with
-            another number of rows).
+            another number of rows, or with other predictions than it was tracked with; the
+            same predictions in another row order are accepted).
         ModelIdentityError
             The batch cannot be this model's (another task, or a third class for a binary
             model); the message names the model's task and labels. Nothing is written.
@@ -759,7 +797,7 @@ class ModelPerformanceTracker:
         """Compare with the baseline, write batch + findings + alerts in ONE transaction, deliver."""
         analysis = DegradationAnalysis(False, (), performance_score=score, settings=self.config.detection)
         new_baseline = None
-        estimated, drift = self._estimate(record, state, report, given_id)
+        estimated, drift = self._estimate(record, state, report, self._completes(record, state, given_id))
         # kept with the batch, so summaries and reports can say it: "new class 'd'", and the
         # label-free estimate next to the realized values
         extra = {**({"notes": list(notes)} if notes else {}),
@@ -844,14 +882,36 @@ class ModelPerformanceTracker:
             base_report = evaluate(base_state, level=self.config.confidence_level)
         return base_report, version, base_state, key
 
-    def _estimate(self, record: BatchRecord, state: State, report: MetricReport, given_id: bool = True):
+    def _completes(self, record: BatchRecord, state: State, given_id: bool) -> bool:
+        """Whether this labelled batch completes a pending one (``given_id=False``: the batch
+        id was just generated, so no pending row can have it).
+
+        Raises
+        ------
+        ValidationError
+            When the pending batch was tracked with other predictions: labels complete the
+            predictions they belong to (the same rows; nothing is written).
+        """
+        if not state.labelled or not given_id or record.batch_id is None:
+            return False
+        pending = self.store.find_pending(record.model, record.batch_id, record.segment)
+        if pending is None:
+            return False
+        if pending.sample_count == state.n and not _same_predictions(pending.state, state):
+            where = f"batch {record.batch_id!r} of model {record.model!r}" + (
+                f" (segment {record.segment!r})" if record.segment is not None else "")
+            raise ValidationError(
+                f"{where} is pending with other predictions than these: its labels must come with the "
+                "predictions (y_pred / y_pred_proba) it was tracked with; track other predictions under "
+                "another batch_id", parameter="batch_id")
+        return True  # (another row count is refused by the write, with its own message)
+
+    def _estimate(self, record: BatchRecord, state: State, report: MetricReport, completing: bool = False):
         """Label-free estimate (CBPE) of a pending batch, or, when labels complete a pending
-        batch, the estimate it had and the concept-drift check of realized against it.
-        ``given_id=False``: the batch id was just generated, so no pending row can have it."""
+        batch (``completing``), the estimate it had and the concept-drift check of realized
+        against it."""
         if state.task == "regression" or not getattr(state, "has_scores", False):
             return None, None
-        completing = state.labelled and given_id and record.batch_id is not None and \
-            self.store.find_pending(record.model, record.batch_id, record.segment) is not None
         if state.labelled and not completing:
             return None, None
         base = self._baseline_cache_report(record.model, record.segment, state)

@@ -114,3 +114,47 @@ def test_a_new_class_is_said_in_the_result_and_the_report(tmp_path):
     report = t.generate_performance_report(days=1)
     assert any("new class 'd'" in n for n in report["summary"]["notes"])
     assert report["summary"]["model_identity"]["classes"] == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("kind", ["scores", "labels_only", "regression", "multiclass"])
+def test_labels_for_other_predictions_are_refused_and_nothing_is_written(tmp_path, kind):
+    """Completing a pending batch with predictions it was not tracked with is a mistake
+    (another batch under a reused id, columns shifted): a ValidationError naming batch_id,
+    the pending row untouched; the right predictions (in any row order) still complete it."""
+    from perfkit.exceptions import ValidationError
+
+    rng = np.random.default_rng(4)
+    t = ModelPerformanceTracker(store=tmp_path / "p.db", model="m")
+    n = 2000
+    if kind == "regression":
+        y = rng.normal(10, 3, n)
+        yp, p, other, kw = y + rng.normal(size=n), None, None, {"task": "regression"}
+        other = (yp * 1.001, None)
+        t.set_baseline(y, yp, **kw)
+    elif kind == "multiclass":
+        y = rng.integers(0, 3, n)
+        p = rng.dirichlet(np.ones(3), n)
+        yp, kw = p.argmax(1), {}
+        t.set_baseline(y, yp, p)
+        other = (2 - yp, p[:, ::-1].copy())  # the class columns reversed
+    else:
+        y, yp, p = _scored(rng, n)
+        kw = {}
+        t.set_baseline(*_scored(rng, 20_000))
+        if kind == "labels_only":
+            p = None
+            other = (1 - yp, None)
+        else:
+            other = (yp, np.clip(p + 0.01, 0, 1))
+    t.track_performance(None, yp, p, batch_id="b1", timestamp=T0, **kw)
+    before = t.store.records("m")
+    assert len(before) == 1 and before[0].labels_pending
+    with pytest.raises(ValidationError, match="pending with other predictions") as err:
+        t.track_performance(y, other[0], other[1], batch_id="b1", timestamp=T0, **kw)
+    assert err.value.parameter == "batch_id"
+    pending = t.store.find_pending("m", "b1")
+    assert pending is not None and pending.state == before[0].state
+    order = rng.permutation(n)  # the same predictions in another row order: accepted
+    done = t.track_performance(y[order], yp[order], None if p is None else p[order], batch_id="b1",
+                               timestamp=T0, **kw)
+    assert not done.labels_pending and t.store.find_pending("m", "b1") is None
