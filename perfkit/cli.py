@@ -290,21 +290,40 @@ def _batch_time(column: Any, path: Path) -> Any:
 
 
 def _check_rows(frame: Any, y_true: str | None, y_pred: str | None, proba: list[str] | None, task: str | None,
-                path: Path) -> None:
+                path: Path) -> tuple | None:
     """Row-level problems of the whole file (a missing label, a score outside [0, 1] ...), found before
-    the first batch is written: a file is tracked whole or not at all. Class sets are left to the
-    tracker (a batch may show fewer classes than the file)."""
+    the first batch is written: a file is tracked whole or not at all. Returns the file's class labels
+    (None for regression, or when the file as one batch does not settle them)."""
     from perfkit.exceptions import InputTypeError, LabelError
-    from perfkit.metrics._validation import prepare  # compute_state's checks, without the state
+    from perfkit.metrics._validation import (  # compute_state's checks only
+        PreparedClassification,
+        prepare,
+    )
 
     scores = None if not proba else frame[proba[0]].to_numpy() if len(proba) == 1 else frame[proba].to_numpy()
     try:  # the whole file as one batch: the same checks as each batch's (300k rows: 5 ms, the state 78 ms)
-        prepare(frame[y_true].to_numpy() if y_true else None, frame[y_pred].to_numpy() if y_pred else None,
-                scores, task=task, classes=None, positive_label=None, proba_tol=1e-4)
+        prepared = prepare(frame[y_true].to_numpy() if y_true else None, frame[y_pred].to_numpy() if y_pred else None,
+                           scores, task=task, classes=None, positive_label=None, proba_tol=1e-4)
     except LabelError:
-        pass
+        return None
     except (ValidationError, InputTypeError) as exc:
         raise type(exc)(f"{path}: {exc}; nothing was tracked", parameter=exc.parameter) from exc
+    return tuple(prepared.classes) if isinstance(prepared, PreparedClassification) else None
+
+
+def _file_classes(tracker: Any, file_classes: tuple | None) -> list | None:
+    """The label set to track a multiclass file's batches in: the model's known classes and every
+    class of the file (None: leave it to each batch, as for binary and regression files). A batch
+    showing two of a file's three classes is then the model's multiclass batch from the first one
+    on, and a third class for a binary model is refused at the first batch, before any write."""
+    from perfkit.metrics.layout import sorted_labels
+
+    if file_classes is None:
+        return None
+    ident = tracker.store.model_identity(tracker.model)
+    known = list(ident["classes"]) if ident is not None and ident.get("task") != "regression" else []
+    union = list(sorted_labels({*known, *file_classes}))
+    return union if len(union) > 2 else None
 
 
 def _cmd_track(args: argparse.Namespace) -> int:
@@ -326,11 +345,12 @@ def _cmd_track(args: argparse.Namespace) -> int:
     groups = list(frame.groupby(keys, sort=False, dropna=False)) if keys else [((), frame)]
     # every check that can fail on the file's rows runs before the first batch is written
     times = [_batch_time(g[args.timestamp_col], path) if args.timestamp_col else None for _, g in groups]
-    _check_rows(frame, y_true, args.y_pred, proba, args.task, path)
+    file_classes = _check_rows(frame, y_true, args.y_pred, proba, args.task, path)
     tracker = _tracker(args, model=args.model)
     n_alerts = 0
     done = 0
     try:
+        classes = _file_classes(tracker, file_classes)
         iterator: Any = zip(groups, times, strict=True)
         if len(groups) >= _PROGRESS_MIN_BATCHES and not args.quiet:
             from tqdm import tqdm
@@ -353,6 +373,7 @@ def _cmd_track(args: argparse.Namespace) -> int:
                 batch_id=None if batch is None or pd.isna(batch) else str(batch),
                 model_version=args.model_version,
                 task=args.task,
+                classes=classes,
             )
             n_alerts += len(result.alert_outcomes)
             done += 1

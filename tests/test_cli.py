@@ -360,3 +360,34 @@ def test_store_count_filters_equal_the_records(tmp_path):
                     kw = dict(segment=segment, start=start, end=end, include_pending=pending)
                     assert store.count("m", **kw) == len(store.records("m", **kw)), kw
         assert store.count() == store.count("m") == 14
+
+
+def test_a_multiclass_file_is_one_models_label_set_from_its_first_batch(workdir, capsys):
+    """A new model's file whose first batches show two of its three classes: every batch is
+    tracked as the model's multiclass batch (before, the first batch made the model binary and
+    the batch with the third class was refused after two had been written). A binary model
+    given a file with a third class is refused at the first batch: nothing is written."""
+    rng = np.random.default_rng(2)
+    frames = []
+    for b, labels in enumerate([["a", "b"], ["a", "b"], ["a", "b", "c"]]):
+        y = rng.choice(labels, 90)
+        frames.append(pd.DataFrame({"batch": f"b{b}", "label": y, "pred": np.where(rng.random(90) < 0.8, y, "a")}))
+    csv = workdir / "three.csv"
+    pd.concat(frames).to_csv(csv, index=False)
+    args = ["track", str(csv), "--config", "perfkit.yaml", "--y-true", "label", "--y-pred", "pred",
+            "--batch-col", "batch"]
+    assert main([*args, "--model", "triage"]) == 0
+    store = Store(f"sqlite:///{workdir / 'perf.db'}")
+    recs = store.records("triage")
+    assert [r.task for r in recs] == ["multiclass"] * 3
+    assert all(tuple(store.model_identity("triage")["classes"]) == ("a", "b", "c") for _ in recs)
+    # a binary model (its identity from a two-class file) and the three-class file: refused whole
+    two = workdir / "two.csv"
+    pd.concat(frames[:2]).to_csv(two, index=False)
+    assert main([*args[:1], str(two), *args[2:], "--model", "yesno"]) == 0
+    assert store.model_identity("yesno")["task"] == "binary"
+    before = store.count("yesno")
+    capsys.readouterr()
+    assert main([*args, "--model", "yesno"]) != 0
+    assert store.count("yesno") == before
+    assert "before it were tracked" not in capsys.readouterr().err
