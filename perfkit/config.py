@@ -605,7 +605,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> PerformanceConfig
     if not p.exists():
         raise ConfigError(f"{p}: configuration file not found")
     try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+        doc = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{p}: not UTF-8 text ({exc})") from exc
     except OSError as exc:  # a directory, unreadable ...
@@ -617,6 +617,30 @@ def load_config(path: str | os.PathLike[str] | None = None) -> PerformanceConfig
     if not isinstance(doc, Mapping):
         raise ConfigError(f"{p}: the top level must be a mapping, got {type(doc).__name__}")
     return parse_config(_section(doc, p), source=str(p))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error (PyYAML
+    keeps the last value, so a second ``accuracy_drop`` further down would silently win).
+    Keys brought in by a ``<<`` merge may be overridden, as YAML intends."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        if isinstance(node, yaml.MappingNode):
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    again = key in seen
+                except TypeError:  # an unhashable key: the base class says so
+                    continue
+                if again:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"found the key {key!r} twice (first on line {seen[key] + 1})", key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 def _section(doc: Mapping, path: Path) -> Mapping:

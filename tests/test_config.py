@@ -249,3 +249,26 @@ def test_refused_config_opens_no_store(tmp_path):
     with pytest.raises(ConfigError):
         ModelPerformanceTracker(_write(tmp_path, doc))
     assert not db.exists()
+
+
+@pytest.mark.parametrize("text, key", [
+    ("model_performance:\n  degradation_thresholds:\n    accuracy_drop: 0.05\n    f1_drop: 0.1\n"
+     "    accuracy_drop: 0.5\n", "accuracy_drop"),
+    ("model_performance:\n  alert_cooldown_hours: 2\n  alert_cooldown_hours: 48\n", "alert_cooldown_hours"),
+    ("model_performance: {alert_cooldown_hours: 2, alert_cooldown_hours: 3}\n", "alert_cooldown_hours"),
+])
+def test_a_key_given_twice_is_refused_not_silently_overridden(tmp_path, text, key):
+    """PyYAML keeps the last of two equal keys; a config where a second ``accuracy_drop``
+    further down quietly wins is refused, naming the key and both lines."""
+    path = tmp_path / "twice.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"found the key '{key}' twice"):
+        load_config(path)
+
+
+def test_merge_keys_may_still_be_overridden(tmp_path):
+    path = tmp_path / "merge.yaml"
+    path.write_text("defaults: &d\n  alert_cooldown_hours: 2\n  confidence_level: 0.9\n"
+                    "model_performance:\n  <<: *d\n  alert_cooldown_hours: 6\n")
+    cfg = load_config(path)
+    assert cfg.alert_cooldown_hours == 6 and cfg.confidence_level == 0.9
