@@ -24,6 +24,7 @@ __all__ = [
     "check_proba",
     "class_pass",
     "class_pass3",
+    "class_pass3_pairs",
     "delong_from_histograms",
     "has_fraction",
     "isotonic_blocks",
@@ -31,6 +32,7 @@ __all__ = [
     "moments",
     "nonzero_index",
     "placement_tables",
+    "placement_tables3",
     "regression_moments",
     "scatter_add",
     "scatter_b64_rows",
@@ -472,6 +474,45 @@ def class_pass3(proba, y_idx, p_idx, labelled, eps, counts3):
 
 
 @nb.njit(cache=True, nogil=True)
+def class_pass3_pairs(proba, y_idx, p_idx, eps, counts3, cell_of_bucket, pairs):
+    """:func:`class_pass3` of a labelled batch with the AUC pair counts of
+    :func:`perfkit.metrics._auc_cov.pair_counts` counted in the same pass (every row's buckets
+    are computed once for both): ``pairs`` (k (k - 1) / 2, 3, CELLS, CELLS), zeroed int64,
+    gets them; ``cell_of_bucket`` is the uint8 cell of every bucket. Integer counts, so the
+    same numbers as the separate passes. Returns ``joint, mom, p_true`` as :func:`class_pass3`.
+    """
+    n, k = proba.shape
+    joint = np.zeros((k, k, JOINT_CELLS), dtype=np.int64)
+    cells = np.empty(k, dtype=np.int64)
+    for i in range(n):
+        yi = y_idx[i]
+        pi = p_idx[i]
+        for c in range(k):
+            x = proba[i, c]
+            joint[pi, c, _cell(x)] += 1
+            b = _bin(x)
+            cells[c] = cell_of_bucket[b]
+            counts3[c, b, 0 if c == yi else 1] += 1
+            if c == pi:
+                counts3[c, b, 2] += 1
+        r = 0
+        for c in range(k):
+            for d in range(c + 1, k):
+                g = 0 if yi == c else (1 if yi == d else 2)
+                pairs[r, g, cells[c], cells[d]] += 1
+                r += 1
+    mom = np.empty((k, 5))
+    _rowmajor_moments(proba, mom)
+    p_true = np.empty(n)
+    lo = eps
+    hi = 1.0 - eps
+    for i in range(n):
+        p = proba[i, y_idx[i]]
+        p_true[i] = min(max(p, lo), hi)
+    return joint, mom, p_true
+
+
+@nb.njit(cache=True, nogil=True)
 def split_counts3(counts3):
     """(keys, counts) of the non-zero cells of ``counts3[:, :, 0]``, ``[:, :, 1]`` and
     ``[:, :, 2]`` (the ``pos``, ``neg`` and ``pred`` histograms of :func:`class_pass`), each
@@ -614,6 +655,51 @@ def placement_tables(pos: np.ndarray, neg: np.ndarray):
         inf_pos[b] = ((below + 0.5 * neg[b]) / N - a) / P
         inf_neg[b] = ((above + 0.5 * pos[b]) / P - a) / N
         below += neg[b]
+    return inf_pos, inf_neg
+
+
+@nb.njit(cache=True, nogil=True)
+def placement_tables3(counts3, classes):
+    """:func:`placement_tables` of the classes ``classes`` from :func:`class_pass3`'s counts
+    (``counts3[c, :, 0]`` the positives, ``[c, :, 1]`` the negatives), as (len(classes),
+    HIST_BINS) ``inf_pos, inf_neg``, written only where read by
+    :func:`macro_influence_ss_rows`: ``inf_pos`` at buckets holding a positive, ``inf_neg``
+    at buckets holding a negative (the same arithmetic as :func:`placement_tables`, so the
+    same values there; 0 elsewhere). Most buckets of a batch are empty: their divisions are
+    skipped.
+    """
+    m = classes.shape[0]
+    bins = counts3.shape[1]
+    inf_pos = np.zeros((m, bins))
+    inf_neg = np.zeros((m, bins))
+    for j in range(m):
+        c = classes[j]
+        P = 0
+        N = 0
+        for b in range(bins):
+            P += np.int64(counts3[c, b, 0])
+            N += np.int64(counts3[c, b, 1])
+        if P == 0 or N == 0:
+            continue
+        below = 0
+        num = 0.0
+        for b in range(bins):
+            pos = np.int64(counts3[c, b, 0])
+            neg = np.int64(counts3[c, b, 1])
+            num += pos * (below + 0.5 * neg)
+            below += neg
+        a = num / (P * N)
+        below = 0
+        above = P
+        for b in range(bins):
+            pos = np.int64(counts3[c, b, 0])
+            neg = np.int64(counts3[c, b, 1])
+            above -= pos
+            if pos:
+                inf_pos[j, b] = ((below + 0.5 * neg) / N - a) / P
+            if neg:
+                inf_neg[j, b] = ((above + 0.5 * pos) / P - a) / N
+            below += neg
     return inf_pos, inf_neg
 
 
