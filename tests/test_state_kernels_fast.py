@@ -141,3 +141,41 @@ def test_lane_runs_every_task_and_raises_errors():
         with pytest.raises(ValueError):
             lane.finish()
         lane.close()
+
+
+_SPECIALS = [0.0, -0.0, 1.0, np.nan, np.inf, -np.inf, -1e-300, 1.0000001, 5e-324, 1e308, -0.5]
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(1, 40), k=st.integers(1, 7), seed=st.integers(0, 2**32 - 1),
+       share=st.floats(0.0, 0.4), rounded=st.booleans())
+def test_check_proba_equals_the_scan(n, k, seed, share, rounded):
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.ones(k), n)
+    if rounded:
+        p = np.round(p, 1)
+    m = rng.random((n, k)) < share
+    p[m] = rng.choice(_SPECIALS, int(m.sum()))
+    want, got = _kernels._check_proba_scan(p), _kernels.check_proba(p)
+    assert got[0] == want[0]
+    assert _same_bits(got[1:], want[1:])
+
+
+def test_check_proba_keeps_the_first_zero():
+    p = np.array([[0.5, 0.5], [-0.0, 1.0], [0.0, 1.0], [1.0, 0.0], [0.25, 0.75]])
+    for q in (p, p[::-1].copy(), np.zeros((9, 1)), -np.zeros((9, 1))):
+        want, got = _kernels._check_proba_scan(q), _kernels.check_proba(q)
+        assert got[0] == want[0] and _same_bits(got[1:], want[1:])
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(1, 300), k=st.integers(1, 12), seed=st.integers(0, 2**32 - 1))
+def test_confusion_counts_equal_bincount(n, k, seed):
+    rng = np.random.default_rng(seed)
+    y, p = rng.integers(0, k, n), rng.integers(0, k, n)
+    confusion, pred = _kernels.confusion_counts(y, p, k)
+    assert confusion.dtype == pred.dtype == np.int64
+    assert np.array_equal(confusion, np.bincount(y * k + p, minlength=k * k).reshape(k, k))
+    assert np.array_equal(pred, np.bincount(p, minlength=k))
+    _, pred_only = _kernels.confusion_counts(np.zeros(0, dtype=np.int64), p, k)
+    assert np.array_equal(pred_only, pred)

@@ -25,6 +25,7 @@ __all__ = [
     "class_pass",
     "class_pass3",
     "class_pass3_pairs",
+    "confusion_counts",
     "delong_from_histograms",
     "has_fraction",
     "isotonic_blocks",
@@ -243,8 +244,8 @@ def delong_from_histograms(pos: np.ndarray, neg: np.ndarray):
 
 # --------------------------------------------------------------------------- fused passes
 @nb.njit(cache=True)
-def check_proba(proba: np.ndarray):
-    """One pass over an (n, k) float64 matrix: (non-finite count, min, max, max |row sum - 1|)."""
+def _check_proba_scan(proba: np.ndarray):
+    """:func:`check_proba` element by element (its reference: any non-finite or out-of-range value)."""
     n, k = proba.shape
     bad = 0
     lo = np.inf
@@ -266,6 +267,74 @@ def check_proba(proba: np.ndarray):
         if d > dev:
             dev = d
     return bad, lo, hi, dev
+
+
+@nb.njit(cache=True, nogil=True)
+def _first_equal(proba: np.ndarray, x: float) -> float:
+    """The first element (row-major) equal to ``x``: which zero, +0.0 or -0.0, a scan keeps."""
+    n, k = proba.shape
+    for i in range(n):
+        for j in range(k):
+            if proba[i, j] == x:
+                return proba[i, j]
+    return x
+
+
+@nb.njit(cache=True, nogil=True)
+def check_proba(proba: np.ndarray):
+    """One pass over an (n, k) float64 matrix: (non-finite count, min, max, max |row sum - 1|).
+
+    Four rows at a time (four independent row sums, each added in column order as a plain
+    scan adds it, so the same sums); a matrix with a non-finite value or a value outside
+    [0, 1] is scanned again element by element, and a zero minimum or maximum is read as
+    the scan would keep it (its first zero), so every result is the scan's.
+    """
+    n, k = proba.shape
+    lo = np.inf
+    hi = -np.inf
+    dev = 0.0
+    finite = True
+    i = 0
+    while i + 4 <= n:
+        r0 = 0.0
+        r1 = 0.0
+        r2 = 0.0
+        r3 = 0.0
+        for j in range(k):
+            a = proba[i, j]
+            b = proba[i + 1, j]
+            c = proba[i + 2, j]
+            d = proba[i + 3, j]
+            r0 += a
+            r1 += b
+            r2 += c
+            r3 += d
+            lo = min(lo, min(min(a, b), min(c, d)))
+            hi = max(hi, max(max(a, b), max(c, d)))
+        if not np.isfinite(r0 + r1 + r2 + r3):  # a non-finite value (or an overflow)
+            finite = False
+            break
+        dev = max(dev, max(max(abs(r0 - 1.0), abs(r1 - 1.0)), max(abs(r2 - 1.0), abs(r3 - 1.0))))
+        i += 4
+    while finite and i < n:
+        r0 = 0.0
+        for j in range(k):
+            a = proba[i, j]
+            r0 += a
+            lo = min(lo, a)
+            hi = max(hi, a)
+        if not np.isfinite(r0):
+            finite = False
+            break
+        dev = max(dev, abs(r0 - 1.0))
+        i += 1
+    if not finite or not (0.0 <= lo and hi <= 1.0):
+        return _check_proba_scan(proba)
+    if lo == 0.0:
+        lo = _first_equal(proba, 0.0)
+    if hi == 0.0:
+        hi = _first_equal(proba, 0.0)
+    return 0, lo, hi, dev
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_REASSOC)
@@ -418,6 +487,31 @@ def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps, pos, neg, pred,
             p = proba[i, y_idx[i]]
             p_true[i] = min(max(p, lo), hi)
     return pos, neg, pred, joint, mom, p_true
+
+
+@nb.njit(cache=True, nogil=True)
+def confusion_counts(y_idx, p_idx, k):
+    """``(confusion, pred_counts)``: the (k, k) int64 counts of (true, predicted) class index
+    pairs and the (k,) counts of the predicted ones, as ``np.bincount`` gives them, in one
+    pass (four partial tables, so that repeated cells do not wait on each other). ``y_idx``
+    empty: no confusion (an unlabelled batch), only the predicted counts.
+    """
+    n = p_idx.shape[0]
+    labelled = y_idx.shape[0] > 0
+    part = np.zeros((4, k, k), dtype=np.int64)
+    pred4 = np.zeros((4, k), dtype=np.int64)
+    if labelled:
+        for i in range(n):
+            part[i & 3, y_idx[i], p_idx[i]] += 1
+        confusion = part[0] + part[1] + part[2] + part[3]
+        pred = np.zeros(k, dtype=np.int64)
+        for a in range(k):
+            for b in range(k):
+                pred[b] += confusion[a, b]
+        return confusion, pred
+    for i in range(n):
+        pred4[i & 3, p_idx[i]] += 1
+    return np.zeros((0, 0), dtype=np.int64), pred4[0] + pred4[1] + pred4[2] + pred4[3]
 
 
 @nb.njit(cache=True, nogil=True)

@@ -658,9 +658,12 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
     k = len(p.classes)
     labelled = p.y_idx is not None
     confusion = None
-    if labelled:
-        confusion = np.bincount(p.y_idx * k + p.p_idx, minlength=k * k).reshape(k, k).astype(np.int64)
-    pred_counts = np.bincount(p.p_idx, minlength=k).astype(np.int64)
+    if p.y_idx is None or p.y_idx.dtype != np.int64 or p.p_idx.dtype != np.int64:
+        if labelled:
+            confusion = np.bincount(p.y_idx * k + p.p_idx, minlength=k * k).reshape(k, k).astype(np.int64)
+        pred_counts = np.bincount(p.p_idx, minlength=k).astype(np.int64)
+    else:  # the same counts in one compiled pass
+        confusion, pred_counts = _kernels.confusion_counts(p.y_idx, p.p_idx, k)
     hook = getattr(_HOOK, "fn", None)
     if hook is not None and labelled:
         hook(confusion)
