@@ -50,9 +50,16 @@ def test_class_pass3_pairs_equals_separate_passes(n, k, seed, kind):
     pairs = np.zeros((k * (k - 1) // 2, 3, _auc_cov.CELLS, _auc_cov.CELLS), dtype=np.int64)
     want_pairs = _auc_cov._pair_counts(proba, y, _auc_cov._CELL_OF_BUCKET_8, np.zeros_like(pairs))
     got3 = np.zeros_like(want3)
+    bins = np.empty((n, k), dtype=np.int32)
     g_joint, g_mom, g_p_true = _kernels.class_pass3_pairs(proba, y, pred, 1e-15, got3,
-                                                         _auc_cov._CELL_OF_BUCKET_8, pairs)
+                                                         _auc_cov._CELL_OF_BUCKET_8, pairs, bins)
     assert np.array_equal(got3, want3)
+    assert np.array_equal(bins, _kernels.score_bins(proba.reshape(-1)).reshape(n, k))
+    classes = np.arange(k, dtype=np.int64)
+    inf_pos, inf_neg = _kernels.placement_tables3(got3, classes)
+    for start, stop in ((0, n), (0, n // 2), (n // 2, n)):
+        want = _kernels.macro_influence_ss_rows(proba, y, classes, inf_pos, inf_neg, start, stop)
+        assert _same_bits(_kernels.macro_influence_ss_bins(bins, y, classes, inf_pos, inf_neg, start, stop), want)
     assert np.array_equal(pairs, want_pairs)
     assert np.array_equal(g_joint, joint)
     assert _same_bits(g_mom, mom) and _same_bits(g_p_true, p_true)

@@ -29,6 +29,7 @@ __all__ = [
     "delong_from_histograms",
     "has_fraction",
     "isotonic_blocks",
+    "macro_influence_ss_bins",
     "macro_influence_ss_rows",
     "moments",
     "nonzero_index",
@@ -568,12 +569,14 @@ def class_pass3(proba, y_idx, p_idx, labelled, eps, counts3):
 
 
 @nb.njit(cache=True, nogil=True)
-def class_pass3_pairs(proba, y_idx, p_idx, eps, counts3, cell_of_bucket, pairs):
+def class_pass3_pairs(proba, y_idx, p_idx, eps, counts3, cell_of_bucket, pairs, bins):
     """:func:`class_pass3` of a labelled batch with the AUC pair counts of
     :func:`perfkit.metrics._auc_cov.pair_counts` counted in the same pass (every row's buckets
     are computed once for both): ``pairs`` (k (k - 1) / 2, 3, CELLS, CELLS), zeroed int64,
     gets them; ``cell_of_bucket`` is the uint8 cell of every bucket. Integer counts, so the
-    same numbers as the separate passes. Returns ``joint, mom, p_true`` as :func:`class_pass3`.
+    same numbers as the separate passes. ``bins`` (n, k) int32 receives every row's bucket of
+    every class (for :func:`macro_influence_ss_bins`). Returns ``joint, mom, p_true`` as
+    :func:`class_pass3`.
     """
     n, k = proba.shape
     joint = np.zeros((k, k, JOINT_CELLS), dtype=np.int64)
@@ -585,6 +588,7 @@ def class_pass3_pairs(proba, y_idx, p_idx, eps, counts3, cell_of_bucket, pairs):
             x = proba[i, c]
             joint[pi, c, _cell(x)] += 1
             b = _bin(x)
+            bins[i, c] = b
             cells[c] = cell_of_bucket[b]
             counts3[c, b, 0 if c == yi else 1] += 1
             if c == pi:
@@ -814,6 +818,24 @@ def macro_influence_ss_rows(proba, y_idx, classes, inf_pos, inf_neg, start, stop
         for j in range(m):
             c = classes[j]
             b = _bin(proba[i, c])
+            psi += inf_pos[j, b] if yi == c else inf_neg[j, b]
+        ss += psi * psi
+    return ss
+
+
+@nb.njit(cache=True, nogil=True)
+def macro_influence_ss_bins(bins, y_idx, classes, inf_pos, inf_neg, start, stop):
+    """:func:`macro_influence_ss_rows` from every row's buckets ``bins`` (n, k) (as
+    :func:`class_pass3_pairs` writes them) instead of the scores: the same sum, in the same
+    order, without computing the buckets again."""
+    ss = 0.0
+    m = classes.shape[0]
+    for i in range(start, stop):
+        psi = 0.0
+        yi = y_idx[i]
+        for j in range(m):
+            c = classes[j]
+            b = bins[i, c]
             psi += inf_pos[j, b] if yi == c else inf_neg[j, b]
         ss += psi * psi
     return ss

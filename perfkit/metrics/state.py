@@ -543,8 +543,9 @@ def _large_multiclass_scores(p: PreparedClassification, pool: ThreadPoolExecutor
 
     One worker thread (a :class:`_Lane`) takes the exact AUCs (a sort per class) and the
     Brier terms while this thread counts the histograms, joint counts and pair counts in one
-    pass (:func:`_kernels.class_pass3_pairs`), then the macro AUC's influence sum (its two
-    halves added as :func:`_macro_auc_var_ratio` adds them); whichever thread is free first
+    pass (:func:`_kernels.class_pass3_pairs`, which keeps every row's buckets), then the macro
+    AUC's influence sum from those buckets (its two halves added as
+    :func:`_macro_auc_var_ratio` adds them); whichever thread is free first
     takes the next task, so neither waits while the other has work queued.
     """
     k = p.proba.shape[1]
@@ -555,9 +556,10 @@ def _large_multiclass_scores(p: PreparedClassification, pool: ThreadPoolExecutor
         lane.put("brier", lambda: _kernels.moments(_brier_terms(p)))
         counts3 = np.zeros((k, _kernels.HIST_BINS, 3), dtype=np.int32)
         pairs = np.zeros((k * (k - 1) // 2, 3, _auc_cov.CELLS, _auc_cov.CELLS), dtype=np.int64)
+        bins = np.empty((p.n, k), dtype=np.int32)
         joint, mom, p_true = _kernels.class_pass3_pairs(
             np.ascontiguousarray(p.proba, dtype=np.float64), np.asarray(p.y_idx, dtype=np.int64), p.p_idx, p.eps,
-            counts3, _auc_cov._CELL_OF_BUCKET_8, pairs)
+            counts3, _auc_cov._CELL_OF_BUCKET_8, pairs, bins)
         shape = (k, _kernels.HIST_BINS)
         hist_pos, hist_neg, hist_pred = (SparseCounts(shape, kk, cc) for kk, cc in _kernels.split_counts3(counts3))
         # the classes whose AUC is defined (positives and negatives): those of finite variance
@@ -567,8 +569,8 @@ def _large_multiclass_scores(p: PreparedClassification, pool: ThreadPoolExecutor
         if len(defined) >= 2:
             cls = np.asarray(defined, dtype=np.int64)
             inf_pos, inf_neg = _kernels.placement_tables3(counts3, cls)
-            lane.put("ss_head", _kernels.macro_influence_ss_rows, p.proba, p.y_idx, cls, inf_pos, inf_neg, 0, h)
-            ss_tail = _kernels.macro_influence_ss_rows(p.proba, p.y_idx, cls, inf_pos, inf_neg, h, p.n)
+            lane.put("ss_head", _kernels.macro_influence_ss_bins, bins, p.y_idx, cls, inf_pos, inf_neg, 0, h)
+            ss_tail = _kernels.macro_influence_ss_bins(bins, p.y_idx, cls, inf_pos, inf_neg, h, p.n)
         np.log(p_true, out=p_true)
         lp = _kernels.moments(p_true)
         done = lane.finish()
