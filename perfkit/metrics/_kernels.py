@@ -24,14 +24,18 @@ __all__ = [
     "check_proba",
     "class_pass",
     "class_pass3",
+    "class_pass3_pairs",
+    "confusion_counts",
     "delong_from_histograms",
     "has_fraction",
     "isotonic_blocks",
+    "macro_influence_ss_bins",
     "macro_influence_ss_rows",
     "macro_prf_draws",
     "moments",
     "nonzero_index",
     "placement_tables",
+    "placement_tables3",
     "regression_moments",
     "regression_moments_from_sums",
     "regression_shifts",
@@ -247,8 +251,8 @@ def delong_from_histograms(pos: np.ndarray, neg: np.ndarray):
 
 # --------------------------------------------------------------------------- fused passes
 @nb.njit(cache=True)
-def check_proba(proba: np.ndarray):
-    """One pass over an (n, k) float64 matrix: (non-finite count, min, max, max |row sum - 1|)."""
+def _check_proba_scan(proba: np.ndarray):
+    """:func:`check_proba` element by element (its reference: any non-finite or out-of-range value)."""
     n, k = proba.shape
     bad = 0
     lo = np.inf
@@ -270,6 +274,74 @@ def check_proba(proba: np.ndarray):
         if d > dev:
             dev = d
     return bad, lo, hi, dev
+
+
+@nb.njit(cache=True, nogil=True)
+def _first_equal(proba: np.ndarray, x: float) -> float:
+    """The first element (row-major) equal to ``x``: which zero, +0.0 or -0.0, a scan keeps."""
+    n, k = proba.shape
+    for i in range(n):
+        for j in range(k):
+            if proba[i, j] == x:
+                return proba[i, j]
+    return x
+
+
+@nb.njit(cache=True, nogil=True)
+def check_proba(proba: np.ndarray):
+    """One pass over an (n, k) float64 matrix: (non-finite count, min, max, max |row sum - 1|).
+
+    Four rows at a time (four independent row sums, each added in column order as a plain
+    scan adds it, so the same sums); a matrix with a non-finite value or a value outside
+    [0, 1] is scanned again element by element, and a zero minimum or maximum is read as
+    the scan would keep it (its first zero), so every result is the scan's.
+    """
+    n, k = proba.shape
+    lo = np.inf
+    hi = -np.inf
+    dev = 0.0
+    finite = True
+    i = 0
+    while i + 4 <= n:
+        r0 = 0.0
+        r1 = 0.0
+        r2 = 0.0
+        r3 = 0.0
+        for j in range(k):
+            a = proba[i, j]
+            b = proba[i + 1, j]
+            c = proba[i + 2, j]
+            d = proba[i + 3, j]
+            r0 += a
+            r1 += b
+            r2 += c
+            r3 += d
+            lo = min(lo, min(min(a, b), min(c, d)))
+            hi = max(hi, max(max(a, b), max(c, d)))
+        if not np.isfinite(r0 + r1 + r2 + r3):  # a non-finite value (or an overflow)
+            finite = False
+            break
+        dev = max(dev, max(max(abs(r0 - 1.0), abs(r1 - 1.0)), max(abs(r2 - 1.0), abs(r3 - 1.0))))
+        i += 4
+    while finite and i < n:
+        r0 = 0.0
+        for j in range(k):
+            a = proba[i, j]
+            r0 += a
+            lo = min(lo, a)
+            hi = max(hi, a)
+        if not np.isfinite(r0):
+            finite = False
+            break
+        dev = max(dev, abs(r0 - 1.0))
+        i += 1
+    if not finite or not (0.0 <= lo and hi <= 1.0):
+        return _check_proba_scan(proba)
+    if lo == 0.0:
+        lo = _first_equal(proba, 0.0)
+    if hi == 0.0:
+        hi = _first_equal(proba, 0.0)
+    return 0, lo, hi, dev
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_REASSOC)
@@ -425,6 +497,31 @@ def class_pass(proba, y_idx, p_idx, hist_classes, labelled, eps, pos, neg, pred,
 
 
 @nb.njit(cache=True, nogil=True)
+def confusion_counts(y_idx, p_idx, k):
+    """``(confusion, pred_counts)``: the (k, k) int64 counts of (true, predicted) class index
+    pairs and the (k,) counts of the predicted ones, as ``np.bincount`` gives them, in one
+    pass (four partial tables, so that repeated cells do not wait on each other). ``y_idx``
+    empty: no confusion (an unlabelled batch), only the predicted counts.
+    """
+    n = p_idx.shape[0]
+    labelled = y_idx.shape[0] > 0
+    part = np.zeros((4, k, k), dtype=np.int64)
+    pred4 = np.zeros((4, k), dtype=np.int64)
+    if labelled:
+        for i in range(n):
+            part[i & 3, y_idx[i], p_idx[i]] += 1
+        confusion = part[0] + part[1] + part[2] + part[3]
+        pred = np.zeros(k, dtype=np.int64)
+        for a in range(k):
+            for b in range(k):
+                pred[b] += confusion[a, b]
+        return confusion, pred
+    for i in range(n):
+        pred4[i & 3, p_idx[i]] += 1
+    return np.zeros((0, 0), dtype=np.int64), pred4[0] + pred4[1] + pred4[2] + pred4[3]
+
+
+@nb.njit(cache=True, nogil=True)
 def brier_rows(proba, y_idx):
     """Multiclass Brier terms ``sum_c p_c**2 - 2 p_y + 1`` of every row, as numpy computes
     ``einsum("ij,ij->i", p, p) - 2.0 * p[i, y] + 1.0`` with two-lane (SSE2) vectors over fewer
@@ -517,6 +614,48 @@ def class_pass3(proba, y_idx, p_idx, labelled, eps, counts3):
         for i in range(n):
             p = proba[i, y_idx[i]]
             p_true[i] = min(max(p, lo), hi)
+    return joint, mom, p_true
+
+
+@nb.njit(cache=True, nogil=True)
+def class_pass3_pairs(proba, y_idx, p_idx, eps, counts3, cell_of_bucket, pairs, bins):
+    """:func:`class_pass3` of a labelled batch with the AUC pair counts of
+    :func:`perfkit.metrics._auc_cov.pair_counts` counted in the same pass (every row's buckets
+    are computed once for both): ``pairs`` (k (k - 1) / 2, 3, CELLS, CELLS), zeroed int64,
+    gets them; ``cell_of_bucket`` is the uint8 cell of every bucket. Integer counts, so the
+    same numbers as the separate passes. ``bins`` (n, k) int32 receives every row's bucket of
+    every class (for :func:`macro_influence_ss_bins`). Returns ``joint, mom, p_true`` as
+    :func:`class_pass3`.
+    """
+    n, k = proba.shape
+    joint = np.zeros((k, k, JOINT_CELLS), dtype=np.int64)
+    cells = np.empty(k, dtype=np.int64)
+    for i in range(n):
+        yi = y_idx[i]
+        pi = p_idx[i]
+        for c in range(k):
+            x = proba[i, c]
+            joint[pi, c, _cell(x)] += 1
+            b = _bin(x)
+            bins[i, c] = b
+            cells[c] = cell_of_bucket[b]
+            counts3[c, b, 0 if c == yi else 1] += 1
+            if c == pi:
+                counts3[c, b, 2] += 1
+        r = 0
+        for c in range(k):
+            for d in range(c + 1, k):
+                g = 0 if yi == c else (1 if yi == d else 2)
+                pairs[r, g, cells[c], cells[d]] += 1
+                r += 1
+    mom = np.empty((k, 5))
+    _rowmajor_moments(proba, mom)
+    p_true = np.empty(n)
+    lo = eps
+    hi = 1.0 - eps
+    for i in range(n):
+        p = proba[i, y_idx[i]]
+        p_true[i] = min(max(p, lo), hi)
     return joint, mom, p_true
 
 
@@ -667,6 +806,51 @@ def placement_tables(pos: np.ndarray, neg: np.ndarray):
 
 
 @nb.njit(cache=True, nogil=True)
+def placement_tables3(counts3, classes):
+    """:func:`placement_tables` of the classes ``classes`` from :func:`class_pass3`'s counts
+    (``counts3[c, :, 0]`` the positives, ``[c, :, 1]`` the negatives), as (len(classes),
+    HIST_BINS) ``inf_pos, inf_neg``, written only where read by
+    :func:`macro_influence_ss_rows`: ``inf_pos`` at buckets holding a positive, ``inf_neg``
+    at buckets holding a negative (the same arithmetic as :func:`placement_tables`, so the
+    same values there; 0 elsewhere). Most buckets of a batch are empty: their divisions are
+    skipped.
+    """
+    m = classes.shape[0]
+    bins = counts3.shape[1]
+    inf_pos = np.zeros((m, bins))
+    inf_neg = np.zeros((m, bins))
+    for j in range(m):
+        c = classes[j]
+        P = 0
+        N = 0
+        for b in range(bins):
+            P += np.int64(counts3[c, b, 0])
+            N += np.int64(counts3[c, b, 1])
+        if P == 0 or N == 0:
+            continue
+        below = 0
+        num = 0.0
+        for b in range(bins):
+            pos = np.int64(counts3[c, b, 0])
+            neg = np.int64(counts3[c, b, 1])
+            num += pos * (below + 0.5 * neg)
+            below += neg
+        a = num / (P * N)
+        below = 0
+        above = P
+        for b in range(bins):
+            pos = np.int64(counts3[c, b, 0])
+            neg = np.int64(counts3[c, b, 1])
+            above -= pos
+            if pos:
+                inf_pos[j, b] = ((below + 0.5 * neg) / N - a) / P
+            if neg:
+                inf_neg[j, b] = ((above + 0.5 * pos) / P - a) / N
+            below += neg
+    return inf_pos, inf_neg
+
+
+@nb.njit(cache=True, nogil=True)
 def macro_influence_ss_rows(proba, y_idx, classes, inf_pos, inf_neg, start, stop):
     """Sum over rows ``start:stop`` of the squared influence of the mean AUC of ``classes``.
 
@@ -683,6 +867,24 @@ def macro_influence_ss_rows(proba, y_idx, classes, inf_pos, inf_neg, start, stop
         for j in range(m):
             c = classes[j]
             b = _bin(proba[i, c])
+            psi += inf_pos[j, b] if yi == c else inf_neg[j, b]
+        ss += psi * psi
+    return ss
+
+
+@nb.njit(cache=True, nogil=True)
+def macro_influence_ss_bins(bins, y_idx, classes, inf_pos, inf_neg, start, stop):
+    """:func:`macro_influence_ss_rows` from every row's buckets ``bins`` (n, k) (as
+    :func:`class_pass3_pairs` writes them) instead of the scores: the same sum, in the same
+    order, without computing the buckets again."""
+    ss = 0.0
+    m = classes.shape[0]
+    for i in range(start, stop):
+        psi = 0.0
+        yi = y_idx[i]
+        for j in range(m):
+            c = classes[j]
+            b = bins[i, c]
             psi += inf_pos[j, b] if yi == c else inf_neg[j, b]
         ss += psi * psi
     return ss

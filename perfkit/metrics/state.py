@@ -474,6 +474,120 @@ def _exact_aucs(proba: np.ndarray, y_idx: np.ndarray, classes: list[int]) -> lis
     return [_exact_auc(proba, y_idx, c) for c in classes]
 
 
+class _Lane:
+    """Tasks shared by one worker of ``pool`` and the calling thread: both take the next task
+    from one queue (:meth:`put`) until it is empty, so the calling thread, once its own work
+    is done, runs what the worker has not started instead of waiting for it. Two threads on
+    two cores, however the tasks' lengths fall. Results by key (:meth:`finish`).
+
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> with ThreadPoolExecutor(1) as pool:
+    ...     lane = _Lane(pool)
+    ...     lane.put("a", sum, [1, 2])
+    ...     sorted(lane.finish().items())
+    [('a', 3)]
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self._queue: SimpleQueue = SimpleQueue()
+        self._results: dict[Any, Any] = {}
+        self._closed = False
+        self._job = pool.submit(self._work)
+
+    def put(self, key: Any, fn: Callable, *args: Any) -> None:
+        self._queue.put((key, fn, args))
+
+    def _run(self, item) -> None:
+        key, fn, args = item
+        self._results[key] = fn(*args)
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self._run(item)
+
+    def close(self) -> None:
+        """No more tasks: the worker stops once the queue is empty (call on every exit)."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+
+    def finish(self) -> dict[Any, Any]:
+        """Run the tasks left in the queue here, wait for the worker's, return every result."""
+        self.close()
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except Empty:
+                break
+            if item is None:  # the end mark: the worker must see it too
+                self._queue.put(None)
+                break
+            self._run(item)
+        if not self._job.cancel():  # a worker that never started has nothing left to do
+            self._job.result()
+        return self._results
+
+
+def _large_multiclass_scores(p: PreparedClassification, pool: ThreadPoolExecutor) -> dict[str, Any]:
+    """The score fields of a large labelled multiclass batch (at most ``_auc_cov.MAX_CLASSES``
+    classes), the same numbers as the general path of :func:`_classification_state`.
+
+    One worker thread (a :class:`_Lane`) takes the exact AUCs (a sort per class) and the
+    Brier terms while this thread counts the histograms, joint counts and pair counts in one
+    pass (:func:`_kernels.class_pass3_pairs`, which keeps every row's buckets), then the macro
+    AUC's influence sum from those buckets (its two halves added as
+    :func:`_macro_auc_var_ratio` adds them); whichever thread is free first
+    takes the next task, so neither waits while the other has work queued.
+    """
+    k = p.proba.shape[1]
+    lane = _Lane(pool)
+    try:
+        for c in range(k):
+            lane.put(("auc", c), _exact_auc, p.proba, p.y_idx, c)
+        lane.put("brier", lambda: _kernels.moments(_brier_terms(p)))
+        counts3 = np.zeros((k, _kernels.HIST_BINS, 3), dtype=np.int32)
+        pairs = np.zeros((k * (k - 1) // 2, 3, _auc_cov.CELLS, _auc_cov.CELLS), dtype=np.int64)
+        bins = np.empty((p.n, k), dtype=np.int32)
+        joint, mom, p_true = _kernels.class_pass3_pairs(
+            np.ascontiguousarray(p.proba, dtype=np.float64), np.asarray(p.y_idx, dtype=np.int64), p.p_idx, p.eps,
+            counts3, _auc_cov._CELL_OF_BUCKET_8, pairs, bins)
+        shape = (k, _kernels.HIST_BINS)
+        hist_pos, hist_neg, hist_pred = (SparseCounts(shape, kk, cc) for kk, cc in _kernels.split_counts3(counts3))
+        # the classes whose AUC is defined (positives and negatives): those of finite variance
+        n_pos = hist_pos.row_sums()
+        defined = [j for j in range(k) if 0 < n_pos[j] < p.n]
+        h = p.n // 2
+        if len(defined) >= 2:
+            cls = np.asarray(defined, dtype=np.int64)
+            inf_pos, inf_neg = _kernels.placement_tables3(counts3, cls)
+            lane.put("ss_head", _kernels.macro_influence_ss_bins, bins, p.y_idx, cls, inf_pos, inf_neg, 0, h)
+            ss_tail = _kernels.macro_influence_ss_bins(bins, p.y_idx, cls, inf_pos, inf_neg, h, p.n)
+        np.log(p_true, out=p_true)
+        lp = _kernels.moments(p_true)
+        done = lane.finish()
+    finally:
+        lane.close()
+    aucs = [done[("auc", c)] for c in range(k)]
+    vars_ = [float(v) for _, v in aucs]
+    var_ratio = None
+    finite = [j for j, v in enumerate(vars_) if math.isfinite(v)]
+    indep = sum(vars_[j] for j in finite)
+    if finite != defined:  # not expected (a variance is NaN exactly when a class is one-sided)
+        var_ratio = _macro_auc_var_ratio(p, hist_pos, hist_neg, vars_)
+    elif len(defined) >= 2 and indep > 0 and p.n > 1:
+        ss = ss_tail + done["ss_head"]
+        var_ratio = float(ss * p.n / (p.n - 1) / indep)
+    bn, bmean, b2, b3, b4 = done["brier"]
+    return {
+        "hist_pos": hist_pos, "hist_neg": hist_neg, "hist_pred": hist_pred, "pred_joint": joint,
+        "score_moments": tuple(Moments.from_list(row) for row in mom.tolist()),
+        "logloss": Moments(int(lp[0]), -float(lp[1]), float(lp[2]), -float(lp[3]), float(lp[4])),
+        "brier": Moments(int(bn), float(bmean), float(b2), float(b3), float(b4)),
+        "auc_exact": tuple(float(a) for a, _ in aucs), "auc_var_exact": tuple(vars_),
+        "auc_var_ratio": var_ratio, "auc_pair_counts": SparseCounts.from_dense(pairs),
+    }
+
+
 def _brier_terms(p: PreparedClassification) -> np.ndarray:
     """Per-row Brier terms (scikit-learn's convention: positive class only for binary)."""
     if p.task == "binary":
@@ -537,15 +651,26 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
     k = len(p.classes)
     labelled = p.y_idx is not None
     confusion = None
-    if labelled:
-        confusion = np.bincount(p.y_idx * k + p.p_idx, minlength=k * k).reshape(k, k).astype(np.int64)
-    pred_counts = np.bincount(p.p_idx, minlength=k).astype(np.int64)
+    if p.y_idx is None or p.y_idx.dtype != np.int64 or p.p_idx.dtype != np.int64:
+        if labelled:
+            confusion = np.bincount(p.y_idx * k + p.p_idx, minlength=k * k).reshape(k, k).astype(np.int64)
+        pred_counts = np.bincount(p.p_idx, minlength=k).astype(np.int64)
+    else:  # the same counts in one compiled pass
+        confusion, pred_counts = _kernels.confusion_counts(p.y_idx, p.p_idx, k)
     hook = getattr(_HOOK, "fn", None)
     if hook is not None and labelled:
         hook(confusion)
     hist_pos = hist_neg = hist_pred = pred_joint = logloss = brier = pair_counts = None
     score_moments: tuple = ()
     auc_exact = auc_var = var_ratio = None
+    large = (labelled and p.proba is not None and p.task == "multiclass" and p.n >= _PARALLEL_ROWS
+             and 2 < k <= _auc_cov.MAX_CLASSES and p.n < 2**31)
+    pool = _threads.pool() if large else None
+    if pool is not None:
+        scores = _large_multiclass_scores(p, pool)
+        return ClassificationState(
+            task=p.task, classes=p.classes, positive_index=p.positive_index, n=p.n, labelled=labelled,
+            confusion=confusion, pred_counts=pred_counts, eps=p.eps, **scores)
     if p.proba is not None:
         hist_classes = np.array([p.positive_index] if p.task == "binary" else list(range(k)), dtype=np.int64)
         y_idx = p.y_idx if labelled else np.zeros(1, dtype=np.int64)

@@ -1,0 +1,188 @@
+"""The large multiclass state's fused kernels and scheduling give the numbers of the general
+path bit for bit: the pair counts counted in the score pass, the placement tables written at
+occupied buckets only, and the state itself against its pieces computed the old way."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import softmax
+
+from perfkit.metrics import _auc_cov, _kernels, state
+from perfkit.metrics._sparse import SparseCounts
+from perfkit.metrics._validation import prepare
+
+
+def _batch(n, k, seed, kind="smooth"):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    proba = softmax(rng.normal(size=(n, k)) * 1.3 + 1.5 * np.eye(k)[y], axis=1)
+    if kind == "tied":  # probabilities rounded to 2 decimals: many equal scores
+        proba = np.round(proba, 2)
+        proba /= proba.sum(axis=1, keepdims=True)
+    elif kind == "hard":  # exact 0 and 1 scores, some of them wrong
+        m = rng.random(n) < 0.3
+        proba[m] = np.eye(k)[y[m]]
+        w = rng.random(n) < 0.05
+        proba[w] = np.eye(k)[(y[w] + 1) % k]
+    elif kind == "absent":  # the last class has no rows
+        y = rng.integers(0, k - 1, n)
+    return y, proba
+
+
+def _same_bits(a, b):
+    return np.asarray(a, dtype=np.float64).tobytes() == np.asarray(b, dtype=np.float64).tobytes()
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 400), k=st.integers(3, 10), seed=st.integers(0, 2**32 - 1),
+       kind=st.sampled_from(["smooth", "tied", "hard", "absent"]))
+def test_class_pass3_pairs_equals_separate_passes(n, k, seed, kind):
+    y, proba = _batch(n, k, seed, kind)
+    y = y.astype(np.int64)
+    pred = proba.argmax(axis=1).astype(np.int64)
+    want3 = np.zeros((k, _kernels.HIST_BINS, 3), dtype=np.int32)
+    joint, mom, p_true = _kernels.class_pass3(proba, y, pred, True, 1e-15, want3)
+    pairs = np.zeros((k * (k - 1) // 2, 3, _auc_cov.CELLS, _auc_cov.CELLS), dtype=np.int64)
+    want_pairs = _auc_cov._pair_counts(proba, y, _auc_cov._CELL_OF_BUCKET_8, np.zeros_like(pairs))
+    got3 = np.zeros_like(want3)
+    bins = np.empty((n, k), dtype=np.int32)
+    g_joint, g_mom, g_p_true = _kernels.class_pass3_pairs(proba, y, pred, 1e-15, got3,
+                                                         _auc_cov._CELL_OF_BUCKET_8, pairs, bins)
+    assert np.array_equal(got3, want3)
+    assert np.array_equal(bins, _kernels.score_bins(proba.reshape(-1)).reshape(n, k))
+    classes = np.arange(k, dtype=np.int64)
+    inf_pos, inf_neg = _kernels.placement_tables3(got3, classes)
+    for start, stop in ((0, n), (0, n // 2), (n // 2, n)):
+        want = _kernels.macro_influence_ss_rows(proba, y, classes, inf_pos, inf_neg, start, stop)
+        assert _same_bits(_kernels.macro_influence_ss_bins(bins, y, classes, inf_pos, inf_neg, start, stop), want)
+    assert np.array_equal(pairs, want_pairs)
+    assert np.array_equal(g_joint, joint)
+    assert _same_bits(g_mom, mom) and _same_bits(g_p_true, p_true)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 600), k=st.integers(3, 8), seed=st.integers(0, 2**32 - 1),
+       kind=st.sampled_from(["smooth", "tied", "hard", "absent"]))
+def test_placement_tables3_equal_at_occupied_buckets(n, k, seed, kind):
+    y, proba = _batch(n, k, seed, kind)
+    y = y.astype(np.int64)
+    counts3 = np.zeros((k, _kernels.HIST_BINS, 3), dtype=np.int32)
+    _kernels.class_pass3(proba, y, proba.argmax(axis=1).astype(np.int64), True, 1e-15, counts3)
+    classes = np.arange(k, dtype=np.int64)[::-1].copy()
+    inf_pos, inf_neg = _kernels.placement_tables3(counts3, classes)
+    for j, c in enumerate(classes):
+        pos, neg = counts3[c, :, 0].astype(np.int64), counts3[c, :, 1].astype(np.int64)
+        want_pos, want_neg = _kernels.placement_tables(pos, neg)
+        assert _same_bits(inf_pos[j][pos > 0], want_pos[pos > 0])
+        assert _same_bits(inf_neg[j][neg > 0], want_neg[neg > 0])
+        # what the influence sum reads: every row's own table entry
+        want = _kernels.macro_influence_ss_rows(proba, y, classes[j:j + 1], want_pos[None], want_neg[None], 0, n)
+        got = _kernels.macro_influence_ss_rows(proba, y, classes[j:j + 1], inf_pos[j:j + 1], inf_neg[j:j + 1], 0, n)
+        assert _same_bits(got, want)
+
+
+def _general_path(y, proba):
+    """The state's score fields computed with the general path's functions (one pass each)."""
+    p = prepare(y, None, proba, task=None, classes=list(range(proba.shape[1])), positive_label=None,
+                proba_tol=1e-4)
+    k = proba.shape[1]
+    hist_classes = np.arange(k, dtype=np.int64)
+    pos, neg, pred, joint, mom, p_true, _ = state._score_pass(p, hist_classes, p.y_idx, True)
+    np.log(p_true, out=p_true)
+    aucs = [state._exact_auc(p.proba, p.y_idx, c) for c in range(k)]
+    vars_ = [float(v) for _, v in aucs]
+    return {
+        "hist_pos": pos, "hist_neg": neg, "hist_pred": pred, "pred_joint": joint,
+        "moments": mom, "logloss": _kernels.moments(p_true),
+        "brier": _kernels.moments(state._brier_terms(p)),
+        "auc": [float(a) for a, _ in aucs], "var": vars_,
+        "ratio": state._macro_auc_var_ratio(p, pos, neg, vars_),
+        "pairs": _auc_cov.pair_counts(p.proba, p.y_idx),
+    }
+
+
+@pytest.mark.parametrize("kind", ["smooth", "tied", "hard", "absent"])
+@pytest.mark.parametrize("k", [3, 5, 10])
+def test_large_multiclass_state_equals_general_path(monkeypatch, kind, k):
+    # the large path from 3,000 rows (its influence sum is split in two halves as the
+    # general path splits it from _PARALLEL_ROWS on)
+    monkeypatch.setattr(state, "_PARALLEL_ROWS", 3000)
+    y, proba = _batch(7001, k, 11 * k, kind)
+    s = state.compute_state(y, None, proba, classes=list(range(k)))
+    want = _general_path(y, proba)
+    for name in ("hist_pos", "hist_neg", "hist_pred"):
+        assert getattr(s, name).equals(want[name])
+    assert np.array_equal(s.pred_joint, want["pred_joint"])
+    assert _same_bits([[m.n, m.mean, m.m2, m.m3, m.m4] for m in s.score_moments], want["moments"])
+    n_, mean, m2, m3, m4 = want["logloss"]
+    assert (s.logloss.n, s.logloss.mean, s.logloss.m2, s.logloss.m3, s.logloss.m4) == \
+        (int(n_), -float(mean), float(m2), -float(m3), float(m4))
+    bn, bmean, b2, b3, b4 = want["brier"]
+    assert (s.brier.n, s.brier.mean, s.brier.m2, s.brier.m3, s.brier.m4) == \
+        (int(bn), float(bmean), float(b2), float(b3), float(b4))
+    assert _same_bits(s.auc_exact, want["auc"]) and _same_bits(s.auc_var_exact, want["var"])
+    if want["ratio"] is None:
+        assert s.auc_var_ratio is None
+    else:
+        assert _same_bits(s.auc_var_ratio, want["ratio"])
+    assert s.auc_pair_counts.equals(SparseCounts.from_dense(want["pairs"]))
+    assert math.isnan(s.auc_exact[-1]) == (kind == "absent")
+
+
+def test_lane_runs_every_task_and_raises_errors():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        lane = state._Lane(pool)
+        for i in range(50):
+            lane.put(i, pow, i, 2)
+        assert lane.finish() == {i: i * i for i in range(50)}
+        lane = state._Lane(pool)
+        lane.put("bad", int, "x")
+        lane.put("good", int, "3")
+        with pytest.raises(ValueError):
+            lane.finish()
+        lane.close()
+
+
+_SPECIALS = [0.0, -0.0, 1.0, np.nan, np.inf, -np.inf, -1e-300, 1.0000001, 5e-324, 1e308, -0.5]
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(1, 40), k=st.integers(1, 7), seed=st.integers(0, 2**32 - 1),
+       share=st.floats(0.0, 0.4), rounded=st.booleans())
+def test_check_proba_equals_the_scan(n, k, seed, share, rounded):
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.ones(k), n)
+    if rounded:
+        p = np.round(p, 1)
+    m = rng.random((n, k)) < share
+    p[m] = rng.choice(_SPECIALS, int(m.sum()))
+    want, got = _kernels._check_proba_scan(p), _kernels.check_proba(p)
+    assert got[0] == want[0]
+    assert _same_bits(got[1:], want[1:])
+
+
+def test_check_proba_keeps_the_first_zero():
+    p = np.array([[0.5, 0.5], [-0.0, 1.0], [0.0, 1.0], [1.0, 0.0], [0.25, 0.75]])
+    for q in (p, p[::-1].copy(), np.zeros((9, 1)), -np.zeros((9, 1))):
+        want, got = _kernels._check_proba_scan(q), _kernels.check_proba(q)
+        assert got[0] == want[0] and _same_bits(got[1:], want[1:])
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(1, 300), k=st.integers(1, 12), seed=st.integers(0, 2**32 - 1))
+def test_confusion_counts_equal_bincount(n, k, seed):
+    rng = np.random.default_rng(seed)
+    y, p = rng.integers(0, k, n), rng.integers(0, k, n)
+    confusion, pred = _kernels.confusion_counts(y, p, k)
+    assert confusion.dtype == pred.dtype == np.int64
+    assert np.array_equal(confusion, np.bincount(y * k + p, minlength=k * k).reshape(k, k))
+    assert np.array_equal(pred, np.bincount(p, minlength=k))
+    _, pred_only = _kernels.confusion_counts(np.zeros(0, dtype=np.int64), p, k)
+    assert np.array_equal(pred_only, pred)
