@@ -188,3 +188,16 @@ def test_confusion_counts_equal_bincount(n, k, seed):
     assert np.array_equal(pred, np.bincount(p, minlength=k))
     _, pred_only = _kernels.confusion_counts(np.zeros(0, dtype=np.int64), p, k)
     assert np.array_equal(pred_only, pred)
+
+
+@settings(max_examples=200, deadline=None)
+@given(x=st.lists(st.integers(-2**63, 2**63 - 1), min_size=1, max_size=60) | st.lists(st.integers(-3, 3), min_size=1, max_size=200)
+       | st.lists(st.integers(0, 9000), min_size=1, max_size=60))
+def test_small_int_labels_counts(x):
+    a = np.asarray(x, dtype=np.int64)
+    lo, hi, counts = _kernels.small_int_labels(a)
+    assert (lo, hi) == (a.min(), a.max())
+    if int(hi) - int(lo) < 1_000_000:
+        assert np.array_equal(counts, np.bincount(a - lo))
+    else:
+        assert counts.size == 0
