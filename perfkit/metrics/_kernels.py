@@ -581,7 +581,25 @@ def class_pass3_pairs(proba, y_idx, p_idx, counts3, cell_of_bucket, pairs, bins)
     """
     n, k = proba.shape
     joint = np.zeros((k, k, JOINT_CELLS), dtype=np.int64)
-    cells = np.empty(k, dtype=np.int64)
+    m = pairs.shape[0]
+    cl = pairs.shape[2]
+    flat = pairs.reshape(-1)
+    # pair r = (first[r], second[r]); offset[t, r]: its block of the rows of class t (group
+    # 0: class first[r], 1: class second[r], 2: another), so the hot loop has no branches
+    first = np.empty(m, dtype=np.int64)
+    second = np.empty(m, dtype=np.int64)
+    offset = np.empty((k, m), dtype=np.int64)
+    r = 0
+    for c in range(k):
+        for d in range(c + 1, k):
+            first[r] = c
+            second[r] = d
+            for t in range(k):
+                g = 0 if t == c else (1 if t == d else 2)
+                offset[t, r] = (r * 3 + g) * cl * cl
+            r += 1
+    row_cell = np.empty(k, dtype=np.int64)  # cell * CELLS: the row index of the (cell, cell) block
+    col_cell = np.empty(k, dtype=np.int64)
     for i in range(n):
         yi = y_idx[i]
         pi = p_idx[i]
@@ -590,16 +608,13 @@ def class_pass3_pairs(proba, y_idx, p_idx, counts3, cell_of_bucket, pairs, bins)
             joint[pi, c, _cell(x)] += 1
             b = _bin(x)
             bins[i, c] = b
-            cells[c] = cell_of_bucket[b]
-            counts3[c, b, 0 if c == yi else 1] += 1
-            if c == pi:
-                counts3[c, b, 2] += 1
-        r = 0
-        for c in range(k):
-            for d in range(c + 1, k):
-                g = 0 if yi == c else (1 if yi == d else 2)
-                pairs[r, g, cells[c], cells[d]] += 1
-                r += 1
+            cell = np.int64(cell_of_bucket[b])
+            row_cell[c] = cell * cl
+            col_cell[c] = cell
+            counts3[c, b, np.int64(c != yi)] += 1
+            counts3[c, b, 2] += np.int64(c == pi)
+        for r in range(m):
+            flat[offset[yi, r] + row_cell[first[r]] + col_cell[second[r]]] += 1
     return joint
 
 
