@@ -201,3 +201,22 @@ def test_small_int_labels_counts(x):
         assert np.array_equal(counts, np.bincount(a - lo))
     else:
         assert counts.size == 0
+
+
+def _pair_counts_numpy(proba, y):
+    n, k = proba.shape
+    cells = _auc_cov._CELL_OF_BUCKET[_kernels.score_bins(proba.reshape(-1))].reshape(n, k)
+    out = np.zeros((k * (k - 1) // 2, 3, _auc_cov.CELLS, _auc_cov.CELLS), dtype=np.int64)
+    for c in range(k):
+        for d in range(c + 1, k):
+            g = np.where(y == c, 0, np.where(y == d, 1, 2))
+            np.add.at(out[_auc_cov.pair_index(c, d, k)], (g, cells[:, c], cells[:, d]), 1)
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 500), k=st.integers(3, 10), seed=st.integers(0, 2**32 - 1),
+       kind=st.sampled_from(["smooth", "tied", "hard", "absent"]))
+def test_pair_counts_equal_numpy(n, k, seed, kind):
+    y, proba = _batch(n, k, seed, kind)
+    assert np.array_equal(_auc_cov.pair_counts(proba, y), _pair_counts_numpy(proba, y))
