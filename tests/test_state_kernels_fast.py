@@ -51,12 +51,13 @@ def test_class_pass3_pairs_equals_separate_passes(n, k, seed, kind):
     want_pairs = _auc_cov._pair_counts(proba, y, _auc_cov._CELL_OF_BUCKET_8, np.zeros_like(pairs))
     got3 = np.zeros_like(want3)
     bins = np.empty((n, k), dtype=np.int32)
-    g_joint, g_mom, g_p_true = _kernels.class_pass3_pairs(proba, y, pred, 1e-15, got3,
-                                                         _auc_cov._CELL_OF_BUCKET_8, pairs, bins)
+    g_joint = _kernels.class_pass3_pairs(proba, y, pred, got3, _auc_cov._CELL_OF_BUCKET_8, pairs, bins)
+    g_mom, g_p_true = _kernels.class_moments_true(proba, y, 1e-15)
     assert np.array_equal(got3, want3)
     assert np.array_equal(bins, _kernels.score_bins(proba.reshape(-1)).reshape(n, k))
     classes = np.arange(k, dtype=np.int64)
-    inf_pos, inf_neg = _kernels.placement_tables3(got3, classes)
+    (pk, pc), (nk, nc), _ = _kernels.split_counts3(got3)
+    inf_pos, inf_neg = _kernels.placement_tables_sparse(pk, pc, nk, nc, classes, _kernels.HIST_BINS)
     for start, stop in ((0, n), (0, n // 2), (n // 2, n)):
         want = _kernels.macro_influence_ss_rows(proba, y, classes, inf_pos, inf_neg, start, stop)
         assert _same_bits(_kernels.macro_influence_ss_bins(bins, y, classes, inf_pos, inf_neg, start, stop), want)
@@ -68,13 +69,14 @@ def test_class_pass3_pairs_equals_separate_passes(n, k, seed, kind):
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 600), k=st.integers(3, 8), seed=st.integers(0, 2**32 - 1),
        kind=st.sampled_from(["smooth", "tied", "hard", "absent"]))
-def test_placement_tables3_equal_at_occupied_buckets(n, k, seed, kind):
+def test_placement_tables_sparse_equal_at_occupied_buckets(n, k, seed, kind):
     y, proba = _batch(n, k, seed, kind)
     y = y.astype(np.int64)
     counts3 = np.zeros((k, _kernels.HIST_BINS, 3), dtype=np.int32)
     _kernels.class_pass3(proba, y, proba.argmax(axis=1).astype(np.int64), True, 1e-15, counts3)
     classes = np.arange(k, dtype=np.int64)[::-1].copy()
-    inf_pos, inf_neg = _kernels.placement_tables3(counts3, classes)
+    (pk, pc), (nk, nc), _ = _kernels.split_counts3(counts3)
+    inf_pos, inf_neg = _kernels.placement_tables_sparse(pk, pc, nk, nc, classes, _kernels.HIST_BINS)
     for j, c in enumerate(classes):
         pos, neg = counts3[c, :, 0].astype(np.int64), counts3[c, :, 1].astype(np.int64)
         want_pos, want_neg = _kernels.placement_tables(pos, neg)
@@ -186,3 +188,35 @@ def test_confusion_counts_equal_bincount(n, k, seed):
     assert np.array_equal(pred, np.bincount(p, minlength=k))
     _, pred_only = _kernels.confusion_counts(np.zeros(0, dtype=np.int64), p, k)
     assert np.array_equal(pred_only, pred)
+
+
+@settings(max_examples=200, deadline=None)
+@given(x=st.lists(st.integers(-2**63, 2**63 - 1), min_size=1, max_size=60) | st.lists(st.integers(-3, 3), min_size=1, max_size=200)
+       | st.lists(st.integers(0, 9000), min_size=1, max_size=60))
+def test_small_int_labels_counts(x):
+    a = np.asarray(x, dtype=np.int64)
+    lo, hi, counts = _kernels.small_int_labels(a)
+    assert (lo, hi) == (a.min(), a.max())
+    if int(hi) - int(lo) < 1_000_000:
+        assert np.array_equal(counts, np.bincount(a - lo))
+    else:
+        assert counts.size == 0
+
+
+def _pair_counts_numpy(proba, y):
+    n, k = proba.shape
+    cells = _auc_cov._CELL_OF_BUCKET[_kernels.score_bins(proba.reshape(-1))].reshape(n, k)
+    out = np.zeros((k * (k - 1) // 2, 3, _auc_cov.CELLS, _auc_cov.CELLS), dtype=np.int64)
+    for c in range(k):
+        for d in range(c + 1, k):
+            g = np.where(y == c, 0, np.where(y == d, 1, 2))
+            np.add.at(out[_auc_cov.pair_index(c, d, k)], (g, cells[:, c], cells[:, d]), 1)
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 500), k=st.integers(3, 10), seed=st.integers(0, 2**32 - 1),
+       kind=st.sampled_from(["smooth", "tied", "hard", "absent"]))
+def test_pair_counts_equal_numpy(n, k, seed, kind):
+    y, proba = _batch(n, k, seed, kind)
+    assert np.array_equal(_auc_cov.pair_counts(proba, y), _pair_counts_numpy(proba, y))

@@ -84,17 +84,32 @@ def pair_index(c: int, d: int, k: int) -> int:
 @nb.njit(cache=True, nogil=True)
 def _pair_counts(proba, y_idx, table, out):  # pragma: no cover - compiled
     n, k = proba.shape
-    cells = np.empty(k, dtype=np.int64)
+    m = out.shape[0]
+    flat = out.reshape(-1)
+    # pair r = (first[r], second[r]); offset[t, r]: its block of the rows of class t (group
+    # 0: class first[r], 1: class second[r], 2: another), so the hot loop has no branches
+    first = np.empty(m, dtype=np.int64)
+    second = np.empty(m, dtype=np.int64)
+    offset = np.empty((k, m), dtype=np.int64)
+    r = 0
+    for c in range(k):
+        for d in range(c + 1, k):
+            first[r] = c
+            second[r] = d
+            for t in range(k):
+                g = 0 if t == c else (1 if t == d else 2)
+                offset[t, r] = (r * 3 + g) * CELLS * CELLS
+            r += 1
+    row_cell = np.empty(k, dtype=np.int64)
+    col_cell = np.empty(k, dtype=np.int64)
     for i in range(n):
         for c in range(k):
-            cells[c] = table[_kernels._bin(proba[i, c])]
+            cell = np.int64(table[_kernels._bin(proba[i, c])])
+            row_cell[c] = cell * CELLS
+            col_cell[c] = cell
         yi = y_idx[i]
-        r = 0
-        for c in range(k):
-            for d in range(c + 1, k):
-                g = 0 if yi == c else (1 if yi == d else 2)
-                out[r, g, cells[c], cells[d]] += 1
-                r += 1
+        for r in range(m):
+            flat[offset[yi, r] + row_cell[first[r]] + col_cell[second[r]]] += 1
     return out
 
 

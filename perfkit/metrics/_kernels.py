@@ -24,6 +24,7 @@ __all__ = [
     "check_proba",
     "class_pass",
     "class_pass3",
+    "class_moments_true",
     "class_pass3_pairs",
     "confusion_counts",
     "delong_from_histograms",
@@ -35,7 +36,7 @@ __all__ = [
     "moments",
     "nonzero_index",
     "placement_tables",
-    "placement_tables3",
+    "placement_tables_sparse",
     "regression_moments",
     "regression_moments_from_sums",
     "regression_shifts",
@@ -618,18 +619,36 @@ def class_pass3(proba, y_idx, p_idx, labelled, eps, counts3):
 
 
 @nb.njit(cache=True, nogil=True)
-def class_pass3_pairs(proba, y_idx, p_idx, eps, counts3, cell_of_bucket, pairs, bins):
-    """:func:`class_pass3` of a labelled batch with the AUC pair counts of
+def class_pass3_pairs(proba, y_idx, p_idx, counts3, cell_of_bucket, pairs, bins):
+    """The counting part of :func:`class_pass3` of a labelled batch with the AUC pair counts of
     :func:`perfkit.metrics._auc_cov.pair_counts` counted in the same pass (every row's buckets
     are computed once for both): ``pairs`` (k (k - 1) / 2, 3, CELLS, CELLS), zeroed int64,
     gets them; ``cell_of_bucket`` is the uint8 cell of every bucket. Integer counts, so the
     same numbers as the separate passes. ``bins`` (n, k) int32 receives every row's bucket of
-    every class (for :func:`macro_influence_ss_bins`). Returns ``joint, mom, p_true`` as
-    :func:`class_pass3`.
+    every class (for :func:`macro_influence_ss_bins`). Returns ``joint``; the moments and
+    ``p_true`` are :func:`class_moments_true`'s.
     """
     n, k = proba.shape
     joint = np.zeros((k, k, JOINT_CELLS), dtype=np.int64)
-    cells = np.empty(k, dtype=np.int64)
+    m = pairs.shape[0]
+    cl = pairs.shape[2]
+    flat = pairs.reshape(-1)
+    # pair r = (first[r], second[r]); offset[t, r]: its block of the rows of class t (group
+    # 0: class first[r], 1: class second[r], 2: another), so the hot loop has no branches
+    first = np.empty(m, dtype=np.int64)
+    second = np.empty(m, dtype=np.int64)
+    offset = np.empty((k, m), dtype=np.int64)
+    r = 0
+    for c in range(k):
+        for d in range(c + 1, k):
+            first[r] = c
+            second[r] = d
+            for t in range(k):
+                g = 0 if t == c else (1 if t == d else 2)
+                offset[t, r] = (r * 3 + g) * cl * cl
+            r += 1
+    row_cell = np.empty(k, dtype=np.int64)  # cell * CELLS: the row index of the (cell, cell) block
+    col_cell = np.empty(k, dtype=np.int64)
     for i in range(n):
         yi = y_idx[i]
         pi = p_idx[i]
@@ -638,16 +657,22 @@ def class_pass3_pairs(proba, y_idx, p_idx, eps, counts3, cell_of_bucket, pairs, 
             joint[pi, c, _cell(x)] += 1
             b = _bin(x)
             bins[i, c] = b
-            cells[c] = cell_of_bucket[b]
-            counts3[c, b, 0 if c == yi else 1] += 1
-            if c == pi:
-                counts3[c, b, 2] += 1
-        r = 0
-        for c in range(k):
-            for d in range(c + 1, k):
-                g = 0 if yi == c else (1 if yi == d else 2)
-                pairs[r, g, cells[c], cells[d]] += 1
-                r += 1
+            cell = np.int64(cell_of_bucket[b])
+            row_cell[c] = cell * cl
+            col_cell[c] = cell
+            counts3[c, b, np.int64(c != yi)] += 1
+            counts3[c, b, 2] += np.int64(c == pi)
+        for r in range(m):
+            flat[offset[yi, r] + row_cell[first[r]] + col_cell[second[r]]] += 1
+    return joint
+
+
+@nb.njit(cache=True, nogil=True)
+def class_moments_true(proba, y_idx, eps):
+    """The rest of :func:`class_pass3` of a labelled batch, for another thread than
+    :func:`class_pass3_pairs`: ``mom`` (k, 5) moments of every column and ``p_true``, the
+    clipped probability of every row's class (the same computations, so the same numbers)."""
+    n, k = proba.shape
     mom = np.empty((k, 5))
     _rowmajor_moments(proba, mom)
     p_true = np.empty(n)
@@ -656,7 +681,7 @@ def class_pass3_pairs(proba, y_idx, p_idx, eps, counts3, cell_of_bucket, pairs, 
     for i in range(n):
         p = proba[i, y_idx[i]]
         p_true[i] = min(max(p, lo), hi)
-    return joint, mom, p_true
+    return mom, p_true
 
 
 @nb.njit(cache=True, nogil=True)
@@ -806,46 +831,50 @@ def placement_tables(pos: np.ndarray, neg: np.ndarray):
 
 
 @nb.njit(cache=True, nogil=True)
-def placement_tables3(counts3, classes):
-    """:func:`placement_tables` of the classes ``classes`` from :func:`class_pass3`'s counts
-    (``counts3[c, :, 0]`` the positives, ``[c, :, 1]`` the negatives), as (len(classes),
-    HIST_BINS) ``inf_pos, inf_neg``, written only where read by
-    :func:`macro_influence_ss_rows`: ``inf_pos`` at buckets holding a positive, ``inf_neg``
-    at buckets holding a negative (the same arithmetic as :func:`placement_tables`, so the
-    same values there; 0 elsewhere). Most buckets of a batch are empty: their divisions are
-    skipped.
+def placement_tables_sparse(pos_keys, pos_counts, neg_keys, neg_counts, classes, bins):
+    """:func:`placement_tables` of the classes ``classes`` from sparse histograms (ascending
+    flat keys ``class * bins + bucket`` with int64 counts, as :func:`split_counts3` gives
+    them), as (len(classes), bins) ``inf_pos, inf_neg`` written only where
+    :func:`macro_influence_ss_rows` reads them: ``inf_pos`` at buckets holding a positive,
+    ``inf_neg`` at buckets holding a negative (0 elsewhere). Empty buckets add nothing to
+    :func:`placement_tables`' sums, so these are its values there, from the occupied buckets
+    only.
     """
     m = classes.shape[0]
-    bins = counts3.shape[1]
     inf_pos = np.zeros((m, bins))
     inf_neg = np.zeros((m, bins))
     for j in range(m):
         c = classes[j]
+        pa = np.searchsorted(pos_keys, c * bins)
+        pb = np.searchsorted(pos_keys, (c + 1) * bins)
+        na = np.searchsorted(neg_keys, c * bins)
+        nb_ = np.searchsorted(neg_keys, (c + 1) * bins)
+        ub, up, un = aligned_counts(pos_keys[pa:pb] - c * bins, pos_counts[pa:pb],
+                                    neg_keys[na:nb_] - c * bins, neg_counts[na:nb_])
+        u = ub.shape[0]
         P = 0
         N = 0
-        for b in range(bins):
-            P += np.int64(counts3[c, b, 0])
-            N += np.int64(counts3[c, b, 1])
+        for t in range(u):
+            P += up[t]
+            N += un[t]
         if P == 0 or N == 0:
             continue
         below = 0
         num = 0.0
-        for b in range(bins):
-            pos = np.int64(counts3[c, b, 0])
-            neg = np.int64(counts3[c, b, 1])
-            num += pos * (below + 0.5 * neg)
-            below += neg
+        for t in range(u):
+            num += up[t] * (below + 0.5 * un[t])
+            below += un[t]
         a = num / (P * N)
         below = 0
         above = P
-        for b in range(bins):
-            pos = np.int64(counts3[c, b, 0])
-            neg = np.int64(counts3[c, b, 1])
+        for t in range(u):
+            pos = up[t]
+            neg = un[t]
             above -= pos
             if pos:
-                inf_pos[j, b] = ((below + 0.5 * neg) / N - a) / P
+                inf_pos[j, ub[t]] = ((below + 0.5 * neg) / N - a) / P
             if neg:
-                inf_neg[j, b] = ((above + 0.5 * pos) / P - a) / N
+                inf_neg[j, ub[t]] = ((above + 0.5 * pos) / P - a) / N
             below += neg
     return inf_pos, inf_neg
 
@@ -1110,24 +1139,32 @@ def abs_error_hist(y: np.ndarray, yhat: np.ndarray):
     return out_i, out_c
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def small_int_labels(a):
-    """(min, max, counts) of an integer array in two passes (counts only when the range is small)."""
+    """(min, max, counts) of an integer array in two passes (counts only when the range is small).
+
+    Branch-free minimum and maximum (vectorised); the counts in four partial tables, so that
+    runs of one label do not wait on each other.
+    """
     n = a.shape[0]
     lo = a[0]
     hi = a[0]
     for i in range(1, n):
         v = a[i]
-        if v < lo:
-            lo = v
-        elif v > hi:
-            hi = v
+        lo = min(lo, v)
+        hi = max(hi, v)
     if hi - lo >= 1_000_000 or hi - lo < 0:  # < 0: the range overflowed int64 (wrapped)
         return lo, hi, np.zeros(0, dtype=np.int64)
-    counts = np.zeros(hi - lo + 1, dtype=np.int64)
+    m = hi - lo + 1
+    if m > 4096:
+        counts = np.zeros(m, dtype=np.int64)
+        for i in range(n):
+            counts[a[i] - lo] += 1
+        return lo, hi, counts
+    part = np.zeros((4, m), dtype=np.int64)
     for i in range(n):
-        counts[a[i] - lo] += 1
-    return lo, hi, counts
+        part[i & 3, a[i] - lo] += 1
+    return lo, hi, part[0] + part[1] + part[2] + part[3]
 
 
 _B64_TABLE = np.full(256, 255, dtype=np.uint8)

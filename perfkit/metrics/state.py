@@ -528,45 +528,54 @@ class _Lane:
         return self._results
 
 
+def _moments_and_logloss(proba: np.ndarray, y_idx: np.ndarray, eps: float):
+    """Every column's moments and the log loss's (of the log clipped true-class probability)."""
+    mom, p_true = _kernels.class_moments_true(proba, y_idx, eps)
+    np.log(p_true, out=p_true)  # vectorised (SIMD) log; the loss is its negative
+    return mom, _kernels.moments(p_true)
+
+
 def _large_multiclass_scores(p: PreparedClassification, pool: ThreadPoolExecutor) -> dict[str, Any]:
     """The score fields of a large labelled multiclass batch (at most ``_auc_cov.MAX_CLASSES``
     classes), the same numbers as the general path of :func:`_classification_state`.
 
-    One worker thread (a :class:`_Lane`) takes the exact AUCs (a sort per class) and the
-    Brier terms while this thread counts the histograms, joint counts and pair counts in one
-    pass (:func:`_kernels.class_pass3_pairs`, which keeps every row's buckets), then the macro
+    One worker thread (a :class:`_Lane`) takes the exact AUCs (a sort per class), the
+    moments and the Brier terms while this thread counts the histograms, joint counts and pair
+    counts in one pass (:func:`_kernels.class_pass3_pairs`, which keeps every row's buckets), then the macro
     AUC's influence sum from those buckets (its two halves added as
     :func:`_macro_auc_var_ratio` adds them); whichever thread is free first
     takes the next task, so neither waits while the other has work queued.
     """
     k = p.proba.shape[1]
+    proba = np.ascontiguousarray(p.proba, dtype=np.float64)
+    y_idx = np.asarray(p.y_idx, dtype=np.int64)
     lane = _Lane(pool)
     try:
         for c in range(k):
             lane.put(("auc", c), _exact_auc, p.proba, p.y_idx, c)
+        lane.put("moments", _moments_and_logloss, proba, y_idx, p.eps)
         lane.put("brier", lambda: _kernels.moments(_brier_terms(p)))
         counts3 = np.zeros((k, _kernels.HIST_BINS, 3), dtype=np.int32)
         pairs = np.zeros((k * (k - 1) // 2, 3, _auc_cov.CELLS, _auc_cov.CELLS), dtype=np.int64)
         bins = np.empty((p.n, k), dtype=np.int32)
-        joint, mom, p_true = _kernels.class_pass3_pairs(
-            np.ascontiguousarray(p.proba, dtype=np.float64), np.asarray(p.y_idx, dtype=np.int64), p.p_idx, p.eps,
-            counts3, _auc_cov._CELL_OF_BUCKET_8, pairs, bins)
+        joint = _kernels.class_pass3_pairs(proba, y_idx, p.p_idx, counts3, _auc_cov._CELL_OF_BUCKET_8, pairs, bins)
         shape = (k, _kernels.HIST_BINS)
-        hist_pos, hist_neg, hist_pred = (SparseCounts(shape, kk, cc) for kk, cc in _kernels.split_counts3(counts3))
+        (pk, pc), (nk, nc), (dk, dc) = _kernels.split_counts3(counts3)
+        del counts3
+        hist_pos, hist_neg, hist_pred = SparseCounts(shape, pk, pc), SparseCounts(shape, nk, nc), SparseCounts(shape, dk, dc)
         # the classes whose AUC is defined (positives and negatives): those of finite variance
         n_pos = hist_pos.row_sums()
         defined = [j for j in range(k) if 0 < n_pos[j] < p.n]
         h = p.n // 2
         if len(defined) >= 2:
             cls = np.asarray(defined, dtype=np.int64)
-            inf_pos, inf_neg = _kernels.placement_tables3(counts3, cls)
-            lane.put("ss_head", _kernels.macro_influence_ss_bins, bins, p.y_idx, cls, inf_pos, inf_neg, 0, h)
-            ss_tail = _kernels.macro_influence_ss_bins(bins, p.y_idx, cls, inf_pos, inf_neg, h, p.n)
-        np.log(p_true, out=p_true)
-        lp = _kernels.moments(p_true)
+            inf_pos, inf_neg = _kernels.placement_tables_sparse(pk, pc, nk, nc, cls, _kernels.HIST_BINS)
+            lane.put("ss_head", _kernels.macro_influence_ss_bins, bins, y_idx, cls, inf_pos, inf_neg, 0, h)
+            ss_tail = _kernels.macro_influence_ss_bins(bins, y_idx, cls, inf_pos, inf_neg, h, p.n)
         done = lane.finish()
     finally:
         lane.close()
+    mom, lp = done["moments"]
     aucs = [done[("auc", c)] for c in range(k)]
     vars_ = [float(v) for _, v in aucs]
     var_ratio = None
