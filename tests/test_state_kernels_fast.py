@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numba as nb
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -220,3 +221,54 @@ def _pair_counts_numpy(proba, y):
 def test_pair_counts_equal_numpy(n, k, seed, kind):
     y, proba = _batch(n, k, seed, kind)
     assert np.array_equal(_auc_cov.pair_counts(proba, y), _pair_counts_numpy(proba, y))
+
+
+
+@nb.njit(nogil=True, fastmath=_kernels._REASSOC)
+def _rowmajor_moments_reference(x, mom):  # the accumulation as first written (sums in arrays)
+    n, k = x.shape
+    m = np.zeros(k)
+    for i in range(n):
+        for c in range(k):
+            m[c] += x[i, c]
+    for c in range(k):
+        m[c] /= n
+    s = np.zeros((k, 4))
+    for i in range(n):
+        for c in range(k):
+            d = x[i, c] - m[c]
+            d2 = d * d
+            s[c, 0] += d
+            s[c, 1] += d2
+            s[c, 2] += d2 * d
+            s[c, 3] += d2 * d2
+    for c in range(k):
+        mean, m2, m3, m4 = _kernels._central(n, m[c], s[c, 0], s[c, 1], s[c, 2], s[c, 3])
+        mom[c, 0] = n
+        mom[c, 1] = mean
+        mom[c, 2] = m2
+        mom[c, 3] = m3
+        mom[c, 4] = m4
+
+
+@settings(max_examples=150, deadline=None)
+@given(n=st.integers(1, 3000), k=st.integers(1, 12), seed=st.integers(0, 2**32 - 1),
+       kind=st.sampled_from(["proba", "rounded", "scaled", "constant", "binary", "heavy"]))
+def test_rowmajor_moments_equal_the_reference(n, k, seed, kind):
+    rng = np.random.default_rng(seed)
+    if kind == "proba":
+        x = rng.dirichlet(np.ones(k) * rng.uniform(0.05, 3), n)
+    elif kind == "rounded":
+        x = np.round(rng.dirichlet(np.ones(k), n), 2)
+    elif kind == "scaled":
+        x = rng.normal(size=(n, k)) * 10 ** rng.uniform(-5, 8) + rng.normal() * 10 ** rng.uniform(-3, 9)
+    elif kind == "constant":
+        x = np.full((n, k), rng.normal())
+    elif kind == "binary":
+        x = (rng.random((n, k)) < 0.5).astype(float)
+    else:
+        x = rng.standard_t(2, size=(n, k)) ** 3
+    want, got = np.empty((k, 5)), np.empty((k, 5))
+    _rowmajor_moments_reference(x, want)
+    _kernels._rowmajor_moments(x, got)
+    assert _same_bits(got, want)

@@ -379,32 +379,138 @@ def _column_moments(x: np.ndarray, c: int):
     return _central(n, m, s1, s2, s3, s4)
 
 
+#: Sums of the row-major moments: products may be fused into their sums (as the reassociating
+#: flags let LLVM fuse them), but no reassociation, so every column is summed row by row.
+_CONTRACT = {"contract"}
+
+
 @nb.njit(cache=True, nogil=True, fastmath=_REASSOC)
+def _central_row(mom, c, n, m, s1, s2, s3, s4) -> None:
+    """Row ``c`` of ``mom``: (n, mean, M2, M3, M4) from the sums (:func:`_central`)."""
+    mean, m2, m3, m4 = _central(n, m, s1, s2, s3, s4)
+    mom[c, 0] = n
+    mom[c, 1] = mean
+    mom[c, 2] = m2
+    mom[c, 3] = m3
+    mom[c, 4] = m4
+
+
+@nb.njit(cache=True, nogil=True, fastmath=_CONTRACT)
 def _rowmajor_moments(x: np.ndarray, mom: np.ndarray) -> None:
-    """(n, mean, M2, M3, M4) of every column of a C-order matrix in two row-major passes."""
+    """(n, mean, M2, M3, M4) of every column of a C-order matrix in two row-major passes.
+
+    Every column's sums are added row by row (``d2 * d`` and ``d2 * d2`` fused into their
+    sums), four columns at a time in registers, then finished by :func:`_central_row`.
+    """
     n, k = x.shape
     m = np.zeros(k)
-    for i in range(n):
-        for c in range(k):
-            m[c] += x[i, c]
+    c0 = 0
+    while c0 + 4 <= k:
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        for i in range(n):
+            a0 += x[i, c0]
+            a1 += x[i, c0 + 1]
+            a2 += x[i, c0 + 2]
+            a3 += x[i, c0 + 3]
+        m[c0] = a0
+        m[c0 + 1] = a1
+        m[c0 + 2] = a2
+        m[c0 + 3] = a3
+        c0 += 4
+    for c in range(c0, k):
+        a0 = 0.0
+        for i in range(n):
+            a0 += x[i, c]
+        m[c] = a0
     for c in range(k):
         m[c] /= n
     s = np.zeros((k, 4))
-    for i in range(n):
-        for c in range(k):
-            d = x[i, c] - m[c]
+    c0 = 0
+    while c0 + 4 <= k:
+        ma = m[c0]
+        mb = m[c0 + 1]
+        mc = m[c0 + 2]
+        md = m[c0 + 3]
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        a4 = 0.0
+        b1 = 0.0
+        b2 = 0.0
+        b3 = 0.0
+        b4 = 0.0
+        c1 = 0.0
+        c2 = 0.0
+        c3 = 0.0
+        c4 = 0.0
+        e1 = 0.0
+        e2 = 0.0
+        e3 = 0.0
+        e4 = 0.0
+        for i in range(n):
+            d = x[i, c0] - ma
             d2 = d * d
-            s[c, 0] += d
-            s[c, 1] += d2
-            s[c, 2] += d2 * d
-            s[c, 3] += d2 * d2
+            a1 += d
+            a2 += d2
+            a3 += d2 * d
+            a4 += d2 * d2
+            d = x[i, c0 + 1] - mb
+            d2 = d * d
+            b1 += d
+            b2 += d2
+            b3 += d2 * d
+            b4 += d2 * d2
+            d = x[i, c0 + 2] - mc
+            d2 = d * d
+            c1 += d
+            c2 += d2
+            c3 += d2 * d
+            c4 += d2 * d2
+            d = x[i, c0 + 3] - md
+            d2 = d * d
+            e1 += d
+            e2 += d2
+            e3 += d2 * d
+            e4 += d2 * d2
+        s[c0, 0] = a1
+        s[c0, 1] = a2
+        s[c0, 2] = a3
+        s[c0, 3] = a4
+        s[c0 + 1, 0] = b1
+        s[c0 + 1, 1] = b2
+        s[c0 + 1, 2] = b3
+        s[c0 + 1, 3] = b4
+        s[c0 + 2, 0] = c1
+        s[c0 + 2, 1] = c2
+        s[c0 + 2, 2] = c3
+        s[c0 + 2, 3] = c4
+        s[c0 + 3, 0] = e1
+        s[c0 + 3, 1] = e2
+        s[c0 + 3, 2] = e3
+        s[c0 + 3, 3] = e4
+        c0 += 4
+    for c in range(c0, k):
+        mc = m[c]
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        a4 = 0.0
+        for i in range(n):
+            d = x[i, c] - mc
+            d2 = d * d
+            a1 += d
+            a2 += d2
+            a3 += d2 * d
+            a4 += d2 * d2
+        s[c, 0] = a1
+        s[c, 1] = a2
+        s[c, 2] = a3
+        s[c, 3] = a4
     for c in range(k):
-        mean, m2, m3, m4 = _central(n, m[c], s[c, 0], s[c, 1], s[c, 2], s[c, 3])
-        mom[c, 0] = n
-        mom[c, 1] = mean
-        mom[c, 2] = m2
-        mom[c, 3] = m3
-        mom[c, 4] = m4
+        _central_row(mom, c, n, m[c], s[c, 0], s[c, 1], s[c, 2], s[c, 3])
 
 
 @nb.njit(cache=True, nogil=True)
