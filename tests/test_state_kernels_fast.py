@@ -272,3 +272,16 @@ def test_rowmajor_moments_equal_the_reference(n, k, seed, kind):
     _rowmajor_moments_reference(x, want)
     _kernels._rowmajor_moments(x, got)
     assert _same_bits(got, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(1, 6), bins=st.integers(1, 300), seed=st.integers(0, 2**32 - 1), share=st.floats(0.0, 1.0))
+def test_split_counts3_equal_flatnonzero(h, bins, seed, share):
+    rng = np.random.default_rng(seed)
+    counts3 = rng.integers(1, 2**31 - 1, size=(h, bins, 3)).astype(np.int32)
+    counts3[rng.random(counts3.shape) >= share] = 0
+    for t, (keys, counts) in enumerate(_kernels.split_counts3(counts3)):
+        flat = counts3[:, :, t].reshape(-1).astype(np.int64)
+        want = np.flatnonzero(flat)
+        assert keys.dtype == counts.dtype == np.int64
+        assert np.array_equal(keys, want) and np.array_equal(counts, flat[want])

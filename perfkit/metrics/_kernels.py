@@ -746,20 +746,16 @@ def split_counts3(counts3):
     """(keys, counts) of the non-zero cells of ``counts3[:, :, 0]``, ``[:, :, 1]`` and
     ``[:, :, 2]`` (the ``pos``, ``neg`` and ``pred`` histograms of :func:`class_pass`), each
     as flat keys ``j * bins + bucket`` in ascending order with int64 counts: what
-    ``np.flatnonzero`` of each dense array and its values give, in one scan."""
+    ``np.flatnonzero`` of each dense array and its values give, in one scan (into buffers of
+    the largest size, untouched beyond what is written, then copied)."""
     h, bins, _ = counts3.shape
-    m = np.zeros(3, dtype=np.int64)
-    for j in range(h):
-        for b in range(bins):
-            for t in range(3):
-                if counts3[j, b, t]:
-                    m[t] += 1
-    k0 = np.empty(m[0], dtype=np.int64)
-    c0 = np.empty(m[0], dtype=np.int64)
-    k1 = np.empty(m[1], dtype=np.int64)
-    c1 = np.empty(m[1], dtype=np.int64)
-    k2 = np.empty(m[2], dtype=np.int64)
-    c2 = np.empty(m[2], dtype=np.int64)
+    size = h * bins
+    k0 = np.empty(size, dtype=np.int64)
+    c0 = np.empty(size, dtype=np.int64)
+    k1 = np.empty(size, dtype=np.int64)
+    c1 = np.empty(size, dtype=np.int64)
+    k2 = np.empty(size, dtype=np.int64)
+    c2 = np.empty(size, dtype=np.int64)
     a0 = 0
     a1 = 0
     a2 = 0
@@ -768,19 +764,19 @@ def split_counts3(counts3):
             x = counts3[j, b, 0]
             y = counts3[j, b, 1]
             z = counts3[j, b, 2]
-            if x:
-                k0[a0] = j * bins + b
+            if x | y | z:
+                key = j * bins + b
+                k0[a0] = key
                 c0[a0] = x
-                a0 += 1
-            if y:
-                k1[a1] = j * bins + b
+                a0 += x != 0
+                k1[a1] = key
                 c1[a1] = y
-                a1 += 1
-            if z:
-                k2[a2] = j * bins + b
+                a1 += y != 0
+                k2[a2] = key
                 c2[a2] = z
-                a2 += 1
-    return (k0, c0), (k1, c1), (k2, c2)
+                a2 += z != 0
+    return ((k0[:a0].copy(), c0[:a0].copy()), (k1[:a1].copy(), c1[:a1].copy()),
+            (k2[:a2].copy(), c2[:a2].copy()))
 
 
 @nb.njit(cache=True, nogil=True)
