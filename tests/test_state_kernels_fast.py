@@ -53,6 +53,11 @@ def test_class_pass3_pairs_equals_separate_passes(n, k, seed, kind):
     got3 = np.zeros_like(want3)
     bins = np.empty((n, k), dtype=np.int32)
     g_joint = _kernels.class_pass3_pairs(proba, y, pred, got3, _auc_cov._CELL_OF_BUCKET_8, pairs, bins)
+    again3, again_pairs = np.zeros_like(want3), np.zeros_like(pairs)
+    not_kept = np.empty((0, k), dtype=np.int32)
+    again_joint = _kernels.class_pass3_pairs(proba, y, pred, again3, _auc_cov._CELL_OF_BUCKET_8, again_pairs, not_kept)
+    assert np.array_equal(again3, want3) and np.array_equal(again_pairs, want_pairs)
+    assert np.array_equal(again_joint, joint)
     g_mom, g_p_true = _kernels.class_moments_true(proba, y, 1e-15)
     assert np.array_equal(got3, want3)
     assert np.array_equal(bins, _kernels.score_bins(proba.reshape(-1)).reshape(n, k))
@@ -109,12 +114,15 @@ def _general_path(y, proba):
     }
 
 
+@pytest.mark.parametrize("kept", [True, False])
 @pytest.mark.parametrize("kind", ["smooth", "tied", "hard", "absent"])
 @pytest.mark.parametrize("k", [3, 5, 10])
-def test_large_multiclass_state_equals_general_path(monkeypatch, kind, k):
+def test_large_multiclass_state_equals_general_path(monkeypatch, kind, k, kept):
     # the large path from 3,000 rows (its influence sum is split in two halves as the
-    # general path splits it from _PARALLEL_ROWS on)
+    # general path splits it from _PARALLEL_ROWS on); with and without the kept buckets
     monkeypatch.setattr(state, "_PARALLEL_ROWS", 3000)
+    if not kept:
+        monkeypatch.setattr(state, "_KEPT_BUCKETS", 100)
     y, proba = _batch(7001, k, 11 * k, kind)
     s = state.compute_state(y, None, proba, classes=list(range(k)))
     want = _general_path(y, proba)

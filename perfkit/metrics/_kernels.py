@@ -682,7 +682,7 @@ def class_pass3_pairs(proba, y_idx, p_idx, counts3, cell_of_bucket, pairs, bins)
     are computed once for both): ``pairs`` (k (k - 1) / 2, 3, CELLS, CELLS), zeroed int64,
     gets them; ``cell_of_bucket`` is the uint8 cell of every bucket. Integer counts, so the
     same numbers as the separate passes. ``bins`` (n, k) int32 receives every row's bucket of
-    every class (for :func:`macro_influence_ss_bins`). Returns ``joint``; the moments and
+    every class (for :func:`macro_influence_ss_bins`; (0, k): not kept). Returns ``joint``; the moments and
     ``p_true`` are :func:`class_moments_true`'s.
     """
     n, k = proba.shape
@@ -704,6 +704,7 @@ def class_pass3_pairs(proba, y_idx, p_idx, counts3, cell_of_bucket, pairs, bins)
                 g = 0 if t == c else (1 if t == d else 2)
                 offset[t, r] = (r * 3 + g) * cl * cl
             r += 1
+    keep = bins.shape[0] > 0
     row_cell = np.empty(k, dtype=np.int64)  # cell * CELLS: the row index of the (cell, cell) block
     col_cell = np.empty(k, dtype=np.int64)
     for i in range(n):
@@ -713,7 +714,8 @@ def class_pass3_pairs(proba, y_idx, p_idx, counts3, cell_of_bucket, pairs, bins)
             x = proba[i, c]
             joint[pi, c, _cell(x)] += 1
             b = _bin(x)
-            bins[i, c] = b
+            if keep:
+                bins[i, c] = b
             cell = np.int64(cell_of_bucket[b])
             row_cell[c] = cell * cl
             col_cell[c] = cell

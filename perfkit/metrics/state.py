@@ -537,6 +537,10 @@ class _Lane:
         return self._results
 
 
+#: the most (row, class) buckets a large multiclass state keeps for its influence sum (int32)
+_KEPT_BUCKETS = 2**25
+
+
 def _moments_and_logloss(proba: np.ndarray, y_idx: np.ndarray, eps: float):
     """Every column's moments and the log loss's (of the log clipped true-class probability)."""
     mom, p_true = _kernels.class_moments_true(proba, y_idx, eps)
@@ -566,7 +570,8 @@ def _large_multiclass_scores(p: PreparedClassification, pool: ThreadPoolExecutor
         lane.put("brier", lambda: _kernels.moments(_brier_terms(p)))
         counts3 = np.zeros((k, _kernels.HIST_BINS, 3), dtype=np.int32)
         pairs = np.zeros((k * (k - 1) // 2, 3, _auc_cov.CELLS, _auc_cov.CELLS), dtype=np.int64)
-        bins = np.empty((p.n, k), dtype=np.int32)
+        # every row's buckets for the influence sum, unless they would take much memory
+        bins = np.empty((p.n if p.n * k <= _KEPT_BUCKETS else 0, k), dtype=np.int32)
         joint = _kernels.class_pass3_pairs(proba, y_idx, p.p_idx, counts3, _auc_cov._CELL_OF_BUCKET_8, pairs, bins)
         shape = (k, _kernels.HIST_BINS)
         (pk, pc), (nk, nc), (dk, dc) = _kernels.split_counts3(counts3)
@@ -579,8 +584,12 @@ def _large_multiclass_scores(p: PreparedClassification, pool: ThreadPoolExecutor
         if len(defined) >= 2:
             cls = np.asarray(defined, dtype=np.int64)
             inf_pos, inf_neg = _kernels.placement_tables_sparse(pk, pc, nk, nc, cls, _kernels.HIST_BINS)
-            lane.put("ss_head", _kernels.macro_influence_ss_bins, bins, y_idx, cls, inf_pos, inf_neg, 0, h)
-            ss_tail = _kernels.macro_influence_ss_bins(bins, y_idx, cls, inf_pos, inf_neg, h, p.n)
+            if bins.shape[0]:
+                lane.put("ss_head", _kernels.macro_influence_ss_bins, bins, y_idx, cls, inf_pos, inf_neg, 0, h)
+                ss_tail = _kernels.macro_influence_ss_bins(bins, y_idx, cls, inf_pos, inf_neg, h, p.n)
+            else:  # the same sums from the scores
+                lane.put("ss_head", _kernels.macro_influence_ss_rows, proba, y_idx, cls, inf_pos, inf_neg, 0, h)
+                ss_tail = _kernels.macro_influence_ss_rows(proba, y_idx, cls, inf_pos, inf_neg, h, p.n)
         done = lane.finish()
     finally:
         lane.close()
