@@ -556,8 +556,9 @@ def _large_multiclass_scores(p: PreparedClassification, lane: _Lane) -> dict[str
     """The score fields of a large labelled multiclass batch (at most ``_auc_cov.MAX_CLASSES``
     classes), the same numbers as the general path of :func:`_classification_state`.
 
-    ``lane`` (a :class:`_Lane`: one worker thread and this one) already holds the exact AUCs
-    (a sort per class, one task each); the moments and the Brier terms join them while this
+    ``lane`` (a :class:`_Lane`: one worker thread and this one) already holds the moments
+    (the longest task after the counting pass, first so that it does not come last) and the
+    exact AUCs (a sort per class, one task each); the Brier terms join them while this
     thread counts the histograms, joint counts and pair counts in one pass
     (:func:`_kernels.class_pass3_pairs`, which keeps every row's buckets), then the macro AUC's
     influence sum from those buckets (its two halves added as :func:`_macro_auc_var_ratio`
@@ -568,7 +569,6 @@ def _large_multiclass_scores(p: PreparedClassification, lane: _Lane) -> dict[str
     proba = np.ascontiguousarray(p.proba, dtype=np.float64)
     y_idx = np.asarray(p.y_idx, dtype=np.int64)
     try:
-        lane.put("moments", _moments_and_logloss, proba, y_idx, p.eps)
         lane.put("brier", lambda: _kernels.moments(_brier_terms(p)))
         counts3 = np.zeros((k, _kernels.HIST_BINS, 3), dtype=np.int32)
         pairs = np.zeros((k * (k - 1) // 2, 3, _auc_cov.CELLS, _auc_cov.CELLS), dtype=np.int64)
@@ -687,8 +687,10 @@ def _classification_state(p: PreparedClassification) -> ClassificationState:
              and 2 < k <= _auc_cov.MAX_CLASSES and p.n < 2**31)
     pool = _threads.pool() if large else None
     lane = None
-    if pool is not None:  # a large multiclass batch: its exact AUCs start now, on a worker
+    if pool is not None:  # a large multiclass batch: its moments and exact AUCs start now, on a worker
         lane = _Lane(pool)
+        lane.put("moments", _moments_and_logloss, np.ascontiguousarray(p.proba, dtype=np.float64),
+                 np.asarray(p.y_idx, dtype=np.int64), p.eps)
         for c in range(k):
             lane.put(("auc", c), _exact_auc, p.proba, p.y_idx, c)
     try:
