@@ -293,3 +293,14 @@ def test_split_counts3_equal_flatnonzero(h, bins, seed, share):
         want = np.flatnonzero(flat)
         assert keys.dtype == counts.dtype == np.int64
         assert np.array_equal(keys, want) and np.array_equal(counts, flat[want])
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 400), k=st.integers(2, 9), seed=st.integers(0, 2**32 - 1))
+def test_brier_rows_into_equal_brier_rows(n, k, seed):
+    y, proba = _batch(n, k, seed, "smooth")
+    y = y.astype(np.int64)
+    out = np.empty(n)
+    _kernels.brier_rows_into(proba, y, out, 0, n // 3)
+    _kernels.brier_rows_into(proba, y, out, n // 3, n)
+    assert _same_bits(out, _kernels.brier_rows(proba, y))

@@ -21,6 +21,7 @@ __all__ = [
     "cells_encode",
     "auc_keys",
     "brier_rows",
+    "brier_rows_into",
     "check_proba",
     "class_pass",
     "class_pass3",
@@ -641,6 +642,22 @@ def brier_rows(proba, y_idx):
             a += proba[i, k - 1] * proba[i, k - 1]
         out[i] = ((a + b) - 2.0 * proba[i, y_idx[i]]) + 1.0
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def brier_rows_into(proba, y_idx, out, start, stop):
+    """:func:`brier_rows` of rows ``start:stop`` into ``out`` (the same terms; threads split
+    the rows)."""
+    k = proba.shape[1]
+    for i in range(start, stop):
+        a = 0.0
+        b = 0.0
+        for c in range(0, k - 1, 2):
+            a += proba[i, c] * proba[i, c]
+            b += proba[i, c + 1] * proba[i, c + 1]
+        if k % 2:
+            a += proba[i, k - 1] * proba[i, k - 1]
+        out[i] = ((a + b) - 2.0 * proba[i, y_idx[i]]) + 1.0
 
 
 @nb.njit(cache=True, nogil=True)

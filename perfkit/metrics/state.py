@@ -569,7 +569,12 @@ def _large_multiclass_scores(p: PreparedClassification, lane: _Lane) -> dict[str
     proba = np.ascontiguousarray(p.proba, dtype=np.float64)
     y_idx = np.asarray(p.y_idx, dtype=np.int64)
     try:
-        lane.put("brier", lambda: _kernels.moments(_brier_terms(p)))
+        if _brier_kernel_exact(k):  # the terms in two halves (the last tasks: shorter)
+            terms = np.empty(p.n)
+            lane.put("brier_head", _kernels.brier_rows_into, proba, y_idx, terms, 0, p.n // 2)
+            lane.put("brier_tail", _kernels.brier_rows_into, proba, y_idx, terms, p.n // 2, p.n)
+        else:
+            lane.put("brier", lambda: _kernels.moments(_brier_terms(p)))
         counts3 = np.zeros((k, _kernels.HIST_BINS, 3), dtype=np.int32)
         pairs = np.zeros((k * (k - 1) // 2, 3, _auc_cov.CELLS, _auc_cov.CELLS), dtype=np.int64)
         # every row's buckets for the influence sum, unless they would take much memory
@@ -610,7 +615,7 @@ def _large_multiclass_scores(p: PreparedClassification, lane: _Lane) -> dict[str
     elif len(defined) >= 2 and indep > 0 and p.n > 1:
         ss = ss_tail + (done["ss_head"] if ss_head is None else ss_head)
         var_ratio = float(ss * p.n / (p.n - 1) / indep)
-    bn, bmean, b2, b3, b4 = done["brier"]
+    bn, bmean, b2, b3, b4 = done["brier"] if "brier" in done else _kernels.moments(terms)
     return {
         "hist_pos": hist_pos, "hist_neg": hist_neg, "hist_pred": hist_pred, "pred_joint": joint,
         "score_moments": tuple(Moments.from_list(row) for row in mom.tolist()),
