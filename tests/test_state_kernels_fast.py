@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numba as nb
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -52,6 +53,11 @@ def test_class_pass3_pairs_equals_separate_passes(n, k, seed, kind):
     got3 = np.zeros_like(want3)
     bins = np.empty((n, k), dtype=np.int32)
     g_joint = _kernels.class_pass3_pairs(proba, y, pred, got3, _auc_cov._CELL_OF_BUCKET_8, pairs, bins)
+    again3, again_pairs = np.zeros_like(want3), np.zeros_like(pairs)
+    not_kept = np.empty((0, k), dtype=np.int32)
+    again_joint = _kernels.class_pass3_pairs(proba, y, pred, again3, _auc_cov._CELL_OF_BUCKET_8, again_pairs, not_kept)
+    assert np.array_equal(again3, want3) and np.array_equal(again_pairs, want_pairs)
+    assert np.array_equal(again_joint, joint)
     g_mom, g_p_true = _kernels.class_moments_true(proba, y, 1e-15)
     assert np.array_equal(got3, want3)
     assert np.array_equal(bins, _kernels.score_bins(proba.reshape(-1)).reshape(n, k))
@@ -108,12 +114,15 @@ def _general_path(y, proba):
     }
 
 
+@pytest.mark.parametrize("kept", [True, False])
 @pytest.mark.parametrize("kind", ["smooth", "tied", "hard", "absent"])
 @pytest.mark.parametrize("k", [3, 5, 10])
-def test_large_multiclass_state_equals_general_path(monkeypatch, kind, k):
+def test_large_multiclass_state_equals_general_path(monkeypatch, kind, k, kept):
     # the large path from 3,000 rows (its influence sum is split in two halves as the
-    # general path splits it from _PARALLEL_ROWS on)
+    # general path splits it from _PARALLEL_ROWS on); with and without the kept buckets
     monkeypatch.setattr(state, "_PARALLEL_ROWS", 3000)
+    if not kept:
+        monkeypatch.setattr(state, "_KEPT_BUCKETS", 100)
     y, proba = _batch(7001, k, 11 * k, kind)
     s = state.compute_state(y, None, proba, classes=list(range(k)))
     want = _general_path(y, proba)
@@ -220,3 +229,78 @@ def _pair_counts_numpy(proba, y):
 def test_pair_counts_equal_numpy(n, k, seed, kind):
     y, proba = _batch(n, k, seed, kind)
     assert np.array_equal(_auc_cov.pair_counts(proba, y), _pair_counts_numpy(proba, y))
+
+
+
+@nb.njit(nogil=True, fastmath=_kernels._REASSOC)
+def _rowmajor_moments_reference(x, mom):  # the accumulation as first written (sums in arrays)
+    n, k = x.shape
+    m = np.zeros(k)
+    for i in range(n):
+        for c in range(k):
+            m[c] += x[i, c]
+    for c in range(k):
+        m[c] /= n
+    s = np.zeros((k, 4))
+    for i in range(n):
+        for c in range(k):
+            d = x[i, c] - m[c]
+            d2 = d * d
+            s[c, 0] += d
+            s[c, 1] += d2
+            s[c, 2] += d2 * d
+            s[c, 3] += d2 * d2
+    for c in range(k):
+        mean, m2, m3, m4 = _kernels._central(n, m[c], s[c, 0], s[c, 1], s[c, 2], s[c, 3])
+        mom[c, 0] = n
+        mom[c, 1] = mean
+        mom[c, 2] = m2
+        mom[c, 3] = m3
+        mom[c, 4] = m4
+
+
+@settings(max_examples=150, deadline=None)
+@given(n=st.integers(1, 3000), k=st.integers(1, 12), seed=st.integers(0, 2**32 - 1),
+       kind=st.sampled_from(["proba", "rounded", "scaled", "constant", "binary", "heavy"]))
+def test_rowmajor_moments_equal_the_reference(n, k, seed, kind):
+    rng = np.random.default_rng(seed)
+    if kind == "proba":
+        x = rng.dirichlet(np.ones(k) * rng.uniform(0.05, 3), n)
+    elif kind == "rounded":
+        x = np.round(rng.dirichlet(np.ones(k), n), 2)
+    elif kind == "scaled":
+        x = rng.normal(size=(n, k)) * 10 ** rng.uniform(-5, 8) + rng.normal() * 10 ** rng.uniform(-3, 9)
+    elif kind == "constant":
+        x = np.full((n, k), rng.normal())
+    elif kind == "binary":
+        x = (rng.random((n, k)) < 0.5).astype(float)
+    else:
+        x = rng.standard_t(2, size=(n, k)) ** 3
+    want, got = np.empty((k, 5)), np.empty((k, 5))
+    _rowmajor_moments_reference(x, want)
+    _kernels._rowmajor_moments(x, got)
+    assert _same_bits(got, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(1, 6), bins=st.integers(1, 300), seed=st.integers(0, 2**32 - 1), share=st.floats(0.0, 1.0))
+def test_split_counts3_equal_flatnonzero(h, bins, seed, share):
+    rng = np.random.default_rng(seed)
+    counts3 = rng.integers(1, 2**31 - 1, size=(h, bins, 3)).astype(np.int32)
+    counts3[rng.random(counts3.shape) >= share] = 0
+    for t, (keys, counts) in enumerate(_kernels.split_counts3(counts3)):
+        flat = counts3[:, :, t].reshape(-1).astype(np.int64)
+        want = np.flatnonzero(flat)
+        assert keys.dtype == counts.dtype == np.int64
+        assert np.array_equal(keys, want) and np.array_equal(counts, flat[want])
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 400), k=st.integers(2, 9), seed=st.integers(0, 2**32 - 1))
+def test_brier_rows_into_equal_brier_rows(n, k, seed):
+    y, proba = _batch(n, k, seed, "smooth")
+    y = y.astype(np.int64)
+    out = np.empty(n)
+    _kernels.brier_rows_into(proba, y, out, 0, n // 3)
+    _kernels.brier_rows_into(proba, y, out, n // 3, n)
+    assert _same_bits(out, _kernels.brier_rows(proba, y))

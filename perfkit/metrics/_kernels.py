@@ -21,6 +21,7 @@ __all__ = [
     "cells_encode",
     "auc_keys",
     "brier_rows",
+    "brier_rows_into",
     "check_proba",
     "class_pass",
     "class_pass3",
@@ -385,32 +386,138 @@ def _column_moments(x: np.ndarray, c: int):
     return _central(n, m, s1, s2, s3, s4)
 
 
+#: Sums of the row-major moments: products may be fused into their sums (as the reassociating
+#: flags let LLVM fuse them), but no reassociation, so every column is summed row by row.
+_CONTRACT = {"contract"}
+
+
 @nb.njit(cache=True, nogil=True, fastmath=_REASSOC)
+def _central_row(mom, c, n, m, s1, s2, s3, s4) -> None:
+    """Row ``c`` of ``mom``: (n, mean, M2, M3, M4) from the sums (:func:`_central`)."""
+    mean, m2, m3, m4 = _central(n, m, s1, s2, s3, s4)
+    mom[c, 0] = n
+    mom[c, 1] = mean
+    mom[c, 2] = m2
+    mom[c, 3] = m3
+    mom[c, 4] = m4
+
+
+@nb.njit(cache=True, nogil=True, fastmath=_CONTRACT)
 def _rowmajor_moments(x: np.ndarray, mom: np.ndarray) -> None:
-    """(n, mean, M2, M3, M4) of every column of a C-order matrix in two row-major passes."""
+    """(n, mean, M2, M3, M4) of every column of a C-order matrix in two row-major passes.
+
+    Every column's sums are added row by row (``d2 * d`` and ``d2 * d2`` fused into their
+    sums), four columns at a time in registers, then finished by :func:`_central_row`.
+    """
     n, k = x.shape
     m = np.zeros(k)
-    for i in range(n):
-        for c in range(k):
-            m[c] += x[i, c]
+    c0 = 0
+    while c0 + 4 <= k:
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        for i in range(n):
+            a0 += x[i, c0]
+            a1 += x[i, c0 + 1]
+            a2 += x[i, c0 + 2]
+            a3 += x[i, c0 + 3]
+        m[c0] = a0
+        m[c0 + 1] = a1
+        m[c0 + 2] = a2
+        m[c0 + 3] = a3
+        c0 += 4
+    for c in range(c0, k):
+        a0 = 0.0
+        for i in range(n):
+            a0 += x[i, c]
+        m[c] = a0
     for c in range(k):
         m[c] /= n
     s = np.zeros((k, 4))
-    for i in range(n):
-        for c in range(k):
-            d = x[i, c] - m[c]
+    c0 = 0
+    while c0 + 4 <= k:
+        ma = m[c0]
+        mb = m[c0 + 1]
+        mc = m[c0 + 2]
+        md = m[c0 + 3]
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        a4 = 0.0
+        b1 = 0.0
+        b2 = 0.0
+        b3 = 0.0
+        b4 = 0.0
+        c1 = 0.0
+        c2 = 0.0
+        c3 = 0.0
+        c4 = 0.0
+        e1 = 0.0
+        e2 = 0.0
+        e3 = 0.0
+        e4 = 0.0
+        for i in range(n):
+            d = x[i, c0] - ma
             d2 = d * d
-            s[c, 0] += d
-            s[c, 1] += d2
-            s[c, 2] += d2 * d
-            s[c, 3] += d2 * d2
+            a1 += d
+            a2 += d2
+            a3 += d2 * d
+            a4 += d2 * d2
+            d = x[i, c0 + 1] - mb
+            d2 = d * d
+            b1 += d
+            b2 += d2
+            b3 += d2 * d
+            b4 += d2 * d2
+            d = x[i, c0 + 2] - mc
+            d2 = d * d
+            c1 += d
+            c2 += d2
+            c3 += d2 * d
+            c4 += d2 * d2
+            d = x[i, c0 + 3] - md
+            d2 = d * d
+            e1 += d
+            e2 += d2
+            e3 += d2 * d
+            e4 += d2 * d2
+        s[c0, 0] = a1
+        s[c0, 1] = a2
+        s[c0, 2] = a3
+        s[c0, 3] = a4
+        s[c0 + 1, 0] = b1
+        s[c0 + 1, 1] = b2
+        s[c0 + 1, 2] = b3
+        s[c0 + 1, 3] = b4
+        s[c0 + 2, 0] = c1
+        s[c0 + 2, 1] = c2
+        s[c0 + 2, 2] = c3
+        s[c0 + 2, 3] = c4
+        s[c0 + 3, 0] = e1
+        s[c0 + 3, 1] = e2
+        s[c0 + 3, 2] = e3
+        s[c0 + 3, 3] = e4
+        c0 += 4
+    for c in range(c0, k):
+        mc = m[c]
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        a4 = 0.0
+        for i in range(n):
+            d = x[i, c] - mc
+            d2 = d * d
+            a1 += d
+            a2 += d2
+            a3 += d2 * d
+            a4 += d2 * d2
+        s[c, 0] = a1
+        s[c, 1] = a2
+        s[c, 2] = a3
+        s[c, 3] = a4
     for c in range(k):
-        mean, m2, m3, m4 = _central(n, m[c], s[c, 0], s[c, 1], s[c, 2], s[c, 3])
-        mom[c, 0] = n
-        mom[c, 1] = mean
-        mom[c, 2] = m2
-        mom[c, 3] = m3
-        mom[c, 4] = m4
+        _central_row(mom, c, n, m[c], s[c, 0], s[c, 1], s[c, 2], s[c, 3])
 
 
 @nb.njit(cache=True, nogil=True)
@@ -587,6 +694,22 @@ def macro_prf_draws(cm, zero_division):
 
 
 @nb.njit(cache=True, nogil=True)
+def brier_rows_into(proba, y_idx, out, start, stop):
+    """:func:`brier_rows` of rows ``start:stop`` into ``out`` (the same terms; threads split
+    the rows)."""
+    k = proba.shape[1]
+    for i in range(start, stop):
+        a = 0.0
+        b = 0.0
+        for c in range(0, k - 1, 2):
+            a += proba[i, c] * proba[i, c]
+            b += proba[i, c + 1] * proba[i, c + 1]
+        if k % 2:
+            a += proba[i, k - 1] * proba[i, k - 1]
+        out[i] = ((a + b) - 2.0 * proba[i, y_idx[i]]) + 1.0
+
+
+@nb.njit(cache=True, nogil=True)
 def class_pass3(proba, y_idx, p_idx, labelled, eps, counts3):
     """:func:`class_pass` of a large multiclass batch (every class a histogram class) with
     its three histograms counted side by side: ``counts3`` (k, HIST_BINS, 3), zeroed int32
@@ -625,7 +748,7 @@ def class_pass3_pairs(proba, y_idx, p_idx, counts3, cell_of_bucket, pairs, bins)
     are computed once for both): ``pairs`` (k (k - 1) / 2, 3, CELLS, CELLS), zeroed int64,
     gets them; ``cell_of_bucket`` is the uint8 cell of every bucket. Integer counts, so the
     same numbers as the separate passes. ``bins`` (n, k) int32 receives every row's bucket of
-    every class (for :func:`macro_influence_ss_bins`). Returns ``joint``; the moments and
+    every class (for :func:`macro_influence_ss_bins`; (0, k): not kept). Returns ``joint``; the moments and
     ``p_true`` are :func:`class_moments_true`'s.
     """
     n, k = proba.shape
@@ -647,6 +770,7 @@ def class_pass3_pairs(proba, y_idx, p_idx, counts3, cell_of_bucket, pairs, bins)
                 g = 0 if t == c else (1 if t == d else 2)
                 offset[t, r] = (r * 3 + g) * cl * cl
             r += 1
+    keep = bins.shape[0] > 0
     row_cell = np.empty(k, dtype=np.int64)  # cell * CELLS: the row index of the (cell, cell) block
     col_cell = np.empty(k, dtype=np.int64)
     for i in range(n):
@@ -656,7 +780,8 @@ def class_pass3_pairs(proba, y_idx, p_idx, counts3, cell_of_bucket, pairs, bins)
             x = proba[i, c]
             joint[pi, c, _cell(x)] += 1
             b = _bin(x)
-            bins[i, c] = b
+            if keep:
+                bins[i, c] = b
             cell = np.int64(cell_of_bucket[b])
             row_cell[c] = cell * cl
             col_cell[c] = cell
@@ -689,20 +814,16 @@ def split_counts3(counts3):
     """(keys, counts) of the non-zero cells of ``counts3[:, :, 0]``, ``[:, :, 1]`` and
     ``[:, :, 2]`` (the ``pos``, ``neg`` and ``pred`` histograms of :func:`class_pass`), each
     as flat keys ``j * bins + bucket`` in ascending order with int64 counts: what
-    ``np.flatnonzero`` of each dense array and its values give, in one scan."""
+    ``np.flatnonzero`` of each dense array and its values give, in one scan (into buffers of
+    the largest size, untouched beyond what is written, then copied)."""
     h, bins, _ = counts3.shape
-    m = np.zeros(3, dtype=np.int64)
-    for j in range(h):
-        for b in range(bins):
-            for t in range(3):
-                if counts3[j, b, t]:
-                    m[t] += 1
-    k0 = np.empty(m[0], dtype=np.int64)
-    c0 = np.empty(m[0], dtype=np.int64)
-    k1 = np.empty(m[1], dtype=np.int64)
-    c1 = np.empty(m[1], dtype=np.int64)
-    k2 = np.empty(m[2], dtype=np.int64)
-    c2 = np.empty(m[2], dtype=np.int64)
+    size = h * bins
+    k0 = np.empty(size, dtype=np.int64)
+    c0 = np.empty(size, dtype=np.int64)
+    k1 = np.empty(size, dtype=np.int64)
+    c1 = np.empty(size, dtype=np.int64)
+    k2 = np.empty(size, dtype=np.int64)
+    c2 = np.empty(size, dtype=np.int64)
     a0 = 0
     a1 = 0
     a2 = 0
@@ -711,19 +832,19 @@ def split_counts3(counts3):
             x = counts3[j, b, 0]
             y = counts3[j, b, 1]
             z = counts3[j, b, 2]
-            if x:
-                k0[a0] = j * bins + b
+            if x | y | z:
+                key = j * bins + b
+                k0[a0] = key
                 c0[a0] = x
-                a0 += 1
-            if y:
-                k1[a1] = j * bins + b
+                a0 += x != 0
+                k1[a1] = key
                 c1[a1] = y
-                a1 += 1
-            if z:
-                k2[a2] = j * bins + b
+                a1 += y != 0
+                k2[a2] = key
                 c2[a2] = z
-                a2 += 1
-    return (k0, c0), (k1, c1), (k2, c2)
+                a2 += z != 0
+    return ((k0[:a0].copy(), c0[:a0].copy()), (k1[:a1].copy(), c1[:a1].copy()),
+            (k2[:a2].copy(), c2[:a2].copy()))
 
 
 @nb.njit(cache=True, nogil=True)

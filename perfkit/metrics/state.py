@@ -497,6 +497,10 @@ class _Lane:
     def put(self, key: Any, fn: Callable, *args: Any) -> None:
         self._queue.put((key, fn, args))
 
+    def pending(self) -> int:
+        """Tasks queued and not yet taken (approximate: the worker may be taking one)."""
+        return self._queue.qsize()
+
     def _run(self, item) -> None:
         key, fn, args = item
         self._results[key] = fn(*args)
@@ -528,6 +532,10 @@ class _Lane:
         return self._results
 
 
+#: the most (row, class) buckets a large multiclass state keeps for its influence sum (int32)
+_KEPT_BUCKETS = 2**25
+
+
 def _moments_and_logloss(proba: np.ndarray, y_idx: np.ndarray, eps: float):
     """Every column's moments and the log loss's (of the log clipped true-class probability)."""
     mom, p_true = _kernels.class_moments_true(proba, y_idx, eps)
@@ -535,29 +543,33 @@ def _moments_and_logloss(proba: np.ndarray, y_idx: np.ndarray, eps: float):
     return mom, _kernels.moments(p_true)
 
 
-def _large_multiclass_scores(p: PreparedClassification, pool: ThreadPoolExecutor) -> dict[str, Any]:
+def _large_multiclass_scores(p: PreparedClassification, lane: _Lane) -> dict[str, Any]:
     """The score fields of a large labelled multiclass batch (at most ``_auc_cov.MAX_CLASSES``
     classes), the same numbers as the general path of :func:`_classification_state`.
 
-    One worker thread (a :class:`_Lane`) takes the exact AUCs (a sort per class), the
-    moments and the Brier terms while this thread counts the histograms, joint counts and pair
-    counts in one pass (:func:`_kernels.class_pass3_pairs`, which keeps every row's buckets), then the macro
-    AUC's influence sum from those buckets (its two halves added as
-    :func:`_macro_auc_var_ratio` adds them); whichever thread is free first
-    takes the next task, so neither waits while the other has work queued.
+    ``lane`` (a :class:`_Lane`: one worker thread and this one) already holds the moments
+    (the longest task after the counting pass, first so that it does not come last) and the
+    exact AUCs (a sort per class, one task each); the Brier terms join them while this
+    thread counts the histograms, joint counts and pair counts in one pass
+    (:func:`_kernels.class_pass3_pairs`, which keeps every row's buckets), then the macro AUC's
+    influence sum from those buckets (its two halves added as :func:`_macro_auc_var_ratio`
+    adds them). Whichever thread is free first takes the next task, so neither waits while
+    the other has work queued.
     """
     k = p.proba.shape[1]
     proba = np.ascontiguousarray(p.proba, dtype=np.float64)
     y_idx = np.asarray(p.y_idx, dtype=np.int64)
-    lane = _Lane(pool)
     try:
-        for c in range(k):
-            lane.put(("auc", c), _exact_auc, p.proba, p.y_idx, c)
-        lane.put("moments", _moments_and_logloss, proba, y_idx, p.eps)
-        lane.put("brier", lambda: _kernels.moments(_brier_terms(p)))
+        if _brier_kernel_exact(k):  # the terms in two halves (the last tasks: shorter)
+            terms = np.empty(p.n)
+            lane.put("brier_head", _kernels.brier_rows_into, proba, y_idx, terms, 0, p.n // 2)
+            lane.put("brier_tail", _kernels.brier_rows_into, proba, y_idx, terms, p.n // 2, p.n)
+        else:
+            lane.put("brier", lambda: _kernels.moments(_brier_terms(p)))
         counts3 = np.zeros((k, _kernels.HIST_BINS, 3), dtype=np.int32)
         pairs = np.zeros((k * (k - 1) // 2, 3, _auc_cov.CELLS, _auc_cov.CELLS), dtype=np.int64)
-        bins = np.empty((p.n, k), dtype=np.int32)
+        # every row's buckets for the influence sum, unless they would take much memory
+        bins = np.empty((p.n if p.n * k <= _KEPT_BUCKETS else 0, k), dtype=np.int32)
         joint = _kernels.class_pass3_pairs(proba, y_idx, p.p_idx, counts3, _auc_cov._CELL_OF_BUCKET_8, pairs, bins)
         shape = (k, _kernels.HIST_BINS)
         (pk, pc), (nk, nc), (dk, dc) = _kernels.split_counts3(counts3)
@@ -567,11 +579,19 @@ def _large_multiclass_scores(p: PreparedClassification, pool: ThreadPoolExecutor
         n_pos = hist_pos.row_sums()
         defined = [j for j in range(k) if 0 < n_pos[j] < p.n]
         h = p.n // 2
+        ss_head = None
         if len(defined) >= 2:
             cls = np.asarray(defined, dtype=np.int64)
             inf_pos, inf_neg = _kernels.placement_tables_sparse(pk, pc, nk, nc, cls, _kernels.HIST_BINS)
-            lane.put("ss_head", _kernels.macro_influence_ss_bins, bins, y_idx, cls, inf_pos, inf_neg, 0, h)
-            ss_tail = _kernels.macro_influence_ss_bins(bins, y_idx, cls, inf_pos, inf_neg, h, p.n)
+            if bins.shape[0]:
+                ss_rows, rows = _kernels.macro_influence_ss_bins, bins
+            else:  # the same sums from the scores
+                ss_rows, rows = _kernels.macro_influence_ss_rows, proba
+            if lane.pending() > 1:  # the worker has other tasks queued: both halves here
+                ss_head = ss_rows(rows, y_idx, cls, inf_pos, inf_neg, 0, h)
+            else:
+                lane.put("ss_head", ss_rows, rows, y_idx, cls, inf_pos, inf_neg, 0, h)
+            ss_tail = ss_rows(rows, y_idx, cls, inf_pos, inf_neg, h, p.n)
         done = lane.finish()
     finally:
         lane.close()
@@ -584,9 +604,9 @@ def _large_multiclass_scores(p: PreparedClassification, pool: ThreadPoolExecutor
     if finite != defined:  # not expected (a variance is NaN exactly when a class is one-sided)
         var_ratio = _macro_auc_var_ratio(p, hist_pos, hist_neg, vars_)
     elif len(defined) >= 2 and indep > 0 and p.n > 1:
-        ss = ss_tail + done["ss_head"]
+        ss = ss_tail + (done["ss_head"] if ss_head is None else ss_head)
         var_ratio = float(ss * p.n / (p.n - 1) / indep)
-    bn, bmean, b2, b3, b4 = done["brier"]
+    bn, bmean, b2, b3, b4 = done["brier"] if "brier" in done else _kernels.moments(terms)
     return {
         "hist_pos": hist_pos, "hist_neg": hist_neg, "hist_pred": hist_pred, "pred_joint": joint,
         "score_moments": tuple(Moments.from_list(row) for row in mom.tolist()),
@@ -659,27 +679,38 @@ def _score_pass(p: PreparedClassification, hist_classes: np.ndarray, y_idx: np.n
 def _classification_state(p: PreparedClassification) -> ClassificationState:
     k = len(p.classes)
     labelled = p.y_idx is not None
-    confusion = None
-    if p.y_idx is None or p.y_idx.dtype != np.int64 or p.p_idx.dtype != np.int64:
-        if labelled:
-            confusion = np.bincount(p.y_idx * k + p.p_idx, minlength=k * k).reshape(k, k).astype(np.int64)
-        pred_counts = np.bincount(p.p_idx, minlength=k).astype(np.int64)
-    else:  # the same counts in one compiled pass
-        confusion, pred_counts = _kernels.confusion_counts(p.y_idx, p.p_idx, k)
-    hook = getattr(_HOOK, "fn", None)
-    if hook is not None and labelled:
-        hook(confusion)
-    hist_pos = hist_neg = hist_pred = pred_joint = logloss = brier = pair_counts = None
-    score_moments: tuple = ()
-    auc_exact = auc_var = var_ratio = None
     large = (labelled and p.proba is not None and p.task == "multiclass" and p.n >= _PARALLEL_ROWS
              and 2 < k <= _auc_cov.MAX_CLASSES and p.n < 2**31)
     pool = _threads.pool() if large else None
-    if pool is not None:
-        scores = _large_multiclass_scores(p, pool)
-        return ClassificationState(
-            task=p.task, classes=p.classes, positive_index=p.positive_index, n=p.n, labelled=labelled,
-            confusion=confusion, pred_counts=pred_counts, eps=p.eps, **scores)
+    lane = None
+    if pool is not None:  # a large multiclass batch: its moments and exact AUCs start now, on a worker
+        lane = _Lane(pool)
+        lane.put("moments", _moments_and_logloss, np.ascontiguousarray(p.proba, dtype=np.float64),
+                 np.asarray(p.y_idx, dtype=np.int64), p.eps)
+        for c in range(k):
+            lane.put(("auc", c), _exact_auc, p.proba, p.y_idx, c)
+    try:
+        confusion = None
+        if p.y_idx is None or p.y_idx.dtype != np.int64 or p.p_idx.dtype != np.int64:
+            if labelled:
+                confusion = np.bincount(p.y_idx * k + p.p_idx, minlength=k * k).reshape(k, k).astype(np.int64)
+            pred_counts = np.bincount(p.p_idx, minlength=k).astype(np.int64)
+        else:  # the same counts in one compiled pass
+            confusion, pred_counts = _kernels.confusion_counts(p.y_idx, p.p_idx, k)
+        hook = getattr(_HOOK, "fn", None)
+        if hook is not None and labelled:
+            hook(confusion)
+        if lane is not None:
+            scores = _large_multiclass_scores(p, lane)
+            return ClassificationState(
+                task=p.task, classes=p.classes, positive_index=p.positive_index, n=p.n, labelled=labelled,
+                confusion=confusion, pred_counts=pred_counts, eps=p.eps, **scores)
+    finally:
+        if lane is not None:
+            lane.close()
+    hist_pos = hist_neg = hist_pred = pred_joint = logloss = brier = pair_counts = None
+    score_moments: tuple = ()
+    auc_exact = auc_var = var_ratio = None
     if p.proba is not None:
         hist_classes = np.array([p.positive_index] if p.task == "binary" else list(range(k)), dtype=np.int64)
         y_idx = p.y_idx if labelled else np.zeros(1, dtype=np.int64)
