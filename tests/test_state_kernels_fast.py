@@ -32,6 +32,8 @@ def _batch(n, k, seed, kind="smooth"):
         proba[w] = np.eye(k)[(y[w] + 1) % k]
     elif kind == "absent":  # the last class has no rows
         y = rng.integers(0, k - 1, n)
+    elif kind == "single":  # every row of one class: no AUC is defined
+        y = np.zeros(n, dtype=np.int64)
     return y, proba
 
 
@@ -115,7 +117,7 @@ def _general_path(y, proba):
 
 
 @pytest.mark.parametrize("kept", [True, False])
-@pytest.mark.parametrize("kind", ["smooth", "tied", "hard", "absent"])
+@pytest.mark.parametrize("kind", ["smooth", "tied", "hard", "absent", "single"])
 @pytest.mark.parametrize("k", [3, 5, 10])
 def test_large_multiclass_state_equals_general_path(monkeypatch, kind, k, kept):
     # the large path from 3,000 rows (its influence sum is split in two halves as the
@@ -142,7 +144,7 @@ def test_large_multiclass_state_equals_general_path(monkeypatch, kind, k, kept):
     else:
         assert _same_bits(s.auc_var_ratio, want["ratio"])
     assert s.auc_pair_counts.equals(SparseCounts.from_dense(want["pairs"]))
-    assert math.isnan(s.auc_exact[-1]) == (kind == "absent")
+    assert math.isnan(s.auc_exact[-1]) == (kind in ("absent", "single"))
 
 
 def test_lane_runs_every_task_and_raises_errors():
