@@ -32,6 +32,8 @@ def _batch(n, k, seed, kind="smooth"):
         proba[w] = np.eye(k)[(y[w] + 1) % k]
     elif kind == "absent":  # the last class has no rows
         y = rng.integers(0, k - 1, n)
+    elif kind == "single":  # every row of one class: no AUC is defined
+        y = np.zeros(n, dtype=np.int64)
     return y, proba
 
 
@@ -63,7 +65,8 @@ def test_class_pass3_pairs_equals_separate_passes(n, k, seed, kind):
     assert np.array_equal(bins, _kernels.score_bins(proba.reshape(-1)).reshape(n, k))
     classes = np.arange(k, dtype=np.int64)
     (pk, pc), (nk, nc), _ = _kernels.split_counts3(got3)
-    inf_pos, inf_neg = _kernels.placement_tables_sparse(pk, pc, nk, nc, classes, _kernels.HIST_BINS)
+    inf_pos, inf_neg = np.zeros((classes.size, _kernels.HIST_BINS)), np.zeros((classes.size, _kernels.HIST_BINS))
+    _kernels.placement_tables_sparse(pk, pc, nk, nc, classes, inf_pos, inf_neg)
     for start, stop in ((0, n), (0, n // 2), (n // 2, n)):
         want = _kernels.macro_influence_ss_rows(proba, y, classes, inf_pos, inf_neg, start, stop)
         assert _same_bits(_kernels.macro_influence_ss_bins(bins, y, classes, inf_pos, inf_neg, start, stop), want)
@@ -82,7 +85,8 @@ def test_placement_tables_sparse_equal_at_occupied_buckets(n, k, seed, kind):
     _kernels.class_pass3(proba, y, proba.argmax(axis=1).astype(np.int64), True, 1e-15, counts3)
     classes = np.arange(k, dtype=np.int64)[::-1].copy()
     (pk, pc), (nk, nc), _ = _kernels.split_counts3(counts3)
-    inf_pos, inf_neg = _kernels.placement_tables_sparse(pk, pc, nk, nc, classes, _kernels.HIST_BINS)
+    inf_pos, inf_neg = np.zeros((classes.size, _kernels.HIST_BINS)), np.zeros((classes.size, _kernels.HIST_BINS))
+    _kernels.placement_tables_sparse(pk, pc, nk, nc, classes, inf_pos, inf_neg)
     for j, c in enumerate(classes):
         pos, neg = counts3[c, :, 0].astype(np.int64), counts3[c, :, 1].astype(np.int64)
         want_pos, want_neg = _kernels.placement_tables(pos, neg)
@@ -115,7 +119,7 @@ def _general_path(y, proba):
 
 
 @pytest.mark.parametrize("kept", [True, False])
-@pytest.mark.parametrize("kind", ["smooth", "tied", "hard", "absent"])
+@pytest.mark.parametrize("kind", ["smooth", "tied", "hard", "absent", "single"])
 @pytest.mark.parametrize("k", [3, 5, 10])
 def test_large_multiclass_state_equals_general_path(monkeypatch, kind, k, kept):
     # the large path from 3,000 rows (its influence sum is split in two halves as the
@@ -142,7 +146,7 @@ def test_large_multiclass_state_equals_general_path(monkeypatch, kind, k, kept):
     else:
         assert _same_bits(s.auc_var_ratio, want["ratio"])
     assert s.auc_pair_counts.equals(SparseCounts.from_dense(want["pairs"]))
-    assert math.isnan(s.auc_exact[-1]) == (kind == "absent")
+    assert math.isnan(s.auc_exact[-1]) == (kind in ("absent", "single"))
 
 
 def test_lane_runs_every_task_and_raises_errors():
@@ -304,3 +308,15 @@ def test_brier_rows_into_equal_brier_rows(n, k, seed):
     _kernels.brier_rows_into(proba, y, out, 0, n // 3)
     _kernels.brier_rows_into(proba, y, out, n // 3, n)
     assert _same_bits(out, _kernels.brier_rows(proba, y))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 500), k=st.integers(2, 6), seed=st.integers(0, 2**32 - 1),
+       kind=st.sampled_from(["smooth", "tied", "hard"]))
+def test_auc_keys_into_equal_auc_keys(n, k, seed, kind):
+    y, proba = _batch(n, k, seed, kind)
+    proba[::7, 0] = -0.0
+    for c in range(k):
+        keys = np.empty(n, dtype=np.int64)
+        _kernels.auc_keys_into(proba, y, c, keys)
+        assert np.array_equal(keys, _kernels.auc_keys(proba, y, c))

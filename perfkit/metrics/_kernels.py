@@ -20,6 +20,7 @@ __all__ = [
     "cells_decode",
     "cells_encode",
     "auc_keys",
+    "auc_keys_into",
     "brier_rows",
     "brier_rows_into",
     "check_proba",
@@ -810,20 +811,9 @@ def class_moments_true(proba, y_idx, eps):
 
 
 @nb.njit(cache=True, nogil=True)
-def split_counts3(counts3):
-    """(keys, counts) of the non-zero cells of ``counts3[:, :, 0]``, ``[:, :, 1]`` and
-    ``[:, :, 2]`` (the ``pos``, ``neg`` and ``pred`` histograms of :func:`class_pass`), each
-    as flat keys ``j * bins + bucket`` in ascending order with int64 counts: what
-    ``np.flatnonzero`` of each dense array and its values give, in one scan (into buffers of
-    the largest size, untouched beyond what is written, then copied)."""
+def _split_counts3_into(counts3, k0, c0, k1, c1, k2, c2):
+    """:func:`split_counts3`'s scan into buffers of the largest size; returns the lengths."""
     h, bins, _ = counts3.shape
-    size = h * bins
-    k0 = np.empty(size, dtype=np.int64)
-    c0 = np.empty(size, dtype=np.int64)
-    k1 = np.empty(size, dtype=np.int64)
-    c1 = np.empty(size, dtype=np.int64)
-    k2 = np.empty(size, dtype=np.int64)
-    c2 = np.empty(size, dtype=np.int64)
     a0 = 0
     a1 = 0
     a2 = 0
@@ -843,8 +833,19 @@ def split_counts3(counts3):
                 k2[a2] = key
                 c2[a2] = z
                 a2 += z != 0
-    return ((k0[:a0].copy(), c0[:a0].copy()), (k1[:a1].copy(), c1[:a1].copy()),
-            (k2[:a2].copy(), c2[:a2].copy()))
+    return a0, a1, a2
+
+
+def split_counts3(counts3: np.ndarray):
+    """(keys, counts) of the non-zero cells of ``counts3[:, :, 0]``, ``[:, :, 1]`` and
+    ``[:, :, 2]`` (the ``pos``, ``neg`` and ``pred`` histograms of :func:`class_pass`), each
+    as flat keys ``j * bins + bucket`` in ascending order with int64 counts: what
+    ``np.flatnonzero`` of each dense array and its values give, in one scan (into buffers of
+    the largest size, untouched beyond what is written, then copied)."""
+    size = counts3.shape[0] * counts3.shape[1]
+    bufs = [np.empty(size, dtype=np.int64) for _ in range(6)]
+    lengths = _split_counts3_into(counts3, *bufs)
+    return tuple((bufs[2 * t][:m].copy(), bufs[2 * t + 1][:m].copy()) for t, m in enumerate(lengths))
 
 
 @nb.njit(cache=True, nogil=True)
@@ -857,6 +858,16 @@ def auc_keys(proba, y_idx, c):
         p = proba[i, c] + 0.0  # -0.0 -> +0.0
         keys[i] = (np.float64(p).view(np.int64) << 1) | (1 if y_idx[i] == c else 0)
     return keys
+
+
+@nb.njit(cache=True, nogil=True)
+def auc_keys_into(proba, y_idx, c, keys):
+    """:func:`auc_keys` into ``keys`` (int64, one per row), an array the caller allocates: a
+    large one from numpy is mapped in fewer page faults than one allocated here."""
+    n = proba.shape[0]
+    for i in range(n):
+        p = proba[i, c] + 0.0  # -0.0 -> +0.0
+        keys[i] = (np.float64(p).view(np.int64) << 1) | (1 if y_idx[i] == c else 0)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -952,18 +963,17 @@ def placement_tables(pos: np.ndarray, neg: np.ndarray):
 
 
 @nb.njit(cache=True, nogil=True)
-def placement_tables_sparse(pos_keys, pos_counts, neg_keys, neg_counts, classes, bins):
+def placement_tables_sparse(pos_keys, pos_counts, neg_keys, neg_counts, classes, inf_pos, inf_neg):
     """:func:`placement_tables` of the classes ``classes`` from sparse histograms (ascending
     flat keys ``class * bins + bucket`` with int64 counts, as :func:`split_counts3` gives
-    them), as (len(classes), bins) ``inf_pos, inf_neg`` written only where
-    :func:`macro_influence_ss_rows` reads them: ``inf_pos`` at buckets holding a positive,
-    ``inf_neg`` at buckets holding a negative (0 elsewhere). Empty buckets add nothing to
+    them), into the caller's zeroed (len(classes), bins) ``inf_pos, inf_neg``, written only
+    where :func:`macro_influence_ss_rows` reads them: ``inf_pos`` at buckets holding a
+    positive, ``inf_neg`` at buckets holding a negative. Empty buckets add nothing to
     :func:`placement_tables`' sums, so these are its values there, from the occupied buckets
     only.
     """
     m = classes.shape[0]
-    inf_pos = np.zeros((m, bins))
-    inf_neg = np.zeros((m, bins))
+    bins = inf_pos.shape[1]
     for j in range(m):
         c = classes[j]
         pa = np.searchsorted(pos_keys, c * bins)
@@ -997,7 +1007,6 @@ def placement_tables_sparse(pos_keys, pos_counts, neg_keys, neg_counts, classes,
             if neg:
                 inf_neg[j, ub[t]] = ((above + 0.5 * pos) / P - a) / N
             below += neg
-    return inf_pos, inf_neg
 
 
 @nb.njit(cache=True, nogil=True)

@@ -464,7 +464,8 @@ def confusion_hook(fn: Callable[[np.ndarray], None]) -> Iterator[None]:
 
 
 def _exact_auc(proba: np.ndarray, y_idx: np.ndarray, c: int) -> tuple[float, float]:
-    keys = _kernels.auc_keys(proba, y_idx, c)
+    keys = np.empty(proba.shape[0], dtype=np.int64)
+    _kernels.auc_keys_into(proba, y_idx, c, keys)
     keys.sort()
     a, v, _, _ = _kernels.auc_from_keys(keys)
     return a, v
@@ -582,7 +583,8 @@ def _large_multiclass_scores(p: PreparedClassification, lane: _Lane) -> dict[str
         ss_head = None
         if len(defined) >= 2:
             cls = np.asarray(defined, dtype=np.int64)
-            inf_pos, inf_neg = _kernels.placement_tables_sparse(pk, pc, nk, nc, cls, _kernels.HIST_BINS)
+            inf_pos, inf_neg = np.zeros((cls.size, _kernels.HIST_BINS)), np.zeros((cls.size, _kernels.HIST_BINS))
+            _kernels.placement_tables_sparse(pk, pc, nk, nc, cls, inf_pos, inf_neg)
             if bins.shape[0]:
                 ss_rows, rows = _kernels.macro_influence_ss_bins, bins
             else:  # the same sums from the scores
