@@ -75,6 +75,13 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_reader)
 
 
+def _reader() -> ThreadPoolExecutor:
+    global _READER
+    if _READER is None:
+        _READER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perfkit-reads")
+    return _READER
+
+
 @dataclass(frozen=True)
 class _Before:
     """What :meth:`Store.previous_metrics` reads of the batch it looks before."""
@@ -638,7 +645,7 @@ class ModelPerformanceTracker:
         groups = _segment_groups(segments, state.n) if segments is not None else None
         # a classification state's stored form is encoded on the reader thread while this
         # one evaluates (mostly waiting for the bootstrap draws, without the GIL)
-        encoded = _READER.submit(state.to_dict) if reads is not None and state.task != "regression" else None
+        encoded = _reader().submit(state.to_dict) if reads is not None and state.task != "regression" else None
         report = evaluate(state, level=self.config.confidence_level)
         custom = self._custom_metrics(y_true, y_pred, y_pred_proba, state.task)
         if custom:
@@ -746,6 +753,19 @@ class ModelPerformanceTracker:
                      positive_label) -> tuple[State, tuple[str, ...]]:
         """The batch's state encoded in the model's label set (refused before any write if the
         batch cannot be the model's), and notes such as "new class 'd'"."""
+        if task == "regression" and classes is None:
+            # a declared regression batch's state does not depend on the stored identity: read
+            # it on the reader thread meanwhile, then check it (a classifier's store refuses)
+            ident_read = _reader().submit(self._identity, model)
+            try:
+                state = compute_state(y_true, y_pred, y_pred_proba, task="regression")
+            except BaseException:
+                ident_read.cancel()  # (a read: if it already runs, it just ends unread)
+                raise
+            ident = ident_read.result()
+            if ident is not None:
+                _merge_identity(model, ident, state)  # raises for a classifier
+            return state, ()
         ident = self._identity(model)
         if ident is None or classes is not None or (task is not None and task != ident["task"]):
             state = compute_state(y_true, y_pred, y_pred_proba, task=task, classes=classes,
@@ -979,9 +999,6 @@ class ModelPerformanceTracker:
         :meth:`_check` makes for a labelled batch, started on a reader thread beside the
         state computation. They depend only on the model, segment and timestamp (a new batch
         has no id yet, so "before it" is "before its timestamp")."""
-        global _READER
-        if _READER is None:
-            _READER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perfkit-reads")
         k = self.config.detection.window_batches
         before = _Before(ts, None)
 
@@ -990,7 +1007,7 @@ class ModelPerformanceTracker:
             prev = self.store.previous_metrics(model, segment=segment, before=before, limit=k - 1) if k >= 2 else None
             return b, prev, self._backlog_waits()
 
-        return _READER.submit(reads)
+        return _reader().submit(reads)
 
     def _baseline_for(self, model: str, segment: str | None, state: State, b: Any = _UNREAD):
         """``((baseline report, version) or None, baseline row to write or None)``.

@@ -390,6 +390,10 @@ def test_identity_error_hints_fit_the_batch(tracker, db):
     err = refused(db, ModelIdentityError, "y_true", tracker.track_performance, np.linspace(0, 1, 50),
                   np.linspace(0.1, 0.9, 50), timestamp=T0)
     assert "regression batch" in str(err) and "third class" not in str(err)
+    # declared: its state is computed while the identity is read, and refused the same way
+    err = refused(db, ModelIdentityError, "y_true", tracker.track_performance, np.linspace(0, 1, 50),
+                  np.linspace(0.1, 0.9, 50), timestamp=T0, task="regression")
+    assert "regression batch" in str(err) and "binary model" in str(err)
     err = refused(db, ModelIdentityError, "y_true", tracker.track_performance, y, yhat, p, positive_label=0,
                   timestamp=T0)
     assert "positive label is 1" in str(err) and "third class" not in str(err)
