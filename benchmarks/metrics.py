@@ -176,7 +176,7 @@ def profile(task: str, n: int, tracked: _Tracked | None = None) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--large", action="store_true", help="also run 1e7 rows")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--profile", action="store_true",
                     help="split perfkit's time (state, evaluation, decision, store) at 1e6 rows and 5-class 1e4")
     ap.add_argument("--quick", action="store_true", help="only 1e6 rows (skip 1e5)")
