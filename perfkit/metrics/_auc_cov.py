@@ -86,20 +86,7 @@ def _pair_counts(proba, y_idx, table, out):  # pragma: no cover - compiled
     n, k = proba.shape
     m = out.shape[0]
     flat = out.reshape(-1)
-    # pair r = (first[r], second[r]); offset[t, r]: its block of the rows of class t (group
-    # 0: class first[r], 1: class second[r], 2: another), so the hot loop has no branches
-    first = np.empty(m, dtype=np.int64)
-    second = np.empty(m, dtype=np.int64)
-    offset = np.empty((k, m), dtype=np.int64)
-    r = 0
-    for c in range(k):
-        for d in range(c + 1, k):
-            first[r] = c
-            second[r] = d
-            for t in range(k):
-                g = 0 if t == c else (1 if t == d else 2)
-                offset[t, r] = (r * 3 + g) * CELLS * CELLS
-            r += 1
+    first, second, offset = _kernels.pair_offsets(k, CELLS)
     row_cell = np.empty(k, dtype=np.int64)
     col_cell = np.empty(k, dtype=np.int64)
     for i in range(n):

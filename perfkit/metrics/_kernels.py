@@ -37,6 +37,7 @@ __all__ = [
     "macro_prf_draws",
     "moments",
     "nonzero_index",
+    "pair_offsets",
     "placement_tables",
     "placement_tables_sparse",
     "regression_moments",
@@ -743,6 +744,28 @@ def class_pass3(proba, y_idx, p_idx, labelled, eps, counts3):
 
 
 @nb.njit(cache=True, nogil=True)
+def pair_offsets(k, cells):
+    """The pair count tables' layout for a branch-free hot loop: pair ``r`` is classes
+    ``(first[r], second[r])`` (``c < d`` in order), and ``offset[t, r]`` the flat start of
+    its (cells x cells) block for a row of class ``t`` (group 0: class ``first[r]``, 1:
+    class ``second[r]``, 2: another) in a (pairs, 3, cells, cells) array."""
+    m = k * (k - 1) // 2
+    first = np.empty(m, dtype=np.int64)
+    second = np.empty(m, dtype=np.int64)
+    offset = np.empty((k, m), dtype=np.int64)
+    r = 0
+    for c in range(k):
+        for d in range(c + 1, k):
+            first[r] = c
+            second[r] = d
+            for t in range(k):
+                g = 0 if t == c else (1 if t == d else 2)
+                offset[t, r] = (r * 3 + g) * cells * cells
+            r += 1
+    return first, second, offset
+
+
+@nb.njit(cache=True, nogil=True)
 def class_pass3_pairs(proba, y_idx, p_idx, counts3, cell_of_bucket, pairs, bins):
     """The counting part of :func:`class_pass3` of a labelled batch with the AUC pair counts of
     :func:`perfkit.metrics._auc_cov.pair_counts` counted in the same pass (every row's buckets
@@ -757,20 +780,7 @@ def class_pass3_pairs(proba, y_idx, p_idx, counts3, cell_of_bucket, pairs, bins)
     m = pairs.shape[0]
     cl = pairs.shape[2]
     flat = pairs.reshape(-1)
-    # pair r = (first[r], second[r]); offset[t, r]: its block of the rows of class t (group
-    # 0: class first[r], 1: class second[r], 2: another), so the hot loop has no branches
-    first = np.empty(m, dtype=np.int64)
-    second = np.empty(m, dtype=np.int64)
-    offset = np.empty((k, m), dtype=np.int64)
-    r = 0
-    for c in range(k):
-        for d in range(c + 1, k):
-            first[r] = c
-            second[r] = d
-            for t in range(k):
-                g = 0 if t == c else (1 if t == d else 2)
-                offset[t, r] = (r * 3 + g) * cl * cl
-            r += 1
+    first, second, offset = pair_offsets(k, cl)
     keep = bins.shape[0] > 0
     row_cell = np.empty(k, dtype=np.int64)  # cell * CELLS: the row index of the (cell, cell) block
     col_cell = np.empty(k, dtype=np.int64)
