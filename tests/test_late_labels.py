@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from perfkit import ModelPerformanceTracker
 from perfkit.config import parse_config
@@ -158,3 +160,31 @@ def test_labels_for_other_predictions_are_refused_and_nothing_is_written(tmp_pat
     done = t.track_performance(y[order], yp[order], None if p is None else p[order], batch_id="b1",
                                timestamp=T0, **kw)
     assert not done.labels_pending and t.store.find_pending("m", "b1") is None
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(5, 300), st.sampled_from([2, 3, 4]), st.booleans(), st.integers(0, 2**32 - 1))
+def test_any_changed_prediction_is_refused_and_any_reordering_accepted(tmp_path_factory, n, k, scores, seed):
+    """For any classification batch: one predicted class changed in the completing call is
+    refused (nothing written); the same predictions shuffled with their labels complete it."""
+    from perfkit.exceptions import ValidationError
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    y[:k] = np.arange(k)  # every class present
+    p = rng.dirichlet(np.ones(k), n) if scores else None
+    yp = p.argmax(1) if scores else rng.integers(0, k, n)
+    proba = (p[:, 1] if k == 2 else p) if scores else None
+    t = ModelPerformanceTracker(store=tmp_path_factory.mktemp("h") / "p.db", model="m")
+    t.track_performance(None, yp, proba, batch_id="b", timestamp=T0, classes=list(range(k)))
+    i = int(rng.integers(0, n))
+    other = yp.copy()
+    other[i] = (other[i] + 1) % k
+    with pytest.raises(ValidationError, match="pending with other predictions"):
+        t.track_performance(y, other, proba, batch_id="b", timestamp=T0, classes=list(range(k)))
+    assert t.store.find_pending("m", "b") is not None
+    order = rng.permutation(n)
+    t.track_performance(y[order], yp[order], None if proba is None else proba[order], batch_id="b", timestamp=T0,
+                        classes=list(range(k)))
+    assert t.store.find_pending("m", "b") is None and t.store.count("m") == 1
+    t.close()
