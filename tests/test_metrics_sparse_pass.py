@@ -153,3 +153,33 @@ def test_sparse_macro_influence_equals_the_dense_tables(k, n):
     want = _kernels.macro_influence_ss_rows(p.proba, p.y_idx, np.asarray(defined, dtype=np.int64),
                                             np.stack([t[0] for t in tables]), np.stack([t[1] for t in tables]), 0, n)
     assert got == pytest.approx(want, rel=1e-11)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cell_means_from_occupied_buckets_equal_the_dense_tables(seed):
+    """The macro AUC's per-cell mean influences (``_auc_cov._class_cell_means``, occupied
+    buckets only) are the dense placement tables averaged per cell with ``np.bincount``, bit
+    for bit, for sparse and dense histograms, including a class with no positives."""
+    from perfkit.metrics import _auc_cov
+
+    rng = np.random.default_rng(seed)
+    k, n = 4, int(rng.integers(20, 5000))
+    y = rng.integers(0, k, n)
+    y[y == 3] = 0 if seed % 2 else 3  # every other seed: class 3 has no rows
+    proba = rng.dirichlet(np.full(k, 0.4), n)
+    proba[: n // 4] = np.round(proba[: n // 4], 2)
+    st = compute_state(y, proba.argmax(1), proba / proba.sum(1, keepdims=True), classes=list(range(k)))
+    cells = _auc_cov._CELL_OF_BUCKET
+    for c in range(k):
+        pos, neg = np.asarray(st.hist_pos[c]), np.asarray(st.hist_neg[c])
+        inf_pos, inf_neg = _kernels.placement_tables(pos, neg)
+
+        def mean(w, v):
+            num = np.bincount(cells, w * v, minlength=_auc_cov.CELLS)
+            den = np.bincount(cells, w, minlength=_auc_cov.CELLS)
+            return np.divide(num, den, out=np.zeros(_auc_cov.CELLS), where=den > 0)
+
+        want = (mean(pos.astype(float), inf_pos), mean(neg.astype(float), inf_neg))
+        for hp, hn in ((st.hist_pos, st.hist_neg), (np.asarray(st.hist_pos), np.asarray(st.hist_neg))):
+            got = _auc_cov._class_cell_means(hp, hn, c)
+            assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True)), c

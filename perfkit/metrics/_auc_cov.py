@@ -152,11 +152,63 @@ def align_pair_counts(counts: np.ndarray | None, pos: np.ndarray, k: int) -> np.
     return out
 
 
-def _cell_means(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Mean of ``values`` over the rows (``weights`` per bucket) of every cell."""
-    num = np.bincount(_CELL_OF_BUCKET, weights * values, minlength=CELLS)
-    den = np.bincount(_CELL_OF_BUCKET, weights, minlength=CELLS)
-    return np.divide(num, den, out=np.zeros(CELLS), where=den > 0)
+@nb.njit(cache=True, nogil=True)
+def _cell_sums(pi, pc, ni, nc, cell_of_bucket):  # pragma: no cover - compiled
+    """Per cell, the sums of count and of count x influence of the positives and of the
+    negatives of one class, from its occupied buckets only: :func:`_kernels.placement_tables`
+    at those buckets (empty buckets add nothing to it), summed per cell in bucket order as
+    ``np.bincount`` sums the dense rows. Returns (num_pos, den_pos, num_neg, den_neg)."""
+    ub, up, un = _kernels.aligned_counts(pi, pc, ni, nc)
+    u = ub.shape[0]
+    num_p = np.zeros(CELLS)
+    den_p = np.zeros(CELLS)
+    num_n = np.zeros(CELLS)
+    den_n = np.zeros(CELLS)
+    P = 0
+    N = 0
+    for t in range(u):
+        P += up[t]
+        N += un[t]
+    if P == 0 or N == 0:  # the tables are zero: every cell mean is 0
+        for t in range(u):
+            den_p[cell_of_bucket[ub[t]]] += float(up[t])
+            den_n[cell_of_bucket[ub[t]]] += float(un[t])
+        return num_p, den_p, num_n, den_n
+    below = 0
+    num = 0.0
+    for t in range(u):
+        num += up[t] * (below + 0.5 * un[t])
+        below += un[t]
+    a = num / (P * N)
+    below = 0
+    above = P
+    for t in range(u):
+        above -= up[t]
+        cell = cell_of_bucket[ub[t]]
+        wp = float(up[t])
+        wn = float(un[t])
+        num_p[cell] += wp * (((below + 0.5 * un[t]) / N - a) / P)
+        den_p[cell] += wp
+        num_n[cell] += wn * (((above + 0.5 * up[t]) / P - a) / N)
+        den_n[cell] += wn
+        below += un[t]
+    return num_p, den_p, num_n, den_n
+
+
+def _row(h, c: int) -> tuple[np.ndarray, np.ndarray]:
+    """(occupied buckets, counts) of row ``c`` of a sparse or dense histogram."""
+    if hasattr(h, "row"):
+        return h.row(c)
+    r = np.asarray(h[c])
+    nz = np.flatnonzero(r)
+    return nz.astype(np.int64), r[nz].astype(np.int64)
+
+
+def _class_cell_means(hist_pos, hist_neg, c: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean influence of a positive and of a negative row of class ``c`` over every cell."""
+    num_p, den_p, num_n, den_n = _cell_sums(*_row(hist_pos, c), *_row(hist_neg, c), _CELL_OF_BUCKET)
+    return (np.divide(num_p, den_p, out=np.zeros(CELLS), where=den_p > 0),
+            np.divide(num_n, den_n, out=np.zeros(CELLS), where=den_n > 0))
 
 
 def macro_auc_variance(
@@ -177,9 +229,7 @@ def macro_auc_variance(
     total = sum(variances[c] for c in defined)
     f_pos, f_neg = {}, {}
     for c in defined:
-        pos, neg = hist_pos[c].astype(np.float64), hist_neg[c].astype(np.float64)
-        inf_pos, inf_neg = _kernels.placement_tables(hist_pos[c], hist_neg[c])
-        f_pos[c], f_neg[c] = _cell_means(pos, inf_pos), _cell_means(neg, inf_neg)
+        f_pos[c], f_neg[c] = _class_cell_means(hist_pos, hist_neg, c)
     for i, c in enumerate(defined):
         for d in defined[i + 1:]:
             j = counts[pair_index(c, d, k)].astype(np.float64)
