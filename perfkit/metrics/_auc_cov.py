@@ -155,43 +155,23 @@ def align_pair_counts(counts: np.ndarray | None, pos: np.ndarray, k: int) -> np.
 @nb.njit(cache=True, nogil=True)
 def _cell_sums(pi, pc, ni, nc, cell_of_bucket):  # pragma: no cover - compiled
     """Per cell, the sums of count and of count x influence of the positives and of the
-    negatives of one class, from its occupied buckets only: :func:`_kernels.placement_tables`
-    at those buckets (empty buckets add nothing to it), summed per cell in bucket order as
-    ``np.bincount`` sums the dense rows. Returns (num_pos, den_pos, num_neg, den_neg)."""
+    negatives of one class, from its occupied buckets only (:func:`_kernels.placement_values`),
+    summed per cell in bucket order as ``np.bincount`` sums the dense rows. Returns
+    (num_pos, den_pos, num_neg, den_neg)."""
     ub, up, un = _kernels.aligned_counts(pi, pc, ni, nc)
-    u = ub.shape[0]
+    v_pos, v_neg, _ = _kernels.placement_values(up, un)
     num_p = np.zeros(CELLS)
     den_p = np.zeros(CELLS)
     num_n = np.zeros(CELLS)
     den_n = np.zeros(CELLS)
-    P = 0
-    N = 0
-    for t in range(u):
-        P += up[t]
-        N += un[t]
-    if P == 0 or N == 0:  # the tables are zero: every cell mean is 0
-        for t in range(u):
-            den_p[cell_of_bucket[ub[t]]] += float(up[t])
-            den_n[cell_of_bucket[ub[t]]] += float(un[t])
-        return num_p, den_p, num_n, den_n
-    below = 0
-    num = 0.0
-    for t in range(u):
-        num += up[t] * (below + 0.5 * un[t])
-        below += un[t]
-    a = num / (P * N)
-    below = 0
-    above = P
-    for t in range(u):
-        above -= up[t]
+    for t in range(ub.shape[0]):
         cell = cell_of_bucket[ub[t]]
         wp = float(up[t])
         wn = float(un[t])
-        num_p[cell] += wp * (((below + 0.5 * un[t]) / N - a) / P)
+        num_p[cell] += wp * v_pos[t]
         den_p[cell] += wp
-        num_n[cell] += wn * (((above + 0.5 * up[t]) / P - a) / N)
+        num_n[cell] += wn * v_neg[t]
         den_n[cell] += wn
-        below += un[t]
     return num_p, den_p, num_n, den_n
 
 

@@ -38,7 +38,9 @@ __all__ = [
     "moments",
     "nonzero_index",
     "pair_offsets",
+    "class_buckets",
     "placement_tables",
+    "placement_values",
     "placement_tables_sparse",
     "regression_moments",
     "regression_moments_from_sums",
@@ -940,12 +942,14 @@ def auc_from_keys(keys: np.ndarray):
 
 
 @nb.njit(cache=True, nogil=True)
-def placement_tables(pos: np.ndarray, neg: np.ndarray):
-    """Per histogram bin: the centred, scaled influence of a positive and of a negative row.
-
-    ``inf_pos[b] = (V10_b - A) / P`` and ``inf_neg[b] = (V01_b - A) / N`` from binned
-    placement values; the AUC's linearisation is the sum of these over the rows.
-    """
+def placement_values(pos: np.ndarray, neg: np.ndarray):
+    """Per bucket of a class's histograms (dense, or compact: only occupied buckets, as
+    :func:`aligned_counts` gives them; empty buckets add nothing to the sums, so the values
+    at the occupied ones are the same): the centred, scaled influence of a positive and of a
+    negative row, ``(V10_b - A) / P`` and ``(V01_b - A) / N`` from binned placement values.
+    The AUC's linearisation is the sum of these over the rows. Returns (inf_pos, inf_neg,
+    defined): zeros and False without positives or negatives. The one place this formula
+    is written."""
     nb_ = pos.shape[0]
     P = 0
     N = 0
@@ -955,7 +959,7 @@ def placement_tables(pos: np.ndarray, neg: np.ndarray):
     inf_pos = np.zeros(nb_)
     inf_neg = np.zeros(nb_)
     if P == 0 or N == 0:
-        return inf_pos, inf_neg
+        return inf_pos, inf_neg, False
     below = 0
     num = 0.0
     for b in range(nb_):
@@ -969,7 +973,26 @@ def placement_tables(pos: np.ndarray, neg: np.ndarray):
         inf_pos[b] = ((below + 0.5 * neg[b]) / N - a) / P
         inf_neg[b] = ((above + 0.5 * pos[b]) / P - a) / N
         below += neg[b]
+    return inf_pos, inf_neg, True
+
+
+@nb.njit(cache=True, nogil=True)
+def placement_tables(pos: np.ndarray, neg: np.ndarray):
+    """:func:`placement_values` of dense histogram rows: (inf_pos, inf_neg) per bin."""
+    inf_pos, inf_neg, _ = placement_values(pos, neg)
     return inf_pos, inf_neg
+
+
+@nb.njit(cache=True, nogil=True)
+def class_buckets(pos_keys, pos_counts, neg_keys, neg_counts, c, bins):
+    """Class ``c``'s occupied buckets (``bucket``, pos count, neg count), ascending, from
+    sparse histograms of flat keys ``class * bins + bucket`` (every class's in one array)."""
+    pa = np.searchsorted(pos_keys, c * bins)
+    pb = np.searchsorted(pos_keys, (c + 1) * bins)
+    na = np.searchsorted(neg_keys, c * bins)
+    nb_ = np.searchsorted(neg_keys, (c + 1) * bins)
+    return aligned_counts(pos_keys[pa:pb] - c * bins, pos_counts[pa:pb], neg_keys[na:nb_] - c * bins,
+                          neg_counts[na:nb_])
 
 
 @nb.njit(cache=True, nogil=True)
@@ -985,38 +1008,15 @@ def placement_tables_sparse(pos_keys, pos_counts, neg_keys, neg_counts, classes,
     m = classes.shape[0]
     bins = inf_pos.shape[1]
     for j in range(m):
-        c = classes[j]
-        pa = np.searchsorted(pos_keys, c * bins)
-        pb = np.searchsorted(pos_keys, (c + 1) * bins)
-        na = np.searchsorted(neg_keys, c * bins)
-        nb_ = np.searchsorted(neg_keys, (c + 1) * bins)
-        ub, up, un = aligned_counts(pos_keys[pa:pb] - c * bins, pos_counts[pa:pb],
-                                    neg_keys[na:nb_] - c * bins, neg_counts[na:nb_])
-        u = ub.shape[0]
-        P = 0
-        N = 0
-        for t in range(u):
-            P += up[t]
-            N += un[t]
-        if P == 0 or N == 0:
+        ub, up, un = class_buckets(pos_keys, pos_counts, neg_keys, neg_counts, classes[j], bins)
+        v_pos, v_neg, defined = placement_values(up, un)
+        if not defined:
             continue
-        below = 0
-        num = 0.0
-        for t in range(u):
-            num += up[t] * (below + 0.5 * un[t])
-            below += un[t]
-        a = num / (P * N)
-        below = 0
-        above = P
-        for t in range(u):
-            pos = up[t]
-            neg = un[t]
-            above -= pos
-            if pos:
-                inf_pos[j, ub[t]] = ((below + 0.5 * neg) / N - a) / P
-            if neg:
-                inf_neg[j, ub[t]] = ((above + 0.5 * pos) / P - a) / N
-            below += neg
+        for t in range(ub.shape[0]):
+            if up[t]:
+                inf_pos[j, ub[t]] = v_pos[t]
+            if un[t]:
+                inf_neg[j, ub[t]] = v_neg[t]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -1406,40 +1406,18 @@ def sparse_influence(keys, y_idx, p_keys, p_counts, n_keys, n_counts, defined, b
     n = keys.shape[0]
     psi = np.zeros(n)
     for j in defined:
-        lo = j * bins
-        hi = lo + bins
-        pa = np.searchsorted(p_keys, lo)
-        pb = np.searchsorted(p_keys, hi)
-        na = np.searchsorted(n_keys, lo)
-        nb_ = np.searchsorted(n_keys, hi)
-        ub, up, un = aligned_counts(p_keys[pa:pb], p_counts[pa:pb], n_keys[na:nb_], n_counts[na:nb_])
-        u = ub.shape[0]
-        P = 0.0
-        N = 0.0
-        for t in range(u):
-            P += up[t]
-            N += un[t]
-        if P == 0 or N == 0:
+        ub, up, un = class_buckets(p_keys, p_counts, n_keys, n_counts, j, bins)
+        v_pos, v_neg, ok = placement_values(up, un)
+        if not ok:
             continue
-        cum_n = 0.0
-        cum_p = 0.0
-        num = 0.0
-        below = np.empty(u)
-        above = np.empty(u)
-        for t in range(u):
-            below[t] = cum_n
-            cum_p += up[t]
-            above[t] = P - cum_p
-            num += up[t] * (cum_n + 0.5 * un[t])
-            cum_n += un[t]
-        auc = num / (P * N)
-        first = ub[0]
-        look = np.empty(ub[u - 1] - first + 1, dtype=np.int64)
+        u = ub.shape[0]
+        first = j * bins + ub[0]  # rows' keys are flat
+        look = np.empty(ub[u - 1] - ub[0] + 1, dtype=np.int64)
         v = np.empty(2 * u)  # [2t]: a negative's term, [2t + 1]: a positive's (no branch per row)
         for t in range(u):
-            look[ub[t] - first] = 2 * t
-            v[2 * t] = ((above[t] + 0.5 * up[t]) / P - auc) / N
-            v[2 * t + 1] = ((below[t] + 0.5 * un[t]) / N - auc) / P
+            look[ub[t] - ub[0]] = 2 * t
+            v[2 * t] = v_neg[t]
+            v[2 * t + 1] = v_pos[t]
         for i in range(n):
             psi[i] += v[look[keys[i, j] - first] + (y_idx[i] == j)]
     return psi
