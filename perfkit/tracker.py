@@ -146,7 +146,7 @@ def _identity_from_dicts(dicts: list[dict]) -> dict[str, Any] | None:
 
 def _same_predictions(stored: Mapping[str, Any], state: State) -> bool:
     """Whether a stored pending state holds the prediction part of ``state``: the same
-    predictions, in any row order (in the label set of ``state``). Counts compare exactly,
+    predictions, in any row order. Counts compare exactly,
     moments up to rounding (their sums depend on the row order and, for regression, on the
     pass that computed them). Undecidable cases (a state that does not decode, a label set
     grown since) say True and leave the refusal, if any, to the write."""
