@@ -313,10 +313,11 @@ def test_brier_rows_into_equal_brier_rows(n, k, seed):
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 500), k=st.integers(2, 6), seed=st.integers(0, 2**32 - 1),
        kind=st.sampled_from(["smooth", "tied", "hard"]))
-def test_auc_keys_into_equal_auc_keys(n, k, seed, kind):
+def test_auc_keys_are_the_score_bits_and_the_label(n, k, seed, kind):
     y, proba = _batch(n, k, seed, kind)
     proba[::7, 0] = -0.0
     for c in range(k):
         keys = np.empty(n, dtype=np.int64)
         _kernels.auc_keys_into(proba, y, c, keys)
-        assert np.array_equal(keys, _kernels.auc_keys(proba, y, c))
+        bits = (proba[:, c] + 0.0).view(np.int64)  # -0.0 -> +0.0, then the bits (monotone for p >= 0)
+        assert np.array_equal(keys, (bits << 1) | (y == c))

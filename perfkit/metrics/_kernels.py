@@ -640,17 +640,8 @@ def brier_rows(proba, y_idx):
     than 8 columns: even columns summed in one lane, odd ones in the other, the lanes added
     last. Callers check the equality on this machine first (see ``state._brier_terms``).
     """
-    n, k = proba.shape
-    out = np.empty(n)
-    for i in range(n):
-        a = 0.0
-        b = 0.0
-        for c in range(0, k - 1, 2):
-            a += proba[i, c] * proba[i, c]
-            b += proba[i, c + 1] * proba[i, c + 1]
-        if k % 2:
-            a += proba[i, k - 1] * proba[i, k - 1]
-        out[i] = ((a + b) - 2.0 * proba[i, y_idx[i]]) + 1.0
+    out = np.empty(proba.shape[0])
+    brier_rows_into(proba, y_idx, out, 0, proba.shape[0])
     return out
 
 
@@ -733,16 +724,12 @@ def class_pass3(proba, y_idx, p_idx, labelled, eps, counts3):
             counts3[c, b, 0 if c == yi else 1] += 1
             if c == pi:
                 counts3[c, b, 2] += 1
+    if labelled:
+        mom, p_true = class_moments_true(proba, y_idx, eps)
+        return joint, mom, p_true
     mom = np.empty((k, 5))
     _rowmajor_moments(proba, mom)
-    p_true = np.empty(n if labelled else 0)
-    if labelled:
-        lo = eps
-        hi = 1.0 - eps
-        for i in range(n):
-            p = proba[i, y_idx[i]]
-            p_true[i] = min(max(p, lo), hi)
-    return joint, mom, p_true
+    return joint, mom, np.empty(0)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -807,8 +794,8 @@ def class_pass3_pairs(proba, y_idx, p_idx, counts3, cell_of_bucket, pairs, bins)
 
 @nb.njit(cache=True, nogil=True)
 def class_moments_true(proba, y_idx, eps):
-    """The rest of :func:`class_pass3` of a labelled batch, for another thread than
-    :func:`class_pass3_pairs`: ``mom`` (k, 5) moments of every column and ``p_true``, the
+    """The rest of :func:`class_pass3` of a labelled batch (also run on another thread than
+    :func:`class_pass3_pairs`): ``mom`` (k, 5) moments of every column and ``p_true``, the
     clipped probability of every row's class (the same computations, so the same numbers)."""
     n, k = proba.shape
     mom = np.empty((k, 5))
@@ -864,11 +851,8 @@ def split_counts3(counts3: np.ndarray):
 def auc_keys(proba, y_idx, c):
     """Sort keys of class ``c``'s scores: the float64 bits (monotone for p >= 0) shifted
     left once, the low bit set for rows of class ``c`` (ties: negatives sort first)."""
-    n = proba.shape[0]
-    keys = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        p = proba[i, c] + 0.0  # -0.0 -> +0.0
-        keys[i] = (np.float64(p).view(np.int64) << 1) | (1 if y_idx[i] == c else 0)
+    keys = np.empty(proba.shape[0], dtype=np.int64)
+    auc_keys_into(proba, y_idx, c, keys)
     return keys
 
 
@@ -1578,7 +1562,7 @@ def cells_encode(keys, counts, alphabet):
             return np.empty(0, dtype=np.uint8), 1, False
         if 1 <= c <= mask:
             x = (g << best) | (c - 1)
-            if x < 32:
+            if x < 32:  # one character, written here: through _put's loop the pass is 10x slower
                 out[at] = alphabet[x]
                 at += 1
             else:

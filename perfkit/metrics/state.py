@@ -426,11 +426,8 @@ def _macro_auc_var_ratio(p: PreparedClassification, hist_pos, hist_neg, variance
     if len(defined) < 2 or indep <= 0:
         return None
     if keys is not None:
-        ss = _macro_influence_ss_sparse(keys, p.y_idx, hist_pos, hist_neg, defined)
-        return float(ss * p.n / (p.n - 1) / indep) if p.n > 1 else None
-    tables = [_kernels.placement_tables(hist_pos[j], hist_neg[j]) for j in defined]
-    inf_pos = np.stack([t[0] for t in tables])
-    inf_neg = np.stack([t[1] for t in tables])
+        return _var_ratio(_macro_influence_ss_sparse(keys, p.y_idx, hist_pos, hist_neg, defined), p.n, indep)
+    inf_pos, inf_neg = _influence_tables(hist_pos, hist_neg, defined)
     cls = np.asarray(defined, dtype=np.int64)
     pool = _threads.pool() if p.n >= _PARALLEL_ROWS else None
     if pool is None:
@@ -439,7 +436,24 @@ def _macro_auc_var_ratio(p: PreparedClassification, hist_pos, hist_neg, variance
         h = p.n // 2
         job = pool.submit(_kernels.macro_influence_ss_rows, p.proba, p.y_idx, cls, inf_pos, inf_neg, 0, h)
         ss = _kernels.macro_influence_ss_rows(p.proba, p.y_idx, cls, inf_pos, inf_neg, h, p.n) + job.result()
-    return float(ss * p.n / (p.n - 1) / indep) if p.n > 1 else None
+    return _var_ratio(ss, p.n, indep)
+
+
+def _influence_tables(hist_pos: SparseCounts, hist_neg: SparseCounts, defined: list[int]) -> tuple:
+    """(inf_pos, inf_neg) (len(defined), HIST_BINS) placement tables of the classes ``defined``,
+    from the sparse histograms (:func:`_kernels.placement_tables_sparse`: set where
+    :func:`_kernels.macro_influence_ss_rows` reads them)."""
+    inf_pos, inf_neg = np.zeros((len(defined), _kernels.HIST_BINS)), np.zeros((len(defined), _kernels.HIST_BINS))
+    _kernels.placement_tables_sparse(hist_pos.keys.astype(np.int64), hist_pos.counts.astype(np.int64),
+                                     hist_neg.keys.astype(np.int64), hist_neg.counts.astype(np.int64),
+                                     np.asarray(defined, dtype=np.int64), inf_pos, inf_neg)
+    return inf_pos, inf_neg
+
+
+def _var_ratio(ss: float, n: int, indep: float) -> float | None:
+    """The macro AUC's influence variance (``ss``: sum of squared row influences) over the
+    independence sum ``indep`` (stored with the state, see :func:`_macro_auc_var_ratio`)."""
+    return float(ss * n / (n - 1) / indep) if n > 1 else None
 
 
 _PARALLEL_ROWS = 200_000
@@ -583,8 +597,7 @@ def _large_multiclass_scores(p: PreparedClassification, lane: _Lane) -> dict[str
         ss_head = None
         if len(defined) >= 2:
             cls = np.asarray(defined, dtype=np.int64)
-            inf_pos, inf_neg = np.zeros((cls.size, _kernels.HIST_BINS)), np.zeros((cls.size, _kernels.HIST_BINS))
-            _kernels.placement_tables_sparse(pk, pc, nk, nc, cls, inf_pos, inf_neg)
+            inf_pos, inf_neg = _influence_tables(hist_pos, hist_neg, defined)
             if bins.shape[0]:
                 ss_rows, rows = _kernels.macro_influence_ss_bins, bins
             else:  # the same sums from the scores
@@ -605,9 +618,8 @@ def _large_multiclass_scores(p: PreparedClassification, lane: _Lane) -> dict[str
     indep = sum(vars_[j] for j in finite)
     if finite != defined:  # not expected (a variance is NaN exactly when a class is one-sided)
         var_ratio = _macro_auc_var_ratio(p, hist_pos, hist_neg, vars_)
-    elif len(defined) >= 2 and indep > 0 and p.n > 1:
-        ss = ss_tail + (done["ss_head"] if ss_head is None else ss_head)
-        var_ratio = float(ss * p.n / (p.n - 1) / indep)
+    elif len(defined) >= 2 and indep > 0:
+        var_ratio = _var_ratio(ss_tail + (done["ss_head"] if ss_head is None else ss_head), p.n, indep)
     bn, bmean, b2, b3, b4 = done["brier"] if "brier" in done else _kernels.moments(terms)
     return {
         "hist_pos": hist_pos, "hist_neg": hist_neg, "hist_pred": hist_pred, "pred_joint": joint,
