@@ -37,6 +37,7 @@ __all__ = [
     "MAX_METADATA_DEPTH",
     "MAX_NAME_LENGTH",
     "check_days",
+    "check_level",
     "check_metadata",
     "check_name",
     "check_timestamp",
@@ -123,6 +124,21 @@ def _short(value: Any, limit: int = 60) -> str:
 # --------------------------------------------------------------------------------------------
 # windows
 # --------------------------------------------------------------------------------------------
+def check_level(value: Any, parameter: str = "level") -> float:
+    """A confidence level: a real number strictly between 0 and 1 (not a bool).
+
+    >>> check_level(0.9)
+    0.9
+    >>> check_level(1.0)
+    Traceback (most recent call last):
+    ...
+    perfkit.exceptions.ValidationError: level must be in (0, 1), got 1.0
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0.0 < value < 1.0):
+        raise ValidationError(f"{parameter} must be in (0, 1), got {value!r}", parameter=parameter)
+    return float(value)
+
+
 def check_days(value: Any, parameter: str = "days", *, allow_zero: bool = False) -> float:
     """Check a window length in days: a finite real number > 0 (>= 0 with ``allow_zero``).
 

@@ -76,6 +76,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 
+from perfkit._checks import check_level
 from perfkit.exceptions import StateError, ValidationError
 from perfkit.metrics import _kernels
 from perfkit.metrics.evaluate import MetricReport
@@ -643,8 +644,7 @@ def estimate(
         state = state_from_dict(state)
     if isinstance(baseline_state, dict):
         baseline_state = state_from_dict(baseline_state)
-    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not (0.0 < level < 1.0):
-        raise ValidationError(f"level must be in (0, 1), got {level!r}", parameter="level")
+    check_level(level)
     if isinstance(state, RegressionState):
         return _nan_report("regression", REGRESSION_METRICS, "not_estimable_regression", level, state.n)
     if not isinstance(state, ClassificationState):

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from perfkit._checks import check_level
 from perfkit.exceptions import StateError, ValidationError
 from perfkit.metrics._moments import Moments
 from perfkit.metrics.registry import (
@@ -146,8 +147,7 @@ def evaluate(
         state = state_from_dict(state)
     if not isinstance(state, (ClassificationState, RegressionState)):
         raise StateError(f"evaluate needs a state (compute_state / merge_states), got {type(state).__name__}")
-    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not (0.0 < level < 1.0):
-        raise ValidationError(f"level must be in (0, 1), got {level!r}", parameter="level")
+    check_level(level)
     if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 10:
         raise ValidationError(f"n_boot must be at least 10, got {n_boot!r}", parameter="n_boot")
     task = state.task
